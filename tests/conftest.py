@@ -1,10 +1,22 @@
-"""Fixtures shared by the whole suite."""
+"""Fixtures shared by the whole suite.
+
+The suite uses PostgreSQL and Redis when DATABASE_URL / REDIS_URL are set (CI sets both),
+else a SQLite file and an in-process fake Redis. Tests flush the Redis database they are
+given: point REDIS_URL at a scratch database.
+"""
 
 from __future__ import annotations
 
+import os
+import re
+from collections.abc import Callable, Iterator
+
 import pytest
+from sqlalchemy import event
 
 from tests.sandbox_server import ServedApp
+
+TEST_PASSWORD = "correct horse battery staple"
 
 
 @pytest.fixture(scope="session")
@@ -15,3 +27,189 @@ def sandbox_server():
     served = ServedApp(sandbox.create_app())
     yield served.url
     served.close()
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory) -> str:
+    """The database the suite runs on: DATABASE_URL, or a fresh SQLite file."""
+    return os.environ.get("DATABASE_URL") or f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.sqlite'}"
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory) -> Iterator[str]:
+    """A Redis server reachable over TCP: REDIS_URL, or a private redis-server on a free port.
+
+    Worker processes started by tests connect to it just as production workers do.
+    """
+    if os.environ.get("REDIS_URL"):
+        yield os.environ["REDIS_URL"]
+        return
+    import shutil
+    import subprocess
+    import time
+
+    import redis
+
+    from tests.sandbox_server import free_port
+
+    binary = shutil.which("redis-server")
+    assert binary, "tests need REDIS_URL or a redis-server binary (apt-get install redis-server)"
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            binary,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(tmp_path_factory.mktemp("redis")),
+        ],
+        stdout=subprocess.DEVNULL,
+    )
+    url = f"redis://127.0.0.1:{port}/0"
+    for _ in range(100):
+        try:
+            redis.Redis.from_url(url).ping()
+            break
+        except redis.ConnectionError:
+            time.sleep(0.05)
+    yield url
+    proc.terminate()
+    proc.wait(10)
+
+
+@pytest.fixture(scope="session")
+def app(database_url, redis_url, tmp_path_factory):
+    """The portal app on the test database, migrated to head with `flask db upgrade`."""
+    from flask_migrate import upgrade
+
+    from portal import create_app
+
+    instance = tmp_path_factory.mktemp("instance")
+    app = create_app(
+        {
+            "TESTING": True,
+            "SQLALCHEMY_DATABASE_URI": database_url,
+            "REDIS_URL": redis_url,
+            "EMBEDDED_WORKER": False,
+            "SECRET_KEY": "test-secret-key-that-is-long-enough-for-production",
+            "TOKEN_KEYS": "nKxGk3sSgq3I5YcdwHcXjzD0Q4oC8bVtPvyZ6J1mQ2E=",
+            "SERVER_NAME": None,
+        }
+    )
+    app.instance_path = str(instance)
+    with app.app_context():
+        upgrade()
+    return app
+
+
+@pytest.fixture(autouse=True)
+def _clean_state(request) -> Iterator[None]:
+    """Leave every table empty and the Redis database flushed after each portal test."""
+    yield
+    if "app" not in request.fixturenames:
+        return
+    app = request.getfixturevalue("app")
+    from portal.extensions import db, queue
+
+    with app.app_context():
+        db.session.remove()
+        with db.engine.begin() as conn:
+            for table in reversed(db.metadata.sorted_tables):
+                conn.execute(table.delete())
+        queue.connection.flushdb()
+
+
+@pytest.fixture
+def client(app):
+    """A test client with no session."""
+    return app.test_client()
+
+
+@pytest.fixture
+def db(app):
+    """The SQLAlchemy handle, inside an app context."""
+    from portal.extensions import db as _db
+
+    with app.app_context():
+        yield _db
+
+
+@pytest.fixture
+def make_staff(app) -> Callable:
+    """Return a factory of committed staff accounts: make_staff("ops") -> StaffUser id/email."""
+    from portal.auth.services import create_staff
+    from portal.extensions import db
+
+    def make(role: str = "support", email: str | None = None, password: str = TEST_PASSWORD):
+        with app.app_context():
+            user = create_staff(
+                email or f"{role}-{os.urandom(3).hex()}@example.test", role, password, actor="test"
+            )
+            db.session.commit()
+            return {"id": user.id, "email": user.email, "password": password, "role": role}
+
+    return make
+
+
+def csrf_token_of(html: str) -> str:
+    """Return the CSRF token embedded in a page (hidden input or the body's hx-headers)."""
+    match = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', html) or re.search(
+        r'"X-CSRFToken": "([^"]+)"', html
+    )
+    assert match, "no CSRF token on the page"
+    return match.group(1)
+
+
+@pytest.fixture
+def login(client) -> Callable:
+    """Return a function that logs ``client`` in as a staff account and returns its CSRF token."""
+
+    def do_login(user: dict, client=client) -> str:
+        token = csrf_token_of(client.get("/login").get_data(as_text=True))
+        response = client.post(
+            "/login", data={"email": user["email"], "password": user["password"], "csrf_token": token}
+        )
+        assert response.status_code == 302, response.get_data(as_text=True)
+        return csrf_token_of(client.get("/").get_data(as_text=True))
+
+    return do_login
+
+
+@pytest.fixture
+def demo_data(app) -> dict:
+    """Seed a small deterministic demo set; return its counts."""
+    from portal.demo.seed import seed_demo_data
+
+    with app.app_context():
+        return seed_demo_data(orgs=8, seed=7)
+
+
+@pytest.fixture
+def count_queries(app):
+    """Return a context manager counting the SQL statements run inside it."""
+    from contextlib import contextmanager
+
+    from portal.extensions import db
+
+    @contextmanager
+    def counter():
+        statements: list[str] = []
+
+        def before(conn, cursor, statement, *args):
+            statements.append(statement)
+
+        with app.app_context():
+            engine = db.engine
+        event.listen(engine, "before_cursor_execute", before)
+        try:
+            yield statements
+        finally:
+            event.remove(engine, "before_cursor_execute", before)
+
+    return counter

@@ -47,7 +47,11 @@ def shape_differences(
             problems.append(f"{path}: unexpected keys {extra}")
         for key in sorted(set(expected) & set(actual)):
             problems += shape_differences(
-                expected[key], actual[key], f"{path}.{key}", nullable_ok=nullable_ok, extra_keys_ok=extra_keys_ok
+                expected[key],
+                actual[key],
+                f"{path}.{key}",
+                nullable_ok=nullable_ok,
+                extra_keys_ok=extra_keys_ok,
             )
     elif et == "array" and expected:
         for i, item in enumerate(actual):

@@ -1,0 +1,74 @@
+"""What every job needs: the Flask app's context and its SyncRun mirror kept current."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from flask import Flask, has_app_context
+
+from portal.extensions import db
+from portal.models import SyncRun, SyncRunStatus
+
+_app: Flask | None = None
+
+
+def get_app() -> Flask:
+    """Return this process's app, built from the environment on first use."""
+    global _app
+    if _app is None:
+        from portal import create_app
+
+        _app = create_app()
+    return _app
+
+
+def job_logger(run: SyncRun) -> logging.LoggerAdapter:
+    """Return a logger whose records carry the run and RQ job ids."""
+    return logging.LoggerAdapter(
+        logging.getLogger("ledgerlink.jobs"), {"sync_run_id": run.id, "rq_job_id": run.rq_job_id}
+    )
+
+
+def tracked(fn: Callable[..., dict | None]) -> Callable[[int], Any]:
+    """Run ``fn(run, log)`` for SyncRun ``sync_run_id``, mirroring its status and outcome.
+
+    The run moves to running before ``fn`` and to succeeded or failed after it, each committed
+    at once so that pages show it. ``fn`` may return counts to store on the run.
+    """
+
+    @functools.wraps(fn)
+    def wrapper(sync_run_id: int, *args: Any) -> Any:
+        if has_app_context():
+            return _run(fn, sync_run_id, *args)
+        with get_app().app_context():
+            return _run(fn, sync_run_id, *args)
+
+    return wrapper
+
+
+def _run(fn: Callable[..., dict | None], sync_run_id: int, *args: Any) -> Any:
+    run = db.session.get(SyncRun, sync_run_id)
+    if run is None:
+        raise LookupError(f"SyncRun {sync_run_id} does not exist")
+    if run.status is SyncRunStatus.cancelled:
+        return None
+    run.transition(SyncRunStatus.running)
+    db.session.commit()
+    log = job_logger(run)
+    try:
+        counts = fn(run, log, *args)
+    except Exception as exc:
+        db.session.rollback()
+        run = db.session.get(SyncRun, sync_run_id)
+        run.transition(SyncRunStatus.failed, message=f"{type(exc).__name__}: {exc}")
+        db.session.commit()
+        log.exception("job failed")
+        raise
+    if counts:
+        run.counts = counts
+    run.transition(SyncRunStatus.succeeded)
+    db.session.commit()
+    return counts

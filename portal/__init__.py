@@ -1,0 +1,69 @@
+"""Ledgerlink: the portal where staff run customers' connections to their accounting ledgers."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from flask import Flask
+
+from . import config
+
+
+def create_app(test_config: dict | None = None) -> Flask:
+    """Build the portal app: config layers, extensions, blueprints, CLI."""
+    app = Flask(__name__, instance_relative_config=True)
+    app.instance_path  # noqa: B018 - resolved before config so instance/ paths work
+    config.load(app, test_config)
+    logging.basicConfig(level=app.config.get("LOG_LEVEL", "INFO"))
+
+    from . import errors, security
+    from .extensions import csrf, db, htmx, login_manager, migrate, queue
+
+    db.init_app(app)
+    migrate.init_app(
+        app,
+        db,
+        directory=str(Path(app.root_path).parent / "migrations"),
+        render_as_batch=True,
+        compare_type=True,
+    )
+    login_manager.init_app(app)
+    csrf.init_app(app)
+    htmx.init_app(app)
+    queue.init_app(app)
+    security.init_app(app)
+    errors.init_app(app)
+
+    from .auth import views as auth
+    from .dashboard import views as dashboard
+    from .organizations import views as organizations
+    from .system import views as system
+
+    app.register_blueprint(auth.bp)
+    app.register_blueprint(dashboard.bp)
+    app.register_blueprint(organizations.bp)
+    app.register_blueprint(system.bp)
+
+    from .cli import init_app as init_cli
+
+    init_cli(app)
+
+    from .templating import init_app as init_templating
+
+    init_templating(app)
+
+    if app.config["MOUNT_SANDBOX"]:
+        _mount_sandbox(app)
+    if app.config["EMBEDDED_WORKER"]:
+        queue.start_embedded_worker(app)
+    return app
+
+
+def _mount_sandbox(app: Flask) -> None:
+    """Serve the provider sandbox under /sandbox on this server (the one-process demo)."""
+    from werkzeug.middleware.dispatcher import DispatcherMiddleware
+
+    import sandbox
+
+    app.wsgi_app = DispatcherMiddleware(app.wsgi_app, {"/sandbox": sandbox.create_app()})

@@ -1,0 +1,97 @@
+"""``flask`` commands: staff accounts, demo data, the provider sandbox."""
+
+from __future__ import annotations
+
+import click
+from flask import Flask
+from flask.cli import AppGroup
+
+from .extensions import db
+
+users_cli = AppGroup("users", help="Manage staff accounts.")
+seed_cli = AppGroup("seed", help="Create demo data.")
+
+
+@users_cli.command("create")
+@click.option("--email", required=True, help="Login e-mail address.")
+@click.option("--role", required=True, type=click.Choice(["support", "ops", "admin"]))
+@click.option("--name", default="", help="Display name.")
+@click.option(
+    "--password", prompt=True, hide_input=True, confirmation_prompt=True, help="At least 12 characters."
+)
+def create_user(email: str, role: str, name: str, password: str) -> None:
+    """Create a staff account."""
+    from .auth.services import StaffError, create_staff
+
+    try:
+        user = create_staff(email, role, password, name=name, actor="cli")
+    except StaffError as exc:
+        raise click.ClickException(str(exc)) from exc
+    db.session.commit()
+    click.echo(f"Created {user.email} with role {user.role.value}.")
+
+
+@seed_cli.command("demo")
+@click.option("--orgs", default=24, show_default=True, type=click.IntRange(1, 100_000), help="Organizations.")
+@click.option("--seed", "seed_value", default=1, show_default=True, type=int, help="Random seed.")
+@click.option("--if-empty", is_flag=True, help="Do nothing when organizations already exist.")
+def seed_demo(orgs: int, seed_value: int, if_empty: bool) -> None:
+    """Create deterministic, realistic demo organizations with their billing records."""
+    import time
+
+    from .demo.seed import DemoSeedError, seed_demo_data
+
+    started = time.perf_counter()
+    try:
+        summary = seed_demo_data(orgs=orgs, seed=seed_value, if_empty=if_empty)
+    except DemoSeedError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if summary is None:
+        click.echo("Organizations already exist; demo data left as it is.")
+        return
+    elapsed = time.perf_counter() - started
+    click.echo(
+        ", ".join(f"{n:,} {k.replace('_', ' ')}" for k, n in summary.items()) + f" in {elapsed:.1f} s."
+    )
+
+
+@seed_cli.command("staff")
+def seed_staff() -> None:
+    """Create demo staff accounts (one per role) once, and print the login."""
+    import secrets
+    from pathlib import Path
+
+    from flask import current_app
+
+    from .auth.services import create_staff
+    from .models import Role, StaffUser
+
+    login_file = Path(current_app.instance_path) / "demo-login.txt"
+    if db.session.scalar(db.select(StaffUser.id).limit(1)) is None:
+        password = secrets.token_urlsafe(12)
+        for role in Role:
+            create_staff(
+                f"{role.value}@ledgerlink.local",
+                role.value,
+                password,
+                name=f"Demo {role.value}",
+                actor="seed",
+            )
+        db.session.commit()
+        login_file.write_text(
+            "".join(f"{role.value}@ledgerlink.local  {password}\n" for role in Role), encoding="utf-8"
+        )
+        login_file.chmod(0o600)
+    if login_file.exists():
+        click.echo("Demo logins (role in the address):\n" + login_file.read_text(encoding="utf-8"))
+    else:
+        click.echo("Staff accounts exist already; log in with yours (flask --app app users create …).")
+
+
+def init_app(app: Flask) -> None:
+    """Register the command groups."""
+    from sandbox.cli import sandbox_cli
+
+    app.cli.add_command(users_cli)
+    app.cli.add_command(seed_cli)
+    app.cli.add_command(sandbox_cli)

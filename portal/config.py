@@ -1,0 +1,122 @@
+"""Settings: defaults, then instance/config.py, then LEDGERLINK_* / DATABASE_URL / REDIS_URL.
+
+Development generates its secrets once and keeps them in instance/; production refuses to
+start without them (and without a real database and Redis).
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import secrets
+from datetime import timedelta
+from pathlib import Path
+
+from flask import Flask
+
+
+class UnsafeConfigError(RuntimeError):
+    """Production configuration that must not be run; the message says what to set."""
+
+
+DEFAULTS = {
+    #: "development" (embedded defaults) or "production" (PostgreSQL + Redis, secrets required).
+    "ENV": "development",
+    "SQLALCHEMY_TRACK_MODIFICATIONS": False,
+    "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+    #: Redis URL for RQ, locks and rate limits; empty means an in-process fake Redis.
+    "REDIS_URL": "",
+    #: Run jobs in a worker thread of the web process (embedded mode only).
+    "EMBEDDED_WORKER": True,
+    #: Base URL of the provider sandbox; empty means the real providers.
+    "SANDBOX_URL": "",
+    #: Mount the provider sandbox under /sandbox on the portal's own server (demo mode).
+    "MOUNT_SANDBOX": False,
+    "SESSION_COOKIE_HTTPONLY": True,
+    "SESSION_COOKIE_SAMESITE": "Lax",
+    "SESSION_COOKIE_SECURE": False,
+    "SESSION_COOKIE_NAME": "ledgerlink_session",
+    "REMEMBER_COOKIE_HTTPONLY": True,
+    "REMEMBER_COOKIE_SAMESITE": "Lax",
+    "REMEMBER_COOKIE_DURATION": timedelta(days=1),
+    "PERMANENT_SESSION_LIFETIME": timedelta(hours=12),
+    "WTF_CSRF_TIME_LIMIT": None,  # the token lives as long as the session
+    #: Failed logins per e-mail address (and per client address) before a lock-out.
+    "LOGIN_MAX_FAILURES": 5,
+    "LOGIN_LOCKOUT_SECONDS": 15 * 60,
+    "PAGE_SIZE": 25,
+    #: Name of the invoicing SaaS whose customers Ledgerlink serves (shown to approvers).
+    "SAAS_NAME": "Invoicr",
+}
+
+
+def load(app: Flask, test_config: dict | None) -> None:
+    """Apply the configuration layers to ``app`` in order and check the result.
+
+    :raise UnsafeConfigError: when production settings are missing or unsafe.
+    """
+    app.config.update(DEFAULTS)
+    app.config.from_pyfile("config.py", silent=True)
+    app.config.from_prefixed_env("LEDGERLINK")
+    for name in ("DATABASE_URL", "REDIS_URL"):
+        if os.environ.get(name):
+            app.config["SQLALCHEMY_DATABASE_URI" if name == "DATABASE_URL" else name] = os.environ[name]
+    if test_config:
+        app.config.update(test_config)
+
+    uri = app.config.get("SQLALCHEMY_DATABASE_URI") or ""
+    if uri.startswith("postgres://"):  # Heroku-style URLs name the dialect SQLAlchemy dropped
+        uri = "postgresql://" + uri[len("postgres://") :]
+    if uri.startswith("postgresql://"):
+        uri = "postgresql+psycopg://" + uri[len("postgresql://") :]
+    if not uri:
+        uri = "sqlite:///" + str(Path(app.instance_path) / "ledgerlink.sqlite")
+    app.config["SQLALCHEMY_DATABASE_URI"] = uri
+
+    if app.config["ENV"] == "production":
+        _check_production(app)
+    else:
+        _ensure_development_secrets(app)
+
+
+def _check_production(app: Flask) -> None:
+    missing = [
+        name
+        for name, value in (
+            ("LEDGERLINK_SECRET_KEY", app.config.get("SECRET_KEY")),
+            ("LEDGERLINK_TOKEN_KEYS", app.config.get("TOKEN_KEYS")),
+            ("DATABASE_URL", app.config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql")),
+            ("REDIS_URL", app.config.get("REDIS_URL")),
+        )
+        if not value
+    ]
+    if missing:
+        raise UnsafeConfigError(
+            "production mode needs " + ", ".join(missing) + " (see README.md, Configuration)"
+        )
+    if len(str(app.config["SECRET_KEY"])) < 32:
+        raise UnsafeConfigError("LEDGERLINK_SECRET_KEY must be at least 32 characters")
+    app.config.update(
+        SESSION_COOKIE_SECURE=True, REMEMBER_COOKIE_SECURE=True, EMBEDDED_WORKER=False, MOUNT_SANDBOX=False
+    )
+
+
+def _ensure_development_secrets(app: Flask) -> None:
+    """Create instance/secrets.py with a secret key and a token key once, then load it."""
+    if app.config.get("SECRET_KEY") and app.config.get("TOKEN_KEYS"):
+        return
+    path = Path(app.instance_path) / "secrets.py"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fernet_key = base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
+        path.write_text(
+            "# Generated for development on first start; production sets LEDGERLINK_* instead.\n"
+            f"SECRET_KEY = {secrets.token_urlsafe(48)!r}\n"
+            f"TOKEN_KEYS = {fernet_key!r}\n"
+        )
+        path.chmod(0o600)
+    generated = {}
+    exec(compile(path.read_text(), str(path), "exec"), generated)  # noqa: S102 - our own generated file
+    for key in ("SECRET_KEY", "TOKEN_KEYS"):
+        if not app.config.get(key):
+            app.config[key] = generated[key]

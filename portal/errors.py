@@ -1,0 +1,59 @@
+"""Error pages: a clear sentence and the right status, as a page or an htmx fragment."""
+
+from __future__ import annotations
+
+from flask import Flask, render_template, request
+from flask_htmx import make_response
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException, InternalServerError
+
+from .extensions import db, htmx
+
+TITLES = {
+    400: "Bad request",
+    401: "Please log in",
+    403: "Not allowed",
+    404: "Not found",
+    405: "Not allowed",
+    429: "Too many requests",
+    500: "Something went wrong",
+}
+
+CSRF_MESSAGE = (
+    "This form's security token is missing or expired, so nothing was changed. Reload the page and try again."
+)
+
+
+def render_error(status: int, message: str):
+    """Render ``message`` with ``status``: an out-of-band flash for htmx, else a page."""
+    if htmx and not htmx.boosted:
+        body = render_template("_flash_oob.html", flashes=[("error", message)])
+        return make_response(body, status, reswap="none")
+    if request.path.startswith("/api/"):
+        return {"error": {"status": status, "message": message}}, status
+    return render_template(
+        "errors/error.html", status=status, title=TITLES.get(status, "Error"), message=message
+    ), status
+
+
+def init_app(app: Flask) -> None:
+    """Register the handlers; every one rolls back what the request had not committed."""
+
+    @app.errorhandler(CSRFError)
+    def csrf_error(exc: CSRFError):
+        db.session.rollback()
+        return render_error(400, CSRF_MESSAGE)
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException):
+        db.session.rollback()
+        if exc.code is None or exc.code < 400:
+            return exc
+        return render_error(exc.code, exc.description or TITLES.get(exc.code, "Error"))
+
+    @app.errorhandler(InternalServerError)
+    def server_error(exc: InternalServerError):
+        db.session.rollback()
+        return render_error(
+            500, "Something went wrong on our side. It has been logged; try again in a minute."
+        )

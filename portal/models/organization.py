@@ -1,0 +1,57 @@
+"""The SaaS's customer accounts and their invoicing entities."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from sqlalchemy import ForeignKey, String
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from ..database import UTCDateTime, utcnow
+from ..extensions import db
+
+if TYPE_CHECKING:
+    from .billing import Customer
+
+
+class Organization(db.Model):
+    """A customer account of the invoicing SaaS."""
+
+    __tablename__ = "organization"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    #: The SaaS's own id of the account; unique.
+    external_id: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200), index=True)
+    #: ISO 3166-1 alpha-2 country of the account's head office.
+    country: Mapped[str] = mapped_column(String(2))
+    #: Where the SaaS reaches the account's administrator.
+    contact_email: Mapped[str | None] = mapped_column(String(254))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    business_units: Mapped[list[BusinessUnit]] = relationship(
+        back_populates="organization", order_by="BusinessUnit.id", cascade="all, delete-orphan"
+    )
+    customers: Mapped[list[Customer]] = relationship(back_populates="organization", lazy="raise")
+
+
+class BusinessUnit(db.Model):
+    """An invoicing entity of an organization; a ledger connection belongs to one."""
+
+    __tablename__ = "business_unit"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organization_id: Mapped[int] = mapped_column(
+        ForeignKey("organization.id", ondelete="CASCADE"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(200))
+    #: ISO 3166-1 alpha-2 country whose tax rules the entity invoices under.
+    country: Mapped[str] = mapped_column(String(2))
+    #: ISO 4217 currency the entity invoices in.
+    currency: Mapped[str] = mapped_column(String(3))
+    #: The entity's own VAT number, as registered.
+    vat_number: Mapped[str | None] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    organization: Mapped[Organization] = relationship(back_populates="business_units")

@@ -1,0 +1,104 @@
+"""Every route declares its role, refuses anonymous and under-privileged staff, and needs CSRF."""
+
+from __future__ import annotations
+
+import pytest
+
+from portal.models import Role
+
+#: Routes anyone may reach, each for a reason.
+PUBLIC = {
+    "static",  # CSS and JavaScript
+    "auth.login",  # the way in
+    "system.health",  # load-balancer probe, says only "ok"
+}
+
+STATE_CHANGING = {"POST", "PUT", "PATCH", "DELETE"}
+
+
+def _endpoints(app):
+    for rule in app.url_map.iter_rules():
+        yield rule, app.view_functions[rule.endpoint]
+
+
+def _sample_url(rule) -> str:
+    values = {arg: 1 for arg in rule.arguments}
+    if rule.endpoint == "organizations.list_records":
+        values["section"] = "invoices"
+    if rule.endpoint == "static":
+        values["filename"] = "app.css"
+    return rule.build(values, append_unknown=False)[1]
+
+
+def test_every_route_is_public_by_allow_list_or_declares_a_role(app):
+    undeclared = [
+        rule.rule
+        for rule, view in _endpoints(app)
+        if rule.endpoint not in PUBLIC and not isinstance(getattr(view, "required_role", None), Role)
+    ]
+    assert not undeclared, f"routes without a declared role: {undeclared}"
+    marked_public = {rule.endpoint for rule, view in _endpoints(app) if getattr(view, "public", False)}
+    assert marked_public | {"static"} == PUBLIC
+
+
+def test_anonymous_requests_are_sent_to_login(app, client):
+    for rule, _view in _endpoints(app):
+        if rule.endpoint in PUBLIC:
+            continue
+        url = _sample_url(rule)
+        for method in rule.methods - {"HEAD", "OPTIONS"}:
+            response = client.open(url, method=method)
+            if method == "GET":
+                assert response.status_code == 302, (method, url)
+                assert response.headers["Location"].startswith("/login"), url
+            else:
+                # No session means no CSRF token either; either refusal is right, never a change.
+                assert response.status_code in (302, 400, 401), (method, url, response.status_code)
+            htmx = client.open(url, method=method, headers={"HX-Request": "true"})
+            assert htmx.status_code in (400, 401), (method, url)
+
+
+def test_staff_below_the_declared_role_get_403(app, client, make_staff, login):
+    token = login(make_staff("support"))
+    checked = 0
+    for rule, view in _endpoints(app):
+        needed = getattr(view, "required_role", None)
+        if needed is None or needed is Role.support:
+            continue
+        for method in rule.methods - {"HEAD", "OPTIONS"}:
+            response = client.open(_sample_url(rule), method=method, headers={"X-CSRFToken": token})
+            assert response.status_code == 403, (method, rule.rule)
+            checked += 1
+    assert checked >= 1
+
+
+@pytest.mark.parametrize("with_htmx", [False, True])
+def test_state_changes_without_csrf_token_are_refused(app, client, make_staff, login, with_htmx):
+    login(make_staff("admin"))
+    headers = {"HX-Request": "true"} if with_htmx else {}
+    checked = 0
+    for rule, _view in _endpoints(app):
+        for method in rule.methods & STATE_CHANGING:
+            if rule.endpoint == "auth.login":
+                continue
+            response = client.open(_sample_url(rule), method=method, headers=headers)
+            assert response.status_code == 400, (method, rule.rule, response.status_code)
+            assert "security token" in response.get_data(as_text=True)
+            checked += 1
+    assert checked >= 2
+    assert client.get("/").status_code == 200  # still logged in: nothing was done
+
+
+def test_security_headers(client):
+    response = client.get("/login")
+    csp = response.headers["Content-Security-Policy"]
+    assert "script-src 'self'" in csp and "unsafe-inline" not in csp and "frame-ancestors 'none'" in csp
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert response.headers["X-Frame-Options"] == "DENY"
+
+
+def test_no_inline_script_in_pages(client, make_staff, login, demo_data):
+    login(make_staff("admin"))
+    for url in ("/", "/organizations/", "/jobs", "/login"):
+        html = client.get(url).get_data(as_text=True)
+        assert "<script>" not in html and " on" + "click=" not in html
