@@ -405,6 +405,55 @@ class _OrgBuilder:
         return rows
 
 
+def _plan_payment(b: _OrgBuilder, inv: dict) -> dict | None:
+    """Decide whether ``inv`` is paid in full, in part or not at all; update it and return the payment."""
+    rng = b.rng
+    age = (b.anchor - inv["issue_date"]).days
+    roll = rng.random()
+    full, partial = (0.75, 0.85) if age > 60 else (0.4, 0.5)
+    if roll >= partial:
+        return None
+    amount = (
+        inv["total"] if roll < full else _money(inv["total"] * Decimal(rng.choice(["0.25", "0.5", "0.6"])))
+    )
+    inv["amount_paid"] = amount
+    inv["status"] = InvoiceStatus.paid if amount >= inv["total"] else InvoiceStatus.partially_paid
+    return {
+        "organization_id": inv["organization_id"],
+        "external_id": f"pay_{inv['external_id'][4:]}",
+        "paid_on": min(inv["issue_date"] + timedelta(days=rng.randint(2, 45)), b.anchor),
+        "amount": amount,
+        "currency": inv["currency"],
+        "method": rng.choice(list(PaymentMethod)),
+        "reference": f"RF{rng.randint(10**9, 10**10 - 1)}",
+        "created_at": utcnow(),
+    }
+
+
+def _plan_credit_note(b: _OrgBuilder, inv: dict, lines: list[dict]) -> tuple[dict, list[dict]] | None:
+    """Decide whether ``inv`` gets a credit note (for its first line); return it with its lines."""
+    rng = b.rng
+    if rng.random() >= 0.07 or not lines:
+        return None
+    credited = lines[:1]
+    note = {
+        "organization_id": inv["organization_id"],
+        "business_unit_id": inv["business_unit_id"],
+        "customer_id": inv["customer_id"],
+        "external_id": f"crn_{inv['external_id'][4:]}",
+        "number": f"CN-{inv['number']}",
+        "issue_date": min(inv["issue_date"] + timedelta(days=rng.randint(1, 20)), b.anchor),
+        "currency": inv["currency"],
+        "subtotal": credited[0]["net_amount"],
+        "tax_total": credited[0]["tax_amount"],
+        "total": credited[0]["net_amount"] + credited[0]["tax_amount"],
+        "reason": rng.choice(["Price correction", "Returned goods", "Hours billed twice", None]),
+        "created_at": utcnow(),
+        "updated_at": utcnow(),
+    }
+    return note, credited
+
+
 def _write_chunk(chunk: list[_OrgBuilder]) -> dict[str, int]:
     """Insert a chunk of organizations with everything below them; return counts."""
 
@@ -443,105 +492,58 @@ def _write_chunk(chunk: list[_OrgBuilder]) -> dict[str, int]:
     for row, pid in zip(prod_rows, prod_ids, strict=True):
         row["id"] = pid
 
-    invoice_rows, invoice_lines, meta = [], [], []
+    invoice_rows: list[dict] = []
+    invoice_plans: list[tuple[list[dict], dict | None, tuple[dict, list[dict]] | None]] = []
     for b, org_id, u0, un, c0, cn, p0, pn in plan:
         rng, anchor = b.rng, b.anchor
         units = list(zip(unit_ids[u0 : u0 + un], unit_rows[u0 : u0 + un], strict=True))
         products = prod_rows[p0 : p0 + pn]
         seq: dict[tuple[int, int], int] = {}
-        for _ in range(rng.randint(8, 24)):
+        # Dates first, in order, so that invoice numbers rise with the date as in a real ledger.
+        dates = sorted(anchor - timedelta(days=rng.randint(0, 3 * 365)) for _ in range(rng.randint(8, 24)))
+        for k, issue in enumerate(dates):
             unit_id, unit = units[0] if len(units) == 1 or rng.random() < 0.8 else units[1]
-            issue = anchor - timedelta(days=rng.randint(0, 3 * 365))
             lines = b.lines(products, COUNTRIES[unit["country"]].rates)
             subtotal = sum((line["net_amount"] for line in lines), Decimal(0))
             tax = sum((line["tax_amount"] for line in lines), Decimal(0))
             key = (unit_id, issue.year)
             seq[key] = seq.get(key, 0) + 1
-            invoice_rows.append(
-                {
-                    "organization_id": org_id,
-                    "business_unit_id": unit_id,
-                    "customer_id": cust_ids[c0 + rng.randrange(cn)],
-                    "external_id": f"inv_{b.index:06d}_{len(meta):05d}",
-                    "number": f"{unit['country']}{issue.year}-{seq[key]:05d}",
-                    "issue_date": issue,
-                    "due_date": issue + timedelta(days=rng.choice([14, 30, 30, 45])),
-                    "currency": unit["currency"],
-                    "subtotal": subtotal,
-                    "tax_total": tax,
-                    "total": subtotal + tax,
-                    "status": InvoiceStatus.open,
-                    "amount_paid": Decimal("0.00"),
-                    "created_at": utcnow(),
-                    "updated_at": utcnow(),
-                }
-            )
-            invoice_lines.append(lines)
-            meta.append(b)
+            invoice = {
+                "organization_id": org_id,
+                "business_unit_id": unit_id,
+                "customer_id": cust_ids[c0 + rng.randrange(cn)],
+                "external_id": f"inv_{b.index:06d}_{k:05d}",
+                "number": f"{unit['country']}{issue.year}-{seq[key]:05d}",
+                "issue_date": issue,
+                "due_date": issue + timedelta(days=rng.choice([14, 30, 30, 45])),
+                "currency": unit["currency"],
+                "subtotal": subtotal,
+                "tax_total": tax,
+                "total": subtotal + tax,
+                "status": InvoiceStatus.open,
+                "amount_paid": Decimal("0.00"),
+                "created_at": utcnow(),
+                "updated_at": utcnow(),
+            }
+            # Payment and credit-note outcomes are decided before writing, so no update pass.
+            payment = _plan_payment(b, invoice)
+            note = _plan_credit_note(b, invoice, lines)
+            invoice_rows.append(invoice)
+            invoice_plans.append((lines, payment, note))
     invoice_ids = insert_returning(Invoice, invoice_rows)
 
     line_rows, payment_rows, note_rows, note_lines = [], [], [], []
-    for inv_id, inv, lines, b in zip(invoice_ids, invoice_rows, invoice_lines, meta, strict=True):
-        rng = b.rng
-        for line in lines:
-            line_rows.append({**line, "invoice_id": inv_id})
-        age = (b.anchor - inv["issue_date"]).days
-        roll = rng.random()
-        full, partial = (0.75, 0.85) if age > 60 else (0.4, 0.5)
-        if roll < partial:
-            amount = (
-                inv["total"]
-                if roll < full
-                else _money(inv["total"] * Decimal(rng.choice(["0.25", "0.5", "0.6"])))
-            )
-            paid_on = min(inv["issue_date"] + timedelta(days=rng.randint(2, 45)), b.anchor)
-            payment_rows.append(
-                {
-                    "organization_id": inv["organization_id"],
-                    "invoice_id": inv_id,
-                    "external_id": f"pay_{inv['external_id'][4:]}",
-                    "paid_on": paid_on,
-                    "amount": amount,
-                    "currency": inv["currency"],
-                    "method": rng.choice(list(PaymentMethod)),
-                    "reference": f"RF{rng.randint(10**9, 10**10 - 1)}",
-                    "created_at": utcnow(),
-                }
-            )
-            inv["amount_paid"] = amount
-            inv["status"] = InvoiceStatus.paid if amount >= inv["total"] else InvoiceStatus.partially_paid
-        if rng.random() < 0.07 and lines:
-            credited = lines[:1]
-            note_rows.append(
-                {
-                    "organization_id": inv["organization_id"],
-                    "business_unit_id": inv["business_unit_id"],
-                    "customer_id": inv["customer_id"],
-                    "invoice_id": inv_id,
-                    "external_id": f"crn_{inv['external_id'][4:]}",
-                    "number": f"CN-{inv['number']}",
-                    "issue_date": min(inv["issue_date"] + timedelta(days=rng.randint(1, 20)), b.anchor),
-                    "currency": inv["currency"],
-                    "subtotal": credited[0]["net_amount"],
-                    "tax_total": credited[0]["tax_amount"],
-                    "total": credited[0]["net_amount"] + credited[0]["tax_amount"],
-                    "reason": rng.choice(["Price correction", "Returned goods", "Hours billed twice", None]),
-                    "created_at": utcnow(),
-                    "updated_at": utcnow(),
-                }
-            )
-            note_lines.append(credited)
+    for inv_id, (lines, payment, note) in zip(invoice_ids, invoice_plans, strict=True):
+        line_rows += [{**line, "invoice_id": inv_id} for line in lines]
+        if payment is not None:
+            payment_rows.append({**payment, "invoice_id": inv_id})
+        if note is not None:
+            note_rows.append({**note[0], "invoice_id": inv_id})
+            note_lines.append(note[1])
     if line_rows:
         db.session.execute(insert(InvoiceLine), line_rows)
     if payment_rows:
         db.session.execute(insert(Payment), payment_rows)
-        # Payment outcomes were decided after the invoices were written: update them in bulk.
-        paid = [
-            {"id": inv_id, "status": inv["status"], "amount_paid": inv["amount_paid"]}
-            for inv_id, inv in zip(invoice_ids, invoice_rows, strict=True)
-            if inv["status"] is not InvoiceStatus.open
-        ]
-        db.session.execute(db.update(Invoice), paid)
     note_ids = insert_returning(CreditNote, note_rows)
     if note_ids:
         db.session.execute(
