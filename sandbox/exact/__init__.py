@@ -7,6 +7,7 @@ package for the endpoints, demo data and control actions.
 from __future__ import annotations
 
 import secrets
+from collections import deque
 
 from flask import Flask, Response, jsonify
 
@@ -14,7 +15,7 @@ from ..core.faults import Fault
 from ..core.provider import ControlError, ProviderEmulator
 from . import demo, ops
 from .messages import ExactError
-from .state import REGIONS, AuthCode, Chain, ExactState, User
+from .state import REGIONS, AuthCode, Chain, ErrorBlock, ExactState, User
 from .web import bp
 
 
@@ -196,52 +197,75 @@ class ExactOnlineEmulator(ProviderEmulator):
         response.status_code = 429
         return response
 
+    @staticmethod
+    def error_scope(chain: Chain, division: int | None, resource: str) -> tuple:
+        """Return the error-budget scope of a call: (app, user, division, endpoint) (§4.2)."""
+        endpoint = resource.split("?")[0].split("(")[0].strip("/").lower()
+        return (chain.client_id, chain.user_id, division, endpoint)
+
     def count_error(self, status: int) -> None:
-        """Feed the 10-errors-per-hour budget (§4.2) when it is switched on."""
-        from flask import g, request
+        """Feed the 10-errors-per-hour budget (§4.2); start a block when it is spent.
 
-        if not self.state.error_budget_enabled or status not in (400, 401, 403, 404):
+        Counts 400/401/403/404 of calls whose token names a chain (an unknown token has no
+        user to charge). The block lasts ``error_block_seconds``, times the number of blocks
+        in a row: Exact lifts it after an hour and "gradually increases" it on repeat (INV-21).
+        """
+        from flask import g
+
+        state = self.state
+        if not state.error_budget_enabled or status not in (400, 401, 403, 404):
             return
         chain = g.get("exact_chain")
-        if chain is None or g.get("exact_division") is None:
+        if chain is None or g.get("exact_error_blocked"):
+            # A block answered with a 4xx (error_block_status) must not extend itself.
             return
-        endpoint = g.get("exact_resource", "").split("(")[0].lower()
-        self.ctx.windows.hit(
-            (
-                "exact-online-errors",
-                chain.client_id,
-                chain.user_id,
-                g.exact_division,
-                endpoint,
-                request.method,
-            ),
-            window=3600,
-            limit=10**9,
-            now=self.ctx.clock.time(),
-        )
+        scope = self.error_scope(chain, g.get("exact_division"), g.get("exact_resource", ""))
+        now = self.ctx.clock.time()
+        with state.lock:
+            log = state.error_log.setdefault(scope, deque())
+            log.append(now)
+            while log and log[0] <= now - 3600:
+                log.popleft()
+            if len(log) < state.error_budget:
+                return
+            log.clear()
+            previous = state.error_blocks.get(scope)
+            strikes = previous.strikes + 1 if previous and now - previous.until < 86400 else 1
+            state.error_blocks[scope] = ErrorBlock(
+                until=now + state.error_block_seconds * strikes, strikes=strikes
+            )
 
-    def error_budget_blocked(self) -> bool:
-        """Say whether this request's (app, user, division, endpoint) spent its hourly errors."""
-        from flask import g, request
+    def error_budget_block(self) -> Response | None:
+        """Refuse the call if its (app, user, division, endpoint) spent its hourly errors (§4.2).
 
-        if not self.state.error_budget_enabled or not self.ctx.quotas_enabled:
-            return False
+        The blocked response is undocumented (§10): we answer ``error_block_status`` (429) in
+        Exact's error shape without X-RateLimit-* headers, so a client that waits for the
+        minutely reset cannot mistake it for the 60/min limit (header-less 429s: picqer#255).
+        """
+        from flask import g
+
+        state = self.state
+        if not state.error_budget_enabled or not self.ctx.quotas_enabled:
+            return None
         chain = g.get("exact_chain")
-        endpoint = g.get("exact_resource", "").split("(")[0].lower()
-        state = self.ctx.windows.peek(
-            (
-                "exact-online-errors",
-                chain.client_id,
-                chain.user_id,
-                g.exact_division,
-                endpoint,
-                request.method,
-            ),
-            window=3600,
-            limit=10**9,
-            now=self.ctx.clock.time(),
+        if chain is None:
+            return None
+        scope = self.error_scope(chain, g.get("exact_division"), g.get("exact_resource", ""))
+        with state.lock:
+            block = state.error_blocks.get(scope)
+        if block is None or self.ctx.clock.time() >= block.until:
+            return None
+        g.exact_rate_headers = {}
+        g.exact_error_blocked = True
+        response = jsonify(
+            ExactError(
+                state.error_block_status,
+                f"API rate limit exceeded: {state.error_budget} errors within one hour "
+                "for this app, user, division and endpoint.",
+            ).body()
         )
-        return (10**9 - state.remaining) >= self.state.error_budget
+        response.status_code = state.error_block_status
+        return response
 
     def _too_many(self) -> Response:
         # The 429 body is undocumented (§5 gap); Exact's error shape is the safest guess.
@@ -396,18 +420,25 @@ class ExactOnlineEmulator(ProviderEmulator):
             "token_daily_limit": int,
             "error_budget_enabled": bool,
             "error_budget": int,
+            "error_block_seconds": float,
+            "error_block_status": int,
             "code_ttl": float,
             "refresh_min_age": float,
             "page_size": int,
             "bulk_page_size": int,
         }
+        changes = {}
         for name, value in body.items():
             if name not in fields:
                 raise ControlError(f"unknown setting {name!r}; known: {', '.join(fields)}")
             try:
-                setattr(s, name, fields[name](value))
+                changes[name] = fields[name](value)
             except (TypeError, ValueError) as exc:
                 raise ControlError(f"invalid value for {name}") from exc
+        if not 400 <= changes.get("error_block_status", 429) <= 599 or changes.get("error_budget", 1) < 1:
+            raise ControlError("error_block_status must be 400-599 and error_budget at least 1")
+        for name, value in changes.items():
+            setattr(s, name, value)
         return {name: getattr(s, name) for name in fields}
 
     def _control_set_division_settings(self, body: dict) -> dict:

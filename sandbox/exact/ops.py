@@ -34,7 +34,7 @@ def check_properties(entity: schema.Entity, body: object, *, allow: tuple[str, .
     """
     if not isinstance(body, dict):
         raise ExactError(400, BAD_STREAM)
-    known = set(entity.names) | set(allow) | {"__metadata"}
+    known = entity.known.union(allow) if allow else entity.known
     for name in body:
         if name not in known:
             raise ExactError(

@@ -6,8 +6,11 @@ for the whole read-modify-write so concurrent requests see consistent tables.
 
 from __future__ import annotations
 
+import os
+import random
 import threading
 import uuid
+from collections import deque
 from dataclasses import dataclass, field
 
 from . import schema
@@ -48,9 +51,14 @@ def demo_guid(*parts: object) -> str:
     return str(uuid.uuid5(DEMO_NS, "/".join(str(p) for p in parts)))
 
 
+#: Record ids are not secrets: a PRNG seeded once avoids uuid4()'s os.urandom() syscall, which
+#: drops the GIL and costs a thread switch per id under waitress (bench/sandbox_throughput.py).
+_ids = random.Random(int.from_bytes(os.urandom(16), "big"))
+
+
 def new_guid() -> str:
-    """Return a fresh lowercase GUID."""
-    return str(uuid.uuid4())
+    """Return a fresh lowercase (version 4) GUID."""
+    return str(uuid.UUID(int=_ids.getrandbits(128), version=4))
 
 
 @dataclass
@@ -259,6 +267,15 @@ class Chain:
 
 
 @dataclass
+class ErrorBlock:
+    """A scope blocked for spending its hourly error budget (§4.2)."""
+
+    until: float
+    #: Blocks in a row (each one starting within a day of the previous one's end).
+    strikes: int
+
+
+@dataclass
 class AccessToken:
     """An issued bearer token."""
 
@@ -294,6 +311,14 @@ class ExactState:
         #: Error budget: 10 errors per (app, user, division, endpoint) per hour (§4.2).
         self.error_budget_enabled = False
         self.error_budget = 10
+        #: How long a spent error budget blocks its scope; repeated blocks last n times as long.
+        self.error_block_seconds = 3600.0
+        #: Status of the blocked response (the real one is undocumented, §4.2/§10).
+        self.error_block_status = 429
+        #: (client_id, user_id, division, endpoint) -> times of its recent 400/401/403/404s.
+        self.error_log: dict[tuple, deque[float]] = {}
+        #: Same scope -> the block it is (or was last) under.
+        self.error_blocks: dict[tuple, ErrorBlock] = {}
         #: Page sizes of normal and bulk/sync endpoints (§3.0); tests may shrink them.
         self.page_size = 60
         self.bulk_page_size = 1000
