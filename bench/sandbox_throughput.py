@@ -312,9 +312,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"cannot start the sandbox: {exc}", file=sys.stderr)
         return 1
     base = f"http://127.0.0.1:{port}"
-    print(
-        f"sandbox pid {server.pid} on {base} (quotas off, waitress threads=16); client threads={args.threads}"
-    )
+    print(f"sandbox pid {server.pid} on {base} (quotas off, waitress threads=16); client threads={args.threads}")
     try:
         for key in [k.strip() for k in args.providers.split(",") if k.strip()]:
             name, connect = PROVIDERS[key]

@@ -16,6 +16,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.instance_path  # noqa: B018 - resolved before config so instance/ paths work
     config.load(app, test_config)
     logging.basicConfig(level=app.config.get("LOG_LEVEL", "INFO"))
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
 
     from . import errors, security
     from .extensions import csrf, db, htmx, login_manager, migrate, queue
@@ -36,12 +37,14 @@ def create_app(test_config: dict | None = None) -> Flask:
     errors.init_app(app)
 
     from .auth import views as auth
+    from .connections import views as connections
     from .dashboard import views as dashboard
     from .organizations import views as organizations
     from .system import views as system
 
     app.register_blueprint(auth.bp)
     app.register_blueprint(dashboard.bp)
+    app.register_blueprint(connections.bp)
     app.register_blueprint(organizations.bp)
     app.register_blueprint(system.bp)
 

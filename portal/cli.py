@@ -16,9 +16,7 @@ seed_cli = AppGroup("seed", help="Create demo data.")
 @click.option("--email", required=True, help="Login e-mail address.")
 @click.option("--role", required=True, type=click.Choice(["support", "ops", "admin"]))
 @click.option("--name", default="", help="Display name.")
-@click.option(
-    "--password", prompt=True, hide_input=True, confirmation_prompt=True, help="At least 12 characters."
-)
+@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True, help="At least 12 characters.")
 def create_user(email: str, role: str, name: str, password: str) -> None:
     """Create a staff account."""
     from .auth.services import StaffError, create_staff
@@ -50,9 +48,7 @@ def seed_demo(orgs: int, seed_value: int, if_empty: bool) -> None:
         click.echo("Organizations already exist; demo data left as it is.")
         return
     elapsed = time.perf_counter() - started
-    click.echo(
-        ", ".join(f"{n:,} {k.replace('_', ' ')}" for k, n in summary.items()) + f" in {elapsed:.1f} s."
-    )
+    click.echo(", ".join(f"{n:,} {k.replace('_', ' ')}" for k, n in summary.items()) + f" in {elapsed:.1f} s.")
 
 
 @seed_cli.command("staff")

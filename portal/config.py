@@ -91,9 +91,7 @@ def _check_production(app: Flask) -> None:
         if not value
     ]
     if missing:
-        raise UnsafeConfigError(
-            "production mode needs " + ", ".join(missing) + " (see README.md, Configuration)"
-        )
+        raise UnsafeConfigError("production mode needs " + ", ".join(missing) + " (see README.md, Configuration)")
     if len(str(app.config["SECRET_KEY"])) < 32:
         raise UnsafeConfigError("LEDGERLINK_SECRET_KEY must be at least 32 characters")
     app.config.update(

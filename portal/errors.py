@@ -54,6 +54,4 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(InternalServerError)
     def server_error(exc: InternalServerError):
         db.session.rollback()
-        return render_error(
-            500, "Something went wrong on our side. It has been logged; try again in a minute."
-        )
+        return render_error(500, "Something went wrong on our side. It has been logged; try again in a minute.")

@@ -43,9 +43,7 @@ class QueueState:
     def __init__(self, url: str) -> None:
         self.embedded = not url
         self.connection: redis.Redis = _embedded_connection() if self.embedded else redis.Redis.from_url(url)
-        self.queues = {
-            name: Queue(name, connection=self.connection, serializer=JSONSerializer) for name in QUEUE_NAMES
-        }
+        self.queues = {name: Queue(name, connection=self.connection, serializer=JSONSerializer) for name in QUEUE_NAMES}
         self.worker: EmbeddedWorker | None = None
 
 

@@ -46,14 +46,7 @@ def init_app(app: Flask) -> None:
         # A fragment swap does not re-render the layout, so pending flashes travel with it
         # as an out-of-band swap of #flashes.
         is_fragment = request.headers.get("HX-Request") and not request.headers.get("HX-Boosted")
-        if (
-            is_fragment
-            and response.mimetype == "text/html"
-            and "_flashes" in session
-            and response.status_code < 300
-        ):
+        if is_fragment and response.mimetype == "text/html" and "_flashes" in session and response.status_code < 300:
             flashes = get_flashed_messages(with_categories=True)
-            response.set_data(
-                response.get_data() + render_template("_flash_oob.html", flashes=flashes).encode()
-            )
+            response.set_data(response.get_data() + render_template("_flash_oob.html", flashes=flashes).encode())
         return response

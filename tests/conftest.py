@@ -12,6 +12,8 @@ import re
 from collections.abc import Callable, Iterator
 
 import pytest
+from flask.globals import _cv_app
+from flask.testing import FlaskClient
 from sqlalchemy import event
 
 from tests.sandbox_server import ServedApp
@@ -83,8 +85,23 @@ def redis_url(tmp_path_factory) -> Iterator[str]:
     proc.wait(10)
 
 
+class IsolatedClient(FlaskClient):
+    """A test client whose every request gets its own app context, as in production.
+
+    Without this, a test holding an app context (the ``db`` fixture) would share ``g`` and the
+    database session with the requests it makes.
+    """
+
+    def open(self, *args, **kwargs):
+        token = _cv_app.set(None)
+        try:
+            return super().open(*args, **kwargs)
+        finally:
+            _cv_app.reset(token)
+
+
 @pytest.fixture(scope="session")
-def app(database_url, redis_url, tmp_path_factory):
+def app(database_url, redis_url, sandbox_server, tmp_path_factory):
     """The portal app on the test database, migrated to head with `flask db upgrade`."""
     from flask_migrate import upgrade
 
@@ -100,9 +117,12 @@ def app(database_url, redis_url, tmp_path_factory):
             "SECRET_KEY": "test-secret-key-that-is-long-enough-for-production",
             "TOKEN_KEYS": "nKxGk3sSgq3I5YcdwHcXjzD0Q4oC8bVtPvyZ6J1mQ2E=",
             "SERVER_NAME": None,
+            # The ledgers are the sandboxes, over real HTTP: only base URLs differ from production.
+            "SANDBOX_URL": sandbox_server,
         }
     )
     app.instance_path = str(instance)
+    app.test_client_class = IsolatedClient
     with app.app_context():
         upgrade()
     return app
@@ -148,9 +168,7 @@ def make_staff(app) -> Callable:
 
     def make(role: str = "support", email: str | None = None, password: str = TEST_PASSWORD):
         with app.app_context():
-            user = create_staff(
-                email or f"{role}-{os.urandom(3).hex()}@example.test", role, password, actor="test"
-            )
+            user = create_staff(email or f"{role}-{os.urandom(3).hex()}@example.test", role, password, actor="test")
             db.session.commit()
             return {"id": user.id, "email": user.email, "password": password, "role": role}
 
@@ -159,9 +177,7 @@ def make_staff(app) -> Callable:
 
 def csrf_token_of(html: str) -> str:
     """Return the CSRF token embedded in a page (hidden input or the body's hx-headers)."""
-    match = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', html) or re.search(
-        r'"X-CSRFToken": "([^"]+)"', html
-    )
+    match = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', html) or re.search(r'"X-CSRFToken": "([^"]+)"', html)
     assert match, "no CSRF token on the page"
     return match.group(1)
 

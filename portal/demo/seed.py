@@ -323,9 +323,7 @@ class _OrgBuilder:
         for k in range(n):
             country = self.country if rng.random() < 0.8 else rng.choice(list(COUNTRIES))
             profile = COUNTRIES[country]
-            name = (
-                f"{rng.choice(profile.names)} {rng.choice(SECTORS)} {rng.choice(profile.legal_forms)}".strip()
-            )
+            name = f"{rng.choice(profile.names)} {rng.choice(SECTORS)} {rng.choice(profile.legal_forms)}".strip()
             gen = VAT_GENERATORS.get(country)
             vat = gen(rng) if gen and rng.random() < 0.75 else None
             coc = company_number(rng, country, vat) if rng.random() < 0.45 else None
@@ -367,9 +365,7 @@ class _OrgBuilder:
                 "code": code,
                 "name": name,
                 "unit_price": Decimal(price),
-                "tax_rate": Decimal(
-                    self.profile.rates[0] if code not in ("BOOK", "TRAVEL") else self.profile.rates[1]
-                ),
+                "tax_rate": Decimal(self.profile.rates[0] if code not in ("BOOK", "TRAVEL") else self.profile.rates[1]),
                 "active": self.rng.random() > 0.08,
                 "updated_at": utcnow(),
             }
@@ -413,9 +409,7 @@ def _plan_payment(b: _OrgBuilder, inv: dict) -> dict | None:
     full, partial = (0.75, 0.85) if age > 60 else (0.4, 0.5)
     if roll >= partial:
         return None
-    amount = (
-        inv["total"] if roll < full else _money(inv["total"] * Decimal(rng.choice(["0.25", "0.5", "0.6"])))
-    )
+    amount = inv["total"] if roll < full else _money(inv["total"] * Decimal(rng.choice(["0.25", "0.5", "0.6"])))
     inv["amount_paid"] = amount
     inv["status"] = InvoiceStatus.paid if amount >= inv["total"] else InvoiceStatus.partially_paid
     return {

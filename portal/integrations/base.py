@@ -19,9 +19,12 @@ NotSupported             the provider cannot do this at all                     
 from __future__ import annotations
 
 import abc
+import base64
+import hashlib
 import importlib
+import secrets
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, ClassVar
@@ -380,6 +383,44 @@ class BatchItemResult:
     error: LedgerError | None = None
 
 
+@dataclass(frozen=True)
+class Check:
+    """One preflight finding: what was checked, whether it passed, and why in plain words."""
+
+    name: str
+    ok: bool
+    detail: str
+    #: The provider's own text when the check failed on an error answer.
+    provider_text: str | None = None
+
+
+#: Name of every record the connection test creates, so a human recognises and deletes leftovers.
+TEST_NAME = "Ledgerlink test \N{EM DASH} delete me"
+
+
+@dataclass(frozen=True)
+class TestResult:
+    """What ``create_test_documents`` made in the ledger and what a human must remove by hand."""
+
+    __test__ = False  # not a pytest test class despite the name
+
+    #: (kind, external id, number or label) in creation order, e.g. ("invoice", "145", "1043").
+    created: list[tuple[str, str, str | None]] = field(default_factory=list)
+    #: Clean-up steps the provider does not allow through its API, as sentences.
+    manual_cleanup: list[str] = field(default_factory=list)
+
+
+def test_label() -> str:
+    """Return a unique, clearly marked name for a test record (QBO names must be unique)."""
+    return f"{TEST_NAME} ({secrets.token_hex(3)})"
+
+
+def pkce_challenge(code_verifier: str) -> str:
+    """Return the S256 PKCE code challenge of ``code_verifier`` (RFC 7636 §4.2)."""
+    digest = hashlib.sha256(code_verifier.encode("ascii")).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+
+
 TokenUpdater = Callable[[TokenSet], None]
 
 
@@ -427,12 +468,27 @@ class LedgerAdapter(abc.ABC):
         """Return the provider's consent URL for this client."""
 
     @abc.abstractmethod
-    def exchange_code(self, *, code: str, redirect_uri: str, code_verifier: str | None = None) -> TokenSet:
-        """Trade an authorization code for tokens."""
+    def exchange_code(
+        self,
+        *,
+        code: str,
+        redirect_uri: str,
+        code_verifier: str | None = None,
+        callback_params: Mapping[str, str] | None = None,
+    ) -> TokenSet:
+        """Trade an authorization code for tokens; ``callback_params`` is the callback's query.
+
+        Persist the tokens through the token updater. Providers that name the company in the
+        callback (QBO ``realmId``) pin it as ``company_id``.
+        """
 
     @abc.abstractmethod
     def refresh(self) -> TokenSet:
         """Refresh the access token, hand the new set to the token updater, and return it."""
+
+    def revoke(self) -> bool:
+        """Revoke the grant at the provider; return False when the provider has no revocation."""
+        return False
 
     # Companies and reference data
     @abc.abstractmethod
@@ -482,12 +538,139 @@ class LedgerAdapter(abc.ABC):
     def push_payment(self, draft: PaymentDraft) -> PushResult:
         """Record a payment against a pushed invoice."""
 
+    # Connection checks
+    def preflight(self) -> list[Check]:
+        """Check read-only that the pinned company can take our invoices (rights, defaults).
+
+        :raise NotSupported: for providers without a preflight (the default).
+        """
+        raise NotSupported(f"a preflight for {self.spec.name} is not available yet", provider=self.provider)
+
+    def create_test_documents(self) -> TestResult:
+        """Create a clearly marked test customer and invoice in the ledger.
+
+        :raise NotSupported: for providers without a connection test (the default).
+        """
+        raise NotSupported(f"test documents for {self.spec.name} are not available yet", provider=self.provider)
+
+    def cleanup_test_documents(self, result: TestResult) -> list[str]:
+        """Delete what ``create_test_documents`` made, newest first; return the manual steps left."""
+        manual = list(result.manual_cleanup)
+        for kind, external_id, label in reversed(result.created):
+            try:
+                step = self._delete_test_document(kind, external_id, label)
+            except NotFound:
+                step = None  # already gone
+            except Rejected as exc:
+                step = self._manual_cleanup_step(kind, external_id, label, exc)
+            if step:
+                manual.append(step)
+        return manual
+
+    def _delete_test_document(self, kind: str, external_id: str, label: str | None) -> str | None:
+        """Delete one test record; return a manual step when the API cannot remove it."""
+        raise NotSupported(f"{self.spec.name} cannot delete a test {kind}", provider=self.provider)
+
+    def _manual_cleanup_step(self, kind: str, external_id: str, label: str | None, error: LedgerError) -> str:
+        """Say in words how to remove a test record the API refused to delete."""
+        return (
+            f"Delete the test {kind} {label or external_id!r} in {self.spec.name} by hand "
+            f"({error.provider_text or error})."
+        )
+
     def batch(self, operations: Sequence[BatchOperation]) -> list[BatchItemResult]:
         """Run several operations in one call where the provider offers it (QBO: up to 30).
 
         :raise NotSupported: for providers without a batch endpoint (the default).
         """
         raise NotSupported(f"{self.spec.name} has no batch endpoint", provider=self.provider)
+
+    # -- shared plumbing for the provider modules -------------------------------------------------
+
+    def _check(self, name: str, probe: Callable[[], tuple[bool, str]]) -> Check:
+        """Run one read-only preflight probe; a provider refusal becomes a failed check.
+
+        Lost grants, quotas and outages are raised, not reported: they are not facts about
+        the company but about the moment.
+        """
+        try:
+            ok, detail = probe()
+        except Rejected as exc:
+            return Check(name, False, f"{self.spec.name} refused the check: {exc}", exc.provider_text)
+        return Check(name, ok, detail)
+
+    def _not_yet(self, what: str) -> NotSupported:
+        """Return the error for a contract method this adapter does not implement yet."""
+        return NotSupported(f"{what} is not available yet", provider=self.provider)
+
+    def _token_call(self, form: Mapping[str, str]) -> TokenSet:
+        """POST a grant to the token endpoint (client auth per spec), persist and return the tokens.
+
+        A response without a refresh token keeps the previous one (bexio.md §1.3). The new set
+        reaches the token updater before anyone can use it (STYLE 19; Exact and bexio rotate).
+        """
+        data = dict(form)
+        auth = None
+        if self.spec.tokens.client_auth == "basic":
+            auth = (self.client_id, self.client_secret)
+        else:
+            data.update(client_id=self.client_id, client_secret=self.client_secret)
+        response = self.http.post(self.region.token_url, data=data, auth=auth)
+        tokens = TokenSet.from_response(response.json(), self.spec.tokens)
+        if tokens.refresh_token is None and self.tokens is not None and data["grant_type"] == "refresh_token":
+            tokens = _replace_refresh(tokens, self.tokens)
+        self._store_tokens(tokens)
+        return tokens
+
+    def _refresh_grant(self) -> TokenSet:
+        """Refresh with the stored refresh token (the common case of ``refresh``).
+
+        :raise NeedsReauthorization: when there is no refresh token or the provider refuses it.
+        """
+        if self.tokens is None or not self.tokens.refresh_token:
+            raise NeedsReauthorization(
+                f"no {self.spec.name} refresh token stored: reconnect",
+                reason="no_refresh_token",
+                provider=self.provider,
+            )
+        return self._token_call({"grant_type": "refresh_token", "refresh_token": self.tokens.refresh_token})
+
+    def _store_tokens(self, tokens: TokenSet) -> None:
+        self.tokens = tokens
+        if self.token_updater is not None:
+            self.token_updater(tokens)
+
+    def _access_token(self) -> str:
+        """Return a usable access token, refreshing first when the stored one has expired.
+
+        :raise NeedsReauthorization: when the adapter holds no tokens.
+        """
+        if self.tokens is None:
+            raise NeedsReauthorization(f"not connected to {self.spec.name}", reason="no_tokens", provider=self.provider)
+        if self.tokens.access_expired() and self.tokens.refresh_token:
+            self.refresh()
+        return self.tokens.access_token
+
+    def _call(self, method: str, url: str, **kwargs: Any) -> Any:
+        """Call the API with the access token, refreshing once on ``AuthExpired``; return the JSON.
+
+        Returns None for empty bodies (204, Exact PUT/DELETE).
+        """
+        kwargs.setdefault("company", self.company_id)
+        try:
+            response = self.http.request(method, url, token=self._access_token(), **kwargs)
+        except AuthExpired:
+            if self.tokens is None or not self.tokens.refresh_token:
+                raise
+            self.refresh()
+            response = self.http.request(method, url, token=self.tokens.access_token, **kwargs)
+        if not response.content:
+            return None
+        return response.json()
+
+
+def _replace_refresh(tokens: TokenSet, previous: TokenSet) -> TokenSet:
+    return replace(tokens, refresh_token=previous.refresh_token, refresh_expires_at=previous.refresh_expires_at)
 
 
 # -- registry -------------------------------------------------------------------------------------

@@ -105,8 +105,7 @@ CATALOG: tuple[Entry, ...] = (
     ),
     Entry(
         C.AUTH_LOST,
-        "The Exact refresh token expired (unused for 30 days). Someone with access must "
-        "reconnect the ledger.",
+        "The Exact refresh token expired (unused for 30 days). Someone with access must reconnect the ledger.",
         Fix.RECONNECT,
         E,
         pattern=r"refresh token expired",
@@ -136,8 +135,7 @@ CATALOG: tuple[Entry, ...] = (
     ),
     Entry(
         C.AUTH_LOST,
-        "Exact blocks this division, user or licence. The customer must resolve it with "
-        "Exact, then reconnect.",
+        "Exact blocks this division, user or licence. The customer must resolve it with Exact, then reconnect.",
         Fix.RECONNECT,
         E,
         pattern=r"\b(BlockedUser|InactiveUser|BlockedCustomer|LicenseExpired|DivisionBlocked)\b",
@@ -175,8 +173,7 @@ CATALOG: tuple[Entry, ...] = (
     ),
     Entry(
         C.MAPPING_MISSING,
-        "A code used for this record (item, journal, VAT code, G/L account) does "
-        "not exist in Exact. Fix the mapping.",
+        "A code used for this record (item, journal, VAT code, G/L account) does not exist in Exact. Fix the mapping.",
         Fix.MAPPINGS,
         E,
         pattern=r"ongeldige referentie|invalid reference|grootboekrekeningtype|g/l account type|"
@@ -230,8 +227,7 @@ CATALOG: tuple[Entry, ...] = (
     ),
     Entry(
         C.DUPLICATE,
-        "A customer, vendor or employee with this name already exists in QuickBooks. Link "
-        "the existing customer.",
+        "A customer, vendor or employee with this name already exists in QuickBooks. Link the existing customer.",
         Fix.CUSTOMER_LINKS,
         Q,
         code="6240",
@@ -269,16 +265,14 @@ CATALOG: tuple[Entry, ...] = (
     ),
     Entry(
         C.MAPPING_MISSING,
-        "An item, account, class or tax code used here is missing or inactive in "
-        "QuickBooks. Fix the mapping.",
+        "An item, account, class or tax code used here is missing or inactive in QuickBooks. Fix the mapping.",
         Fix.MAPPINGS,
         Q,
         code="610",
     ),
     Entry(
         C.MAPPING_MISSING,
-        "A mapped item is a QuickBooks category, which cannot be used on documents. "
-        "Map a product or service instead.",
+        "A mapped item is a QuickBooks category, which cannot be used on documents. Map a product or service instead.",
         Fix.MAPPINGS,
         Q,
         code="2500",
@@ -326,16 +320,14 @@ CATALOG: tuple[Entry, ...] = (
     ),
     Entry(
         C.AUTH_LOST,
-        "The bexio user or app lacks the right for this (scope or user permission). "
-        "Reconnect with a user who has it.",
+        "The bexio user or app lacks the right for this (scope or user permission). Reconnect with a user who has it.",
         Fix.RECONNECT,
         B,
         status=403,
     ),
     Entry(
         C.VALIDATION,
-        "bexio sends invoice e-mails only with the [Network Link] placeholder in the "
-        "message. Fix the e-mail template.",
+        "bexio sends invoice e-mails only with the [Network Link] placeholder in the message. Fix the e-mail template.",
         Fix.SETTINGS,
         B,
         pattern=r"network link",
@@ -412,9 +404,7 @@ _BY_TYPE: tuple[tuple[type[LedgerError], ErrorClass, str, Fix, bool], ...] = (
 )
 
 
-def lookup(
-    provider: str | None, code: str | None = None, status: int | None = None, text: str = ""
-) -> Entry | None:
+def lookup(provider: str | None, code: str | None = None, status: int | None = None, text: str = "") -> Entry | None:
     """Return the first catalogue entry for this provider error, or None."""
     for entry in CATALOG:
         if entry.matches(provider, code, status, text or ""):
@@ -439,9 +429,7 @@ def explain(error: LedgerError) -> Explanation:
             )
     for kind, error_class, explanation, fix, retryable in _BY_TYPE:
         if isinstance(error, kind):
-            return Explanation(
-                error_class, explanation, fix, retryable, error.provider_code, error.provider_text
-            )
+            return Explanation(error_class, explanation, fix, retryable, error.provider_code, error.provider_text)
     return Explanation(
         C.VALIDATION,
         "The ledger refused the record.",

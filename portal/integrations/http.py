@@ -80,10 +80,7 @@ def scrub(text: str, secrets: Iterable[str] = ()) -> str:
 def redact_data(value: Any, *, form: bool = False) -> Any:
     """Return a copy of JSON-like data with secret and personal-data values masked."""
     if isinstance(value, Mapping):
-        return {
-            k: (MASK if _sensitive_key(str(k), form=form) else redact_data(v, form=form))
-            for k, v in value.items()
-        }
+        return {k: (MASK if _sensitive_key(str(k), form=form) else redact_data(v, form=form)) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [redact_data(v, form=form) for v in value]
     if isinstance(value, str):
@@ -160,9 +157,7 @@ def _int(value: str | None) -> int | None:
         return None
 
 
-def _read_window(
-    names: specs.QuotaHeaders | None, headers: Mapping[str, str], now: datetime
-) -> QuotaWindow | None:
+def _read_window(names: specs.QuotaHeaders | None, headers: Mapping[str, str], now: datetime) -> QuotaWindow | None:
     if names is None:
         return None
     limit, remaining, reset = (_int(headers.get(n)) for n in (names.limit, names.remaining, names.reset))
@@ -378,11 +373,7 @@ def map_error(
     if status == 408:
         return Unavailable(summary, outcome_unknown=unknown, **facts)
     if status >= 500:
-        if (
-            spec.key == specs.EXACT_ONLINE
-            and status == 500
-            and (text or "").strip().lower() not in _EXACT_SERVER_TEXTS
-        ):
+        if spec.key == specs.EXACT_ONLINE and status == 500 and (text or "").strip().lower() not in _EXACT_SERVER_TEXTS:
             # Exact reports business-rule failures as 500 with a message (§4.2): not an outage.
             return Rejected(summary, **facts)
         return Unavailable(summary, outcome_unknown=unknown, **facts)
@@ -524,9 +515,7 @@ class LedgerHttp:
         attempts = self.retry.attempts if method in SAFE_METHODS else 1
         for attempt in range(attempts):
             try:
-                return self._send_once(
-                    method, target, company, query, json, data, sent_headers, auth, timeout, secrets
-                )
+                return self._send_once(method, target, company, query, json, data, sent_headers, auth, timeout, secrets)
             except Unavailable as exc:
                 if attempt + 1 >= attempts:
                     raise

@@ -160,9 +160,7 @@ class ProviderSpec:
         try:
             return self.regions[key]
         except KeyError:
-            raise UnknownRegion(
-                f"{self.key} has no region {key!r} (known: {', '.join(self.regions)})"
-            ) from None
+            raise UnknownRegion(f"{self.key} has no region {key!r} (known: {', '.join(self.regions)})") from None
 
     @property
     def scope(self) -> str:
@@ -227,9 +225,7 @@ EXACT_ONLINE_SPEC = ProviderSpec(
             "X-RateLimit-Minutely-Reset",
             "epoch_ms",
         ),
-        day_headers=QuotaHeaders(
-            "X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset", "epoch_ms"
-        ),
+        day_headers=QuotaHeaders("X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset", "epoch_ms"),
     ),
     page_size=60,
     max_page_size=60,
@@ -245,9 +241,7 @@ EXACT_ONLINE_SPEC = ProviderSpec(
         idempotency_param=None,
         revoke=False,
     ),
-    sandbox_prefixes=_frozen(
-        {f"https://{host}": f"/exact-online/{key}" for key, (_, host) in _EXACT_SITES.items()}
-    ),
+    sandbox_prefixes=_frozen({f"https://{host}": f"/exact-online/{key}" for key, (_, host) in _EXACT_SITES.items()}),
 )
 
 # -- QuickBooks Online (quickbooks-online.md) -----------------------------------------------------
@@ -400,9 +394,7 @@ BEXIO_SPEC = ProviderSpec(
         idempotency_param=None,
         revoke=True,
     ),
-    sandbox_prefixes=_frozen(
-        {"https://auth.bexio.com": "/bexio/auth", "https://api.bexio.com": "/bexio/api"}
-    ),
+    sandbox_prefixes=_frozen({"https://auth.bexio.com": "/bexio/auth", "https://api.bexio.com": "/bexio/api"}),
 )
 
 PROVIDERS: Mapping[str, ProviderSpec] = _frozen(
@@ -451,9 +443,7 @@ class HostMap:
             return url
         parts = urlsplit(url)
         target = urlsplit(base)
-        return urlunsplit(
-            (target.scheme, target.netloc, target.path + parts.path, parts.query, parts.fragment)
-        )
+        return urlunsplit((target.scheme, target.netloc, target.path + parts.path, parts.query, parts.fragment))
 
     def to_real(self, url: str) -> str:
         """Return the real https URL behind a resolved ``url`` (inverse of :meth:`resolve`)."""
@@ -472,11 +462,7 @@ def base_urls(host_map: Mapping[str, str] | None = None) -> HostMap:
 def sandbox_host_map(sandbox_base_url: str) -> dict[str, str]:
     """Return the full host map that points every provider host at one sandbox base URL."""
     root = sandbox_base_url.rstrip("/")
-    return {
-        origin: root + prefix
-        for spec in PROVIDERS.values()
-        for origin, prefix in spec.sandbox_prefixes.items()
-    }
+    return {origin: root + prefix for spec in PROVIDERS.values() for origin, prefix in spec.sandbox_prefixes.items()}
 
 
 def host_map_from_config(config: Mapping) -> HostMap:

@@ -12,6 +12,13 @@ from .billing import (
     PaymentMethod,
     Product,
 )
+from .connection import (
+    Connection,
+    ConnectionStatus,
+    GrantPurpose,
+    OAuthGrant,
+    SendingMethod,
+)
 from .organization import BusinessUnit, Organization
 from .staff import Role, StaffUser
 from .sync import IllegalTransition, SyncRun, SyncRunKind, SyncRunStatus
@@ -19,18 +26,23 @@ from .sync import IllegalTransition, SyncRun, SyncRunKind, SyncRunStatus
 __all__ = [
     "AuditEvent",
     "BusinessUnit",
+    "Connection",
+    "ConnectionStatus",
     "CreditNote",
     "CreditNoteLine",
     "Customer",
+    "GrantPurpose",
     "IllegalTransition",
     "Invoice",
     "InvoiceLine",
     "InvoiceStatus",
+    "OAuthGrant",
     "Organization",
     "Payment",
     "PaymentMethod",
     "Product",
     "Role",
+    "SendingMethod",
     "StaffUser",
     "SyncRun",
     "SyncRunKind",

@@ -55,9 +55,7 @@ class Product(db.Model):
     __table_args__ = (UniqueConstraint("organization_id", "external_id"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    organization_id: Mapped[int] = mapped_column(
-        ForeignKey("organization.id", ondelete="CASCADE"), index=True
-    )
+    organization_id: Mapped[int] = mapped_column(ForeignKey("organization.id", ondelete="CASCADE"), index=True)
     external_id: Mapped[str] = mapped_column(String(64))
     #: The SaaS's article code (SKU).
     code: Mapped[str] = mapped_column(String(64))
@@ -169,9 +167,7 @@ class CreditNote(_Document, db.Model):
     )
 
     organization_id: Mapped[int] = mapped_column(ForeignKey("organization.id", ondelete="CASCADE"))
-    business_unit_id: Mapped[int] = mapped_column(
-        ForeignKey("business_unit.id", ondelete="CASCADE"), index=True
-    )
+    business_unit_id: Mapped[int] = mapped_column(ForeignKey("business_unit.id", ondelete="CASCADE"), index=True)
     customer_id: Mapped[int] = mapped_column(ForeignKey("customer.id"), index=True)
     #: The invoice this note credits.
     invoice_id: Mapped[int] = mapped_column(ForeignKey("invoice.id"), index=True)

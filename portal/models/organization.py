@@ -42,9 +42,7 @@ class BusinessUnit(db.Model):
     __tablename__ = "business_unit"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    organization_id: Mapped[int] = mapped_column(
-        ForeignKey("organization.id", ondelete="CASCADE"), index=True
-    )
+    organization_id: Mapped[int] = mapped_column(ForeignKey("organization.id", ondelete="CASCADE"), index=True)
     name: Mapped[str] = mapped_column(String(200))
     #: ISO 3166-1 alpha-2 country whose tax rules the entity invoices under.
     country: Mapped[str] = mapped_column(String(2))

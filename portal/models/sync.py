@@ -69,9 +69,7 @@ class SyncRun(db.Model):
     __table_args__ = (Index("ix_sync_run_status_created", "status", "created_at"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    kind: Mapped[SyncRunKind] = mapped_column(
-        Enum(SyncRunKind, name="sync_run_kind", native_enum=False, length=24)
-    )
+    kind: Mapped[SyncRunKind] = mapped_column(Enum(SyncRunKind, name="sync_run_kind", native_enum=False, length=24))
     status: Mapped[SyncRunStatus] = mapped_column(
         Enum(SyncRunStatus, name="sync_run_status", native_enum=False, length=16),
         default=SyncRunStatus.queued,

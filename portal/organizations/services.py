@@ -12,6 +12,8 @@ from sqlalchemy.orm import joinedload
 from ..extensions import db
 from ..models import (
     BusinessUnit,
+    Connection,
+    ConnectionStatus,
     CreditNote,
     Customer,
     Invoice,
@@ -162,10 +164,18 @@ def organization_summary(org: Organization) -> dict[str, int]:
     return dict(row._mapping)
 
 
+def live_connections(org: Organization) -> dict[int, Connection]:
+    """Return each business unit's live (not disconnected) connection, by unit id, in one query."""
+    rows = db.session.scalars(
+        select(Connection)
+        .join(BusinessUnit, Connection.business_unit_id == BusinessUnit.id)
+        .where(BusinessUnit.organization_id == org.id, Connection.status != ConnectionStatus.disconnected)
+    )
+    return {c.business_unit_id: c for c in rows}
+
+
 def business_units(org: Organization) -> list[BusinessUnit]:
     """Return the organization's business units in creation order."""
     return list(
-        db.session.scalars(
-            select(BusinessUnit).where(BusinessUnit.organization_id == org.id).order_by(BusinessUnit.id)
-        )
+        db.session.scalars(select(BusinessUnit).where(BusinessUnit.organization_id == org.id).order_by(BusinessUnit.id))
     )

@@ -69,6 +69,7 @@ def show_organization(org_id: int):
         "organizations/show.html",
         org=org,
         units=services.business_units(org),
+        connections=services.live_connections(org),
         summary=services.organization_summary(org),
         sections=SECTIONS,
     )

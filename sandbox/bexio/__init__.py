@@ -165,8 +165,7 @@ class BexioEmulator(ProviderEmulator):
             return {
                 "company": {"company_id": c.company_id, "name": c.name, "trial": c.trial},
                 "contacts": [
-                    {**c.contact_json(x, with_image=False), "deleted": x["deleted"]}
-                    for x in c.contacts.values()
+                    {**c.contact_json(x, with_image=False), "deleted": x["deleted"]} for x in c.contacts.values()
                 ],
                 "articles": list(c.articles.values()),
                 "invoices": invoices,
@@ -248,9 +247,7 @@ class BexioEmulator(ProviderEmulator):
             )
         import uuid
 
-        return add_query(
-            redirect_uri, {"state": state, "session_state": str(uuid.uuid4()), "iss": iss, "code": code}
-        )
+        return add_query(redirect_uri, {"state": state, "session_state": str(uuid.uuid4()), "iss": iss, "code": code})
 
     def consent(self, params: dict) -> dict:
         """Approve or deny programmatically; params as on the consent page plus ``decision``."""
@@ -303,9 +300,7 @@ class BexioEmulator(ProviderEmulator):
             if not _PKCE_RE.match(verifier) or expected != code["code_challenge"]:
                 raise OAuthError("invalid_grant", "PKCE verification failed: Code mismatch")
         elif form.get("code_verifier"):
-            raise OAuthError(
-                "invalid_grant", "PKCE code verifier specified but challenge not present in authorization"
-            )
+            raise OAuthError("invalid_grant", "PKCE code verifier specified but challenge not present in authorization")
         session = self.tokens.new_session(code, now=now)
         self.tokens.used_codes[code_value] = session.sid
         return self.tokens.tokens_for(session, issuer=iss, now=now, user=self._user_by_sub(session.sub))
@@ -327,9 +322,7 @@ class BexioEmulator(ProviderEmulator):
         if session is None or not session.active:
             raise OAuthError("invalid_grant", "Offline user session not found")
         if session.client_id != client_id:
-            raise OAuthError(
-                "invalid_grant", "Invalid refresh token. Token client and authorized client don't match"
-            )
+            raise OAuthError("invalid_grant", "Invalid refresh token. Token client and authorized client don't match")
         if not current:
             raise OAuthError("invalid_grant", "Maximum allowed refresh token reuse exceeded")
         if expires_at <= now:
@@ -481,10 +474,8 @@ class BexioEmulator(ProviderEmulator):
         """Record a payment as if booked in bexio: full amount (→ 9) or ``amount`` (→ 9/16)."""
         company, invoice_id = self._invoice_arg(body)
         invoice = company.invoices[invoice_id]
-        if "amount" in body:
-            amount = str(body["amount"])
-        else:
-            amount = f6(invoice["totals"]["total_remaining_payments"])
+        remaining = invoice["totals"]["total_remaining_payments"]
+        amount = str(body["amount"]) if "amount" in body else f6(remaining)
         try:
             positive = Decimal(amount) > 0
         except ArithmeticError as exc:

@@ -322,11 +322,7 @@ def create_blueprint(emu: BexioEmulator) -> Blueprint:
     def list_contacts():
         company = need("contact")
         with emu.lock:
-            items = [
-                company.contact_json(c, with_image=False)
-                for c in company.contacts.values()
-                if not c["deleted"]
-            ]
+            items = [company.contact_json(c, with_image=False) for c in company.contacts.values() if not c["deleted"]]
         return listing(ordered(items, CONTACT_ORDER))
 
     @bp.post("/2.0/contact")
@@ -571,11 +567,7 @@ def create_blueprint(emu: BexioEmulator) -> Blueprint:
         kind = position_kind(segment)
         company = need("kb_invoice")
         with emu.lock:
-            items = [
-                company.position_json(p)
-                for p in company.invoice(invoice_id)["positions"]
-                if p["type"] == kind
-            ]
+            items = [company.position_json(p) for p in company.invoice(invoice_id)["positions"] if p["type"] == kind]
         return listing(items)
 
     @bp.post("/2.0/kb_invoice/<int:invoice_id>/<segment>")

@@ -55,9 +55,7 @@ def issuer() -> str:
 def add_query(url: str, params: dict) -> str:
     """Append ``params`` to ``url``'s query string."""
     parts = urlsplit(url)
-    query = parse_qsl(parts.query, keep_blank_values=True) + [
-        (k, v) for k, v in params.items() if v is not None
-    ]
+    query = parse_qsl(parts.query, keep_blank_values=True) + [(k, v) for k, v in params.items() if v is not None]
     return urlunsplit(parts._replace(query=urlencode(query)))
 
 
@@ -77,8 +75,7 @@ def error_page(message: str) -> Response:
     """Return Keycloak's HTML error page (no redirect when client or redirect_uri is wrong)."""
     return _html(
         "Fehler",
-        '<h1 id="kc-page-title">Es ist ein Fehler aufgetreten</h1>'
-        f'<p id="kc-error-message">{escape(message)}</p>',
+        f'<h1 id="kc-page-title">Es ist ein Fehler aufgetreten</h1><p id="kc-error-message">{escape(message)}</p>',
         400,
     )
 
@@ -108,9 +105,7 @@ def create_blueprint(emulator: BexioEmulator) -> Blueprint:
                 decoded = base64.b64decode(header[6:].strip()).decode("utf-8")
                 basic_id, _, basic_secret = decoded.partition(":")
             except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
-                raise OAuthError(
-                    "invalid_client", "Invalid client or Invalid client credentials", 401
-                ) from exc
+                raise OAuthError("invalid_client", "Invalid client or Invalid client credentials", 401) from exc
             from urllib.parse import unquote
 
             client_id, secret = unquote(basic_id), unquote(basic_secret)
@@ -255,9 +250,7 @@ def create_blueprint(emulator: BexioEmulator) -> Blueprint:
     @bp.route(OIDC + "/userinfo", methods=["GET", "POST"])
     def userinfo():
         header = request.headers.get("Authorization", "")
-        token_value = (
-            header[7:].strip() if header[:7].lower() == "bearer " else request.form.get("access_token")
-        )
+        token_value = header[7:].strip() if header[:7].lower() == "bearer " else request.form.get("access_token")
         with emulator.lock:
             grant = emulator.grant_for(token_value or "")
             info = emulator.userinfo(grant) if grant is not None and "openid" in grant.scopes else None
@@ -293,9 +286,7 @@ def create_blueprint(emulator: BexioEmulator) -> Blueprint:
             if client is None or not client.allows_redirect(target):
                 return error_page("Invalid redirect uri")
             return redirect(add_query(target, {"state": request.values.get("state")}), code=302)
-        resp = _html(
-            "Abgemeldet", '<h1 id="kc-page-title">Sie sind abgemeldet.</h1><p>Sie sind abgemeldet.</p>'
-        )
+        resp = _html("Abgemeldet", '<h1 id="kc-page-title">Sie sind abgemeldet.</h1><p>Sie sind abgemeldet.</p>')
         resp.headers["content-language"] = "de-ch"
         return resp
 

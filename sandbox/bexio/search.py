@@ -156,7 +156,5 @@ def matcher(conditions: list[Condition]) -> Callable[[dict], bool]:
                 "<": lambda c: c < 0,
                 "<=": lambda c: c <= 0,
             }[op]
-            tests.append(
-                lambda r, f=field, v=value, check=check: (c := _compare(r.get(f), v)) is not None and check(c)
-            )
+            tests.append(lambda r, f=field, v=value, check=check: (c := _compare(r.get(f), v)) is not None and check(c))
     return lambda record: all(t(record) for t in tests)

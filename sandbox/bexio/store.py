@@ -231,9 +231,7 @@ POSITION_PATHS = {
 }
 
 # A 1x1 PNG standing in for the generated avatar that contact responses carry.
-PROFILE_IMAGE = (
-    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
-)
+PROFILE_IMAGE = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
 
 
 class Company:
@@ -270,9 +268,7 @@ class Company:
         self.currencies = {i: {"id": i, "name": n, "round_factor": r} for i, n, r in data.CURRENCIES}
         self.payment_types = {i: {"id": i, "name": n} for i, n in data.PAYMENT_TYPES}
         self.units = {i: {"id": i, "name": n} for i, n in data.UNITS}
-        self.countries = {
-            i: {"id": i, "name": n, "name_short": c, "iso_3166_alpha2": c} for i, n, c in data.COUNTRIES
-        }
+        self.countries = {i: {"id": i, "name": n, "name_short": c, "iso_3166_alpha2": c} for i, n, c in data.COUNTRIES}
         self.accounts = {
             i: {
                 "id": i,
@@ -761,9 +757,7 @@ class Company:
                     local.append("article_id [Invalid.]")
                 pos["article_id"] = article_id
             amount = decimal_field(body, "amount", local, required=True)
-            price = decimal_field(
-                body, "unit_price", local, required=article is None and kind != "KbPositionArticle"
-            )
+            price = decimal_field(body, "unit_price", local, required=article is None and kind != "KbPositionArticle")
             if price is None and article is not None and article["sale_price"] is not None:
                 price = Decimal(article["sale_price"])
             discount = decimal_field(body, "discount_in_percent", local) or ZERO
@@ -889,14 +883,10 @@ class Company:
             "total_net": total_net,
             "total_taxes": total_taxes,
             "total": total,
-            "total_rounding_difference": float(
-                (total - gross).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
-            ),
+            "total_rounding_difference": float((total - gross).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)),
             "total_received_payments": received,
             "total_credit_vouchers": ZERO,
-            "total_remaining_payments": max(total - received, ZERO)
-            if invoice["status"] != CANCELLED
-            else ZERO,
+            "total_remaining_payments": max(total - received, ZERO) if invoice["status"] != CANCELLED else ZERO,
             "taxs": [
                 {
                     "percentage": f"{rate:.2f}",
@@ -970,9 +960,7 @@ class Company:
         }
         invoice.update(values)
         if invoice["is_valid_to"] is None:
-            invoice["is_valid_to"] = (
-                date.fromisoformat(invoice["is_valid_from"]) + timedelta(days=30)
-            ).isoformat()
+            invoice["is_valid_to"] = (date.fromisoformat(invoice["is_valid_from"]) + timedelta(days=30)).isoformat()
         self._defaults(invoice)
         partial = len(positions) > self.max_positions
         for pos in positions[: self.max_positions]:
@@ -1022,9 +1010,7 @@ class Company:
         source = self.invoice(iid)
         errors: list[str] = []
         contact_id = int_field(body, "contact_id", errors, required=True)
-        if contact_id is not None and (
-            contact_id not in self.contacts or self.contacts[contact_id]["deleted"]
-        ):
+        if contact_id is not None and (contact_id not in self.contacts or self.contacts[contact_id]["deleted"]):
             errors.append("contact_id [Invalid.]")
         if errors:
             raise invalid(*errors)
@@ -1141,9 +1127,7 @@ class Company:
             invoice["status"] = PENDING
         if not invoice["network_link"]:
             token = uuid.uuid5(uuid.NAMESPACE_URL, f"{self.company_id}/invoice/{iid}").hex
-            invoice["network_link"] = (
-                f"https://office.bexio.com/index.php/kb_invoice/show/id/{iid}/hash/{token}"
-            )
+            invoice["network_link"] = f"https://office.bexio.com/index.php/kb_invoice/show/id/{iid}/hash/{token}"
         invoice["sent"].append(
             {"kind": "mail", "to": recipient.strip(), "subject": body["subject"], "at": self.stamp()}
         )

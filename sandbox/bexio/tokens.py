@@ -50,9 +50,7 @@ def jwks() -> dict:
         return _b64(n.to_bytes((n.bit_length() + 7) // 8, "big"))
 
     return {
-        "keys": [
-            {"kid": KID, "kty": "RSA", "alg": "RS256", "use": "sig", "n": enc(numbers.n), "e": enc(numbers.e)}
-        ]
+        "keys": [{"kid": KID, "kty": "RSA", "alg": "RS256", "use": "sig", "n": enc(numbers.n), "e": enc(numbers.e)}]
     }
 
 
@@ -212,9 +210,7 @@ class TokenStore:
         if session.refresh_token is not None and session.refresh_token in self.refresh:
             self.refresh[session.refresh_token][2] = False
 
-    def issue_pat(
-        self, sub: str, company_id: str, company_user_id: int, scopes: frozenset[str], *, now: float
-    ) -> str:
+    def issue_pat(self, sub: str, company_id: str, company_user_id: int, scopes: frozenset[str], *, now: float) -> str:
         """Create a personal access token (fact sheet §1.4)."""
         token = sign(
             {

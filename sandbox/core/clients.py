@@ -56,9 +56,7 @@ class ClientRegistry:
     def reset(self) -> None:
         """Keep only the default development clients."""
         with self._lock:
-            self._clients = {
-                (p, cid): OAuthClient(p, cid, secret) for p, (cid, secret) in DEFAULT_CLIENTS.items()
-            }
+            self._clients = {(p, cid): OAuthClient(p, cid, secret) for p, (cid, secret) in DEFAULT_CLIENTS.items()}
 
     def register(self, client: OAuthClient) -> None:
         """Add or replace a client."""

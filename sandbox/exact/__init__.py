@@ -231,9 +231,7 @@ class ExactOnlineEmulator(ProviderEmulator):
             log.clear()
             previous = state.error_blocks.get(scope)
             strikes = previous.strikes + 1 if previous and now - previous.until < 86400 else 1
-            state.error_blocks[scope] = ErrorBlock(
-                until=now + state.error_block_seconds * strikes, strikes=strikes
-            )
+            state.error_blocks[scope] = ErrorBlock(until=now + state.error_block_seconds * strikes, strikes=strikes)
 
     def error_budget_block(self) -> Response | None:
         """Refuse the call if its (app, user, division, endpoint) spent its hourly errors (§4.2).

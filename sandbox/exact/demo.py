@@ -178,9 +178,7 @@ def _populate(div: Division, now: datetime, now_ms: int) -> None:
         rec.update(
             ID=demo_guid(div.code, "journal", code),
             Code=code,
-            Description=description
-            if lang_nl
-            else {20: "Sales journal", 90: "General journal", 10: "Cash"}[kind],
+            Description=description if lang_nl else {20: "Sales journal", 90: "General journal", 10: "Cash"}[kind],
             Type=kind,
             TypeDescription={20: "Verkoop", 90: "Memoriaal", 10: "Kas"}[kind],
             Currency=div.currency,

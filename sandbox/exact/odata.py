@@ -136,9 +136,7 @@ def _tokenize(text: str) -> list[_Token]:
             try:
                 tokens.append(_Token("lit", parse_date_in(match.group("dtv")), start))
             except ValueError as exc:
-                raise ODataError(
-                    f"Unrecognized 'Edm.DateTime' literal '{match.group('dt')}' in '{start}'."
-                ) from exc
+                raise ODataError(f"Unrecognized 'Edm.DateTime' literal '{match.group('dt')}' in '{start}'.") from exc
         elif match.group("str") is not None:
             tokens.append(_Token("lit", match.group("strv").replace("''", "'"), start))
         elif match.group("num") is not None:
@@ -268,9 +266,7 @@ class _Parser:
             if lowered == "null":
                 return lambda r: None
             if name not in self.fields:
-                raise ODataError(
-                    f"No property '{name}' exists in type '{self.type_name}' at position {token.pos}."
-                )
+                raise ODataError(f"No property '{name}' exists in type '{self.type_name}' at position {token.pos}.")
             self.used.add(name)
             return lambda r: r.get(name)
         raise ODataError(f"Expression expected at position {token.pos}.")
@@ -292,8 +288,7 @@ def _compare(op_name: str, left, right, pos: int) -> Callable[[dict], bool]:
             return False
         if isinstance(a, bool) != isinstance(b, bool) or isinstance(a, str) != isinstance(b, str):
             raise ODataError(
-                f"Operator '{op_name}' incompatible with operand types "
-                f"'{_edm(a)}' and '{_edm(b)}' at position {pos}."
+                f"Operator '{op_name}' incompatible with operand types '{_edm(a)}' and '{_edm(b)}' at position {pos}."
             )
         return compare(a, b)
 

@@ -276,9 +276,7 @@ def _account_ref(div: Division, body: dict, prop: str, errors: Validation) -> di
     return account
 
 
-def _invoice_line(
-    div: Division, raw: object, account: dict | None, errors: Validation, lang: str
-) -> dict | None:
+def _invoice_line(div: Division, raw: object, account: dict | None, errors: Validation, lang: str) -> dict | None:
     line_body = check_properties(schema.SALESINVOICELINE, raw)
     item = None
     item_id = None
@@ -398,9 +396,7 @@ def create_sales_invoice(div: Division, body: object, now_ms: int, lang: str, st
         OrderDate=order_date,
         Currency=string(body, "Currency") or div.currency,
         Type=inv_type,
-        TypeDescription={8020: "Normal", 8021: "Credit note", 8023: "Direct", 8024: "Direct credit note"}[
-            inv_type
-        ],
+        TypeDescription={8020: "Normal", 8021: "Credit note", 8023: "Direct", 8024: "Direct credit note"}[inv_type],
         Status=20,
         StatusDescription="Open",
         InvoiceNumber=None,
@@ -431,9 +427,7 @@ def invoice_lines(div: Division, invoice_id: str) -> list[dict]:
     return div.child_rows("SalesInvoiceLines", invoice_id)
 
 
-def update_sales_invoice(
-    div: Division, record: dict, body: object, now_ms: int, lang: str, status: int
-) -> None:
+def update_sales_invoice(div: Division, record: dict, body: object, now_ms: int, lang: str, status: int) -> None:
     """Apply a PUT on an open invoice; processed invoices cannot change (§3.7)."""
     body = check_properties(schema.SALESINVOICE, body)
     if record["Status"] == 50:
@@ -679,12 +673,8 @@ def create_sales_entry(div: Division, body: object, now_ms: int, lang: str, stat
     wanted = integer(body, "EntryNumber") or integer(body, "InvoiceNumber")
     taken = {e["EntryNumber"] for e in div.table("SalesEntries").values() if e["Journal"] == journal["Code"]}
     # Own numbering works on SalesEntries (picqer#176); a duplicate is silently replaced (OS note).
-    number_ = (
-        wanted if wanted and wanted not in taken else next_invoice_number(div, journal["Code"], entry_date)
-    )
-    condition = div.by_code(
-        "PaymentConditions", string(body, "PaymentCondition") or customer["PaymentConditionSales"]
-    )
+    number_ = wanted if wanted and wanted not in taken else next_invoice_number(div, journal["Code"], entry_date)
+    condition = div.by_code("PaymentConditions", string(body, "PaymentCondition") or customer["PaymentConditionSales"])
     entry_id = new_guid()
     excl = money(sum(line["AmountFC"] for line in lines))
     vat = money(sum(line["VATAmountFC"] for line in lines))
@@ -700,8 +690,7 @@ def create_sales_entry(div: Division, body: object, now_ms: int, lang: str, stat
         Customer=customer["ID"],
         CustomerName=customer["Name"],
         EntryDate=entry_date,
-        DueDate=when(body, "DueDate")
-        or entry_date + int((condition or {}).get("PaymentDays", 0)) * 86_400_000,
+        DueDate=when(body, "DueDate") or entry_date + int((condition or {}).get("PaymentDays", 0)) * 86_400_000,
         EntryNumber=number_,
         InvoiceNumber=number_,
         Journal=journal["Code"],
@@ -799,9 +788,7 @@ def create_document(
         ID=new_guid(),
         HID=div.hid,
         Type=integer(body, "Type"),
-        TypeDescription={10: "Verkoopfactuur" if lang == "nl" else "Sales invoice"}.get(
-            integer(body, "Type")
-        ),
+        TypeDescription={10: "Verkoopfactuur" if lang == "nl" else "Sales invoice"}.get(integer(body, "Type")),
         Account=account["ID"] if account else None,
         AccountCode=account["Code"] if account else None,
         AccountName=account["Name"] if account else None,

@@ -147,9 +147,7 @@ class Division:
         self.timestamp += 1
         return self.timestamp
 
-    def insert(
-        self, entity: schema.Entity, record: dict, now_ms: int, *, code_field: str | None = None
-    ) -> dict:
+    def insert(self, entity: schema.Entity, record: dict, now_ms: int, *, code_field: str | None = None) -> dict:
         """Store a new record, stamping Created/Modified/Timestamp/Division."""
         record["Division"] = self.code
         if "Created" in record and record.get("Created") is None:

@@ -118,9 +118,7 @@ def _auth_page_error(message: str, status: int = 400) -> Response:
 
 def _with_query(uri: str, params: dict) -> str:
     parts = urlsplit(uri)
-    query = parse_qsl(parts.query, keep_blank_values=True) + [
-        (k, v) for k, v in params.items() if v is not None
-    ]
+    query = parse_qsl(parts.query, keep_blank_values=True) + [(k, v) for k, v in params.items() if v is not None]
     return urlunsplit(parts._replace(query=urlencode(query)))
 
 
@@ -248,12 +246,7 @@ def token():
         if grant_type == "refresh_token":
             presented = form.get("refresh_token") or ""
             chain = state.chains.get(state.refresh_tokens.get(presented, ""))
-            if (
-                chain is None
-                or chain.region != region
-                or chain.revoked
-                or chain.client_id != client.client_id
-            ):
+            if chain is None or chain.region != region or chain.revoked or chain.client_id != client.client_id:
                 return _oauth_error(400, "invalid_grant", CHAIN_ERROR, reason=f"Unknown: {CHAIN_ERROR}")
             if presented != chain.refresh_token:
                 # Rotation: every refresh invalidates the previous token (§1.5, picqer#300).
@@ -327,9 +320,7 @@ def download_attachment():
         raise ExactError(404, "Resource not found for the segment 'SysAttachment.aspx'.")
     return Response(
         content,
-        mimetype="application/pdf"
-        if record["FileName"].lower().endswith(".pdf")
-        else "application/octet-stream",
+        mimetype="application/pdf" if record["FileName"].lower().endswith(".pdf") else "application/octet-stream",
         headers={"Content-Disposition": f'attachment; filename="{record["FileName"]}"'},
     )
 
@@ -442,9 +433,7 @@ def render(entity: schema.Entity, record: dict, prefix: str, select=None, expand
                 child_table, _fk = entity.nav[name]
                 child_entity = _CHILDREN.get(child_table)
                 rows = div.child_rows(child_table, record.get(entity.key))
-                out[name] = {
-                    "results": [render(child_entity, r, prefix) for r in rows] if child_entity else []
-                }
+                out[name] = {"results": [render(child_entity, r, prefix) for r in rows] if child_entity else []}
             else:
                 out[name] = {"__deferred": {"uri": f"{uri}/{name}"}}
             continue
@@ -564,9 +553,7 @@ def _rows(emulator: ExactOnlineEmulator, endpoint: schema.Endpoint, div: Divisio
     return list(div.table(entity.table).values())
 
 
-def _collection(
-    emulator: ExactOnlineEmulator, endpoint: schema.Endpoint, div: Division, prefix: str
-) -> Response:
+def _collection(emulator: ExactOnlineEmulator, endpoint: schema.Endpoint, div: Division, prefix: str) -> Response:
     entity, args = endpoint.entity, request.args
     plain = [n for n, _ in entity.fields]
     raw_filter = args.get("$filter")

@@ -124,9 +124,7 @@ class QuickBooksEmulator(ProviderEmulator):
             if realm_id not in self.realms:
                 raise ConsentError("Choose a company to connect.", 409)
             if realm_id not in self.access[user]:
-                raise ConsentError(
-                    f"{user} has no access to company {realm_id}; choose another company.", 409
-                )
+                raise ConsentError(f"{user} has no access to company {realm_id}; choose another company.", 409)
         code = self.tokens.issue_code(
             client_id=params["client_id"],
             redirect_uri=uri,
@@ -258,9 +256,7 @@ class QuickBooksEmulator(ProviderEmulator):
                 {
                     "CustomerRef": invoice["CustomerRef"],
                     "TotalAmt": amount,
-                    "Line": [
-                        {"Amount": amount, "LinkedTxn": [{"TxnId": invoice["Id"], "TxnType": "Invoice"}]}
-                    ],
+                    "Line": [{"Amount": amount, "LinkedTxn": [{"TxnId": invoice["Id"], "TxnType": "Invoice"}]}],
                 },
                 self.ctx.clock.time(),
                 update=False,

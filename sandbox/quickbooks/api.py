@@ -95,9 +95,7 @@ def build(emu: QuickBooksEmulator) -> Blueprint:
     def realm_time(realm: Realm | None) -> str:
         ts = now()
         return (
-            realm.time_text(ts)
-            if realm
-            else datetime.fromtimestamp(ts).astimezone().isoformat(timespec="milliseconds")
+            realm.time_text(ts) if realm else datetime.fromtimestamp(ts).astimezone().isoformat(timespec="milliseconds")
         )
 
     def fault_response(fault: QBOFault, realm: Realm | None = None) -> Response:
@@ -120,9 +118,7 @@ def build(emu: QuickBooksEmulator) -> Blueprint:
     def injected_error(fault) -> Response:
         if fault.status == 500:
             return fault_response(F.system_fault(), getattr(g, "qbo_realm", None))
-        text = {502: "Bad Gateway", 503: "Service Unavailable", 504: "Gateway Time-out"}.get(
-            fault.status, "Error"
-        )
+        text = {502: "Bad Gateway", 503: "Service Unavailable", 504: "Gateway Time-out"}.get(fault.status, "Error")
         return Response(
             f"<html><body><h1>{fault.status} {text}</h1></body></html>",
             status=fault.status,
@@ -311,9 +307,7 @@ def build(emu: QuickBooksEmulator) -> Blueprint:
     def run_query(realm_id: str):
         realm = realm_or_fail()
         text = request.args.get("query") if request.method == "GET" else request.get_data(as_text=True)
-        return json_response(
-            {"QueryResponse": execute_query(realm, text or ""), "time": realm.time_text(now())}
-        )
+        return json_response({"QueryResponse": execute_query(realm, text or ""), "time": realm.time_text(now())})
 
     def execute_query(realm: Realm, text: str) -> dict:
         parsed = Q.parse(text)
@@ -383,9 +377,7 @@ def build(emu: QuickBooksEmulator) -> Blueprint:
         realm = realm_or_fail()
         entity = entity_for(segment)
         if not _ID.match(obj_id):
-            raise QBOFault(
-                "2030", "Invalid ID", f"Id should be a valid number. Supplied value:{obj_id}", element="Id"
-            )
+            raise QBOFault("2030", "Invalid ID", f"Id should be a valid number. Supplied value:{obj_id}", element="Id")
         with realm.lock:
             obj = realm.get(entity, obj_id)
             if obj is None:
@@ -456,9 +448,7 @@ def build(emu: QuickBooksEmulator) -> Blueprint:
         realm = realm_or_fail()
         return json_response(
             {
-                "CDCResponse": [
-                    run_cdc(realm, request.args.get("entities", ""), request.args.get("changedSince", ""))
-                ],
+                "CDCResponse": [run_cdc(realm, request.args.get("entities", ""), request.args.get("changedSince", ""))],
                 "time": realm.time_text(now()),
             }
         )
@@ -492,11 +482,7 @@ def build(emu: QuickBooksEmulator) -> Blueprint:
                 rows += [stub for t, stub in realm.deleted[entity].values() if t >= since_ts]
                 rows = rows[: max(0, 1000 - total)]
                 total += len(rows)
-                block = (
-                    {entity: [dict(r) for r in rows], "startPosition": 1, "maxResults": len(rows)}
-                    if rows
-                    else {}
-                )
+                block = {entity: [dict(r) for r in rows], "startPosition": 1, "maxResults": len(rows)} if rows else {}
                 out.append(block)
         return {"QueryResponse": out}
 
@@ -515,8 +501,7 @@ def build(emu: QuickBooksEmulator) -> Blueprint:
             raise F.required("BatchItemRequest")
         if len(items) > emu.limits["batch_items"]:
             raise F.business(
-                f"The number of batch items ({len(items)}) exceeds the maximum allowed "
-                f"({emu.limits['batch_items']})."
+                f"The number of batch items ({len(items)}) exceeds the maximum allowed ({emu.limits['batch_items']})."
             )
         results = []
         with realm.lock:
@@ -541,9 +526,7 @@ def build(emu: QuickBooksEmulator) -> Blueprint:
             if "CDCQuery" in item:
                 spec = item["CDCQuery"] or {}
                 return {
-                    "CDCResponse": [
-                        run_cdc(realm, str(spec.get("Entities", "")), str(spec.get("ChangedSince", "")))
-                    ],
+                    "CDCResponse": [run_cdc(realm, str(spec.get("Entities", "")), str(spec.get("ChangedSince", "")))],
                     "bId": bid,
                 }
             keys = [k for k in item if k not in ("bId", "operation", "optionsData")]
@@ -606,9 +589,7 @@ def build(emu: QuickBooksEmulator) -> Blueprint:
         ts = now()
         ops.check_attachable_refs(realm, meta.get("AttachableRef"))
         obj_id = str(5000000000000000000 + int(realm.new_id("Attachable")))
-        fname = meta.get("FileName") or re.search(
-            r'filename="([^"]*)"', headers.get("content-disposition", "")
-        )
+        fname = meta.get("FileName") or re.search(r'filename="([^"]*)"', headers.get("content-disposition", ""))
         fname = fname if isinstance(fname, str) else (fname.group(1) if fname else "attachment")
         expires = (datetime.fromtimestamp(ts) + timedelta(minutes=15)).strftime("%Y%m%dT%H%M%SZ")
         file = {

@@ -30,9 +30,7 @@ class ConsentError(Exception):
 def add_query(url: str, params: dict) -> str:
     """Return ``url`` with ``params`` appended to its query string."""
     parts = urlsplit(url)
-    query = parse_qsl(parts.query, keep_blank_values=True) + [
-        (k, v) for k, v in params.items() if v is not None
-    ]
+    query = parse_qsl(parts.query, keep_blank_values=True) + [(k, v) for k, v in params.items() if v is not None]
     return urlunsplit(parts._replace(query=urlencode(query)))
 
 

@@ -33,9 +33,7 @@ def _preferences(realm: Realm, *, class_tracking: bool, currency: str) -> dict:
             "QuantityOnHand": True,
         },
         "SalesFormsPrefs": {
-            "CustomField": [{"DefinitionId": "1", "Name": "Crew #", "Type": "StringType"}]
-            if realm.us
-            else [],
+            "CustomField": [{"DefinitionId": "1", "Name": "Crew #", "Type": "StringType"}] if realm.us else [],
             "CustomTxnNumbers": False,
             "AllowDelayedCharges": False,
             "AllowDiscount": True,
@@ -186,9 +184,7 @@ def _terms(realm: Realm, ts: float) -> None:
 
 def build_us(ts: float) -> Realm:
     """Build the US company: sales tax with TAX/NON lines, class tracking per line on."""
-    realm = Realm(
-        US_REALM, "Ledgerlink Demo Inc.", "US", "America/Los_Angeles", ("USD", "United States Dollar")
-    )
+    realm = Realm(US_REALM, "Ledgerlink Demo Inc.", "US", "America/Los_Angeles", ("USD", "United States Dollar"))
     realm.default_tax_code = "2"
     realm.users = ["u-ada", "u-bob"]
     realm.last_writer = "Ada Admin"

@@ -79,9 +79,7 @@ def stale_object(user: str) -> QBOFault:
 
 def duplicate_name() -> QBOFault:
     """Return the 6240 fault (text from error/validation.yml)."""
-    return QBOFault(
-        "6240", "Duplicate Name Exists Error", "The name supplied already exists. : null", element=None
-    )
+    return QBOFault("6240", "Duplicate Name Exists Error", "The name supplied already exists. : null", element=None)
 
 
 def invalid_query(detail: str) -> QBOFault:

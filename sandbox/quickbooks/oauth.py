@@ -149,9 +149,7 @@ class TokenStore:
         """Issue a single-use authorization code."""
         code = "AB11" + _random(36)
         with self.lock:
-            self.codes[code] = AuthCode(
-                code, client_id, redirect_uri, realm_id, user_id, tuple(scopes), now + CODE_TTL
-            )
+            self.codes[code] = AuthCode(code, client_id, redirect_uri, realm_id, user_id, tuple(scopes), now + CODE_TTL)
         return code
 
     def exchange_code(self, code: str, *, client_id: str, redirect_uri: str | None, now: float) -> Grant:

@@ -139,9 +139,7 @@ def save_name(realm: Realm, entity: str, payload: dict, ts: float, *, update: bo
             obj[key] = payload[key]
     if entity == "Customer":
         if payload.get("SalesTermRef"):
-            obj["SalesTermRef"] = {
-                "value": realm.ref("Term", payload["SalesTermRef"], element="SalesTermRef")["Id"]
-            }
+            obj["SalesTermRef"] = {"value": realm.ref("Term", payload["SalesTermRef"], element="SalesTermRef")["Id"]}
         if realm.us:
             obj["DefaultTaxCodeRef"] = payload.get("DefaultTaxCodeRef") or {"value": realm.default_tax_code}
         elif payload.get("DefaultTaxCodeRef"):
@@ -244,21 +242,13 @@ def save_account(realm: Realm, payload: dict, ts: float, *, update: bool) -> dic
     if not account_type:
         raise F.required("AccountType")
     if account_type not in ACCOUNT_CLASSIFICATION:
-        raise QBOFault(
-            "2120", "Invalid Type", f"Invalid Type : AccountType {account_type}", element="AccountType"
-        )
-    parent = (
-        realm.ref("Account", payload["ParentRef"], element="ParentRef") if payload.get("ParentRef") else None
-    )
+        raise QBOFault("2120", "Invalid Type", f"Invalid Type : AccountType {account_type}", element="AccountType")
+    parent = realm.ref("Account", payload["ParentRef"], element="ParentRef") if payload.get("ParentRef") else None
     if parent is not None and parent["AccountType"] != account_type:
-        raise F.business(
-            "The sub-account must have the same account type as its parent account.", "ParentRef"
-        )
+        raise F.business("The sub-account must have the same account type as its parent account.", "ParentRef")
     fqn = f"{parent['FullyQualifiedName']}:{name}" if parent else name
     for other in realm.entities["Account"].values():
-        if other["FullyQualifiedName"].lower() == fqn.lower() and (
-            existing is None or other["Id"] != existing["Id"]
-        ):
+        if other["FullyQualifiedName"].lower() == fqn.lower() and (existing is None or other["Id"] != existing["Id"]):
             raise QBOFault(
                 "6240",
                 "Duplicate Name Exists Error",
@@ -296,14 +286,10 @@ def save_class(realm: Realm, payload: dict, ts: float, *, update: bool) -> dict:
     name = (payload.get("Name") or "").strip()
     if not name:
         raise F.required("Name")
-    parent = (
-        realm.ref("Class", payload["ParentRef"], element="ParentRef") if payload.get("ParentRef") else None
-    )
+    parent = realm.ref("Class", payload["ParentRef"], element="ParentRef") if payload.get("ParentRef") else None
     fqn = f"{parent['FullyQualifiedName']}:{name}" if parent else name
     for other in realm.entities["Class"].values():
-        if other["FullyQualifiedName"].lower() == fqn.lower() and (
-            existing is None or other["Id"] != existing["Id"]
-        ):
+        if other["FullyQualifiedName"].lower() == fqn.lower() and (existing is None or other["Id"] != existing["Id"]):
             raise F.duplicate_name()
     obj = {
         "Name": name,
@@ -335,9 +321,7 @@ def save_term(realm: Realm, payload: dict, ts: float, *, update: bool) -> dict:
     if payload.get("DayOfMonthDue") is not None:
         obj["Type"] = "DATE_DRIVEN"
         obj["DayOfMonthDue"] = int(to_decimal("Term", "DayOfMonthDue", payload["DayOfMonthDue"]))
-        obj["DueNextMonthDays"] = int(
-            to_decimal("Term", "DueNextMonthDays", payload.get("DueNextMonthDays", 0))
-        )
+        obj["DueNextMonthDays"] = int(to_decimal("Term", "DueNextMonthDays", payload.get("DueNextMonthDays", 0)))
     else:
         if payload.get("DueDays") is None:
             raise F.required("DueDays")
@@ -436,11 +420,7 @@ def _build_lines(realm: Realm, entity: str, raw_lines: Any) -> list[dict]:
                     "DetailType": kind,
                     "DiscountLineDetail": {
                         "PercentBased": bool(detail.get("PercentBased", False)),
-                        **(
-                            {"DiscountPercent": detail["DiscountPercent"]}
-                            if "DiscountPercent" in detail
-                            else {}
-                        ),
+                        **({"DiscountPercent": detail["DiscountPercent"]} if "DiscountPercent" in detail else {}),
                     },
                 }
             )
@@ -456,15 +436,12 @@ def _build_lines(realm: Realm, entity: str, raw_lines: Any) -> list[dict]:
         item = realm.get("Item", item_ref.get("value"))
         if item is None or item.get("Active") is False:
             raise F.invalid_reference(
-                f"Invalid Reference Id : Item {item_ref.get('value')} does not exist or has been made "
-                "inactive",
+                f"Invalid Reference Id : Item {item_ref.get('value')} does not exist or has been made inactive",
                 "ItemRef",
             )
         if item["Type"] == "Category":
             # consolibyte/quickbooks-php#178: categories are never valid on a transaction line.
-            raise F.invalid_reference(
-                "Invalid Reference Id : Categories cannot be used in transactions.", "ItemRef"
-            )
+            raise F.invalid_reference("Invalid Reference Id : Categories cannot be used in transactions.", "ItemRef")
         qty = to_decimal(entity, "Qty", detail["Qty"]) if "Qty" in detail else None
         price = to_decimal(entity, "UnitPrice", detail["UnitPrice"]) if "UnitPrice" in detail else None
         if "Amount" in raw:
@@ -512,23 +489,15 @@ def bad_line(entity: str) -> QBOFault:
     )
 
 
-def _compute_tax(
-    realm: Realm, payload: dict, lines: list[dict], global_calc: str
-) -> tuple[dict, Decimal, Decimal]:
+def _compute_tax(realm: Realm, payload: dict, lines: list[dict], global_calc: str) -> tuple[dict, Decimal, Decimal]:
     """Return (TxnTaxDetail, net total, tax total) for the lines; amounts of lines may be rewritten."""
     sales = [line for line in lines if line["DetailType"] == "SalesItemLineDetail"]
     subtotal = sum((line["_amount"] for line in sales), Decimal(0))
-    discount = sum(
-        (line["_amount"] for line in lines if line["DetailType"] == "DiscountLineDetail"), Decimal(0)
-    )
+    discount = sum((line["_amount"] for line in lines if line["DetailType"] == "DiscountLineDetail"), Decimal(0))
     given = (payload.get("TxnTaxDetail") or {}).get("TotalTax")
     if realm.us:
         taxable = sum(
-            (
-                line["_amount"]
-                for line in sales
-                if line["SalesItemLineDetail"]["TaxCodeRef"]["value"] == "TAX"
-            ),
+            (line["_amount"] for line in sales if line["SalesItemLineDetail"]["TaxCodeRef"]["value"] == "TAX"),
             Decimal(0),
         )
         code_ref = (payload.get("TxnTaxDetail") or {}).get("TxnTaxCodeRef")
@@ -579,9 +548,7 @@ def _tax_line(rate: dict, pct: Decimal, amount: Decimal, base: Decimal) -> dict:
     }
 
 
-def save_sales_txn(
-    realm: Realm, entity: str, payload: dict, ts: float, *, update: bool, params: dict
-) -> dict:
+def save_sales_txn(realm: Realm, entity: str, payload: dict, ts: float, *, update: bool, params: dict) -> dict:
     """Create or update an Invoice, CreditMemo, SalesReceipt or Estimate."""
     existing = None
     if update:
@@ -620,8 +587,7 @@ def save_sales_txn(
             raise QBOFault(
                 "2050",
                 "String length is either shorter or longer than supported by specification",
-                "String length specified does not match the supported length. "
-                f"Min:0 Max:21 supplied:{len(doc_number)}",
+                f"String length specified does not match the supported length. Min:0 Max:21 supplied:{len(doc_number)}",
                 element="DocNumber",
             )
         holder = realm.doc_numbers.get((entity, doc_number.lower()))
@@ -683,9 +649,7 @@ def save_sales_txn(
     for n, line in enumerate(lines, start=1):
         line = {k: v for k, v in line.items() if k != "_amount"}
         if line["DetailType"] == "DiscountLineDetail":
-            line["Amount"] = num(
-                money(sum(ln["_amount"] for ln in lines if ln["DetailType"] == "DiscountLineDetail"))
-            )
+            line["Amount"] = num(money(sum(ln["_amount"] for ln in lines if ln["DetailType"] == "DiscountLineDetail")))
         out_lines.append({"Id": str(n), "LineNum": n, **line})
     subtotal = sum((ln["_amount"] for ln in lines if ln["DetailType"] == "SalesItemLineDetail"), Decimal(0))
     out_lines.append({"Amount": num(subtotal), "DetailType": "SubTotalLineDetail", "SubTotalLineDetail": {}})
@@ -706,9 +670,7 @@ def save_sales_txn(
         obj["SalesTermRef"] = {"value": term["Id"], "name": term["Name"]}
     if entity == "Invoice":
         due = (
-            to_date(entity, "DueDate", payload["DueDate"])
-            if payload.get("DueDate")
-            else realm.term_due(term, txn_date)
+            to_date(entity, "DueDate", payload["DueDate"]) if payload.get("DueDate") else realm.term_due(term, txn_date)
         )
         obj["DueDate"] = due.isoformat()
     obj["TotalAmt"] = num(total)
@@ -716,9 +678,7 @@ def save_sales_txn(
     obj["PrintStatus"] = payload.get("PrintStatus") or "NeedToPrint"
     obj["EmailStatus"] = payload.get("EmailStatus") or (existing or {}).get("EmailStatus") or "NotSet"
     email = payload.get("BillEmail") or (
-        {"Address": customer["PrimaryEmailAddr"]["Address"]}
-        if customer and customer.get("PrimaryEmailAddr")
-        else None
+        {"Address": customer["PrimaryEmailAddr"]["Address"]} if customer and customer.get("PrimaryEmailAddr") else None
     )
     if email:
         obj["BillEmail"] = email
@@ -820,9 +780,7 @@ def save_payment(realm: Realm, payload: dict, ts: float, *, update: bool) -> dic
     if payload.get("TotalAmt") is None:
         raise F.required("TotalAmt")
     total = money(to_decimal("Payment", "TotalAmt", payload["TotalAmt"]))
-    txn_date = (
-        to_date("Payment", "TxnDate", payload["TxnDate"]) if payload.get("TxnDate") else realm.today(ts)
-    )
+    txn_date = to_date("Payment", "TxnDate", payload["TxnDate"]) if payload.get("TxnDate") else realm.today(ts)
     realm.check_open_period(txn_date)
     lines, applied = [], Decimal(0)
     pending: dict[tuple[str, str], Decimal] = {}
@@ -833,9 +791,7 @@ def save_payment(realm: Realm, payload: dict, ts: float, *, update: bool) -> dic
         for link in raw.get("LinkedTxn") or []:
             kind, txn_id = link.get("TxnType"), str(link.get("TxnId", ""))
             if kind not in ("Invoice", "CreditMemo"):
-                raise F.business(
-                    f"You can only link a payment to an invoice or credit memo, not {kind}.", "LinkedTxn"
-                )
+                raise F.business(f"You can only link a payment to an invoice or credit memo, not {kind}.", "LinkedTxn")
             target = realm.get(kind, txn_id)
             if target is None:
                 raise F.not_found()
@@ -844,9 +800,7 @@ def save_payment(realm: Realm, payload: dict, ts: float, *, update: bool) -> dic
             open_amount = Decimal(str(target["Balance"] if kind == "Invoice" else target["RemainingCredit"]))
             if existing:
                 for old in existing.get("Line", []):
-                    if any(
-                        lt["TxnId"] == txn_id and lt["TxnType"] == kind for lt in old.get("LinkedTxn", [])
-                    ):
+                    if any(lt["TxnId"] == txn_id and lt["TxnType"] == kind for lt in old.get("LinkedTxn", [])):
                         open_amount += Decimal(str(old["Amount"]))
             pending[(kind, txn_id)] = pending.get((kind, txn_id), Decimal(0)) + amount
             if pending[(kind, txn_id)] > open_amount:
@@ -1049,9 +1003,7 @@ def check_attachable_refs(realm: Realm, refs: Any) -> list[dict]:
         entity_ref = (ref or {}).get("EntityRef") or {}
         kind, value = entity_ref.get("type"), str(entity_ref.get("value", ""))
         if kind not in realm.entities or realm.get(kind, value) is None:
-            raise F.business(
-                f"The entity {kind} {value} that you are trying to link does not exist. {kind} {value}"
-            )
+            raise F.business(f"The entity {kind} {value} that you are trying to link does not exist. {kind} {value}")
         out.append(
             {
                 "EntityRef": {"value": value, "type": kind},

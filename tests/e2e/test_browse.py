@@ -19,9 +19,7 @@ def test_login_search_open_organization_and_see_invoices(app, live_server, page,
     with app.app_context():
         org = db.session.scalars(db.select(Organization).order_by(Organization.id.desc())).first()
         newest = db.session.scalars(
-            db.select(Invoice)
-            .filter_by(organization_id=org.id)
-            .order_by(Invoice.issue_date.desc(), Invoice.id.desc())
+            db.select(Invoice).filter_by(organization_id=org.id).order_by(Invoice.issue_date.desc(), Invoice.id.desc())
         ).first()
         org_name, invoice_number = org.name, newest.number
     user = make_staff("support")

@@ -103,9 +103,7 @@ def test_invoice_filters(app, staff_client):
         newest = max(invoices, key=lambda i: i.issue_date)
         oldest = min(invoices, key=lambda i: i.issue_date)
     assert paid and unpaid
-    body = staff_client.get(
-        f"/organizations/{org['id']}/invoices?status=paid", headers={"HX-Request": "true"}
-    )
+    body = staff_client.get(f"/organizations/{org['id']}/invoices?status=paid", headers={"HX-Request": "true"})
     text = body.get_data(as_text=True)
     assert paid[0] in text and unpaid[0] not in text
     ranged = staff_client.get(

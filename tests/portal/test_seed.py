@@ -47,12 +47,8 @@ def _snapshot(db):
     orgs = db.session.execute(
         db.select(Organization.name, Organization.country).order_by(Organization.external_id)
     ).all()
-    customers = db.session.execute(
-        db.select(Customer.name, Customer.vat_number).order_by(Customer.external_id)
-    ).all()
-    invoices = db.session.execute(
-        db.select(Invoice.number, Invoice.total).order_by(Invoice.external_id)
-    ).all()
+    customers = db.session.execute(db.select(Customer.name, Customer.vat_number).order_by(Customer.external_id)).all()
+    invoices = db.session.execute(db.select(Invoice.number, Invoice.total).order_by(Invoice.external_id)).all()
     return orgs, customers, invoices
 
 
@@ -103,9 +99,7 @@ def test_demo_data_is_realistic(app, db):
 
     statuses = set(db.session.scalars(db.select(Invoice.status)))
     assert statuses == {InvoiceStatus.open, InvoiceStatus.partially_paid, InvoiceStatus.paid}
-    for invoice in db.session.scalars(
-        db.select(Invoice).where(Invoice.status != InvoiceStatus.open).limit(50)
-    ):
+    for invoice in db.session.scalars(db.select(Invoice).where(Invoice.status != InvoiceStatus.open).limit(50)):
         assert invoice.amount_paid == sum(p.amount for p in invoice.payments)
     assert db.session.scalar(db.select(db.func.count(Payment.id))) > 0
     note = db.session.scalars(db.select(CreditNote)).first()

@@ -48,9 +48,7 @@ def advance(base: str, seconds: float) -> None:
 
 # -- errors and headers ------------------------------------------------------------------------------
 def test_missing_or_bad_token_is_401(sandbox_url):
-    resp = requests.get(
-        f"{sandbox_url}/bexio/api/2.0/contact", headers={"Accept": "application/json"}, timeout=10
-    )
+    resp = requests.get(f"{sandbox_url}/bexio/api/2.0/contact", headers={"Accept": "application/json"}, timeout=10)
     assert resp.status_code == 401
     assert resp.json() == {"error_code": 401, "message": "Invalid access token"}
     resp = requests.get(
@@ -187,9 +185,7 @@ def test_contact_search(api):
         json=[{"field": "mail", "value": "anna.meier@meier-treuhand.example", "criteria": "="}],
     ).json()
     assert [c["name_2"] for c in exact] == ["Anna"]
-    accents = api.post(
-        "/2.0/contact/search", json=[{"field": "city", "value": "genève", "criteria": "like"}]
-    ).json()
+    accents = api.post("/2.0/contact/search", json=[{"field": "city", "value": "genève", "criteria": "like"}]).json()
     assert [c["name_1"] for c in accents] == ["Société Générale de Genève SA"]
     both = api.post(
         "/2.0/contact/search",
@@ -241,38 +237,24 @@ def test_invoice_validation(api):
     resp = api.post("/2.0/kb_invoice", json={"title": "leer"})
     assert resp.status_code == 422
     assert {e.split(" ")[0] for e in resp.json()["errors"]} >= {"contact_id", "user_id"}
-    inactive = api.post(
-        "/2.0/kb_invoice", json={"contact_id": 1, "user_id": 1, "positions": [custom(tax_id=3)]}
-    )
+    inactive = api.post("/2.0/kb_invoice", json={"contact_id": 1, "user_id": 1, "positions": [custom(tax_id=3)]})
     assert inactive.status_code == 422
     assert "positions[0][tax_id] [Invalid.]" in inactive.json()["errors"]
-    pretax = api.post(
-        "/2.0/kb_invoice", json={"contact_id": 1, "user_id": 1, "positions": [custom(tax_id=9)]}
-    )
+    pretax = api.post("/2.0/kb_invoice", json={"contact_id": 1, "user_id": 1, "positions": [custom(tax_id=9)]})
     assert pretax.status_code == 422
-    asset = api.post(
-        "/2.0/kb_invoice", json={"contact_id": 1, "user_id": 1, "positions": [custom(account_id=77)]}
-    )
+    asset = api.post("/2.0/kb_invoice", json={"contact_id": 1, "user_id": 1, "positions": [custom(account_id=77)]})
     assert asset.status_code == 422
-    junk = api.post(
-        "/2.0/kb_invoice", json={"contact_id": 1, "user_id": 1, "positions": [custom(amount="abc")]}
-    )
+    junk = api.post("/2.0/kb_invoice", json={"contact_id": 1, "user_id": 1, "positions": [custom(amount="abc")]})
     assert junk.status_code == 422
     assert api.post("/2.0/kb_invoice", json={"contact_id": 424242, "user_id": 1}).status_code == 422
 
 
 def test_deactivated_tax_is_refused(sandbox_url, api):
-    assert (
-        api.post("/2.0/kb_invoice", json={"contact_id": 1, "user_id": 1, "positions": [custom()]}).status_code
-        == 201
-    )
+    assert api.post("/2.0/kb_invoice", json={"contact_id": 1, "user_id": 1, "positions": [custom()]}).status_code == 201
     assert control(sandbox_url, "deactivate_tax", company=COMPANY, tax_id=14).json()["is_active"] is False
     active = api.get("/3.0/taxes?scope=active&types=sales_tax").json()
     assert 14 not in [t["id"] for t in active]
-    assert (
-        api.post("/2.0/kb_invoice", json={"contact_id": 1, "user_id": 1, "positions": [custom()]}).status_code
-        == 422
-    )
+    assert api.post("/2.0/kb_invoice", json={"contact_id": 1, "user_id": 1, "positions": [custom()]}).status_code == 422
 
 
 def test_state_machine(api):
@@ -319,13 +301,9 @@ def test_revert_issue_and_delete_draft(api):
 def test_overdue_by_clock_and_by_control(sandbox_url, api):
     due_soon = new_invoice(api, is_valid_from="2026-01-01", is_valid_to="2099-01-10")["id"]
     api.post(f"/2.0/kb_invoice/{due_soon}/issue")
-    assert control(sandbox_url, "set_overdue", company=COMPANY, invoice_id=due_soon).json() == {
-        "kb_item_status_id": 31
-    }
+    assert control(sandbox_url, "set_overdue", company=COMPANY, invoice_id=due_soon).json() == {"kb_item_status_id": 31}
     assert api.get(f"/2.0/kb_invoice/{due_soon}").json()["kb_item_status_id"] == 31
-    found = api.post(
-        "/2.0/kb_invoice/search", json=[{"field": "kb_item_status_id", "value": "31", "criteria": "="}]
-    )
+    found = api.post("/2.0/kb_invoice/search", json=[{"field": "kb_item_status_id", "value": "31", "criteria": "="}])
     assert due_soon in [i["id"] for i in found.json()]
     by_clock = new_invoice(api)["id"]
     api.post(f"/2.0/kb_invoice/{by_clock}/issue")
@@ -360,13 +338,9 @@ def test_edit_by_post_refuses_positions(api):
     refused = api.post(f"/2.0/kb_invoice/{iid}", json={"positions": [custom()]})
     assert refused.status_code == 422
     assert refused.json()["message"] == "Widget schema does not include positions"
-    by_ref = api.post(
-        "/2.0/kb_invoice/search", json=[{"field": "api_reference", "value": "saas-2", "criteria": "="}]
-    )
+    by_ref = api.post("/2.0/kb_invoice/search", json=[{"field": "api_reference", "value": "saas-2", "criteria": "="}])
     assert [i["id"] for i in by_ref.json()] == [iid]
-    old = api.post(
-        "/2.0/kb_invoice/search", json=[{"field": "api_reference", "value": "saas-1", "criteria": "="}]
-    )
+    old = api.post("/2.0/kb_invoice/search", json=[{"field": "api_reference", "value": "saas-1", "criteria": "="}])
     assert old.json() == []
 
 
@@ -398,9 +372,7 @@ def test_send_requires_network_link_placeholder(sandbox_url, api):
     assert got["network_link"].startswith("https://")
     control(sandbox_url, "set_trial", company=COMPANY, trial=True)
     other = new_invoice(api)["id"]
-    assert (
-        api.post(f"/2.0/kb_invoice/{other}/send", json={**body, "message": LINK_MESSAGE}).status_code == 422
-    )
+    assert api.post(f"/2.0/kb_invoice/{other}/send", json={**body, "message": LINK_MESSAGE}).status_code == 422
     own = {**body, "message": LINK_MESSAGE, "recipient_email": "max.mustermann@mustermann-ag.example"}
     assert api.post(f"/2.0/kb_invoice/{other}/send", json=own).status_code == 200
 
@@ -431,9 +403,7 @@ def test_position_sub_resources(api):
     got = api.get(f"/2.0/kb_invoice/{iid}").json()
     assert got["total_net"] == "420.000000"
     assert [p["pos"] for p in got["positions"]] == ["1", "2", "3"]
-    assert api.delete(f"/2.0/kb_invoice/{iid}/kb_position_article/{article.json()['id']}").json() == {
-        "success": True
-    }
+    assert api.delete(f"/2.0/kb_invoice/{iid}/kb_position_article/{article.json()['id']}").json() == {"success": True}
     assert api.get(f"/2.0/kb_invoice/{iid}").json()["total_net"] == "100.000000"
     assert api.get(f"/2.0/kb_invoice/{iid}/kb_position_custom").json()[0]["amount"] == "1.000000"
 
@@ -450,15 +420,11 @@ def test_more_than_150_positions_fail_with_a_partial_document(sandbox_url, api):
     )
     assert resp.status_code == 500
     assert "id" not in resp.json()
-    partial = api.post(
-        "/2.0/kb_invoice/search", json=[{"field": "api_reference", "value": "big", "criteria": "="}]
-    )
+    partial = api.post("/2.0/kb_invoice/search", json=[{"field": "api_reference", "value": "big", "criteria": "="}])
     assert len(partial.json()) == 1
     assert len(api.get(f"/2.0/kb_invoice/{partial.json()[0]['id']}").json()["positions"]) == 150
     control(sandbox_url, "set_large_document_failure", company=COMPANY, enabled=False)
-    ok = api.post(
-        "/2.0/kb_invoice", json={"contact_id": 1, "user_id": 1, "positions": [custom() for _ in range(151)]}
-    )
+    ok = api.post("/2.0/kb_invoice", json={"contact_id": 1, "user_id": 1, "positions": [custom() for _ in range(151)]})
     assert ok.status_code == 201
 
 
@@ -493,9 +459,7 @@ def test_master_data(api):
     assert api.get("/3.0/currencies").headers["x-total-count"] == "4"
     assert api.get("/2.0/language").json()[0]["iso_639_1"] == "de"
     assert {a["account_type"] for a in api.get("/2.0/accounts").json()} == {1, 2, 3, 4, 5}
-    revenue = api.post(
-        "/2.0/accounts/search", json=[{"field": "account_type", "value": "1", "criteria": "="}]
-    )
+    revenue = api.post("/2.0/accounts/search", json=[{"field": "account_type", "value": "1", "criteria": "="}])
     assert all(a["account_no"].startswith("3") for a in revenue.json())
     assert api.get("/2.0/payment_type").json()[3] == {"id": 4, "name": "Rechnung"}
     assert api.get("/2.0/unit").json()[1] == {"id": 2, "name": "h"}
@@ -561,11 +525,7 @@ invoice_keys = st.sampled_from(
     ]
 )
 position = st.fixed_dictionaries(
-    {
-        "type": st.sampled_from(
-            ["KbPositionCustom", "KbPositionArticle", "KbPositionText", "KbPositionDiscount", "x"]
-        )
-    },
+    {"type": st.sampled_from(["KbPositionCustom", "KbPositionArticle", "KbPositionText", "KbPositionDiscount", "x"])},
     optional={
         "amount": json_values,
         "unit_price": json_values,
@@ -591,15 +551,10 @@ def test_arbitrary_invoice_bodies_get_bexio_errors_not_tracebacks(api, body):
 
 
 def test_huge_amounts_are_validation_errors(api):
-    resp = api.post(
-        "/2.0/kb_invoice", json={"contact_id": 1, "user_id": 1, "positions": [custom("1e300", "1e300")]}
-    )
+    resp = api.post("/2.0/kb_invoice", json={"contact_id": 1, "user_id": 1, "positions": [custom("1e300", "1e300")]})
     assert resp.status_code == 422
     big = custom("99999999", "9999999.99")
-    assert (
-        api.post("/2.0/kb_invoice", json={"contact_id": 1, "user_id": 1, "positions": [big] * 3}).status_code
-        == 201
-    )
+    assert api.post("/2.0/kb_invoice", json={"contact_id": 1, "user_id": 1, "positions": [big] * 3}).status_code == 201
 
 
 def test_mark_paid_rejects_bad_amounts(sandbox_url, api):

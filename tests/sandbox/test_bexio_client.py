@@ -81,18 +81,14 @@ def authlib_login(base: str) -> tuple[OAuth2Session, dict]:
     )
     location = approved.headers["Location"]
     assert query(location)["state"] == state
-    token = session.fetch_token(
-        meta["token_endpoint"], authorization_response=location, code_verifier=verifier
-    )
+    token = session.fetch_token(meta["token_endpoint"], authorization_response=location, code_verifier=verifier)
     return session, token | {"token_endpoint": meta["token_endpoint"]}
 
 
 def test_authlib_code_flow_with_pkce_and_rotation(sandbox_url):
     session, token = authlib_login(sandbox_url)
     assert token["token_type"] == "Bearer"
-    me = session.get(
-        f"{sandbox_url}/bexio/api/3.0/users/me", headers={"Accept": "application/json"}, timeout=10
-    )
+    me = session.get(f"{sandbox_url}/bexio/api/3.0/users/me", headers={"Accept": "application/json"}, timeout=10)
     assert me.json()["id"] == 1
     old_refresh = token["refresh_token"]
     new = session.refresh_token(token["token_endpoint"], refresh_token=old_refresh)

@@ -166,9 +166,7 @@ def test_contact_search_matches_recording(api):
 
 # -- articles ----------------------------------------------------------------------------------
 def test_article_operations_match_recordings(api, sandbox_url):
-    tokens = requests.post(
-        f"{sandbox_url}/_control/bexio/issue_pat", json={"company": COMPANY}, timeout=10
-    ).json()
+    tokens = requests.post(f"{sandbox_url}/_control/bexio/issue_pat", json={"company": COMPANY}, timeout=10).json()
     writer = Api(sandbox_url, tokens["token"])
     created = writer.post(
         "/2.0/article",
@@ -255,21 +253,15 @@ def test_invoice_reads_match_recordings(api):
     check_invoice("Invoices/fetch-an-invoice-edit.json", api.get(f"/2.0/kb_invoice/{iid}"))
     assert fetched.json()["total"] == "100.000000"
     check("Invoices/fetch-a-list-of-invoices.json", api.get("/2.0/kb_invoice"))
-    search = api.post(
-        "/2.0/kb_invoice/search", json=[{"field": "kb_item_status_id", "value": "7", "criteria": "="}]
-    )
+    search = api.post("/2.0/kb_invoice/search", json=[{"field": "kb_item_status_id", "value": "7", "criteria": "="}])
     check("Invoices/search-invoices.json", search)
     check("Invoices/show-pdf.json", api.get(f"/2.0/kb_invoice/{iid}/pdf"))
 
 
 def test_invoice_edit_copy_actions_match_recordings(api):
     iid = api.post("/2.0/kb_invoice", json=invoice_body()).json()["id"]
-    check_invoice(
-        "Invoices/edit-an-invoice.json", api.post(f"/2.0/kb_invoice/{iid}", json={"title": "Test Invoice"})
-    )
-    check_invoice(
-        "Invoices/copy-an-invoice.json", api.post(f"/2.0/kb_invoice/{iid}/copy", json={"contact_id": 1})
-    )
+    check_invoice("Invoices/edit-an-invoice.json", api.post(f"/2.0/kb_invoice/{iid}", json={"title": "Test Invoice"}))
+    check_invoice("Invoices/copy-an-invoice.json", api.post(f"/2.0/kb_invoice/{iid}/copy", json={"contact_id": 1}))
     position = api.post(
         f"/2.0/kb_invoice/{iid}/kb_position_custom",
         json={
@@ -307,9 +299,7 @@ def test_payments_match_recordings(api):
     check("Invoices/Payments/create-a-payment-for-fetch.json", created)
     assert created.json()["value"] == "100"
     pid = created.json()["id"]
-    check(
-        "Invoices/Payments/fetch-a-list-of-payments-for-fetch.json", api.get(f"/2.0/kb_invoice/{iid}/payment")
-    )
+    check("Invoices/Payments/fetch-a-list-of-payments-for-fetch.json", api.get(f"/2.0/kb_invoice/{iid}/payment"))
     fetched = api.get(f"/2.0/kb_invoice/{iid}/payment/{pid}")
     check("Invoices/Payments/fetch-a-payment.json", fetched)
     assert fetched.json()["value"] == "100.000000"

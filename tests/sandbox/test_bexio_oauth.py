@@ -113,10 +113,7 @@ def test_urls_follow_the_mount_point():
         doc = requests.get(
             f"{served.url}/sandbox/bexio/auth/realms/bexio/.well-known/openid-configuration", timeout=10
         ).json()
-        assert (
-            doc["token_endpoint"]
-            == f"{served.url}/sandbox/bexio/auth/realms/bexio/protocol/openid-connect/token"
-        )
+        assert doc["token_endpoint"] == f"{served.url}/sandbox/bexio/auth/realms/bexio/protocol/openid-connect/token"
         page = requests.get(doc["authorization_endpoint"], params=authorize_params(), timeout=10)
         form = FormParser()
         form.feed(page.text)
@@ -165,9 +162,7 @@ def test_consent_page_deny_redirects_access_denied(sandbox_url):
     page = requests.get(f"{oidc(sandbox_url)}/auth", params=authorize_params(), timeout=10)
     form = FormParser()
     form.feed(page.text)
-    resp = requests.post(
-        form.action, data={**form.fields, "decision": "deny"}, allow_redirects=False, timeout=10
-    )
+    resp = requests.post(form.action, data={**form.fields, "decision": "deny"}, allow_redirects=False, timeout=10)
     assert resp.status_code == 302
     params = query(resp.headers["Location"])
     assert params["error"] == "access_denied"
@@ -365,9 +360,7 @@ def test_access_token_expires_with_the_clock(sandbox_url, bexio_tokens):
 
 
 def test_control_expire_and_revoke(sandbox_url, bexio_tokens):
-    assert control(sandbox_url, "expire_refresh_tokens", company=COMPANY).json() == {
-        "expired_refresh_tokens": 1
-    }
+    assert control(sandbox_url, "expire_refresh_tokens", company=COMPANY).json() == {"expired_refresh_tokens": 1}
     resp = refresh(sandbox_url, bexio_tokens["refresh_token"])
     assert resp.status_code == 400
     assert resp.json() == {"error": "invalid_grant", "error_description": "Token is not active"}
@@ -467,10 +460,7 @@ def test_scopes_are_checked_per_endpoint(sandbox_url):
 
 def test_user_rights_are_checked_besides_scopes(sandbox_url, api):
     assert api.get("/2.0/kb_invoice").status_code == 200
-    assert (
-        control(sandbox_url, "set_user_rights", company=COMPANY, user_id=1, deny=["kb_invoice"]).status_code
-        == 200
-    )
+    assert control(sandbox_url, "set_user_rights", company=COMPANY, user_id=1, deny=["kb_invoice"]).status_code == 200
     assert api.get("/2.0/kb_invoice").status_code == 403
     assert api.get("/2.0/contact").status_code == 200
 

@@ -108,9 +108,7 @@ def test_timeout_after_commit_keeps_the_write(sandbox_url, api):
     fault(sandbox_url, kind="timeout_after_commit", count=1, methods=["POST"], path_contains="kb_invoice")
     resp = api.post("/2.0/kb_invoice", json={"contact_id": 1, "user_id": 1, "api_reference": "retry-me"})
     assert resp.status_code == 504
-    found = api.post(
-        "/2.0/kb_invoice/search", json=[{"field": "api_reference", "value": "retry-me", "criteria": "="}]
-    )
+    found = api.post("/2.0/kb_invoice/search", json=[{"field": "api_reference", "value": "retry-me", "criteria": "="}])
     assert len(found.json()) == 1
     assert new_invoice(api)["id"] > found.json()[0]["id"]
 

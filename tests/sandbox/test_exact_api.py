@@ -121,19 +121,14 @@ def test_sync_filters_only_on_timestamp(sandbox_url):
 
 def test_create_account_and_duplicate_code_fails_in_dutch_then_english(sandbox_url):
     api = api_for(sandbox_url)
-    created = api.post(
-        f"{NL_MAIN}/crm/Accounts", {"Name": "Nieuwe Klant", "Code": "500", "Email": "a@b.example"}
-    )
+    created = api.post(f"{NL_MAIN}/crm/Accounts", {"Name": "Nieuwe Klant", "Code": "500", "Email": "a@b.example"})
     assert created.status_code == 201
     assert created.json()["d"]["Code"] == "500".rjust(18)
     duplicate = api.post(f"{NL_MAIN}/crm/Accounts", {"Name": "Dubbel", "Code": "500"})
     assert duplicate.status_code == 500
     assert error_value(duplicate) == "Gegeven bestaat reeds."
     control(sandbox_url, "set_language", user="jan.devries", language="en")
-    assert (
-        error_value(api.post(f"{NL_MAIN}/crm/Accounts", {"Name": "Dup", "Code": "500"}))
-        == "Record already exists."
-    )
+    assert error_value(api.post(f"{NL_MAIN}/crm/Accounts", {"Name": "Dup", "Code": "500"})) == "Record already exists."
     resend = api.put(f"{NL_MAIN}/crm/Accounts(guid'{created.json()['d']['ID']}')", {"Code": "500"})
     assert resend.status_code == 500
 
@@ -141,17 +136,12 @@ def test_create_account_and_duplicate_code_fails_in_dutch_then_english(sandbox_u
 def test_update_and_delete_account(sandbox_url):
     api = api_for(sandbox_url)
     account = first_account(api)
-    assert (
-        api.put(f"{NL_MAIN}/crm/Accounts(guid'{account['ID']}')", {"Email": "new@x.example"}).status_code
-        == 204
-    )
+    assert api.put(f"{NL_MAIN}/crm/Accounts(guid'{account['ID']}')", {"Email": "new@x.example"}).status_code == 204
     got = api.get(f"{NL_MAIN}/crm/Accounts(guid'{account['ID']}')").json()["d"]
     assert got["Email"] == "new@x.example"
     assert api.delete(f"{NL_MAIN}/crm/Accounts(guid'{account['ID']}')").status_code == 204
     assert api.get(f"{NL_MAIN}/crm/Accounts(guid'{account['ID']}')").status_code == 404
-    deleted = api.get(
-        f"{NL_MAIN}/sync/Deleted", **{"$select": "EntityKey,EntityType", "$filter": "Timestamp gt 1"}
-    )
+    deleted = api.get(f"{NL_MAIN}/sync/Deleted", **{"$select": "EntityKey,EntityType", "$filter": "Timestamp gt 1"})
     assert {"EntityKey": account["ID"], "EntityType": 2} == {
         k: v for k, v in deleted.json()["d"]["results"][0].items() if k != "__metadata"
     }
@@ -162,15 +152,11 @@ def test_malformed_body_and_unknown_property_are_400(sandbox_url):
     broken = api.session.post(f"{api.root}/{INVOICES}", data="{not json", timeout=10)
     assert broken.status_code == 400
     assert error_value(broken).startswith("Error processing request stream.")
-    lines_object = api.post(
-        INVOICES, {"OrderedBy": first_account(api)["ID"], "SalesInvoiceLines": {"Item": "x"}}
-    )
+    lines_object = api.post(INVOICES, {"OrderedBy": first_account(api)["ID"], "SalesInvoiceLines": {"Item": "x"}})
     assert lines_object.status_code == 400
     unknown = api.post(f"{NL_MAIN}/crm/Accounts", {"Name": "x", "Bogus": 1})
     assert unknown.status_code == 400
-    assert "The property 'Bogus' does not exist on type 'Exact.Web.Api.Models.Account'" in error_value(
-        unknown
-    )
+    assert "The property 'Bogus' does not exist on type 'Exact.Web.Api.Models.Account'" in error_value(unknown)
 
 
 def test_sales_invoice_create_computes_amounts_and_stays_open(sandbox_url):
@@ -241,9 +227,7 @@ def test_print_processes_invoice_numbers_it_books_entry_document_receivable_and_
     assert isinstance(again["InvoiceNumber"], int)
     entry = api.get(f"{NL_MAIN}/salesentry/SalesEntries(guid'{invoice['InvoiceID']}')")
     assert entry.status_code == 200
-    receivable = api.get(
-        f"{NL_MAIN}/cashflow/Receivables", **{"$filter": f"EntryID eq guid'{invoice['InvoiceID']}'"}
-    )
+    receivable = api.get(f"{NL_MAIN}/cashflow/Receivables", **{"$filter": f"EntryID eq guid'{invoice['InvoiceID']}'"})
     row = receivable.json()["d"]["results"][0]
     assert (row["Status"], row["IsFullyPaid"], row["AmountDC"]) == (20, False, 363)
     ledger = requests.get(f"{sandbox_url}/_control/ledger/exact-online/{NL_MAIN}", timeout=10).json()
@@ -423,9 +407,7 @@ def test_injected_errors_storms_and_timeouts(sandbox_url):
     failed = api.get(f"{NL_MAIN}/financial/Journals")
     assert failed.status_code == 503
     assert error_value(failed)
-    requests.post(
-        faults, json={"provider": "exact-online", "kind": "rate_limit_storm", "count": 1}, timeout=10
-    )
+    requests.post(faults, json={"provider": "exact-online", "kind": "rate_limit_storm", "count": 1}, timeout=10)
     stormed = api.get(f"{NL_MAIN}/financial/Journals")
     assert stormed.status_code == 429
     assert "X-RateLimit-Limit" not in stormed.headers
@@ -450,9 +432,7 @@ def test_unknown_resource_and_method_errors(sandbox_url):
 
 
 def test_control_actions_reject_bad_input(sandbox_url):
-    bad = requests.post(
-        f"{sandbox_url}/_control/exact-online/close_period", json={"division": NL_MAIN}, timeout=10
-    )
+    bad = requests.post(f"{sandbox_url}/_control/exact-online/close_period", json={"division": NL_MAIN}, timeout=10)
     assert bad.status_code == 400
     unknown = requests.post(f"{sandbox_url}/_control/exact-online/nope", json={}, timeout=10)
     assert unknown.status_code == 404

@@ -37,18 +37,14 @@ def self_signed(tmp_path):
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(minutes=5))
         .not_valid_after(now + datetime.timedelta(hours=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False
-        )
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
         .sign(key, hashes.SHA256())
     )
     cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
     cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     key_file.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     )
     return str(cert_file), str(key_file)
 
@@ -96,8 +92,6 @@ def test_exactonline_library_exchanges_code_reads_and_creates(tls_sandbox, tmp_p
     customer = api.relations.get(relation_code="1")
     assert customer["Name"] == "Bakkerij Jansen B.V."
 
-    created = api.relations.create(
-        {"Name": "Library Klant B.V.", "Code": "4242", "Status": "C", "IsSales": True}
-    )
+    created = api.relations.create({"Name": "Library Klant B.V.", "Code": "4242", "Status": "C", "IsSales": True})
     assert created["Code"] == "4242".rjust(18)
     assert api.relations.get(relation_code="4242")["ID"] == created["ID"]

@@ -110,13 +110,9 @@ def test_sales_invoice_single_with_lines(api):
         **{"$expand": "SalesInvoiceLines"},
     )
     assert_rate_headers(response)
-    assert_same_shape(
-        load(DOTNET / "Response_Json_Object_SalesInvoice.txt"), response.json(), extra_keys_ok=True
-    )
+    assert_same_shape(load(DOTNET / "Response_Json_Object_SalesInvoice.txt"), response.json(), extra_keys_ok=True)
     created_shape = {"d": invoice}
-    assert_same_shape(
-        load(DOTNET / "Response_Json_Object_SalesInvoice.txt"), created_shape, extra_keys_ok=True
-    )
+    assert_same_shape(load(DOTNET / "Response_Json_Object_SalesInvoice.txt"), created_shape, extra_keys_ok=True)
 
 
 def test_sales_invoice_collection_with_linked_lines(api):
@@ -140,9 +136,7 @@ def test_items_collection_matches_picqer_recording_exactly(api):
 
 def test_item_array_form_element_matches_a_single_item(api):
     # item.json holds {"d": [item]}; the API's key GET answers {"d": item}: compare the element.
-    item_id = api.get(f"{NL_MAIN}/logistics/Items", **{"$filter": "Code eq 'BOOK'"}).json()["d"]["results"][
-        0
-    ]["ID"]
+    item_id = api.get(f"{NL_MAIN}/logistics/Items", **{"$filter": "Code eq 'BOOK'"}).json()["d"]["results"][0]["ID"]
     single = api.get(f"{NL_MAIN}/logistics/Items(guid'{item_id}')").json()["d"]
     assert_same_shape(load(PICQER / "item.json")["d"][0], single, extra_keys_ok=True)
 

@@ -152,9 +152,9 @@ def test_sync_timestamp_gives_the_starting_point_for_a_sync_endpoint(sandbox_url
     assert body["Modified"].startswith("/Date(")
     start = body["TimeStampAsBigInt"]
     assert isinstance(start, int)
-    rows = api.get(
-        f"{NL_MAIN}/sync/CRM/Accounts", **{"$select": "Name", "$filter": f"Timestamp gt {start}L"}
-    ).json()["d"]["results"]
+    rows = api.get(f"{NL_MAIN}/sync/CRM/Accounts", **{"$select": "Name", "$filter": f"Timestamp gt {start}L"}).json()[
+        "d"
+    ]["results"]
     assert [r["Name"] for r in rows] == ["After"]
     for params in (
         {"modified": "datetime'2026-01-01'"},
@@ -226,9 +226,7 @@ def test_error_budget_settings_are_validated_and_the_block_status_is_configurabl
     for body in ({"error_block_status": 200}, {"error_budget": 0}, {"error_block_seconds": "soon"}):
         refused = requests.post(f"{sandbox_url}/_control/exact-online/set_settings", json=body, timeout=10)
         assert refused.status_code == 400, body
-    settings = control(
-        sandbox_url, "set_settings", error_budget_enabled=True, error_budget=1, error_block_status=403
-    )
+    settings = control(sandbox_url, "set_settings", error_budget_enabled=True, error_budget=1, error_block_status=403)
     assert (settings["error_budget"], settings["error_block_status"]) == (1, 403)
     clock(sandbox_url, freeze=True)
     api = api_for(sandbox_url)

@@ -38,9 +38,7 @@ def auth_params(**extra) -> dict:
 
 
 def test_consent_page_lists_divisions_and_marks_the_accountant_division_not_grantable(sandbox_url):
-    page = requests.get(
-        f"{sandbox_url}/exact-online/nl/api/oauth2/auth", params=auth_params(force_login=1), timeout=10
-    )
+    page = requests.get(f"{sandbox_url}/exact-online/nl/api/oauth2/auth", params=auth_params(force_login=1), timeout=10)
     assert page.status_code == 200
     assert "text/html" in page.headers["Content-Type"]
     html = page.text
@@ -179,9 +177,7 @@ def test_old_refresh_token_is_refused_after_rotation(sandbox_url):
     old = token_request(sandbox_url, grant_type="refresh_token", refresh_token=tokens["refresh_token"])
     assert old.status_code == 401
     assert old.json() == {"error": "unauthorized_client", "error_description": "Old refresh token used."}
-    newer = token_request(
-        sandbox_url, grant_type="refresh_token", refresh_token=rotated.json()["refresh_token"]
-    )
+    newer = token_request(sandbox_url, grant_type="refresh_token", refresh_token=rotated.json()["refresh_token"])
     assert newer.status_code == 200
 
 
@@ -222,9 +218,7 @@ def test_tokens_are_region_bound(sandbox_url):
     be_api = Api(sandbox_url, nl["access_token"], "be")
     assert be_api.get("current/Me").status_code == 401
     advance(sandbox_url, 571)
-    refresh_on_be = token_request(
-        sandbox_url, "be", grant_type="refresh_token", refresh_token=nl["refresh_token"]
-    )
+    refresh_on_be = token_request(sandbox_url, "be", grant_type="refresh_token", refresh_token=nl["refresh_token"])
     assert refresh_on_be.status_code == 400
     be = Api(sandbox_url, connect(sandbox_url, "be")["access_token"], "be")
     me = be.get("current/Me").json()["d"]["results"][0]

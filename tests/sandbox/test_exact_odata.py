@@ -31,9 +31,7 @@ def test_string_literals_round_trip_with_doubled_quotes(stored, wanted):
     assert flt.fields == {"Name"}
 
 
-@given(
-    st.integers(-(10**6), 10**6), st.integers(-(10**6), 10**6), st.sampled_from(sorted(OPS)), st.booleans()
-)
+@given(st.integers(-(10**6), 10**6), st.integers(-(10**6), 10**6), st.sampled_from(sorted(OPS)), st.booleans())
 def test_integer_comparisons_match_python(value, literal, op, long_suffix):
     flt = parse_filter(f"Amount {op} {literal}{'L' if long_suffix else ''}", FIELDS, TYPE)
     assert flt.matches({"Amount": value}) == OPS[op](value, literal)

@@ -97,9 +97,7 @@ def error_value(response: requests.Response) -> str:
 
 def first_account(api: Api, division: int = NL_MAIN) -> dict:
     """Return demo customer 1 of a division."""
-    response = api.get(
-        f"{division}/crm/Accounts", **{"$filter": "trim(Code) eq '1'", "$select": "ID,Code,Name"}
-    )
+    response = api.get(f"{division}/crm/Accounts", **{"$filter": "trim(Code) eq '1'", "$select": "ID,Code,Name"})
     assert response.status_code == 200, response.text
     return response.json()["d"]["results"][0]
 

@@ -42,9 +42,7 @@ def test_oauth_read_and_create_with_python_quickbooks(api_base):
     assert auth.refresh_token.startswith("AB11")
     assert auth.expires_in == 3600
 
-    client = QuickBooks(
-        auth_client=auth, refresh_token=auth.refresh_token, company_id=auth.realm_id, minorversion=75
-    )
+    client = QuickBooks(auth_client=auth, refresh_token=auth.refresh_token, company_id=auth.realm_id, minorversion=75)
     amy = Customer.get(1, qb=client)
     assert amy.DisplayName == "Amy's Bird Sanctuary"
     assert Customer.count(qb=client) == 6

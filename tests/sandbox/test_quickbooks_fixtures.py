@@ -492,8 +492,7 @@ def test_upload_to_missing_entity_is_fault_in_200(us):
     check("attachment/error_estimate.yml", 0, r, extra_keys_ok=False)
     detail = r.json()["AttachableResponse"][0]["Fault"]["Error"][0]["Detail"]
     assert detail == (
-        "Business Validation Error: The entity Estimate 75 that you are trying to link does not "
-        "exist. Estimate 75"
+        "Business Validation Error: The entity Estimate 75 that you are trying to link does not exist. Estimate 75"
     )
 
 
@@ -504,10 +503,7 @@ def test_query_errors_match_recording(us):
     assert set(ok.json()["QueryResponse"]) == set(body["QueryResponse"])
     r = us.query("SELECT * FROM Custmoer")
     check("error/400.yml", 1, r, extra_keys_ok=False)
-    assert (
-        r.json()["Fault"]["Error"][0]["Detail"]
-        == "QueryValidationError: invalid context declaration: Custmoer"
-    )
+    assert r.json()["Fault"]["Error"][0]["Detail"] == "QueryValidationError: invalid context declaration: Custmoer"
 
 
 def test_unknown_property_matches_recording(us):

@@ -109,9 +109,7 @@ def test_injected_500_storm_and_timeout_after_commit(sandbox_url):
 def test_control_errors_and_ledger(sandbox_url):
     r = requests.post(f"{sandbox_url}/_control/quickbooks/nope", json={}, timeout=10)
     assert r.status_code == 404
-    r = requests.post(
-        f"{sandbox_url}/_control/quickbooks/set_preferences", json={"realm_id": "1"}, timeout=10
-    )
+    r = requests.post(f"{sandbox_url}/_control/quickbooks/set_preferences", json={"realm_id": "1"}, timeout=10)
     assert r.status_code == 404
     r = requests.post(
         f"{sandbox_url}/_control/quickbooks/set_preferences",

@@ -111,9 +111,7 @@ def test_token_exchange_and_single_use_code(sandbox_url):
     assert tokens["expires_in"] == 3600
     assert tokens["x_refresh_token_expires_in"] == 8726400
     assert tokens["refresh_token"].startswith("AB11")
-    r = token_request(
-        sandbox_url, {"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT}
-    )
+    r = token_request(sandbox_url, {"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT})
     assert r.status_code == 400
     assert r.json()["error"] == "invalid_grant"
     assert "intuit_tid" in r.headers

@@ -12,8 +12,7 @@ from sandbox.quickbooks.faults import QBOFault
 
 def test_variants_clients_send():
     q = Q.parse(
-        "SELECT * FROM Customer WHERE Active IN (True, false) ORDER BY DisplayName DESC "
-        "MAXRESULTS 5 STARTPOSITION 11 "
+        "SELECT * FROM Customer WHERE Active IN (True, false) ORDER BY DisplayName DESC MAXRESULTS 5 STARTPOSITION 11 "
     )
     assert (q.entity, q.start, q.max_results, q.order) == ("Customer", 11, 5, [("DisplayName", True)])
     q = Q.parse("select count(*) from Invoice where MetaData.LastUpdatedTime > '2020-01-01T00:00:00-07:00'")

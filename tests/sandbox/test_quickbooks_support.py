@@ -43,9 +43,7 @@ def authorize(
     return {k: v[0] for k, v in parse_qs(urlsplit(r.json()["redirect_url"]).query).items()}
 
 
-def token_request(
-    base: str, data: dict, *, auth=(CLIENT_ID, CLIENT_SECRET), headers=None
-) -> requests.Response:
+def token_request(base: str, data: dict, *, auth=(CLIENT_ID, CLIENT_SECRET), headers=None) -> requests.Response:
     """POST to the token endpoint with Basic client authentication."""
     return requests.post(
         f"{base}/quickbooks/oauth/oauth2/v1/tokens/bearer",

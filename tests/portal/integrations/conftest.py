@@ -63,9 +63,7 @@ def make_http(sandbox: str) -> Iterator[Callable[..., tuple[LedgerHttp, list[Res
 
 
 def _code_from_consent(sandbox: str, body: dict) -> dict[str, str]:
-    redirect = control(sandbox, "consent", {"redirect_uri": REDIRECT_URI, "state": "st", **body})[
-        "redirect_url"
-    ]
+    redirect = control(sandbox, "consent", {"redirect_uri": REDIRECT_URI, "state": "st", **body})["redirect_url"]
     return {k: v[0] for k, v in parse_qs(urlsplit(redirect).query).items()}
 
 
@@ -101,3 +99,39 @@ def api_url(provider: str, path: str) -> str:
     if provider == specs.QUICKBOOKS:
         return f"{base.format(company=QBO_REALM)}/{path}"
     return f"{base}/{path}"
+
+
+@pytest.fixture
+def make_adapter(make_http):
+    """Return a factory: provider (+ adapter options) → a LedgerAdapter on the sandbox."""
+    from portal.integrations.base import get_adapter_class
+
+    def make(provider: str, **options):
+        http, _ = make_http(provider)
+        client_id, secret = CLIENTS[provider]
+        return get_adapter_class(provider)(http=http, client_id=client_id, client_secret=secret, **options)
+
+    return make
+
+
+def query_of(url: str) -> dict[str, str]:
+    """Return the query parameters of ``url`` as a flat dict."""
+    return {k: v[0] for k, v in parse_qs(urlsplit(url).query, keep_blank_values=True).items()}
+
+
+def decide_consent(sandbox: str, provider: str, authorize_url: str, **fields) -> dict[str, str]:
+    """Approve or deny the consent an authorization URL asks for; return the callback's query.
+
+    The URL's own parameters (client, redirect URI, state, scope, PKCE challenge) are passed
+    on, so the sandbox sees exactly what the adapter asked for.
+    """
+    asked = query_of(authorize_url)
+    asked.pop("response_type", None)
+    asked.pop("force_login", None)
+    body = {"provider": provider, **asked, **fields}
+    return query_of(control(sandbox, "consent", body)["redirect_url"])
+
+
+def ledger(sandbox: str, provider: str, company: str) -> dict:
+    """Return the sandbox's view of one company's ledger."""
+    return control(sandbox, f"ledger/{provider}/{company}", method="GET")

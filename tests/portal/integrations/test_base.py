@@ -14,10 +14,18 @@ def test_unknown_provider_raises():
         base.register("xero")
 
 
-def test_provider_without_adapter_module_yet_raises_unknown_provider():
-    # The provider modules (exact_online.py, …) are later work; until then the lookup says so.
+def test_provider_without_adapter_module_yet_raises_unknown_provider(monkeypatch):
+    monkeypatch.setattr(base, "_REGISTRY", {})
+    monkeypatch.setitem(base.ADAPTER_MODULES, "bexio", "no_such_adapter")
     with pytest.raises(specs.UnknownProvider, match="no adapter for 'bexio' yet"):
         base.get_adapter_class("bexio")
+
+
+@pytest.mark.parametrize("provider", list(specs.PROVIDERS))
+def test_every_provider_has_an_instantiable_adapter(provider):
+    adapter = base.get_adapter_class(provider)(http=None, client_id="c", client_secret="s")
+    assert adapter.provider == provider
+    assert isinstance(adapter, base.LedgerAdapter)
 
 
 def test_registered_adapter_is_found_and_must_implement_the_contract(monkeypatch):
@@ -34,9 +42,7 @@ def test_registered_adapter_is_found_and_must_implement_the_contract(monkeypatch
 
 
 def test_errors_carry_provider_facts_and_retry_flags():
-    error = base.Rejected(
-        provider="quickbooks", status=400, provider_code="6240", provider_text="Duplicate Name"
-    )
+    error = base.Rejected(provider="quickbooks", status=400, provider_code="6240", provider_text="Duplicate Name")
     assert str(error) == "Duplicate Name (provider=quickbooks, status=400, code=6240)"
     assert not error.retryable
     assert base.Unavailable().retryable and base.AuthExpired().retryable

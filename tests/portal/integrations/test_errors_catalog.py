@@ -85,16 +85,12 @@ def test_rate_limits_are_explained_as_such_whatever_the_code():
 def test_retryable_causes_are_marked():
     assert explain(RateLimited(provider="bexio", retry_at=datetime.now(UTC))).retryable
     assert explain(Unavailable(provider="bexio")).retryable
-    assert explain(
-        Rejected(provider="quickbooks", provider_code="5010", provider_text="Stale Object Error")
-    ).retryable
+    assert explain(Rejected(provider="quickbooks", provider_code="5010", provider_text="Stale Object Error")).retryable
     assert not explain(Rejected(provider="quickbooks", provider_code="6240")).retryable
 
 
 def test_unknown_errors_fall_back_to_validation_with_the_provider_text():
-    explanation = explain(
-        Rejected(provider="quickbooks", provider_code="9999", provider_text="Something new")
-    )
+    explanation = explain(Rejected(provider="quickbooks", provider_code="9999", provider_text="Something new"))
     assert explanation.error_class is C.VALIDATION
     assert explanation.provider_text == "Something new"
     assert lookup("nobody", "1", 400, "nothing") is None

@@ -246,9 +246,7 @@ def test_logs_never_contain_tokens_secrets_codes_or_emails(sandbox, make_http, c
     http, _ = make_http(B)
     tokens = connect(sandbox, http)
     email = "geheim.person@example.test"
-    http.post(
-        api_url(B, "2.0/contact"), token=tokens.access_token, json={**_contact("Log AG"), "mail": email}
-    )
+    http.post(api_url(B, "2.0/contact"), token=tokens.access_token, json={**_contact("Log AG"), "mail": email})
     with pytest.raises(AuthExpired):
         http.get(api_url(B, PROBES[B]), token=tokens.access_token + "x")
     text = caplog.text

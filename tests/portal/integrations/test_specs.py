@@ -116,8 +116,7 @@ def test_config_without_sandbox_means_real_hosts():
     url = "https://api.bexio.com/2.0/contact?limit=5"
     assert hosts.resolve(url) == url
     assert (
-        specs.host_map_from_config({"SANDBOX_URL": SANDBOX}).resolve(url)
-        == f"{SANDBOX}/bexio/api/2.0/contact?limit=5"
+        specs.host_map_from_config({"SANDBOX_URL": SANDBOX}).resolve(url) == f"{SANDBOX}/bexio/api/2.0/contact?limit=5"
     )
 
 

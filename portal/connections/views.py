@@ -1,0 +1,267 @@
+"""Connecting a business unit to a ledger, and running that connection."""
+
+from __future__ import annotations
+
+from datetime import UTC
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_login import current_user
+
+from .. import audit
+from ..extensions import db, htmx
+from ..integrations.base import LedgerError, NotSupported
+from ..models import AuditEvent, BusinessUnit, Connection, Role
+from ..security import require_role
+from . import services, vault
+from .forms import ConfirmForm, ConnectForm, PickCompanyForm, SettingsForm
+from .services import ConnectError
+
+bp = Blueprint("connections", __name__)
+
+
+def get_unit(unit_id: int) -> BusinessUnit:
+    """Load a business unit.
+
+    :raise: 404 when it does not exist.
+    """
+    unit = db.session.get(BusinessUnit, unit_id)
+    if unit is None:
+        abort(404, description=f"There is no business unit with id {unit_id}.")
+    return unit
+
+
+def get_connection(connection_id: int) -> Connection:
+    """Load a connection.
+
+    :raise: 404 when it does not exist.
+    """
+    connection = db.session.get(Connection, connection_id)
+    if connection is None:
+        abort(404, description=f"There is no connection with id {connection_id}.")
+    return connection
+
+
+def _refused(exc: ConnectError, back: str):
+    """Roll back, keep the refusal on record, and show what happened."""
+    db.session.rollback()
+    if exc.audit_event:
+        audit.record(**exc.audit_event)
+        db.session.commit()
+    return render_template("connections/refused.html", message=exc.message, back=back), exc.status
+
+
+# -- support: connect -----------------------------------------------------------------------
+@bp.route("/business-units/<int:unit_id>/connect", methods=["GET", "POST"])
+@require_role(Role.support)
+def connect_unit(unit_id: int):
+    unit = get_unit(unit_id)
+    existing = services.live_connection(unit)
+    form = ConnectForm()
+    status = 200
+    if form.validate_on_submit():
+        if existing is not None and not form.confirm_replace.data:
+            form.confirm_replace.errors = [
+                f"{unit.name} is connected to {existing.company_label} already: tick the box to replace it."
+            ]
+            status = 409
+        else:
+            try:
+                url = services.start_authorization(
+                    unit, form.provider.data, form.region.data or None, staff_id=current_user.id
+                )
+            except ConnectError as exc:
+                form.form_errors.append(exc.message)
+                status = exc.status
+            else:
+                # The provider's consent page is another site: a full navigation, not a swap.
+                return redirect(url) if not htmx else ("", 204, {"HX-Redirect": url})
+    elif form.is_submitted():
+        status = 400
+    return render_template("connections/connect.html", unit=unit, form=form, existing=existing), status
+
+
+@bp.get("/connections/oauth/callback")
+@require_role(Role.support)
+def oauth_callback():
+    try:
+        outcome = services.complete_authorization(request.args.to_dict())
+    except ConnectError as exc:
+        return _refused(exc, url_for("organizations.list_organizations"))
+    db.session.commit()
+    if isinstance(outcome, Connection):
+        flash(f"Re-authorized: the connection stays pinned to {outcome.company_label}.", "success")
+        return redirect(url_for("connections.show_connection", connection_id=outcome.id))
+    return redirect(url_for("connections.pick_company", grant_id=outcome.id))
+
+
+@bp.route("/connections/grants/<int:grant_id>", methods=["GET", "POST"])
+@require_role(Role.support)
+def pick_company(grant_id: int):
+    try:
+        grant = services.open_grant(grant_id)
+    except ConnectError as exc:
+        return _refused(exc, url_for("organizations.list_organizations"))
+    existing = services.live_connection(grant.business_unit)
+    form = PickCompanyForm()
+    form.company.choices = [(str(c["id"]), services.company_label(c)) for c in grant.companies]
+    status = 200
+    if form.validate_on_submit():
+        try:
+            connection = services.pin_company(grant, form.company.data, replace_confirmed=form.confirm_replace.data)
+        except ConnectError as exc:
+            db.session.rollback()
+            grant = services.open_grant(grant_id)
+            form.form_errors.append(exc.message)
+            status = exc.status
+        else:
+            db.session.commit()
+            flash(f"Connected to {connection.company_label}. Run the test next.", "success")
+            return redirect(url_for("connections.show_connection", connection_id=connection.id))
+    elif form.is_submitted():
+        status = 400
+    return (
+        render_template(
+            "connections/pick.html",
+            grant=grant,
+            form=form,
+            existing=existing,
+            name=services.provider_name(grant.provider),
+        ),
+        status,
+    )
+
+
+# -- support: the connection ----------------------------------------------------------------
+@bp.get("/connections/<int:connection_id>")
+@require_role(Role.support)
+def show_connection(connection_id: int):
+    connection = get_connection(connection_id)
+    settings_form = SettingsForm(
+        data={
+            "sending_method": connection.setting("sending_method"),
+            "auto_send": connection.setting("auto_send"),
+            "sync_from": connection.sync_from.replace(tzinfo=None),
+        }
+    )
+    events = db.session.scalars(
+        db.select(AuditEvent)
+        .where(AuditEvent.subject_type == "Connection", AuditEvent.subject_id == connection.id)
+        .order_by(AuditEvent.id.desc())
+        .limit(20)
+    ).all()
+    return render_template(
+        "connections/show.html",
+        connection=connection,
+        settings_form=settings_form,
+        confirm_form=ConfirmForm(),
+        events=events,
+        name=services.provider_name(connection.provider),
+    )
+
+
+def _live_or_409(connection: Connection) -> None:
+    if not connection.is_live:
+        abort(409, description="This connection is disconnected; connect the business unit anew.")
+
+
+@bp.post("/connections/<int:connection_id>/test")
+@require_role(Role.support)
+def test_connection(connection_id: int):
+    connection = get_connection(connection_id)
+    _live_or_409(connection)
+    checks, error = [], None
+    try:
+        checks = vault.fresh_adapter(connection).preflight()
+        services.note_success(connection)
+    except (LedgerError, vault.VaultError) as exc:
+        error = services.note_failure(connection, exc)
+    db.session.commit()
+    return render_template("connections/_test.html", connection=connection, checks=checks, error=error)
+
+
+@bp.post("/connections/<int:connection_id>/test-documents")
+@require_role(Role.support)
+def test_documents(connection_id: int):
+    connection = get_connection(connection_id)
+    _live_or_409(connection)
+    result, leftovers, error = None, [], None
+    try:
+        adapter = vault.fresh_adapter(connection)
+        result = adapter.create_test_documents()
+        leftovers = adapter.cleanup_test_documents(result)
+        services.note_success(connection)
+    except NotSupported as exc:
+        error = str(exc)
+    except (LedgerError, vault.VaultError) as exc:
+        error = services.note_failure(connection, exc)
+    audit.record(
+        "connection.tested",
+        subject_type="Connection",
+        subject_id=connection.id,
+        organization_id=connection.business_unit.organization_id,
+        summary="Test documents " + ("failed: " + error if error else "created and cleaned up"),
+        after={"created": [list(c) for c in result.created] if result else [], "manual_cleanup": leftovers},
+    )
+    db.session.commit()
+    return render_template(
+        "connections/_test_documents.html",
+        connection=connection,
+        result=result,
+        leftovers=leftovers,
+        error=error,
+    )
+
+
+@bp.post("/connections/<int:connection_id>/settings")
+@require_role(Role.support)
+def update_settings(connection_id: int):
+    connection = get_connection(connection_id)
+    _live_or_409(connection)
+    form = SettingsForm()
+    if not form.validate_on_submit():
+        return render_template("connections/_settings.html", connection=connection, settings_form=form), 400
+    changed = services.update_settings(
+        connection,
+        sending_method=form.sending_method.data,
+        auto_send=form.auto_send.data,
+        sync_from=form.sync_from.data.replace(tzinfo=UTC),
+    )
+    db.session.commit()
+    flash("Settings saved." if changed else "Nothing changed.", "success")
+    if htmx and not htmx.boosted:
+        return render_template("connections/_settings.html", connection=connection, settings_form=form)
+    return redirect(url_for("connections.show_connection", connection_id=connection.id))
+
+
+@bp.post("/connections/<int:connection_id>/reconnect")
+@require_role(Role.support)
+def reconnect(connection_id: int):
+    connection = get_connection(connection_id)
+    _live_or_409(connection)
+    try:
+        url = services.start_authorization(
+            connection.business_unit,
+            connection.provider,
+            connection.region,
+            purpose=services.GrantPurpose.reconnect,
+            connection=connection,
+            staff_id=current_user.id,
+        )
+    except ConnectError as exc:
+        return _refused(exc, url_for("connections.show_connection", connection_id=connection.id))
+    return redirect(url) if not htmx else ("", 204, {"HX-Redirect": url})
+
+
+@bp.post("/connections/<int:connection_id>/disconnect")
+@require_role(Role.support)
+def disconnect(connection_id: int):
+    connection = get_connection(connection_id)
+    _live_or_409(connection)
+    form = ConfirmForm()
+    if not form.validate_on_submit():
+        flash("Tick the box to confirm the disconnection; nothing was changed.", "error")
+        return redirect(url_for("connections.show_connection", connection_id=connection.id)), 303
+    note = services.disconnect(connection)
+    db.session.commit()
+    flash(f"Disconnected. {note}", "success")
+    return redirect(url_for("connections.show_connection", connection_id=connection.id))

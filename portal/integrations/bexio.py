@@ -1,0 +1,431 @@
+"""bexio adapter: only what differs from the other ledgers (bexio.md, cited §n).
+
+A token belongs to one bexio company; its ``company_id`` and ``company_user_id`` travel in the
+access token's claims (§1.5). PKCE (S256) is always used; refresh tokens rotate on every
+refresh (§1.3). There is no public credit-note API (§3.6).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import Any
+from urllib.parse import urlencode
+
+from . import specs
+from .base import (
+    Check,
+    Company,
+    CustomerDraft,
+    CustomerQuery,
+    DocumentDraft,
+    LedgerAdapter,
+    LedgerCustomer,
+    LedgerError,
+    NotSupported,
+    PaymentDraft,
+    PaymentStatus,
+    PushResult,
+    ReferenceItem,
+    Rejected,
+    TestResult,
+    TokenSet,
+    pkce_challenge,
+    register,
+    test_label,
+)
+
+API = "https://api.bexio.com"
+#: Scopes our calls need beyond OIDC (§1.2): without them bexio answers 403.
+REQUIRED_SCOPES = ("contact_edit", "kb_invoice_edit", "accounting")
+#: Reference kind → list path (§3.7).
+_REFERENCE = {
+    "items": "2.0/article",
+    "tax_codes": "3.0/taxes",
+    "gl_accounts": "2.0/accounts",
+    "currencies": "3.0/currencies",
+    "bank_accounts": "3.0/banking/accounts",
+    "payment_conditions": "2.0/payment_type",
+}
+_CUSTOMER_FIELDS = {"code": "nr", "email": "mail", "name": "name_1"}
+#: kb_item_status_id of invoices (§3.4).
+_STATUS = {7: "draft", 8: "open", 9: "paid", 16: "partial", 19: "cancelled", 31: "overdue"}
+
+
+def token_claims(access_token: str) -> dict[str, Any]:
+    """Return the claims of a JWT access token without verifying it, or {} for opaque tokens.
+
+    Only used to learn which company the token belongs to; bexio itself verifies every call.
+    """
+    try:
+        payload = access_token.split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    except (IndexError, ValueError):
+        return {}
+    return claims if isinstance(claims, dict) else {}
+
+
+@register(specs.BEXIO)
+class BexioAdapter(LedgerAdapter):
+    """bexio; ``company_id`` is the opaque bexio company id (e.g. "q69vysq7fkzl")."""
+
+    # -- OAuth (§1) -------------------------------------------------------------------------------
+
+    def authorization_url(self, *, redirect_uri: str, state: str, code_verifier: str | None = None) -> str:
+        """Return the Keycloak consent URL with our scopes and a PKCE S256 challenge.
+
+        :raise ValueError: without ``code_verifier`` (bexio connections always use PKCE).
+        """
+        if not code_verifier:
+            raise ValueError("bexio needs a PKCE code_verifier (43-128 characters) from the caller")
+        query = {
+            "client_id": self.client_id,
+            "redirect_uri": redirect_uri,
+            "response_type": "code",
+            "scope": self.spec.scope,
+            "state": state,
+            "code_challenge": pkce_challenge(code_verifier),
+            "code_challenge_method": "S256",
+        }
+        return f"{self.region.authorize_url}?{urlencode(query)}"
+
+    def exchange_code(
+        self,
+        *,
+        code: str,
+        redirect_uri: str,
+        code_verifier: str | None = None,
+        callback_params: Mapping[str, str] | None = None,
+    ) -> TokenSet:
+        """Trade the code (60 s, single use) with the PKCE verifier; pin the token's company."""
+        form = {"grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri}
+        if code_verifier:
+            form["code_verifier"] = code_verifier
+        tokens = self._token_call(form)
+        if not self.company_id:
+            self.company_id = token_claims(tokens.access_token).get("company_id") or None
+        return tokens
+
+    def refresh(self) -> TokenSet:
+        """Refresh; the old refresh token dies at once, so the new one is persisted first (§1.3)."""
+        return self._refresh_grant()
+
+    def revoke(self) -> bool:
+        """Revoke the refresh token, which ends its session and every token of it (RFC 7009)."""
+        if self.tokens is None:
+            return False
+        token = self.tokens.refresh_token or self.tokens.access_token
+        hint = "refresh_token" if self.tokens.refresh_token else "access_token"
+        self.http.post(
+            self.region.revoke_url,
+            data={
+                "token": token,
+                "token_type_hint": hint,
+                "client_id": self.client_id,
+                "client_secret": self.client_secret,
+            },
+            company=self.company_id,
+        )
+        return True
+
+    # -- plumbing ---------------------------------------------------------------------------------
+
+    def _claims(self) -> dict[str, Any]:
+        return token_claims(self._access_token())
+
+    def _list(self, path: str, params: Mapping[str, str] | None = None) -> list[dict]:
+        """GET a bare-array list page by page until a short page (§2.3)."""
+        size = self.spec.page_size
+        found: list[dict] = []
+        offset = 0
+        while True:
+            page = self._call("GET", f"{API}/{path}", params={**(params or {}), "limit": size, "offset": offset})
+            found.extend(page or [])
+            if len(page or []) < size:
+                return found
+            offset += size
+
+    def _search(self, path: str, criteria: list[dict[str, Any]]) -> list[dict]:
+        return self._call("POST", f"{API}/{path}/search", json=criteria) or []
+
+    def _user_id(self) -> int:
+        user = self._claims().get("company_user_id")
+        if user is None:
+            user = self._call("GET", f"{API}/3.0/users/me")["id"]
+        return int(user)
+
+    # -- companies --------------------------------------------------------------------------------
+
+    def list_companies(self) -> list[Company]:
+        """Return the one company the token belongs to."""
+        return [self.company_info()]
+
+    def company_info(self) -> Company:
+        """Return the token's company: id from the claims, name and country from company_profile."""
+        claims = self._claims()
+        company_id = self.company_id or claims.get("company_id")
+        profiles = self._call("GET", f"{API}/2.0/company_profile") or []
+        profile = profiles[0] if profiles else {}
+        country = None
+        if profile.get("country_id"):
+            found = self._call("GET", f"{API}/2.0/country/{profile['country_id']}")
+            country = found.get("iso_3166_alpha2") or found.get("name_short")
+        return Company(
+            id=str(company_id),
+            name=profile.get("name") or claims.get("company_name") or str(company_id),
+            number=str(profile["id"]) if profile.get("id") is not None else None,
+            country=country,
+        )
+
+    # -- preflight --------------------------------------------------------------------------------
+
+    def preflight(self) -> list[Check]:
+        """Check read-only: company, scopes, the user's invoice rights, a sales tax, a revenue account."""
+        company = self._check("company", self._probe_company)
+        if not company.ok:
+            return [company]
+        return [
+            company,
+            self._check("scopes", self._probe_scopes),
+            self._check("create_invoices", self._probe_rights),
+            self._check("sales_tax", self._probe_tax),
+            self._check("revenue_account", self._probe_account),
+        ]
+
+    def _probe_company(self) -> tuple[bool, str]:
+        company = self.company_info()
+        return True, f"{company.name} ({company.id}) is reachable"
+
+    def _probe_scopes(self) -> tuple[bool, str]:
+        granted = set((self._claims().get("scope") or (self.tokens.scope if self.tokens else "")).split())
+        missing = [s for s in REQUIRED_SCOPES if s not in granted]
+        if missing:
+            return False, "Consent lacks the scope(s) " + ", ".join(missing) + ": reconnect to grant them"
+        return True, "Consent granted " + ", ".join(REQUIRED_SCOPES)
+
+    def _probe_rights(self) -> tuple[bool, str]:
+        # Scopes and the user's own rights must both allow a call (§1.2): reading the modules
+        # proves the rights without writing anything.
+        me = self._call("GET", f"{API}/3.0/users/me")
+        self._call("GET", f"{API}/2.0/kb_invoice", params={"limit": 1})
+        self._call("GET", f"{API}/2.0/contact", params={"limit": 1})
+        role = "an administrator" if me.get("is_superadmin") else "a user"
+        return True, f"The connected bexio user ({role}) may use invoices and contacts"
+
+    def _sales_taxes(self) -> list[ReferenceItem]:
+        return [t for t in self.reference_data("tax_codes") if t.active]
+
+    def _revenue_accounts(self) -> list[ReferenceItem]:
+        return [a for a in self.reference_data("gl_accounts") if a.active]
+
+    def _probe_tax(self) -> tuple[bool, str]:
+        taxes = self._sales_taxes()
+        if taxes:
+            return True, f"{len(taxes)} active sales tax(es): " + ", ".join(t.code for t in taxes[:5])
+        return False, "No active sales tax exists: invoice positions need one"
+
+    def _probe_account(self) -> tuple[bool, str]:
+        accounts = self._revenue_accounts()
+        if accounts:
+            return True, f"{len(accounts)} revenue account(s), e.g. {accounts[0].code} {accounts[0].name}"
+        return False, "No active revenue account (type 1) exists: invoice positions need one"
+
+    # -- connection test --------------------------------------------------------------------------
+
+    def create_test_documents(self) -> TestResult:
+        """Create a test contact and a draft invoice on it (never issued or sent)."""
+        name = test_label()
+        user = self._user_id()
+        contact = self._call(
+            "POST",
+            f"{API}/2.0/contact",
+            json={"contact_type_id": 1, "name_1": name, "user_id": user, "owner_id": user},
+        )
+        result = TestResult(created=[("customer", str(contact["id"]), contact.get("nr") or name)])
+        try:
+            taxes, accounts = self._sales_taxes(), self._revenue_accounts()
+            if not taxes or not accounts:
+                raise Rejected(
+                    "bexio has no active sales tax or revenue account for a test position",
+                    provider=self.provider,
+                )
+            invoice = self._call(
+                "POST",
+                f"{API}/2.0/kb_invoice",
+                json={
+                    "title": name,
+                    "contact_id": contact["id"],
+                    "user_id": user,
+                    "api_reference": f"ledgerlink-test-{name[-7:-1]}",
+                    "mwst_type": 0,
+                    "mwst_is_net": True,
+                    "positions": [
+                        {
+                            "type": "KbPositionCustom",
+                            "amount": "1",
+                            "unit_price": "0",
+                            "tax_id": int(taxes[0].id),
+                            "account_id": int(accounts[0].id),
+                            "text": name,
+                        }
+                    ],
+                },
+            )
+        except LedgerError:
+            self.cleanup_test_documents(result)
+            raise
+        result.created.append(("invoice", str(invoice["id"]), invoice.get("document_nr") or name))
+        return result
+
+    def _delete_test_document(self, kind: str, external_id: str, label: str | None) -> str | None:
+        path = "kb_invoice" if kind == "invoice" else "contact"
+        self._call("DELETE", f"{API}/2.0/{path}/{external_id}")
+        return None
+
+    def _manual_cleanup_step(self, kind: str, external_id: str, label: str | None, error: LedgerError) -> str:
+        where = "Sales → Invoices" if kind == "invoice" else "Contacts"
+        return f"Delete {kind} {label!r} in bexio → {where} (bexio refused: {error.provider_text or error})."
+
+    # -- reference data and customers -------------------------------------------------------------
+
+    def reference_data(self, kind: str) -> list[ReferenceItem]:
+        """Return articles, active sales taxes, revenue accounts, currencies, banks or payment types."""
+        if kind not in _REFERENCE:
+            raise NotSupported(f"bexio has no {kind!r} reference data", provider=self.provider)
+        params = {"types": "sales_tax", "scope": "active"} if kind == "tax_codes" else None
+        items = [self._reference_item(kind, row) for row in self._list(_REFERENCE[kind], params)]
+        if kind == "gl_accounts":
+            # Positions need an earning account (account_type 1, §3.3).
+            items = [i for i in items if i.details.get("account_type") == 1]
+        return items
+
+    @staticmethod
+    def _reference_item(kind: str, row: Mapping[str, Any]) -> ReferenceItem:
+        code = row.get("code") or row.get("account_no") or row.get("intern_code") or row.get("name") or row["id"]
+        name = row.get("display_name") or row.get("intern_name") or row.get("name") or str(code)
+        details = {
+            k: row[k] for k in ("value", "account_type", "round_factor", "currency_id", "sale_price") if k in row
+        }
+        return ReferenceItem(
+            kind=kind,
+            id=str(row["id"]),
+            code=str(code),
+            name=str(name),
+            active=bool(row.get("is_active", True)),
+            details=details,
+        )
+
+    def find_customers(self, query: CustomerQuery) -> list[LedgerCustomer]:
+        """Look contacts up by id, number (nr), e-mail or name; bexio contacts carry no VAT field."""
+        if query.by == "id":
+            return [self._customer(self._call("GET", f"{API}/2.0/contact/{int(query.value)}"))]
+        if query.by not in _CUSTOMER_FIELDS:
+            raise NotSupported(f"bexio contacts cannot be looked up by {query.by!r}", provider=self.provider)
+        found = self._search(
+            "2.0/contact",
+            [{"field": _CUSTOMER_FIELDS[query.by], "value": query.value.strip(), "criteria": "="}],
+        )
+        return [self._customer(row) for row in found]
+
+    @staticmethod
+    def _customer(row: Mapping[str, Any]) -> LedgerCustomer:
+        name = (
+            " ".join(part for part in (row.get("name_2"), row.get("name_1")) if part)
+            if row.get("contact_type_id") == 2
+            else (row.get("name_1") or "")
+        )
+        return LedgerCustomer(
+            id=str(row["id"]),
+            name=name.strip(),
+            code=row.get("nr"),
+            email=(row.get("mail") or "").strip() or None,
+        )
+
+    def create_customer(self, draft: CustomerDraft) -> LedgerCustomer:
+        """Create a contact (company or person); bexio assigns the number."""
+        user = self._user_id()
+        body: dict[str, Any] = {
+            "contact_type_id": 2 if draft.is_person else 1,
+            "name_1": draft.name,
+            "user_id": user,
+            "owner_id": user,
+        }
+        optional = {"mail": draft.email, "postcode": draft.postcode, "city": draft.city}
+        if draft.address_lines:
+            optional["street_name"] = draft.address_lines[0]
+        body.update({k: v for k, v in optional.items() if v})
+        return self._customer(self._call("POST", f"{API}/2.0/contact", json=body))
+
+    def find_by_reference(self, kind: str, reference: str) -> PushResult | None:
+        """Return the invoice whose ``api_reference`` is our reference (indexed search, §3.2)."""
+        if kind != "invoice":
+            raise NotSupported(f"bexio has no {kind!r} documents to look up", provider=self.provider)
+        found = self._search("2.0/kb_invoice", [{"field": "api_reference", "value": reference, "criteria": "="}])
+        if not found:
+            return None
+        return PushResult(str(found[0]["id"]), found[0].get("document_nr"), created=False)
+
+    def push_credit_note(self, draft: DocumentDraft) -> PushResult:
+        """Refuse: bexio has no public credit-note API (§3.6).
+
+        :raise NotSupported: always, with the manual step.
+        """
+        raise NotSupported(
+            "bexio has no API for credit notes: create credit note "
+            f"{draft.number} by hand in bexio → Sales → Invoices (cancel or credit the invoice there)",
+            provider=self.provider,
+        )
+
+    # -- not yet ----------------------------------------------------------------------------------
+
+    def push_invoice(self, draft: DocumentDraft) -> PushResult:
+        """Create a draft invoice with ``api_reference`` = our reference (custom positions, §3.2).
+
+        Lines carry the mapped sales tax id and revenue account id; net prices, tax added.
+        """
+        existing = self.find_by_reference("invoice", draft.reference)
+        if existing is not None:
+            return existing
+        positions = []
+        for line in draft.lines:
+            position: dict[str, Any] = {
+                "type": "KbPositionCustom",
+                "amount": str(line.quantity),
+                "unit_price": str(line.unit_price),
+                "text": line.description,
+            }
+            if line.tax_code:
+                position["tax_id"] = int(line.tax_code)
+            if line.gl_account:
+                position["account_id"] = int(line.gl_account)
+            positions.append(position)
+        body: dict[str, Any] = {
+            "title": draft.memo or draft.number,
+            "contact_id": int(draft.customer_id),
+            "user_id": self._user_id(),
+            "api_reference": draft.reference,
+            "mwst_type": 0,
+            "mwst_is_net": True,
+            "is_valid_from": draft.issue_date.isoformat(),
+            "is_valid_to": (draft.due_date or draft.issue_date).isoformat(),
+            "positions": positions,
+        }
+        created = self._call("POST", f"{API}/2.0/kb_invoice", json=body)
+        return PushResult(str(created["id"]), created.get("document_nr"))
+
+    def payment_status(self, external_id: str) -> PaymentStatus:
+        """Return the invoice's remaining amount; status 9 is paid, 16 partly paid (§3.4)."""
+        invoice = self._call("GET", f"{API}/2.0/kb_invoice/{int(external_id)}")
+        total = Decimal(str(invoice.get("total") or 0))
+        remaining = Decimal(str(invoice.get("total_remaining_payments") or 0))
+        status = invoice.get("kb_item_status_id")
+        state = _STATUS.get(status, str(status))
+        return PaymentStatus(str(external_id), status == 9, remaining, total, state)
+
+    def send_invoice(self, external_id: str, *, email: str | None = None) -> None:
+        raise self._not_yet("Sending bexio invoices")
+
+    def push_payment(self, draft: PaymentDraft) -> PushResult:
+        raise self._not_yet("Pushing bexio payments")

@@ -1,0 +1,182 @@
+"""Ledger connections of business units, and consents waiting for support to pick a company."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Enum, ForeignKey, Index, String, Text, text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from ..database import UTCDateTime, utcnow
+from ..extensions import db
+from .organization import BusinessUnit
+from .staff import StaffUser
+from .sync import IllegalTransition
+
+
+class ConnectionStatus(enum.StrEnum):
+    """Where a connection is in its life."""
+
+    pending_authorization = "pending_authorization"
+    connected = "connected"
+    needs_reauthorization = "needs_reauthorization"
+    failing = "failing"
+    paused = "paused"
+    disconnected = "disconnected"
+
+    @property
+    def label(self) -> str:
+        """Return the status in words."""
+        return self.value.replace("_", " ").capitalize()
+
+
+S = ConnectionStatus
+#: The moves a connection may make. Disconnected is final: reconnecting after a disconnect
+#: creates a new connection (the old one keeps its history).
+CONNECTION_TRANSITIONS: dict[ConnectionStatus, frozenset[ConnectionStatus]] = {
+    S.pending_authorization: frozenset({S.connected, S.disconnected}),
+    S.connected: frozenset({S.connected, S.needs_reauthorization, S.failing, S.paused, S.disconnected}),
+    S.needs_reauthorization: frozenset({S.connected, S.disconnected, S.paused, S.needs_reauthorization}),
+    S.failing: frozenset({S.connected, S.needs_reauthorization, S.paused, S.disconnected, S.failing}),
+    S.paused: frozenset({S.connected, S.needs_reauthorization, S.disconnected}),
+    S.disconnected: frozenset(),
+}
+
+
+class SendingMethod(enum.StrEnum):
+    """Who e-mails the invoice to the customer."""
+
+    #: The SaaS sends it; the ledger only books it.
+    saas = "saas"
+    #: The ledger e-mails it (Exact PrintedSalesInvoices, QBO send, bexio send).
+    ledger = "ledger"
+
+
+DEFAULT_SETTINGS: dict[str, Any] = {"sending_method": SendingMethod.saas.value, "auto_send": False}
+
+
+class Connection(db.Model):
+    """A business unit's link to one company in one ledger."""
+
+    __tablename__ = "connection"
+    __table_args__ = (
+        # At most one live connection per business unit; disconnected ones stay as history.
+        Index(
+            "uq_connection_live_business_unit",
+            "business_unit_id",
+            unique=True,
+            postgresql_where=text("status <> 'disconnected'"),
+            sqlite_where=text("status <> 'disconnected'"),
+        ),
+        Index("ix_connection_status", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    business_unit_id: Mapped[int] = mapped_column(ForeignKey("business_unit.id", ondelete="CASCADE"))
+    #: Provider key: exact-online, quickbooks or bexio.
+    provider: Mapped[str] = mapped_column(String(32))
+    #: Exact Online instance (nl, be, de, uk, us, es, fr); None for the others.
+    region: Mapped[str | None] = mapped_column(String(8))
+    #: The pinned external company: Exact division, QBO realm id, bexio company id.
+    external_company_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    external_company_name: Mapped[str | None] = mapped_column(String(200))
+    #: Human-facing number where it differs from the id (Exact division code).
+    external_company_number: Mapped[str | None] = mapped_column(String(64))
+    external_company_country: Mapped[str | None] = mapped_column(String(2))
+    status: Mapped[ConnectionStatus] = mapped_column(
+        Enum(ConnectionStatus, name="connection_status", native_enum=False, length=32),
+        default=ConnectionStatus.pending_authorization,
+    )
+    #: Why the status is what it is, in plain words (with the provider's text where it had one).
+    status_reason: Mapped[str | None] = mapped_column(Text)
+    status_changed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    #: The OAuth token set, encrypted with TOKEN_KEYS (Fernet). Never shown, never logged.
+    token_ciphertext: Mapped[str | None] = mapped_column(Text, deferred=True)
+    #: Expiry facts kept in the clear for health checks (they reveal no secret).
+    access_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    refresh_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    token_refreshed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: Records dated on or after this moment sync automatically (the connection date).
+    sync_from: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    #: Sending method, auto-send and later settings; see DEFAULT_SETTINGS.
+    settings: Mapped[dict[str, Any]] = mapped_column(JSON, default=lambda: dict(DEFAULT_SETTINGS))
+    last_success_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_error_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff_user.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    connected_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    disconnected_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    business_unit: Mapped[BusinessUnit] = relationship()
+    created_by: Mapped[StaffUser | None] = relationship()
+
+    @property
+    def company_label(self) -> str:
+        """Return the pinned company as people know it: name and number."""
+        if not self.external_company_id:
+            return "no company pinned yet"
+        number = self.external_company_number or self.external_company_id
+        return f"{self.external_company_name or 'Unnamed'} ({number})"
+
+    @property
+    def is_live(self) -> bool:
+        """Say whether the connection still counts as the business unit's connection."""
+        return self.status is not ConnectionStatus.disconnected
+
+    def transition(self, target: ConnectionStatus, reason: str | None = None) -> None:
+        """Move to ``target`` with a reason, stamping the time.
+
+        :raise IllegalTransition: when the life cycle does not allow the move.
+        """
+        if target not in CONNECTION_TRANSITIONS[self.status]:
+            raise IllegalTransition("Connection", self.status, target)
+        self.status = target
+        self.status_reason = reason
+        self.status_changed_at = utcnow()
+        if target is ConnectionStatus.connected:
+            self.connected_at = self.connected_at or utcnow()
+        elif target is ConnectionStatus.disconnected:
+            self.disconnected_at = utcnow()
+
+    def setting(self, key: str) -> Any:
+        """Return one setting, falling back to the default."""
+        return (self.settings or {}).get(key, DEFAULT_SETTINGS.get(key))
+
+
+class GrantPurpose(enum.StrEnum):
+    """Why a consent was asked for."""
+
+    connect = "connect"
+    reconnect = "reconnect"
+
+
+class OAuthGrant(db.Model):
+    """Tokens from a completed consent, held until support pins a company (or they expire).
+
+    Nothing becomes a connection until a company is picked; an abandoned grant expires.
+    """
+
+    __tablename__ = "oauth_grant"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    purpose: Mapped[GrantPurpose] = mapped_column(
+        Enum(GrantPurpose, name="grant_purpose", native_enum=False, length=16)
+    )
+    business_unit_id: Mapped[int] = mapped_column(ForeignKey("business_unit.id", ondelete="CASCADE"), index=True)
+    #: The connection being re-authorized (purpose reconnect).
+    connection_id: Mapped[int | None] = mapped_column(ForeignKey("connection.id", ondelete="CASCADE"))
+    provider: Mapped[str] = mapped_column(String(32))
+    region: Mapped[str | None] = mapped_column(String(8))
+    #: The consent's token set, encrypted like a connection's.
+    token_ciphertext: Mapped[str] = mapped_column(Text, deferred=True)
+    #: What the token can reach: [{"id", "name", "number", "country", "accessible", "reason"}].
+    companies: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff_user.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    consumed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    business_unit: Mapped[BusinessUnit] = relationship()

@@ -1,0 +1,117 @@
+"""Helpers to drive the connect flow: the portal in a test client, the ledger consent over HTTP."""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qsl, urlsplit
+
+import pytest
+import requests
+
+from tests.conftest import csrf_token_of
+
+#: Demo data of the sandboxes (sandbox/*/README.md): who approves, and what they can reach.
+EXACT_USERS = {
+    "nl": ("jan.devries", ["3010001", "3010002"]),
+    "be": ("lotte.peeters", ["3020001"]),
+    "de": ("anna.schmidt", ["3030001"]),
+    "uk": ("oliver.smith", ["3040001"]),
+    "us": ("emily.johnson", ["3050001"]),
+    "es": ("lucia.garcia", ["3060001"]),
+    "fr": ("camille.martin", ["3070001"]),
+}
+EXACT_UNGRANTABLE = "3010003"
+QBO_US, QBO_UK = "9341453908059321", "9341453908061187"
+BEXIO_MAIN, BEXIO_OTHER = "q69vysq7fkzl", "b7xk2m4pq9rt"
+
+
+@pytest.fixture
+def sandbox(sandbox_server):
+    """The sandbox base URL, reset to its demo data."""
+    requests.post(f"{sandbox_server}/_control/reset", timeout=10).raise_for_status()
+    return sandbox_server
+
+
+def consent(sandbox: str, authorize_url: str, *, decision: str = "approve", **choices) -> str:
+    """Approve (or deny) the consent page at ``authorize_url`` as a person would; return the redirect."""
+    parts = urlsplit(authorize_url)
+    params = dict(parse_qsl(parts.query))
+    path = parts.path
+    if path.startswith("/exact-online/"):
+        body = {"provider": "exact-online", "region": path.split("/")[2], **params}
+    elif path.startswith("/quickbooks/"):
+        body = {"provider": "quickbooks", **params}
+    elif path.startswith("/bexio/"):
+        body = {"provider": "bexio", **params}
+    else:
+        raise AssertionError(f"not a sandbox consent URL: {authorize_url}")
+    response = requests.post(f"{sandbox}/_control/consent", json={**body, **choices, "decision": decision}, timeout=10)
+    assert response.status_code == 200, response.text
+    return response.json()["redirect_url"]
+
+
+def local_path(url: str) -> str:
+    """Return the path and query of a URL (to replay a redirect in the Flask test client)."""
+    parts = urlsplit(url)
+    return parts.path + ("?" + parts.query if parts.query else "")
+
+
+class Flow:
+    """The connect flow, step by step, as support and the approver click through it."""
+
+    def __init__(self, client, token: str, sandbox: str) -> None:
+        self.client, self.token, self.sandbox = client, token, sandbox
+
+    def start(self, unit_id: int, provider: str, region: str | None = None, *, replace: bool = False):
+        data = {"provider": provider, "region": region or "", "csrf_token": self.token}
+        if replace:
+            data["confirm_replace"] = "y"
+        return self.client.post(f"/business-units/{unit_id}/connect", data=data)
+
+    def authorize(self, unit_id: int, provider: str, region: str | None = None, *, replace=False, **choices):
+        """Start, approve at the ledger and come back; return the callback response."""
+        started = self.start(unit_id, provider, region, replace=replace)
+        assert started.status_code == 302, started.get_data(as_text=True)
+        redirect = consent(self.sandbox, started.headers["Location"], **choices)
+        return self.client.get(local_path(redirect))
+
+    def pick(self, callback, company_id: str, *, replace: bool = False):
+        assert callback.status_code == 302, callback.get_data(as_text=True)
+        pick_url = callback.headers["Location"]
+        page = self.client.get(pick_url)
+        assert page.status_code == 200, page.get_data(as_text=True)
+        data = {"company": company_id, "csrf_token": csrf_token_of(page.get_data(as_text=True))}
+        if replace:
+            data["confirm_replace"] = "y"
+        return self.client.post(pick_url, data=data)
+
+    def connect(self, unit_id, provider, region=None, *, company, replace=False, **choices) -> int:
+        """Run the whole flow; return the new connection's id."""
+        done = self.pick(
+            self.authorize(unit_id, provider, region, replace=replace, **choices), company, replace=replace
+        )
+        assert done.status_code == 302, done.get_data(as_text=True)
+        return int(done.headers["Location"].rsplit("/", 1)[1])
+
+    def post(self, url: str, **data):
+        return self.client.post(url, data={"csrf_token": self.token, **data})
+
+
+@pytest.fixture
+def flow(client, make_staff, login, sandbox):
+    """A logged-in support member's connect flow against the sandbox."""
+    return Flow(client, login(make_staff("support")), sandbox)
+
+
+@pytest.fixture
+def unit_id(app, demo_data):
+    """The id of a business unit without a connection."""
+    from portal.extensions import db
+    from portal.models import BusinessUnit
+
+    with app.app_context():
+        return db.session.scalars(db.select(BusinessUnit.id).order_by(BusinessUnit.id)).first()
+
+
+def exact_choices(region: str, divisions=None) -> dict:
+    user, _granted = EXACT_USERS[region]
+    return {"user": user, **({"divisions": divisions} if divisions is not None else {})}
