@@ -84,10 +84,42 @@ def seed_staff() -> None:
         click.echo("Staff accounts exist already; log in with yours (flask --app app users create …).")
 
 
+health_cli = AppGroup("health", help="Check ledger connections.")
+tokens_cli = AppGroup("tokens", help="Manage stored OAuth tokens.")
+
+
+@health_cli.command("probe")
+@click.option("--warn-days", default=14, show_default=True, type=click.IntRange(1, 365))
+@click.option("--strict", is_flag=True, help="Exit with status 1 when any connection needs attention.")
+def health_probe(warn_days: int, strict: bool) -> None:
+    """Call every live connection's ledger once and flag tokens close to expiry."""
+    from datetime import timedelta
+
+    from .connections.health import probe_all
+
+    results = probe_all(warn_within=timedelta(days=warn_days))
+    for r in results:
+        mark = "ok  " if r.ok and not r.expiring else "WARN" if r.ok else "FAIL"
+        click.echo(f"{mark} #{r.connection_id:<6} {r.status.value:<22} {r.label} — {r.detail}")
+    attention = sum(1 for r in results if not r.ok or r.expiring)
+    click.echo(f"{len(results)} connection(s) probed, {attention} need attention.")
+    if strict and attention:
+        raise SystemExit(1)
+
+
+@tokens_cli.command("rotate")
+def rotate_tokens() -> None:
+    """Re-encrypt every stored token with the newest key of LEDGERLINK_TOKEN_KEYS."""
+    from .connections.health import rotate_token_keys
+
+    count = rotate_token_keys()
+    db.session.commit()
+    click.echo(f"Re-encrypted the tokens of {count} connection(s) with the newest key.")
+
+
 def init_app(app: Flask) -> None:
     """Register the command groups."""
     from sandbox.cli import sandbox_cli
 
-    app.cli.add_command(users_cli)
-    app.cli.add_command(seed_cli)
-    app.cli.add_command(sandbox_cli)
+    for group in (users_cli, seed_cli, health_cli, tokens_cli, sandbox_cli):
+        app.cli.add_command(group)

@@ -1,0 +1,77 @@
+"""Cheap health checks of every live connection, and token-key rotation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import select
+
+from ..extensions import db
+from ..integrations.base import LedgerError, NeedsReauthorization
+from ..models import Connection, ConnectionStatus
+from . import services, vault
+
+#: Statuses a probe looks at: paused connections are left alone, disconnected ones are history.
+PROBED = (ConnectionStatus.connected, ConnectionStatus.failing, ConnectionStatus.needs_reauthorization)
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    """What one probe found."""
+
+    connection_id: int
+    label: str
+    status: ConnectionStatus
+    ok: bool
+    detail: str
+    #: Re-authorization will be needed within the warning window.
+    expiring: bool
+
+
+def probe_all(*, warn_within: timedelta = timedelta(days=14)) -> list[ProbeResult]:
+    """Call each live connection's ledger once (company info) and update its status.
+
+    A success clears a failing status; a refused refresh moves it to needs_reauthorization;
+    any other ledger error marks it failing with the provider's words. Commits per connection.
+    """
+    ids = db.session.scalars(select(Connection.id).where(Connection.status.in_(PROBED)).order_by(Connection.id)).all()
+    results = []
+    now = datetime.now(UTC)
+    for connection_id in ids:
+        connection = db.session.get(Connection, connection_id)
+        label = f"{connection.provider} {connection.company_label}"
+        try:
+            vault.fresh_adapter(connection).company_info()
+        except NeedsReauthorization as exc:
+            db.session.rollback()
+            connection = db.session.get(Connection, connection_id)
+            ok, detail = False, f"needs re-authorization: {exc.provider_text or exc}"
+        except (LedgerError, vault.VaultError) as exc:
+            db.session.rollback()
+            connection = db.session.get(Connection, connection_id)
+            detail = services.note_failure(connection, exc)
+            if connection.status is ConnectionStatus.connected:
+                connection.transition(ConnectionStatus.failing, detail)
+            ok = False
+        else:
+            services.note_success(connection)
+            if connection.status in (ConnectionStatus.failing, ConnectionStatus.needs_reauthorization):
+                connection.transition(ConnectionStatus.connected, "Health probe succeeded")
+            ok, detail = True, "reachable"
+        expiring = bool(connection.refresh_expires_at and connection.refresh_expires_at - now < warn_within)
+        if expiring:
+            detail += f"; re-authorization due by {connection.refresh_expires_at:%Y-%m-%d}"
+        db.session.commit()
+        results.append(ProbeResult(connection_id, label, connection.status, ok, detail, expiring))
+    return results
+
+
+def rotate_token_keys() -> int:
+    """Re-encrypt every stored token set with the newest of TOKEN_KEYS; return how many."""
+    cipher = vault.cipher()
+    count = 0
+    for connection in db.session.scalars(select(Connection).where(Connection.token_ciphertext.is_not(None))):
+        connection.token_ciphertext = cipher.rotate(connection.token_ciphertext)
+        count += 1
+    return count
