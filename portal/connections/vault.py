@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from ..extensions import db, queue
 from ..integrations.base import LedgerAdapter, NeedsReauthorization, TokenSet
 from ..integrations.tokens import TokenCipher
-from ..models import Connection, ConnectionStatus
+from ..models import AuditEvent, Connection, ConnectionStatus
 from . import providers
 
 log = logging.getLogger(__name__)
@@ -93,8 +93,21 @@ def _refresh_locked(connection_id: int, *, force: bool) -> TokenSet:
         except NeedsReauthorization as exc:
             reason = exc.provider_text or str(exc)
             if connection.status is not ConnectionStatus.disconnected:
+                before = connection.status.value
                 connection.transition(ConnectionStatus.needs_reauthorization, f"Refresh refused: {reason}")
                 connection.last_error, connection.last_error_at = f"Refresh refused: {reason}", _now()
+                session.add(
+                    AuditEvent(
+                        actor_label="system",
+                        organization_id=connection.business_unit.organization_id,
+                        kind="connection.needs_reauthorization",
+                        subject_type="Connection",
+                        subject_id=connection.id,
+                        summary=f"The ledger refused a token refresh: {reason}"[:500],
+                        before={"status": before},
+                        after={"status": connection.status.value, "reason": connection.status_reason},
+                    )
+                )
                 session.commit()
             raise
         if connection.token_refreshed_at != new_tokens.issued_at:

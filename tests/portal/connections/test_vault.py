@@ -103,6 +103,11 @@ def test_a_revoked_consent_moves_the_connection_to_needs_reauthorization(app, fl
     connection = _connection(app, cid)
     assert connection.status is ConnectionStatus.needs_reauthorization
     assert "Refresh refused" in connection.status_reason
+    from portal.extensions import db
+
+    with app.app_context():
+        event = db.session.scalars(db.select(AuditEvent).filter_by(kind="connection.needs_reauthorization")).one()
+        assert event.subject_id == cid and event.actor_label == "system"
     page = flow.client.get(f"/connections/{cid}").get_data(as_text=True)
     assert "Needs reauthorization" in page and "Refresh refused" in page
 
@@ -115,10 +120,7 @@ def test_tokens_are_never_stored_or_shown_in_plain_text(app, flow, unit_id, data
         connection = db.session.get(Connection, cid)
         tokens = vault.read_tokens(connection)
         dump = " ".join(
-            str(v)
-            for table in db.metadata.sorted_tables
-            for row in db.session.execute(table.select())
-            for v in row
+            str(v) for table in db.metadata.sorted_tables for row in db.session.execute(table.select()) for v in row
         )
         events = " ".join(str(e.after) + str(e.before) for e in db.session.scalars(db.select(AuditEvent)))
     assert tokens.access_token not in dump and tokens.refresh_token not in dump
@@ -198,6 +200,11 @@ def test_health_probe_reports_and_recovers(app, flow, unit_id):
     recovered = runner.invoke(args=["health", "probe"])
     assert recovered.exit_code == 0
     assert _connection(app, cid).status is ConnectionStatus.connected
+    from portal.extensions import db
+
+    with app.app_context():
+        kinds = list(db.session.scalars(db.select(AuditEvent.kind).filter_by(subject_id=cid, actor_label="system")))
+    assert kinds == ["connection.failing", "connection.connected"]
 
 
 def test_token_keys_rotate(app, flow, unit_id):
