@@ -23,17 +23,24 @@ DIVISIONS = (
     (3050001, "us", "Ledgerlink Inc.", True, None),
     (3060001, "es", "Ledgerlink España S.L.", True, "ESB12345674"),
     (3070001, "fr", "Ledgerlink France SAS", True, "FR40303265045"),
+    # A second division per region, so re-authorizing onto another division can be tried anywhere.
+    (3020002, "be", "Ledgerlink Belgium Services BV", False, None),
+    (3030002, "de", "Ledgerlink Services GmbH", False, None),
+    (3040002, "uk", "Ledgerlink Services Ltd", False, None),
+    (3050002, "us", "Ledgerlink Services LLC", False, None),
+    (3060002, "es", "Ledgerlink Servicios S.L.", False, None),
+    (3070002, "fr", "Ledgerlink Services SARL", False, None),
 )
 
 #: (username, region, first, last, divisions seen, divisions with rights).
 USERS = (
     ("jan.devries", "nl", "Jan", "de Vries", [3010001, 3010002, 3010003], {3010001, 3010002}),
-    ("lotte.peeters", "be", "Lotte", "Peeters", [3020001], {3020001}),
-    ("anna.schmidt", "de", "Anna", "Schmidt", [3030001], {3030001}),
-    ("oliver.smith", "uk", "Oliver", "Smith", [3040001], {3040001}),
-    ("emily.johnson", "us", "Emily", "Johnson", [3050001], {3050001}),
-    ("lucia.garcia", "es", "Lucía", "García", [3060001], {3060001}),
-    ("camille.martin", "fr", "Camille", "Martin", [3070001], {3070001}),
+    ("lotte.peeters", "be", "Lotte", "Peeters", [3020001, 3020002], {3020001, 3020002}),
+    ("anna.schmidt", "de", "Anna", "Schmidt", [3030001, 3030002], {3030001, 3030002}),
+    ("oliver.smith", "uk", "Oliver", "Smith", [3040001, 3040002], {3040001, 3040002}),
+    ("emily.johnson", "us", "Emily", "Johnson", [3050001, 3050002], {3050001, 3050002}),
+    ("lucia.garcia", "es", "Lucía", "García", [3060001, 3060002], {3060001, 3060002}),
+    ("camille.martin", "fr", "Camille", "Martin", [3070001, 3070002], {3070001, 3070002}),
 )
 
 #: VAT codes per country: (code, description nl/en, percentage fraction, type).

@@ -12,12 +12,12 @@ from tests.conftest import csrf_token_of
 #: Demo data of the sandboxes (sandbox/*/README.md): who approves, and what they can reach.
 EXACT_USERS = {
     "nl": ("jan.devries", ["3010001", "3010002"]),
-    "be": ("lotte.peeters", ["3020001"]),
-    "de": ("anna.schmidt", ["3030001"]),
-    "uk": ("oliver.smith", ["3040001"]),
-    "us": ("emily.johnson", ["3050001"]),
-    "es": ("lucia.garcia", ["3060001"]),
-    "fr": ("camille.martin", ["3070001"]),
+    "be": ("lotte.peeters", ["3020001", "3020002"]),
+    "de": ("anna.schmidt", ["3030001", "3030002"]),
+    "uk": ("oliver.smith", ["3040001", "3040002"]),
+    "us": ("emily.johnson", ["3050001", "3050002"]),
+    "es": ("lucia.garcia", ["3060001", "3060002"]),
+    "fr": ("camille.martin", ["3070001", "3070002"]),
 }
 EXACT_UNGRANTABLE = "3010003"
 QBO_US, QBO_UK = "9341453908059321", "9341453908061187"
