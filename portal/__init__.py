@@ -36,21 +36,37 @@ def create_app(test_config: dict | None = None) -> Flask:
     security.init_app(app)
     errors.init_app(app)
 
+    from .api import views as api
     from .auth import views as auth
     from .connections import views as connections
+    from .customers import views as customers
     from .dashboard import views as dashboard
+    from .links import i18n
+    from .links import views as links
+    from .mail import bp as outbox
+    from .mappings import views as mappings
     from .organizations import views as organizations
     from .system import views as system
 
     app.register_blueprint(auth.bp)
     app.register_blueprint(dashboard.bp)
     app.register_blueprint(connections.bp)
+    app.register_blueprint(customers.bp)
+    app.register_blueprint(mappings.bp)
     app.register_blueprint(organizations.bp)
     app.register_blueprint(system.bp)
+    app.register_blueprint(links.bp)
+    app.register_blueprint(outbox)
+    app.register_blueprint(api.bp)
+    csrf.exempt(api.bp)  # API requests authenticate with a key, never with the session cookie
+    i18n.init_app(app)
 
     from .cli import init_app as init_cli
 
     init_cli(app)
+    from .api.cli import api_clients_cli
+
+    app.cli.add_command(api_clients_cli)
 
     from .templating import init_app as init_templating
 

@@ -47,6 +47,22 @@ DEFAULTS = {
     "PAGE_SIZE": 25,
     #: Name of the invoicing SaaS whose customers Ledgerlink serves (shown to approvers).
     "SAAS_NAME": "Invoicr",
+    #: Authorization links: default and longest validity, in days.
+    "LINK_DEFAULT_DAYS": 7,
+    "LINK_MAX_DAYS": 30,
+    #: Requests per client address per window to the public link pages (fixed window in Redis).
+    "LINK_RATE_LIMIT": 30,
+    "LINK_RATE_WINDOW_SECONDS": 60,
+    #: Outgoing e-mail: SMTP when SMTP_HOST is set, else the development outbox in instance/.
+    "SMTP_HOST": "",
+    "SMTP_PORT": 587,
+    "SMTP_USERNAME": "",
+    "SMTP_PASSWORD": "",
+    "SMTP_STARTTLS": True,
+    "MAIL_FROM": "Ledgerlink <no-reply@ledgerlink.local>",
+    #: Where the SaaS hears about completed authorization links (POST JSON, HMAC-SHA256 signed).
+    "WEBHOOK_URL": "",
+    "WEBHOOK_SECRET": "",
 }
 
 
@@ -92,6 +108,8 @@ def _check_production(app: Flask) -> None:
     ]
     if missing:
         raise UnsafeConfigError("production mode needs " + ", ".join(missing) + " (see README.md, Configuration)")
+    if app.config.get("WEBHOOK_URL") and len(str(app.config.get("WEBHOOK_SECRET") or "")) < 32:
+        raise UnsafeConfigError("LEDGERLINK_WEBHOOK_URL needs LEDGERLINK_WEBHOOK_SECRET (32+ characters) to sign")
     if len(str(app.config["SECRET_KEY"])) < 32:
         raise UnsafeConfigError("LEDGERLINK_SECRET_KEY must be at least 32 characters")
     app.config.update(

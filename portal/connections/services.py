@@ -94,8 +94,12 @@ def start_authorization(
     purpose: GrantPurpose = GrantPurpose.connect,
     connection: Connection | None = None,
     staff_id: int | None = None,
+    link_id: int | None = None,
 ) -> str:
     """Remember a new consent request for this browser session and return the provider's URL.
+
+    ``link_id`` names the AuthorizationLink an approver without an account is using
+    (purpose ``link``); the callback then completes without a login.
 
     :raise ConnectError: for a bad choice or a provider without credentials.
     """
@@ -114,6 +118,7 @@ def start_authorization(
         "connection_id": connection.id if connection else None,
         "code_verifier": verifier,
         "staff_id": staff_id,
+        "link_id": link_id,
     }
     # The verifier stays server-side; the browser's session only knows which states it started.
     queue.connection.set(_state_key(state), json.dumps(pending), ex=PENDING_TTL_SECONDS)
@@ -122,6 +127,17 @@ def start_authorization(
     url = adapter.authorization_url(redirect_uri=callback_url(), state=state, code_verifier=verifier)
     # The browser goes there: send it to the configured host (the sandbox in development).
     return adapter.http.hosts.resolve(url)
+
+
+def peek_pending(state: str | None) -> dict[str, Any] | None:
+    """Return the pending request of ``state`` without using it up (None when unknown).
+
+    The callback reads the purpose first: only link consents may complete without a login.
+    """
+    if not state:
+        return None
+    raw = queue.connection.get(_state_key(state))
+    return json.loads(raw) if raw is not None else None
 
 
 def _take_pending(state: str | None) -> dict[str, Any]:
@@ -278,7 +294,9 @@ def open_grant(grant_id: int, unit_check: bool = True) -> OAuthGrant:
     return grant
 
 
-def pin_company(grant: OAuthGrant, company_id: str, *, replace_confirmed: bool = False) -> Connection:
+def pin_company(
+    grant: OAuthGrant, company_id: str, *, replace_confirmed: bool = False, actor_label: str | None = None
+) -> Connection:
     """Create the connection pinned to ``company_id`` from a grant.
 
     :raise ConnectError: when the company is not reachable with this consent, or when the
@@ -331,6 +349,7 @@ def pin_company(grant: OAuthGrant, company_id: str, *, replace_confirmed: bool =
         organization_id=unit.organization_id,
         summary=f"Connected {unit.name} to {provider_name(connection.provider)} {connection.company_label}",
         after={**_status_facts(connection), "sync_from": connection.sync_from.isoformat()},
+        actor_label=actor_label,
     )
     return connection
 

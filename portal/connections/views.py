@@ -8,10 +8,10 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from flask_login import current_user
 
 from .. import audit
-from ..extensions import db, htmx
+from ..extensions import db, htmx, login_manager
 from ..integrations.base import LedgerError, NotSupported
-from ..models import AuditEvent, BusinessUnit, Connection, Role
-from ..security import require_role
+from ..models import AuditEvent, BusinessUnit, Connection, GrantPurpose, Role
+from ..security import public, require_role
 from . import services, vault
 from .forms import ConfirmForm, ConnectForm, PickCompanyForm, SettingsForm
 from .services import ConnectError
@@ -81,8 +81,20 @@ def connect_unit(unit_id: int):
 
 
 @bp.get("/connections/oauth/callback")
-@require_role(Role.support)
+@public
 def oauth_callback():
+    # The one redirect URI registered at every provider serves two audiences. A consent started
+    # from an authorization link completes without a login (the link's own guards apply);
+    # every other consent still needs a logged-in support member, checked here explicitly.
+    pending = services.peek_pending(request.args.get("state"))
+    if pending is not None and pending.get("purpose") == GrantPurpose.link.value:
+        from ..links.views import complete_from_callback
+
+        return complete_from_callback(pending)
+    if not current_user.is_authenticated:
+        return login_manager.unauthorized()
+    if not current_user.has_role(Role.support):
+        abort(403, description="This page needs the support role.")
     try:
         outcome = services.complete_authorization(request.args.to_dict())
     except ConnectError as exc:

@@ -23,7 +23,7 @@ import base64
 import hashlib
 import importlib
 import secrets
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -283,6 +283,8 @@ class LedgerCustomer:
     vat_number: str | None = None
     country: str | None = None
     active: bool = True
+    #: Chamber-of-commerce / company registration number, where the ledger keeps one.
+    coc_number: str | None = None
 
 
 @dataclass(frozen=True)
@@ -511,6 +513,15 @@ class LedgerAdapter(abc.ABC):
     @abc.abstractmethod
     def create_customer(self, draft: CustomerDraft) -> LedgerCustomer:
         """Create a customer in the ledger."""
+
+    def iter_customers(self, page_size: int | None = None) -> Iterator[LedgerCustomer]:
+        """Yield every ledger customer, archived / inactive ones included, fetching page by page.
+
+        ``page_size`` overrides the provider's page size where the provider lets the client choose.
+
+        :raise NotSupported: for providers that cannot list their customers (the default).
+        """
+        raise NotSupported(f"listing {self.spec.name} customers is not available", provider=self.provider)
 
     # Documents
     @abc.abstractmethod

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from decimal import Decimal
 from typing import Any
 from urllib.parse import urlencode
@@ -48,6 +48,11 @@ _REFERENCE = {
     "currencies": "3.0/currencies",
     "bank_accounts": "3.0/banking/accounts",
     "payment_conditions": "2.0/payment_type",
+    "languages": "2.0/language",
+    # Every account and every tax (inactive ones too) with their types, so a mapping to the
+    # wrong type or to a tax retired by a rate change can be named as such.
+    "all_accounts": "2.0/accounts",
+    "all_taxes": "3.0/taxes",
 }
 _CUSTOMER_FIELDS = {"code": "nr", "email": "mail", "name": "name_1"}
 #: kb_item_status_id of invoices (§3.4).
@@ -291,7 +296,10 @@ class BexioAdapter(LedgerAdapter):
     # -- reference data and customers -------------------------------------------------------------
 
     def reference_data(self, kind: str) -> list[ReferenceItem]:
-        """Return articles, active sales taxes, revenue accounts, currencies, banks or payment types."""
+        """Return articles, active sales taxes, revenue accounts, currencies, banks, payment types or languages.
+
+        ``all_accounts`` and ``all_taxes`` list every account and tax, inactive ones included.
+        """
         if kind not in _REFERENCE:
             raise NotSupported(f"bexio has no {kind!r} reference data", provider=self.provider)
         params = {"types": "sales_tax", "scope": "active"} if kind == "tax_codes" else None
@@ -306,7 +314,9 @@ class BexioAdapter(LedgerAdapter):
         code = row.get("code") or row.get("account_no") or row.get("intern_code") or row.get("name") or row["id"]
         name = row.get("display_name") or row.get("intern_name") or row.get("name") or str(code)
         details = {
-            k: row[k] for k in ("value", "account_type", "round_factor", "currency_id", "sale_price") if k in row
+            k: row[k]
+            for k in ("value", "account_type", "round_factor", "currency_id", "sale_price", "type", "iso_639_1")
+            if k in row
         }
         return ReferenceItem(
             kind=kind,
@@ -357,6 +367,24 @@ class BexioAdapter(LedgerAdapter):
             optional["street_name"] = draft.address_lines[0]
         body.update({k: v for k, v in optional.items() if v})
         return self._customer(self._call("POST", f"{API}/2.0/contact", json=body))
+
+    def iter_customers(self, page_size: int | None = None) -> Iterator[LedgerCustomer]:
+        """Yield every contact by ``limit`` / ``offset`` pages until a short page (§2.3).
+
+        Deleted contacts are not listed (bexio deletes softly and hides them): a linked contact
+        that disappears reads as deleted.
+        """
+        size = min(page_size or self.spec.page_size, 2000)
+        offset = 0
+        while True:
+            page = (
+                self._call("GET", f"{API}/2.0/contact", params={"limit": size, "offset": offset, "order_by": "id"})
+                or []
+            )
+            yield from (self._customer(row) for row in page)
+            if len(page) < size:
+                return
+            offset += size
 
     def find_by_reference(self, kind: str, reference: str) -> PushResult | None:
         """Return the invoice whose ``api_reference`` is our reference (indexed search, §3.2)."""

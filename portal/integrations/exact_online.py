@@ -8,7 +8,8 @@ handed to the token updater inside :meth:`LedgerAdapter._token_call` before it i
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from dataclasses import replace
 from datetime import date
 from typing import Any
 from urllib.parse import urlencode
@@ -44,6 +45,9 @@ _REFERENCE = {
     "journals": ("financial/Journals", "ID,Code,Description,Type,IsBlocked", "Type eq 20"),
     "payment_conditions": ("cashflow/PaymentConditions", "ID,Code,Description,PaymentDays", None),
     "bank_accounts": ("financial/Journals", "ID,Code,Description,Type,IsBlocked", "Type eq 12"),
+    # Every account and journal with its type, so a mapping to the wrong type can be named as such.
+    "all_accounts": ("financial/GLAccounts", "ID,Code,Description,Type,TypeDescription,IsBlocked", None),
+    "all_journals": ("financial/Journals", "ID,Code,Description,Type,TypeDescription,IsBlocked", None),
 }
 #: Customer look-up key → Account field (§3.1).
 _CUSTOMER_FIELDS = {"code": "Code", "vat": "VATNumber", "email": "Email", "name": "Name"}
@@ -294,7 +298,10 @@ class ExactOnlineAdapter(LedgerAdapter):
     # -- reference data and customers -------------------------------------------------------------
 
     def reference_data(self, kind: str) -> list[ReferenceItem]:
-        """Return items, VAT codes, revenue accounts, sales journals, payment conditions or banks."""
+        """Return items, VAT codes, revenue accounts, sales journals, payment conditions or banks.
+
+        ``all_accounts`` and ``all_journals`` list every G/L account and journal with its type.
+        """
         if kind not in _REFERENCE:
             raise self._not_yet(f"Exact Online reference data {kind!r}")
         path, select, where = _REFERENCE[kind]
@@ -313,8 +320,10 @@ class ExactOnlineAdapter(LedgerAdapter):
             }
         elif kind == "payment_conditions":
             details = {"days": row.get("PaymentDays")}
-        elif kind in ("gl_accounts", "journals", "bank_accounts"):
+        elif kind in ("gl_accounts", "journals", "bank_accounts", "all_accounts", "all_journals"):
             details = {"type": row.get("Type")}
+            if row.get("TypeDescription"):
+                details["type_description"] = row["TypeDescription"]
         # VAT codes are padded to 3, item codes may be: keep the raw code, it is what Exact matches.
         return ReferenceItem(
             kind=kind,
@@ -365,6 +374,27 @@ class ExactOnlineAdapter(LedgerAdapter):
         }
         body.update({k: v for k, v in optional.items() if v})
         return self._customer(self._create_account(body))
+
+    def iter_customers(self, page_size: int | None = None) -> Iterator[LedgerCustomer]:
+        """Yield every sales account, blocked ones as inactive, following ``__next`` page by page.
+
+        Accounts have mandatory filtering (§3.0): ``IsSales eq true`` is the filter. Exact sets
+        the page size (60) itself; ``page_size`` is accepted for the contract and ignored.
+        """
+        params = {"$select": _ACCOUNT_SELECT + ",ChamberOfCommerce", "$filter": "IsSales eq true"}
+        for row in self._iter_rows("crm/Accounts", params):
+            yield replace(self._customer(row), coc_number=_strip(row.get("ChamberOfCommerce")))
+
+    def _iter_rows(self, path: str, params: Mapping[str, str]) -> Iterator[dict]:
+        """Yield the rows of a collection one page at a time, following ``__next`` (§3.0)."""
+        url, company = self._url(path), self._division()
+        query: Mapping[str, str] | None = params
+        while url:
+            body = self._call("GET", url, params=query, company=company)
+            yield from rows(body)
+            data = body.get("d") if isinstance(body, Mapping) else None
+            following = data.get("__next") if isinstance(data, Mapping) else None
+            url, query = (self.http.hosts.to_real(following), None) if following else ("", None)
 
     def find_by_reference(self, kind: str, reference: str) -> PushResult | None:
         """Return the sales invoice whose ``YourRef`` is our reference (§3.7), or None."""

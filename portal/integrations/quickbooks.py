@@ -8,7 +8,7 @@ which :meth:`QuickBooksAdapter.exchange_code` pins as ``company_id``. Writes sen
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from decimal import Decimal
 from typing import Any
 from urllib.parse import urlencode
@@ -35,15 +35,39 @@ from .base import (
     test_label,
 )
 
-#: Reference kind → (entity, extra WHERE) for the query endpoint (§2.2, §3).
+#: Reference kind → (entity, extra WHERE) for the query endpoint (§2.2, §3). Inactive rows are
+#: included (name lists hide them by default) so a mapping to one is reported as inactive.
 _REFERENCE = {
     "items": ("Item", None),
     "tax_codes": ("TaxCode", None),
+    "tax_rates": ("TaxRate", None),
     "gl_accounts": ("Account", "AccountType = 'Income'"),
+    "all_accounts": ("Account", None),
     "payment_conditions": ("Term", None),
     "classes": ("Class", None),
     "bank_accounts": ("Account", "AccountType = 'Bank'"),
 }
+#: Preferences a mapping check reads, as (key, section, field, label).
+_PREFERENCES = (
+    ("custom_txn_numbers", "SalesFormsPrefs", "CustomTxnNumbers", "Custom transaction numbers"),
+    ("closing_date", "AccountingInfoPrefs", "BookCloseDate", "Closing date"),
+    ("class_tracking_per_line", "AccountingInfoPrefs", "ClassTrackingPerTxnLine", "Class tracking per line"),
+    ("class_tracking_per_txn", "AccountingInfoPrefs", "ClassTrackingPerTxn", "Class tracking per transaction"),
+    ("default_terms", "SalesFormsPrefs", "DefaultTerms", "Default terms"),
+)
+_DETAILS = (
+    "Type",
+    "AccountType",
+    "Taxable",
+    "UnitPrice",
+    "DueDays",
+    "SubItem",
+    "Level",
+    "RateValue",
+    "Sku",
+    "AcctNum",
+    "Classification",
+)
 _CUSTOMER_FIELDS = {"id": "Id", "name": "DisplayName", "email": "PrimaryEmailAddr"}
 
 
@@ -180,7 +204,7 @@ class QuickBooksAdapter(LedgerAdapter):
         return True, f"{company.name} ({company.country or 'country unknown'}) is reachable"
 
     def _probe_income(self) -> tuple[bool, str]:
-        accounts = self.reference_data("gl_accounts")
+        accounts = [a for a in self.reference_data("gl_accounts") if a.active]
         if accounts:
             return True, f"{len(accounts)} income account(s), e.g. {accounts[0].name}"
         return False, "No active income account exists: invoice lines need one through their items"
@@ -253,15 +277,34 @@ class QuickBooksAdapter(LedgerAdapter):
     # -- reference data and customers -------------------------------------------------------------
 
     def reference_data(self, kind: str) -> list[ReferenceItem]:
-        """Return active items, tax codes, income accounts, terms, classes or bank accounts."""
+        """Return items, tax codes and rates, income (or all) accounts, terms, classes, banks.
+
+        Inactive rows come back with ``active=False``. ``preferences`` returns the company
+        settings a mapping depends on, one item per setting with its value in ``details``.
+        """
+        if kind == "preferences":
+            return self._preference_items()
         if kind not in _REFERENCE:
             raise self._not_yet(f"QuickBooks reference data {kind!r}")
         entity, where = _REFERENCE[kind]
-        return [self._reference_item(kind, row) for row in self._select(entity, *filter(None, [where]))]
+        conditions = [c for c in (where, "Active IN (true, false)") if c]
+        return [self._reference_item(kind, row) for row in self._select(entity, *conditions)]
+
+    def _preference_items(self) -> list[ReferenceItem]:
+        preferences = self._call("GET", self._url("preferences"))["Preferences"]
+        items = []
+        for key, section, field, label in _PREFERENCES:
+            value = (preferences.get(section) or {}).get(field)
+            if isinstance(value, Mapping):
+                value = value.get("value")
+            items.append(ReferenceItem("preferences", key, key, label, details={"value": value}))
+        return items
 
     @staticmethod
     def _reference_item(kind: str, row: Mapping[str, Any]) -> ReferenceItem:
-        details = {k: row[k] for k in ("Type", "AccountType", "Taxable", "UnitPrice", "DueDays") if k in row}
+        details = {k: row[k] for k in _DETAILS if k in row}
+        if row.get("ParentRef"):
+            details["ParentRef"] = row["ParentRef"].get("value")
         return ReferenceItem(
             kind=kind,
             id=str(row["Id"]),
@@ -314,6 +357,30 @@ class QuickBooksAdapter(LedgerAdapter):
         if address:
             payload["BillAddr"] = address
         return self._customer(self._write("Customer", payload))
+
+    def iter_customers(self, page_size: int | None = None) -> Iterator[LedgerCustomer]:
+        """Yield every customer, inactive ones included, by STARTPOSITION / MAXRESULTS pages (§2.2).
+
+        Name lists return only active rows unless ``Active`` is filtered, hence ``IN (true, false)``.
+        """
+        size = min(page_size or self.spec.max_page_size, self.spec.max_page_size)
+        start = 1
+        while True:
+            body = self._call(
+                "GET",
+                self._url("query"),
+                params={
+                    # Integers only are interpolated: no user input reaches the query.
+                    "query": "SELECT * FROM Customer WHERE Active IN (true, false) ORDERBY Id "  # noqa: S608
+                    f"STARTPOSITION {start} MAXRESULTS {size}"
+                },
+            )
+            page = body.get("QueryResponse") or {}
+            found = page.get("Customer") or []
+            yield from (self._customer(row) for row in found)
+            if len(found) < size:
+                return
+            start += size
 
     def find_by_reference(self, kind: str, reference: str) -> PushResult | None:
         """Return the invoice or credit memo whose DocNumber is our reference (§6), or None."""

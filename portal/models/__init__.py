@@ -1,5 +1,6 @@
 """The domain models, one module per aggregate."""
 
+from .api import ApiClient
 from .audit import AuditEvent
 from .billing import (
     CreditNote,
@@ -19,28 +20,42 @@ from .connection import (
     OAuthGrant,
     SendingMethod,
 )
+from .customer_link import CustomerLink, LedgerCustomerCache, LinkMethod, LinkSuggestion
+from .link import AuthorizationLink, AuthorizationLinkEvent, LinkEventKind, LinkStatus
+from .mapping import Mapping, ReferenceData
 from .organization import BusinessUnit, Organization
 from .staff import Role, StaffUser
 from .sync import IllegalTransition, SyncRun, SyncRunKind, SyncRunStatus
 
 __all__ = [
+    "ApiClient",
     "AuditEvent",
+    "AuthorizationLink",
+    "AuthorizationLinkEvent",
     "BusinessUnit",
     "Connection",
     "ConnectionStatus",
     "CreditNote",
     "CreditNoteLine",
     "Customer",
+    "CustomerLink",
     "GrantPurpose",
     "IllegalTransition",
     "Invoice",
     "InvoiceLine",
     "InvoiceStatus",
+    "LedgerCustomerCache",
+    "LinkEventKind",
+    "LinkMethod",
+    "LinkStatus",
+    "LinkSuggestion",
+    "Mapping",
     "OAuthGrant",
     "Organization",
     "Payment",
     "PaymentMethod",
     "Product",
+    "ReferenceData",
     "Role",
     "SendingMethod",
     "StaffUser",

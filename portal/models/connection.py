@@ -151,6 +151,8 @@ class GrantPurpose(enum.StrEnum):
 
     connect = "connect"
     reconnect = "reconnect"
+    #: An approver without an account, through an AuthorizationLink (no login).
+    link = "link"
 
 
 class OAuthGrant(db.Model):

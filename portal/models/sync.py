@@ -23,6 +23,8 @@ class SyncRunKind(enum.StrEnum):
     payment_poll = "payment_poll"
     test = "test"
     reference_refresh = "reference_refresh"
+    #: Fetch the ledger's customers and suggest links for the unlinked SaaS customers.
+    customer_match = "customer_match"
     #: A no-op round trip through the queue that proves workers are alive.
     queue_check = "queue_check"
 

@@ -1,4 +1,4 @@
-"""Every route declares its role, refuses anonymous and under-privileged staff, and needs CSRF."""
+"""Every route declares its role (or API scope), refuses anonymous and under-privileged staff, and needs CSRF."""
 
 from __future__ import annotations
 
@@ -11,9 +11,23 @@ PUBLIC = {
     "static",  # CSS and JavaScript
     "auth.login",  # the way in
     "system.health",  # load-balancer probe, says only "ok"
+    # Authorization links: an approver without an account opens the link, starts the provider's
+    # consent and (when several companies are reachable) picks one. The token, the browser
+    # session and a rate limit guard these pages instead of a login.
+    "links.open_link",
+    "links.start_link",
+    "links.pick_company",
+    # The OAuth redirect URI serves link consents without a login; connect/reconnect consents
+    # still require a support login, checked inside the view (tests/portal/links cover both).
+    "connections.oauth_callback",
 }
 
 STATE_CHANGING = {"POST", "PUT", "PATCH", "DELETE"}
+
+
+def _is_api(view) -> bool:
+    """API routes authenticate with a key and declare their scope instead of a role."""
+    return isinstance(getattr(view, "required_scope", None), str)
 
 
 def _endpoints(app):
@@ -34,7 +48,9 @@ def test_every_route_is_public_by_allow_list_or_declares_a_role(app):
     undeclared = [
         rule.rule
         for rule, view in _endpoints(app)
-        if rule.endpoint not in PUBLIC and not isinstance(getattr(view, "required_role", None), Role)
+        if rule.endpoint not in PUBLIC
+        and not isinstance(getattr(view, "required_role", None), Role)
+        and not _is_api(view)
     ]
     assert not undeclared, f"routes without a declared role: {undeclared}"
     marked_public = {rule.endpoint for rule, view in _endpoints(app) if getattr(view, "public", False)}
@@ -42,10 +58,15 @@ def test_every_route_is_public_by_allow_list_or_declares_a_role(app):
 
 
 def test_anonymous_requests_are_sent_to_login(app, client):
-    for rule, _view in _endpoints(app):
+    for rule, view in _endpoints(app):
         if rule.endpoint in PUBLIC:
             continue
         url = _sample_url(rule)
+        if _is_api(view):
+            for method in rule.methods - {"HEAD", "OPTIONS"}:
+                response = client.open(url, method=method)
+                assert response.status_code == 401 and response.is_json, (method, url)
+            continue
         for method in rule.methods - {"HEAD", "OPTIONS"}:
             response = client.open(url, method=method)
             if method == "GET":
@@ -77,9 +98,9 @@ def test_state_changes_without_csrf_token_are_refused(app, client, make_staff, l
     login(make_staff("admin"))
     headers = {"HX-Request": "true"} if with_htmx else {}
     checked = 0
-    for rule, _view in _endpoints(app):
+    for rule, view in _endpoints(app):
         for method in rule.methods & STATE_CHANGING:
-            if rule.endpoint == "auth.login":
+            if rule.endpoint == "auth.login" or _is_api(view):
                 continue
             response = client.open(_sample_url(rule), method=method, headers=headers)
             assert response.status_code == 400, (method, rule.rule, response.status_code)
@@ -87,6 +108,20 @@ def test_state_changes_without_csrf_token_are_refused(app, client, make_staff, l
             checked += 1
     assert checked >= 2
     assert client.get("/").status_code == 200  # still logged in: nothing was done
+
+
+def test_api_routes_ignore_the_session_cookie(app, client, make_staff, login):
+    """A logged-in staff browser gets no API access: keys only (so CSRF does not apply to the API)."""
+    token = login(make_staff("admin"))
+    checked = 0
+    for rule, view in _endpoints(app):
+        if not _is_api(view):
+            continue
+        for method in rule.methods - {"HEAD", "OPTIONS"}:
+            response = client.open(_sample_url(rule), method=method, headers={"X-CSRFToken": token}, json={})
+            assert response.status_code == 401, (method, rule.rule)
+            checked += 1
+    assert checked >= 2
 
 
 def test_security_headers(client):

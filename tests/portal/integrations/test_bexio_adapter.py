@@ -221,3 +221,13 @@ def test_push_invoice_is_idempotent_and_payment_status_follows_payments(sandbox,
     control(sandbox, "bexio/mark_paid", {"company": BEXIO_COMPANY, "invoice_id": int(pushed.external_id)})
     status = adapter.payment_status(pushed.external_id)
     assert (status.paid, status.amount_open, status.state) == (True, Decimal(0), "paid")
+
+
+def test_every_tax_account_and_language_with_type_and_activity(sandbox, make_adapter):
+    adapter, _ = _connect(sandbox, make_adapter, [])
+    taxes = {t.code: t for t in adapter.reference_data("all_taxes")}
+    assert not taxes["UN77"].active and taxes["UN81"].active
+    assert taxes["VM81"].details["type"] == "pre_tax_material"
+    accounts = {a.code: a for a in adapter.reference_data("all_accounts")}
+    assert accounts["3200"].details["account_type"] == 1 and accounts["1020"].details["account_type"] != 1
+    assert {lang.details["iso_639_1"] for lang in adapter.reference_data("languages")} >= {"de", "fr"}

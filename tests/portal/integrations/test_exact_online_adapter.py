@@ -207,3 +207,13 @@ def test_rows_reads_every_envelope(records):
 def test_account_codes_are_right_aligned_to_18(code):
     padded = account_code(code)
     assert len(padded) == max(18, len(code.strip())) and padded.strip() == code.strip()
+
+
+def test_every_account_and_journal_comes_with_its_type(sandbox, make_adapter):
+    adapter, _ = _connect(sandbox, make_adapter, "nl", [])
+    adapter.company_id = "3010001"
+    accounts = {a.code.strip(): a for a in adapter.reference_data("all_accounts")}
+    assert accounts["8000"].details["type"] == 110 and accounts["1300"].details["type"] == 20
+    journals = {j.code.strip(): j for j in adapter.reference_data("all_journals")}
+    assert journals["70"].details["type"] == 20 and journals["90"].details["type"] == 90
+    assert journals["90"].details["type_description"]

@@ -182,3 +182,18 @@ def test_push_invoice_is_idempotent_and_payment_status_follows_payments(sandbox,
     assert adapter.payment_status(pushed.external_id).paid
     with pytest.raises(NotSupported, match="not available yet"):
         adapter.push_payment(None)
+
+
+def test_reference_data_includes_inactive_rows_sub_items_rates_and_preferences(sandbox, make_adapter):
+    adapter, _ = _connect(sandbox, make_adapter, [])
+    items = {i.id: i for i in adapter.reference_data("items")}
+    assert not items["6"].active and items["1"].active  # Old Widget is inactive
+    assert items["3"].details["Type"] == "Category"
+    assert items["4"].details["ParentRef"] == "3" and items["4"].name == "Hardware:Cables"
+    accounts = {a.id: a for a in adapter.reference_data("all_accounts")}
+    assert accounts["5"].details["AccountType"] == "Bank" and accounts["1"].details["AccountType"] == "Income"
+    assert {r.name for r in adapter.reference_data("tax_rates")} == {"California", "Arizona"}
+    control(sandbox, "quickbooks/set_preferences", {"realm_id": QBO_REALM, "custom_txn_numbers": True})
+    preferences = {p.code: p.details["value"] for p in adapter.reference_data("preferences")}
+    assert preferences["custom_txn_numbers"] is True and preferences["class_tracking_per_line"] is True
+    assert preferences["closing_date"] is None and preferences["default_terms"] == "3"

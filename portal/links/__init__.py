@@ -1,0 +1,1 @@
+"""Authorization links: let someone without an account approve access to the ledger."""

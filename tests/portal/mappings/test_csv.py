@@ -1,0 +1,150 @@
+"""CSV export and import of product mappings: round trip, all or nothing, row-level errors."""
+
+from __future__ import annotations
+
+import io
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from portal.mappings.csvio import parse_csv, write_csv
+from portal.models import AuditEvent, Mapping, Product
+
+from .conftest import GOOD_DEFAULTS
+
+
+def _overrides(db, connection_id) -> dict:
+    db.session.expire_all()
+    rows = db.session.scalars(
+        db.select(Mapping).where(Mapping.connection_id == connection_id, Mapping.product_id.is_not(None))
+    )
+    return {(m.product_id, m.field): m.value for m in rows}
+
+
+def _upload(mapper, content: bytes | str, name: str = "mappings.csv"):
+    data = content.encode() if isinstance(content, str) else content
+    return mapper.flow.client.post(
+        f"{mapper.base}/import",
+        data={"csrf_token": mapper.flow.token, "file": (io.BytesIO(data), name)},
+        content_type="multipart/form-data",
+    )
+
+
+def _org_products(db, connection_id) -> list[tuple[int, str]]:
+    from portal.models import Connection
+
+    connection = db.session.get(Connection, connection_id)
+    org_id = connection.business_unit.organization_id
+    rows = db.session.execute(
+        db.select(Product.id, Product.external_id).where(Product.organization_id == org_id).order_by(Product.id)
+    ).all()
+    return [tuple(r) for r in rows]
+
+
+def test_export_import_round_trip(db, connect):
+    mapper = connect("exact-online")
+    mapper.save_defaults(**GOOD_DEFAULTS["exact-online"])
+    (first, first_ext), (second, second_ext) = _org_products(db, mapper.id)[:2]
+    mapper.save_override(first, tax_code="1", gl_account="8010")
+    exported = mapper.flow.client.get(f"{mapper.base}/export.csv")
+    assert exported.status_code == 200 and exported.mimetype == "text/csv"
+    assert "attachment" in exported.headers["Content-Disposition"]
+    text = exported.get_data(as_text=True)
+    assert text.splitlines()[0] == "product_id,product_code,product_name,item,tax_code,gl_account"
+    assert any(line.startswith(f"{first_ext},") and line.endswith(",,1,8010") for line in text.splitlines())
+
+    # Importing the export unchanged changes nothing.
+    same = _upload(mapper, text)
+    assert same.status_code == 302, same.get_data(as_text=True)
+    assert _overrides(db, mapper.id) == {(first, "tax_code"): "1", (first, "gl_account"): "8010"}
+
+    # Edited: one override removed, one added, in a semicolon file from a spreadsheet, with a BOM.
+    edited = f"\ufeffproduct_id;tax_code;gl_account\r\n{first_ext};1;\r\n{second_ext};0;8000\r\n"
+    applied = _upload(mapper, edited.encode("utf-8"))
+    assert applied.status_code == 302, applied.get_data(as_text=True)
+    assert _overrides(db, mapper.id) == {
+        (first, "tax_code"): "1",
+        (second, "tax_code"): "0",
+        (second, "gl_account"): "8000",
+    }
+    event = db.session.scalars(db.select(AuditEvent).where(AuditEvent.kind == "mapping.imported")).one()
+    assert event.after == {first_ext: {"gl_account": None}, second_ext: {"tax_code": "0", "gl_account": "8000"}}
+
+
+def test_a_bad_import_changes_nothing_and_names_every_row(db, connect):
+    mapper = connect("bexio")
+    products = _org_products(db, mapper.id)
+    (_good, good_ext), (_other, other_ext) = products[:2]
+    content = (
+        "product_id,tax_code,gl_account\n"
+        f"{good_ext},UN81,3200\n"  # fine on its own, yet not applied: all or nothing
+        "NO-SUCH-PRODUCT,UN81,3200\n"
+        f"{other_ext},UN77,9999\n"
+    )
+    refused = _upload(mapper, content)
+    body = refused.get_data(as_text=True).replace("&#39;", "'")
+    assert refused.status_code == 400
+    assert "Nothing was imported." in body
+    assert "Row 3: there is no product with id 'NO-SUCH-PRODUCT' in" in body
+    assert "Row 4, tax_code: Sales tax UN77" in body and "is inactive in bexio" in body
+    assert "Row 4, gl_account: Revenue account “9999” does not exist in bexio" in body
+    assert _overrides(db, mapper.id) == {}
+    assert not db.session.scalars(db.select(AuditEvent).where(AuditEvent.kind == "mapping.imported")).all()
+
+
+MALFORMED = [
+    (b"", "The file is empty"),
+    (b"sku,tax_code\nA,1\n", "Row 1: unknown column(s) 'sku'"),
+    (b"tax_code\n1\n", "Row 1: the column product_id (the SaaS's product id) is missing."),
+    (b"product_id,tax_code\nP1,1,extra\n", "Row 2: 3 cell(s), but the header has 2."),
+    (b'product_id,tax_code\n"P1,1\n', "malformed CSV"),
+    (b"product_id,tax_code\nP1,1\nP1,2\n", "Row 3: product 'P1' is already on row 2."),
+    (b"product_id,tax_code\n\xff\xfe1,2\n", "The file is not UTF-8 text"),
+    (b"product_id,journal\nP1,70\n", "Row 1: unknown column(s) 'journal'"),  # journals are connection-wide
+]
+
+
+def test_malformed_files_are_refused_precisely(db, connect):
+    mapper = connect("exact-online")
+    for content, message in MALFORMED:
+        refused = _upload(mapper, content)
+        body = refused.get_data(as_text=True).replace("&#39;", "'")
+        assert refused.status_code == 400, content
+        assert message in body, (content, body[body.find("import-errors") :][:600])
+    assert _overrides(db, mapper.id) == {}
+    assert _upload(mapper, b"", name="").status_code == 400  # no file chosen
+
+
+FIELDS = ["item", "tax_code", "gl_account"]
+cell = st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00\r\n"), max_size=12)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=300))
+def test_the_parser_never_raises_and_always_explains(text):
+    parsed = parse_csv(text, FIELDS)
+    assert parsed.rows or parsed.errors or text.strip().lower().startswith("product_id")
+    for error in parsed.errors:
+        assert error.startswith(("Row ", "The file"))
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(cell.filter(lambda s: s.strip()), cell, cell, cell),
+        max_size=20,
+        unique_by=lambda row: row[0].strip(),
+    )
+)
+def test_written_rows_parse_back_to_the_same_values(rows):
+    written = write_csv(
+        FIELDS,
+        [{"product_id": pid, "item": a, "tax_code": b, "gl_account": c} for pid, a, b, c in rows],
+    )
+    parsed = parse_csv(written, FIELDS)
+    assert parsed.errors == []
+    expected = [
+        (pid.strip(), {"item": a.strip(), "tax_code": b.strip(), "gl_account": c.strip()}) for pid, a, b, c in rows
+    ]
+    expected = [e for e in expected if any(v for v in (e[0], *e[1].values()))]
+    assert [(r.product_id, r.values) for r in parsed.rows] == expected

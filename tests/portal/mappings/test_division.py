@@ -1,0 +1,88 @@
+"""Setting or correcting the division on the customer's behalf, from what the token can reach."""
+
+from __future__ import annotations
+
+import pytest
+
+from portal.mappings import services
+from portal.models import AuditEvent, Connection, ReferenceData
+
+
+def _connection(db, connection_id) -> Connection:
+    db.session.expire_all()
+    return db.session.get(Connection, connection_id)
+
+
+def _division_events(db, connection_id) -> list[AuditEvent]:
+    db.session.expire_all()
+    return list(
+        db.session.scalars(
+            db.select(AuditEvent).where(
+                AuditEvent.subject_id == connection_id, AuditEvent.kind == "connection.division_changed"
+            )
+        )
+    )
+
+
+def test_the_page_lists_what_the_token_reaches(connect):
+    mapper = connect("exact-online", refresh=False)
+    page = mapper.flow.client.get(f"/connections/{mapper.id}/division").get_data(as_text=True)
+    assert "3010002" in page and "Holding De Vries" in page and "no — NoDivisionAccess" in page
+    assert "Nothing has been pushed from this connection yet, so no record links are affected." in page
+
+
+@pytest.mark.parametrize(
+    ("number", "message"),
+    [
+        ("3010003", "cannot be used: the authorizing user has no rights in it, or it was not granted at consent"),
+        ("4242424", "division 4242424 is not visible to the user who authorized this connection"),
+        ("3010001", "already pinned to Ledgerlink Demo B.V. (3010001)"),
+    ],
+)
+def test_an_unreachable_number_is_refused_with_the_reason(db, connect, number, message):
+    mapper = connect("exact-online", refresh=False)
+    refused = mapper.flow.post(f"/connections/{mapper.id}/division", number=number)
+    assert refused.status_code == 400
+    assert message in refused.get_data(as_text=True)
+    assert _connection(db, mapper.id).external_company_id == "3010001"
+    assert _division_events(db, mapper.id) == []
+
+
+def test_a_reachable_division_is_pinned_audited_and_its_reference_data_read(db, connect):
+    mapper = connect("exact-online")
+    changed = mapper.flow.post(f"/connections/{mapper.id}/division", number="3010002")
+    assert changed.status_code == 302, changed.get_data(as_text=True)
+    connection = _connection(db, mapper.id)
+    assert (connection.external_company_id, connection.external_company_name) == ("3010002", "Ledgerlink Services B.V.")
+    (event,) = _division_events(db, mapper.id)
+    assert event.before["company"] == "3010001" and event.after["company"] == "3010002"
+    assert event.after["pushed_records"] == 0
+    divisions = db.session.scalars(
+        db.select(ReferenceData).where(ReferenceData.connection_id == mapper.id, ReferenceData.kind == "divisions")
+    ).one()
+    assert divisions.find("3010002")["active"]
+    assert "Division changed from Ledgerlink Demo B.V. (3010001)" in mapper.page()  # mapping history
+
+
+def test_after_pushes_the_change_needs_an_explicit_confirmation(db, connect, monkeypatch):
+    monkeypatch.setattr(services, "pushed_record_count", lambda connection: 12)
+    mapper = connect("exact-online", refresh=False)
+    page = mapper.flow.client.get(f"/connections/{mapper.id}/division").get_data(as_text=True)
+    assert "12 record(s) were pushed to Ledgerlink Demo B.V. (3010001)" in page and 'name="confirm"' in page
+    unconfirmed = mapper.flow.post(f"/connections/{mapper.id}/division", number="3010002")
+    assert unconfirmed.status_code == 409
+    body = unconfirmed.get_data(as_text=True)
+    assert "pushing them again would create them a second time there" in body and "Tick the box" in body
+    assert _connection(db, mapper.id).external_company_id == "3010001" and _division_events(db, mapper.id) == []
+    confirmed = mapper.flow.post(f"/connections/{mapper.id}/division", number="3010002", confirm="y")
+    assert confirmed.status_code == 302
+    (event,) = _division_events(db, mapper.id)
+    assert event.after["pushed_records"] == 12 and event.after["confirmed"] is True
+
+
+def test_qbo_reaches_one_company_only(connect):
+    mapper = connect("quickbooks", refresh=False)
+    page = mapper.flow.client.get(f"/connections/{mapper.id}/division").get_data(as_text=True)
+    assert "reaches exactly one company" in page
+    refused = mapper.flow.post(f"/connections/{mapper.id}/division", number="9341453908061187")
+    assert refused.status_code == 400 and "is not visible" in refused.get_data(as_text=True)
