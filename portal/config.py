@@ -44,6 +44,8 @@ DEFAULTS = {
     #: Failed logins per e-mail address (and per client address) before a lock-out.
     "LOGIN_MAX_FAILURES": 5,
     "LOGIN_LOCKOUT_SECONDS": 15 * 60,
+    #: A session without a request for this long is logged out.
+    "IDLE_TIMEOUT_SECONDS": 8 * 3600,
     "PAGE_SIZE": 25,
     #: Name of the invoicing SaaS whose customers Ledgerlink serves (shown to approvers).
     "SAAS_NAME": "Invoicr",

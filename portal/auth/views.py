@@ -17,10 +17,6 @@ from .services import LoginThrottle, authenticate
 
 bp = Blueprint("auth", __name__)
 
-#: Log a session out after this long without a request.
-IDLE_TIMEOUT_SECONDS = 8 * 3600
-
-
 @login_manager.user_loader
 def load_user(user_id: str) -> StaffUser | None:
     user = db.session.get(StaffUser, int(user_id)) if user_id.isdigit() else None
@@ -46,7 +42,7 @@ def expire_idle_sessions():
         return None
     now = int(time.time())
     seen = session.get("seen", now)
-    if now - seen > current_app.config.get("IDLE_TIMEOUT_SECONDS", IDLE_TIMEOUT_SECONDS):
+    if now - seen > current_app.config["IDLE_TIMEOUT_SECONDS"]:
         logout_user()
         session.clear()
         flash("Your session expired after a long time without activity. Please log in again.", "info")
