@@ -17,6 +17,7 @@ from .services import LoginThrottle, authenticate
 
 bp = Blueprint("auth", __name__)
 
+
 @login_manager.user_loader
 def load_user(user_id: str) -> StaffUser | None:
     user = db.session.get(StaffUser, int(user_id)) if user_id.isdigit() else None

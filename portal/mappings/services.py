@@ -19,7 +19,16 @@ from ..connections import vault
 from ..extensions import db
 from ..integrations import specs
 from ..integrations.base import Company
-from ..models import Connection, Invoice, InvoiceLine, Mapping, Product, ReferenceData
+from ..models import (
+    Connection,
+    ExternalRecord,
+    Invoice,
+    InvoiceLine,
+    Mapping,
+    Product,
+    RecordState,
+    ReferenceData,
+)
 from ..templating import when
 from .catalog import Field, ProviderCatalog, catalog, describe_type, label, row_from_company, row_from_item
 
@@ -659,12 +668,12 @@ def _provider_pitfalls(connection, refs, maps, products, tax_mode) -> list[Probl
 
 
 def pushed_record_count(connection: Connection) -> int:
-    """Return how many records this connection has pushed into its ledger.
-
-    Always 0 until the sync engine exists: it will count the connection's ExternalRecords in
-    state pushed, and the division change then asks for confirmation.
-    """
-    return 0
+    """Return how many records this connection has pushed into its ledger (ExternalRecords in state pushed)."""
+    return db.session.scalar(
+        select(func.count())
+        .select_from(ExternalRecord)
+        .where(ExternalRecord.connection_id == connection.id, ExternalRecord.state == RecordState.pushed)
+    )
 
 
 def reachable_companies(connection: Connection) -> list[Company]:

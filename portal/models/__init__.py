@@ -21,6 +21,7 @@ from .connection import (
     SendingMethod,
 )
 from .customer_link import CustomerLink, LedgerCustomerCache, LinkMethod, LinkSuggestion
+from .external_record import ExternalRecord, RecordKind, RecordState
 from .link import AuthorizationLink, AuthorizationLinkEvent, LinkEventKind, LinkStatus
 from .mapping import Mapping, ReferenceData
 from .organization import BusinessUnit, Organization
@@ -39,6 +40,7 @@ __all__ = [
     "CreditNoteLine",
     "Customer",
     "CustomerLink",
+    "ExternalRecord",
     "GrantPurpose",
     "IllegalTransition",
     "Invoice",
@@ -55,6 +57,8 @@ __all__ = [
     "Payment",
     "PaymentMethod",
     "Product",
+    "RecordKind",
+    "RecordState",
     "ReferenceData",
     "Role",
     "SendingMethod",

@@ -1,0 +1,1 @@
+"""The sync engine: pushes billing records into ledgers exactly once, through ExternalRecord."""
