@@ -625,6 +625,37 @@ def import_links_csv(connection: Connection, data: bytes | str) -> int:
 # -- reading links and conflicts ------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class HeldInvoice:
+    """An invoice the sync engine holds because its customer is not linked (link-only mode)."""
+
+    invoice_number: str
+    issue_date: Any
+    customer_external_id: str
+    customer_name: str
+    since: datetime | None
+
+
+def held_invoices(connection: Connection, *, limit: int = 50) -> list[HeldInvoice]:
+    """Return invoices held as needs-action "customer not linked" on this connection, oldest first."""
+    from ..models import ExternalRecord, Invoice, RecordKind, RecordState
+
+    rows = db.session.execute(
+        select(Invoice.number, Invoice.issue_date, Customer.external_id, Customer.name, ExternalRecord.last_attempt_at)
+        .join(Invoice, Invoice.id == ExternalRecord.local_id)
+        .join(Customer, Customer.id == Invoice.customer_id)
+        .where(
+            ExternalRecord.connection_id == connection.id,
+            ExternalRecord.kind == RecordKind.invoice,
+            ExternalRecord.state == RecordState.needs_action,
+            ExternalRecord.last_error_class == "customer_not_linked",
+        )
+        .order_by(Invoice.issue_date, Invoice.id)
+        .limit(limit)
+    )
+    return [HeldInvoice(*row) for row in rows]
+
+
 def links(connection: Connection, *, limit: int = 200, offset: int = 0, query: str = ""):
     """Return (link, customer, cached ledger customer or None) rows, newest first."""
     stmt = (

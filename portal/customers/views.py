@@ -84,7 +84,9 @@ def _page(connection: Connection, status: int = 200, **forms):
         mode=services.customer_mode(connection),
         suggest_form=forms.get("suggest_form") or SuggestForm(),
         confirm_form=forms.get("confirm_form") or ConfirmForm(),
-        link_form=forms.get("link_form") or LinkForm(),
+        # "Link this customer" on a held invoice opens the page with the customer filled in.
+        link_form=forms.get("link_form") or LinkForm(data={"customer": request.args.get("link_customer", "")[:64]}),
+        held=services.held_invoices(connection),
         unlink_form=UnlinkForm(),
         import_form=forms.get("import_form") or ImportForm(),
         mode_form=forms.get("mode_form") or ModeForm(data={"customer_mode": services.customer_mode(connection)}),
