@@ -117,9 +117,24 @@ def rotate_tokens() -> None:
     click.echo(f"Re-encrypted the tokens of {count} connection(s) with the newest key.")
 
 
+schedule_cli = AppGroup("schedule", help="Periodic work, run by cron.")
+
+
+@schedule_cli.command("tick")
+def schedule_tick() -> None:
+    """Enqueue a push for every connected connection with due records (cron: every minute)."""
+    from .sync.schedule import tick
+
+    result = tick()
+    click.echo(
+        f"{len(result.enqueued)} push(es) enqueued, {len(result.already_queued)} already queued, "
+        f"{result.not_due} connection(s) with nothing due."
+    )
+
+
 def init_app(app: Flask) -> None:
     """Register the command groups."""
     from sandbox.cli import sandbox_cli
 
-    for group in (users_cli, seed_cli, health_cli, tokens_cli, sandbox_cli):
+    for group in (users_cli, seed_cli, health_cli, tokens_cli, schedule_cli, sandbox_cli):
         app.cli.add_command(group)

@@ -26,6 +26,12 @@ DEFAULTS = {
     "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
     #: Redis URL for RQ, locks and rate limits; empty means an in-process fake Redis.
     "REDIS_URL": "",
+    #: Pace provider calls under each (provider, company) quota with the shared limiter in Redis.
+    "RATE_LIMITER": True,
+    #: Longest the limiter sleeps for a quota window; a longer wait reschedules the job instead.
+    "RATE_LIMIT_MAX_WAIT_SECONDS": 90,
+    #: Default minutes a new or changed record waits before the scheduler pushes it (at most 60).
+    "SYNC_DELAY_MINUTES": 5,
     #: Run jobs in a worker thread of the web process (embedded mode only).
     "EMBEDDED_WORKER": True,
     #: Base URL of the provider sandbox; empty means the real providers.

@@ -20,7 +20,7 @@ from ..models import ApiClient
 F = TypeVar("F", bound=Callable)
 
 #: Scopes a key may carry; each API route declares the one it needs.
-SCOPES = frozenset({"links"})
+SCOPES = frozenset({"links", "ingest"})
 KEY_PREFIX = "llk_"
 
 

@@ -169,3 +169,7 @@ def revoke_authorization_link(link_id: int):
         raise PayloadError(exc.message, status=exc.status) from exc
     db.session.commit()
     return link_json(link)
+
+
+# The ingestion routes and the OpenAPI description live in their own modules, on this blueprint.
+from . import ingest, openapi  # noqa: E402, F401

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from flask import current_app
 
@@ -59,6 +60,17 @@ def client_credentials(provider: str) -> tuple[str, str]:
     )
 
 
+def rate_limit_hooks() -> dict[str, Any]:
+    """Return the LedgerHttp hooks of the shared rate limiter (none when ``RATE_LIMITER`` is off)."""
+    from ..extensions import queue
+    from ..sync import limiter
+
+    shared = limiter.from_config(current_app.config, queue.connection)
+    if shared is None:
+        return {}
+    return {"before_request": shared.before_request, "on_response": shared.on_response}
+
+
 def build_adapter(
     provider: str,
     *,
@@ -70,7 +82,7 @@ def build_adapter(
     """Return the provider's adapter talking to the configured hosts."""
     client_id, secret = client_credentials(provider)
     return get_adapter_class(provider)(
-        http=LedgerHttp.from_config(provider, current_app.config),
+        http=LedgerHttp.from_config(provider, current_app.config, **rate_limit_hooks()),
         client_id=client_id,
         client_secret=secret,
         region=region,

@@ -5,7 +5,8 @@ map (the only production/sandbox difference), retries *safe* calls only (a POST 
 may have been carried out: the caller looks it up by reference instead, DESIGN.md "Jobs"),
 logs requests and responses with secrets and personal data masked, and turns every failure into
 one of the typed errors of :mod:`.base` in :func:`map_error`, with the provider's own code and
-text. An ``on_response`` hook sees every response, so a rate limiter can read quota headers.
+text. An ``on_response`` hook sees every response, so a rate limiter can read quota headers, and
+a ``before_request`` hook sees every attempt before it is sent, so the limiter can pace it.
 """
 
 from __future__ import annotations
@@ -433,6 +434,20 @@ class ResponseInfo:
 ResponseHook = Callable[[ResponseInfo], None]
 
 
+@dataclass(frozen=True)
+class RequestInfo:
+    """What the ``before_request`` hook learns about each attempt before it is sent."""
+
+    provider: str
+    company: str | None
+    method: str
+    url: str
+
+
+#: Called before every attempt; it may sleep (pacing) or raise a LedgerError (the call is not sent).
+RequestHook = Callable[[RequestInfo], None]
+
+
 def _utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -449,6 +464,7 @@ class LedgerHttp:
         timeouts: specs.Timeouts | None = None,
         retry: RetryPolicy | None = None,
         on_response: ResponseHook | None = None,
+        before_request: RequestHook | None = None,
         sleep: Callable[[float], None] = time.sleep,
         now: Callable[[], datetime] = _utcnow,
     ) -> None:
@@ -457,6 +473,7 @@ class LedgerHttp:
         self.timeouts = timeouts or spec.timeouts
         self.retry = retry or RetryPolicy()
         self.on_response = on_response
+        self.before_request = before_request
         self._sleep = sleep
         self._now = now
         self.session = session or requests.Session()
@@ -567,6 +584,8 @@ class LedgerHttp:
             redact_headers(headers),
             _redacted_body(json if json is not None else data, form=json is None),
         )
+        if self.before_request is not None:
+            self.before_request(RequestInfo(provider=self.spec.key, company=company, method=method, url=url))
         started = time.monotonic()
         try:
             response = self.session.request(

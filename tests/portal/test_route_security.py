@@ -20,6 +20,9 @@ PUBLIC = {
     # The OAuth redirect URI serves link consents without a login; connect/reconnect consents
     # still require a support login, checked inside the view (tests/portal/links cover both).
     "connections.oauth_callback",
+    # The OpenAPI description of /api/v1: the SaaS's developers and tools read it without a key;
+    # it describes the endpoints, holds no data.
+    "api.openapi_document",
 }
 
 STATE_CHANGING = {"POST", "PUT", "PATCH", "DELETE"}

@@ -1,0 +1,262 @@
+"""A rate limiter per (provider, external company) in Redis, shared by every worker (DESIGN.md "Jobs").
+
+Each provider budget window (Exact 60/min + 5,000/day per division, QBO 500/min per realm,
+bexio per minute per company; :mod:`portal.integrations.specs`) is one Redis hash
+``{used, limit, reset}``. Before a call, :meth:`RateLimiter.before_request` takes a slot in
+every window of the call's company in one atomic Lua script; when a window is full it *paces*:
+it sleeps until that window resets and tries again, rather than letting the provider refuse.
+A wait longer than ``max_wait`` (the daily window) raises :class:`RateLimited` instead, so the
+job reschedules itself for ``retry_at`` instead of holding a worker for hours.
+
+After each response, :meth:`RateLimiter.on_response` corrects the window from the provider's
+remaining-quota headers (:func:`portal.integrations.http.read_quota`): the provider's limit
+replaces ours (a sandbox scale, a bigger plan), ``used`` never drops below what the provider
+says was used, and the provider's reset time wins. A 429 reports ``remaining = 0``, so every
+worker then waits for the reset.
+
+Windows are fixed and aligned like the providers' (clock minute, UTC day) until a header says
+otherwise. Calls without a company (OAuth token calls, Exact's ``current/Me``) are not counted.
+Redis trouble never fails a ledger call: the limiter then logs and lets the call through.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import redis
+
+from ..integrations import specs
+from ..integrations.base import RateLimited
+from ..integrations.http import RequestInfo, ResponseInfo
+
+log = logging.getLogger(__name__)
+
+KEY_PREFIX = "ledgerlink:ratelimit"
+
+#: Headers of different responses disagree on the reset by a rounding; this much is the same reset.
+RESET_TOLERANCE_MS = 1500
+#: Start counting a new window this long after its reset (a provider clock a little behind ours).
+DEFAULT_MARGIN_MS = 250
+
+# KEYS: one hash per window. ARGV: now_ms, margin_ms, then per window: length_ms, default limit, ttl_s.
+# Returns 0 when a slot was taken in every window, else the milliseconds to wait (nothing taken).
+_ACQUIRE = """
+local now = tonumber(ARGV[1])
+local margin = tonumber(ARGV[2])
+local wait = 0
+local states = {}
+for i = 1, #KEYS do
+  local base = 2 + (i - 1) * 3
+  local length = tonumber(ARGV[base + 1])
+  local default = tonumber(ARGV[base + 2])
+  local h = redis.call('HMGET', KEYS[i], 'used', 'limit', 'reset')
+  local used = tonumber(h[1]) or 0
+  local limit = tonumber(h[2]) or default
+  local reset = tonumber(h[3])
+  if reset == nil or now >= reset + margin then
+    if reset ~= nil and now < reset + length then
+      reset = reset + length
+    else
+      reset = now - (now % length) + length
+    end
+    used = 0
+  end
+  states[i] = {used, limit, reset}
+  if used + 1 > limit then
+    local w = reset + margin - now
+    if w < 1 then w = 1 end
+    if w > wait then wait = w end
+  end
+end
+if wait > 0 then
+  return wait
+end
+for i = 1, #KEYS do
+  local ttl = tonumber(ARGV[2 + (i - 1) * 3 + 3])
+  redis.call('HSET', KEYS[i], 'used', states[i][1] + 1, 'limit', states[i][2], 'reset', states[i][3])
+  redis.call('EXPIRE', KEYS[i], ttl)
+end
+return 0
+"""
+
+# KEYS[1]: the window hash. ARGV: limit, remaining, reset_ms (each may be ''), tolerance_ms, ttl_s, now_ms.
+# A reset already past is a late answer of an earlier window: ignored. A reset that differs from
+# ours replaces it (the provider's windows are the truth); ``used`` only ever grows to the provider's.
+_OBSERVE = """
+local h = redis.call('HMGET', KEYS[1], 'used', 'limit', 'reset')
+local used = tonumber(h[1])
+local limit = tonumber(ARGV[1]) or tonumber(h[2])
+local remaining = tonumber(ARGV[2])
+local reset = tonumber(h[3])
+local reported = tonumber(ARGV[3])
+local tolerance = tonumber(ARGV[4])
+local now = tonumber(ARGV[6])
+if reported ~= nil and reported <= now then
+  return 0
+end
+if reset ~= nil and now >= reset then
+  used = nil
+end
+if reported ~= nil then
+  if reset == nil or math.abs(reported - reset) > tolerance or reported > reset then
+    reset = reported
+  end
+end
+if limit ~= nil and remaining ~= nil then
+  local spent = limit - remaining
+  if used == nil or spent > used then used = spent end
+end
+local fields = {}
+if used ~= nil then table.insert(fields, 'used'); table.insert(fields, used) end
+if limit ~= nil then table.insert(fields, 'limit'); table.insert(fields, limit) end
+if reset ~= nil then table.insert(fields, 'reset'); table.insert(fields, reset) end
+if #fields > 0 then
+  redis.call('HSET', KEYS[1], unpack(fields))
+  redis.call('EXPIRE', KEYS[1], tonumber(ARGV[5]))
+end
+return 1
+"""
+
+
+@dataclass(frozen=True)
+class Window:
+    """One budget of a provider: its name (as in :class:`~portal.integrations.http.QuotaSnapshot`)."""
+
+    name: str
+    seconds: int
+    limit: int
+
+
+def windows_for(spec: specs.ProviderSpec) -> tuple[Window, ...]:
+    """Return the provider's budget windows from its spec."""
+    found = [Window("minute", 60, spec.quotas.per_minute)]
+    if spec.quotas.per_day:
+        found.append(Window("day", 86400, spec.quotas.per_day))
+    return tuple(found)
+
+
+def window_key(provider: str, company: str, window: str) -> str:
+    """Return the Redis key of one (provider, company) window."""
+    return f"{KEY_PREFIX}:{provider}:{company}:{window}"
+
+
+def _ms(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+class RateLimiter:
+    """Paces calls to one provider under its per-company budgets, shared through Redis."""
+
+    def __init__(
+        self,
+        connection: redis.Redis,
+        *,
+        max_wait: float = 90.0,
+        margin_ms: int = DEFAULT_MARGIN_MS,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.redis = connection
+        self.max_wait = max_wait
+        self.margin_ms = margin_ms
+        self._sleep = sleep
+        self._clock = clock
+        self._acquire = connection.register_script(_ACQUIRE)
+        self._observe = connection.register_script(_OBSERVE)
+        #: Seconds slept pacing, for logs and tests.
+        self.waited = 0.0
+
+    # -- the LedgerHttp hooks -----------------------------------------------------------------
+
+    def before_request(self, info: RequestInfo) -> None:
+        """Take a slot for the call, sleeping while the company's windows are full.
+
+        :raise RateLimited: when the wait would be longer than ``max_wait`` (reschedule instead).
+        """
+        if info.company is None:
+            return
+        self.acquire(info.provider, str(info.company))
+
+    def on_response(self, info: ResponseInfo) -> None:
+        """Correct the company's windows from the response's quota headers."""
+        if info.company is None or info.quota is None:
+            return
+        self.observe(info.provider, str(info.company), info.quota)
+
+    # -- the work -----------------------------------------------------------------------------
+
+    def acquire(self, provider: str, company: str) -> None:
+        """Take one slot in every window of (provider, company), pacing as needed."""
+        spec = specs.get_spec(provider)
+        windows = windows_for(spec)
+        keys = [window_key(provider, company, w.name) for w in windows]
+        started = self._clock()
+        while True:
+            args: list[int] = [int(self._clock() * 1000), self.margin_ms]
+            for w in windows:
+                args += [w.seconds * 1000, w.limit, max(2 * w.seconds, 86400)]
+            try:
+                wait_ms = int(self._acquire(keys=keys, args=args))
+            except redis.RedisError:
+                log.exception("rate limiter unavailable for %s %s; the call goes unpaced", provider, company)
+                return
+            if wait_ms <= 0:
+                return
+            wait = wait_ms / 1000
+            if (self._clock() - started) + wait > self.max_wait:
+                retry_at = datetime.fromtimestamp(self._clock() + wait, UTC)
+                raise RateLimited(
+                    f"{spec.name} budget of {company} is spent until {retry_at.isoformat()}",
+                    retry_at=retry_at,
+                    provider=provider,
+                )
+            log.info("pacing %s %s: waiting %.2fs for the quota window to reset", provider, company, wait)
+            # A little jitter, so that workers woken by the same reset do not all race at once.
+            pause = wait + random.random() * 0.05  # noqa: S311 - jitter, not a secret
+            self.waited += pause
+            self._sleep(pause)
+
+    def observe(self, provider: str, company: str, quota) -> None:
+        """Fold a :class:`~portal.integrations.http.QuotaSnapshot` into the company's windows."""
+        for name in ("minute", "day"):
+            window = getattr(quota, name)
+            if window is None:
+                continue
+            args = [
+                "" if window.limit is None else window.limit,
+                "" if window.remaining is None else window.remaining,
+                "" if window.reset_at is None else _ms(window.reset_at),
+                RESET_TOLERANCE_MS,
+                86400 * 2,
+                int(self._clock() * 1000),
+            ]
+            try:
+                self._observe(keys=[window_key(provider, company, name)], args=args)
+            except redis.RedisError:
+                log.exception("rate limiter could not record the quota of %s %s", provider, company)
+
+    def state(self, provider: str, company: str) -> dict[str, dict[str, float]]:
+        """Return the stored windows of (provider, company) (for pages and tests)."""
+        found = {}
+        for w in windows_for(specs.get_spec(provider)):
+            raw = self.redis.hgetall(window_key(provider, company, w.name))
+            if raw:
+                found[w.name] = {k.decode(): float(v) for k, v in raw.items()}
+        return found
+
+    def reset(self, provider: str, company: str) -> None:
+        """Forget the counters of (provider, company)."""
+        keys = [window_key(provider, company, w.name) for w in windows_for(specs.get_spec(provider))]
+        self.redis.delete(*keys)
+
+
+def from_config(config, connection: redis.Redis) -> RateLimiter | None:
+    """Return the app's limiter, or None when ``RATE_LIMITER`` is off."""
+    if not config.get("RATE_LIMITER", True):
+        return None
+    return RateLimiter(connection, max_wait=float(config.get("RATE_LIMIT_MAX_WAIT_SECONDS", 90)))

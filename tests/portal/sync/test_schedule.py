@@ -1,0 +1,236 @@
+"""Scheduling: the cron tick, one job per connection, 429 reschedules, and two real workers under one quota."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.portal.sync.conftest import CONNECT, NO_TAX_LINE, fault, ledger_documents
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def _backdate_invoices(app, minutes: int) -> None:
+    from portal.extensions import db
+    from portal.models import Invoice
+
+    with app.app_context():
+        for invoice in db.session.scalars(db.select(Invoice)):
+            invoice.created_at = datetime.now(UTC) - timedelta(minutes=minutes)
+        db.session.commit()
+
+
+def test_tick_enqueues_one_push_per_due_connection_and_never_two(app, sandbox, connect, make_invoice):
+    from portal.extensions import db, queue
+    from portal.models import Connection, SyncRun
+    from portal.sync import schedule
+
+    connection_id = connect("bexio")
+    make_invoice()
+    with app.app_context():
+        # Just created: within the 5-minute delay, not due yet.
+        assert schedule.tick().not_due == 1
+        assert db.session.scalar(db.select(db.func.count(SyncRun.id))) == 0
+    _backdate_invoices(app, 5)
+
+    with app.app_context():
+        first = schedule.tick()
+        second = schedule.tick()
+        jobs = queue.state.queues["sync"].get_job_ids()
+
+    assert first.enqueued == [connection_id] and second.already_queued == [connection_id]
+    assert jobs == [f"sync-{connection_id}"]
+
+    # Once the job has run, the next tick may enqueue again (a finished job does not block).
+    with app.app_context():
+        job = queue.state.queues["sync"].fetch_job(f"sync-{connection_id}")
+        run_id = job.args[0]
+        from jobs.sync import push_connection
+
+        push_connection(run_id)
+        queue.state.queues["sync"].remove(job.id)
+        job.set_status("finished")
+        assert db.session.get(SyncRun, run_id).counts["pushed"] == 1
+        make_invoice()
+    _backdate_invoices(app, 10)
+    with app.app_context():
+        assert schedule.tick().enqueued == [connection_id]
+        # Paused connections are not scheduled.
+        connection = db.session.get(Connection, connection_id)
+        from portal.models import ConnectionStatus
+
+        connection.transition(ConnectionStatus.paused, "test")
+        db.session.commit()
+        assert schedule.tick().enqueued == []
+
+
+def test_the_delay_setting_is_clamped_to_an_hour(app, sandbox, connect):
+    from portal.extensions import db
+    from portal.models import Connection
+    from portal.sync.schedule import sync_delay
+
+    connection_id = connect("bexio")
+    with app.app_context():
+        connection = db.session.get(Connection, connection_id)
+        assert sync_delay(connection) == timedelta(minutes=5)
+        connection.settings = {**connection.settings, "sync_delay_minutes": 240}
+        assert sync_delay(connection) == timedelta(minutes=60)
+        connection.settings = {**connection.settings, "sync_delay_minutes": 0}
+        assert sync_delay(connection) == timedelta(0)
+
+
+def test_the_schedule_tick_command(app, sandbox, connect, make_invoice):
+    connect("bexio")
+    make_invoice()
+    _backdate_invoices(app, 6)
+    result = app.test_cli_runner().invoke(args=["schedule", "tick"])
+    assert result.exit_code == 0, result.output
+    assert "1 push(es) enqueued" in result.output
+
+
+def test_a_429_reschedules_the_push_at_the_reset_and_fails_no_record(app, sandbox, connect, make_invoice):
+    from rq.registry import ScheduledJobRegistry
+
+    from jobs.sync import push_connection
+    from portal.extensions import db, queue
+    from portal.models import ExternalRecord, RecordState, SyncRun, SyncRunKind, SyncRunStatus
+
+    connection_id = connect("bexio")
+    make_invoice()
+    make_invoice()
+    fault(sandbox, provider="bexio", kind="rate_limit_storm", seconds=30)
+
+    with app.app_context():
+        run = SyncRun(kind=SyncRunKind.incremental, queue="sync", parameters={"connection_id": connection_id})
+        db.session.add(run)
+        db.session.commit()
+        push_connection(run.id)
+        db.session.expire_all()
+        run = db.session.get(SyncRun, run.id)
+        assert run.status is SyncRunStatus.succeeded and "rate limit" in run.message, run.message
+        registry = ScheduledJobRegistry(
+            "sync", connection=queue.connection, serializer=queue.state.queues["sync"].serializer
+        )
+        scheduled = registry.get_job_ids()
+        assert len(scheduled) == 1 and scheduled[0].startswith(f"sync-{connection_id}-at-")
+        retry = db.session.scalars(db.select(SyncRun).where(SyncRun.id != run.id)).one()
+        assert retry.status is SyncRunStatus.queued and retry.parameters == {"connection_id": connection_id}
+        states = {r.state for r in db.session.scalars(db.select(ExternalRecord))}
+        assert RecordState.failed not in states and RecordState.pending in states
+
+
+# -- two real workers, one Exact division ---------------------------------------------------------
+
+
+def _connect_unit(app, flow, unit_id: int) -> int:
+    """Connect a business unit to Exact division 3010001 with working mappings (as the connect fixture)."""
+    from portal.extensions import db
+    from portal.mappings import services
+    from portal.models import Connection
+    from tests.portal.mappings.conftest import GOOD_DEFAULTS
+
+    region, company, choices = CONNECT["exact-online"]
+    connection_id = flow.connect(unit_id, "exact-online", region, company=company, **choices)
+    with app.app_context():
+        connection = db.session.get(Connection, connection_id)
+        services.refresh_reference(connection)
+        services.set_mappings(connection, {**GOOD_DEFAULTS["exact-online"], **NO_TAX_LINE.get("exact-online", {})})
+        connection.sync_from = connection.sync_from.replace(hour=0, minute=0, second=0, microsecond=0)
+        db.session.commit()
+    return connection_id
+
+
+def _wait_for_a_good_second(low: float = 25.0, high: float = 45.0) -> float:
+    """Sleep until the clock minute is between ``low`` and ``high`` s old; return the minute's end.
+
+    The sandbox's windows are clock minutes: starting inside this range, the first window is
+    spent long before its end, and the test shows the pacing across one reset without lasting
+    a whole extra minute.
+    """
+    second = time.time() % 60
+    if second < low:
+        time.sleep(low - second)
+    elif second > high:
+        time.sleep(60 - second + low)
+    now = time.time()
+    return now - (now % 60) + 60
+
+
+@pytest.mark.slow
+def test_two_real_workers_on_one_exact_division_stay_under_its_quota(
+    app, sandbox, flow, org_unit, make_invoice, database_url, redis_url
+):
+    from portal.extensions import db, queue
+    from portal.models import BusinessUnit, ExternalRecord, Invoice, RecordState, SyncRun, SyncRunStatus
+    from portal.sync import schedule
+    from portal.sync.limiter import RateLimiter
+
+    with app.app_context():
+        unit = BusinessUnit(organization_id=org_unit["org_id"], name="Pushtest BE", country="NL", currency="EUR")
+        db.session.add(unit)
+        db.session.commit()
+        second_unit = unit.id
+    connections = [_connect_unit(app, flow, org_unit["unit_id"]), _connect_unit(app, flow, second_unit)]
+    numbers = {connections[0]: [], connections[1]: []}
+    for connection_id, unit_id in zip(connections, (org_unit["unit_id"], second_unit), strict=True):
+        for _ in range(2):
+            invoice_id, number = make_invoice()
+            numbers[connection_id].append(number)
+            with app.app_context():
+                db.session.get(Invoice, invoice_id).business_unit_id = unit_id
+                db.session.commit()
+    # 6 calls a minute for the division: each connection makes 1 customer + 2 x 2 invoice calls,
+    # 10 in all, so the two workers together must wait for one reset.
+    requests.post(f"{sandbox}/_control/quotas", json={"scale": 0.1}, timeout=10).raise_for_status()
+    boundary = _wait_for_a_good_second()
+    with app.app_context():
+        RateLimiter(queue.connection).reset("exact-online", CONNECT["exact-online"][1])
+        from portal.models import Connection
+
+        runs = [schedule.enqueue_push(db.session.get(Connection, c)).id for c in connections]
+
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_url,
+        "LEDGERLINK_SECRET_KEY": app.config["SECRET_KEY"],
+        "LEDGERLINK_TOKEN_KEYS": app.config["TOKEN_KEYS"],
+        "LEDGERLINK_SANDBOX_URL": sandbox,
+        "LEDGERLINK_EMBEDDED_WORKER": "false",
+    }
+    command = [
+        sys.executable,
+        *("-m", "rq.cli", "worker", "--burst", "-w", "jobs.worker.LedgerlinkWorker"),
+        *("-S", "rq.serializers.JSONSerializer", "-u", redis_url, "sync"),
+    ]
+    workers = [
+        subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        for _ in range(2)
+    ]
+    outputs = [w.communicate(timeout=120)[0] for w in workers]
+    assert all(w.returncode == 0 for w in workers), "\n".join(o[-2000:] for o in outputs)
+
+    with app.app_context():
+        db.session.expire_all()
+        done = [db.session.get(SyncRun, r) for r in runs]
+        for run in done:
+            assert run.status is SyncRunStatus.succeeded, run.message
+            assert run.counts == {"invoices": 2, "pushed": 2}, (run.counts, run.message)
+        # Both workers were at it at the same time.
+        assert done[0].started_at < done[1].finished_at and done[1].started_at < done[0].finished_at
+        # The last call waited for the division's window to reset: that is the pacing.
+        assert max(r.finished_at for r in done).timestamp() >= boundary
+        states = [r.state for r in db.session.scalars(db.select(ExternalRecord))]
+        assert states and set(states) == {RecordState.pushed}
+        errors = [r.last_error_text for r in db.session.scalars(db.select(ExternalRecord)) if r.last_error_text]
+        assert errors == []
+    for connection_id in connections:
+        for number in numbers[connection_id]:
+            assert len(ledger_documents(sandbox, "exact-online", number)) == 1
