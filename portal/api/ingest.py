@@ -341,6 +341,18 @@ def show_organization(org_id: str):
     return organization_json(_organization(org_id))
 
 
+def _upsert(model, org, external_id: str, values: dict):
+    """Create or update the record with this SaaS id; return it and whether it is new."""
+    record = _by_external_id(model, org, external_id)
+    created = record is None
+    if created:
+        record = model(organization_id=org.id, external_id=external_id)
+        db.session.add(record)
+    if _apply(record, values) and not created:
+        record.updated_at = utcnow()
+    return record, created
+
+
 @bp.put(ORG + "/customers/<external_id>")
 @api_key_required("ingest")
 def put_customer(org_id: str, external_id: str):
@@ -349,13 +361,7 @@ def put_customer(org_id: str, external_id: str):
     if problems:
         raise _invalid(problems)
     values = {name: data.get(name) for name in schema.CUSTOMER_FIELDS}
-    customer = _by_external_id(Customer, org, external_id)
-    created = customer is None
-    if created:
-        customer = Customer(organization_id=org.id, external_id=external_id)
-        db.session.add(customer)
-    if _apply(customer, values) and not created:
-        customer.updated_at = utcnow()
+    customer, created = _upsert(Customer, org, external_id, values)
     _commit()
     return _answer(customer_json(customer), created)
 
@@ -369,13 +375,7 @@ def put_product(org_id: str, external_id: str):
         raise _invalid(problems)
     values = {name: data[name] for name in ("code", "name", "unit_price", "tax_rate")}
     values["active"] = data.get("active", True)
-    product = _by_external_id(Product, org, external_id)
-    created = product is None
-    if created:
-        product = Product(organization_id=org.id, external_id=external_id)
-        db.session.add(product)
-    if _apply(product, values) and not created:
-        product.updated_at = utcnow()
+    product, created = _upsert(Product, org, external_id, values)
     _commit()
     return _answer(product_json(product), created)
 
