@@ -132,9 +132,57 @@ def schedule_tick() -> None:
     )
 
 
+links_cli = AppGroup("links", help="Authorization links for approvers without an account.")
+
+
+@links_cli.command("create")
+@click.option("--org", "org_ref", required=True, help="The organization's SaaS id.")
+@click.option("--unit", "unit_id", type=int, help="Business unit id (default: the organization's first).")
+@click.option("--provider", required=True, type=click.Choice(["exact-online", "quickbooks", "bexio"]))
+@click.option("--region", help="Exact Online instance: nl, be, de, uk, us, es or fr.")
+@click.option("--company", "expected_company_id", help="Division / company the approver must grant.")
+@click.option("--days", type=int, help="Validity in days (default 7, at most 30).")
+@click.option("--note", default="", help="Why access is needed, shown to the approver.")
+@click.option("--requested-for", default="", help="Who asked for the integration.")
+@click.option("--base-url", default="http://127.0.0.1:5000", show_default=True, help="The portal's public address.")
+def create_link_command(org_ref, unit_id, provider, region, expected_company_id, days, note, requested_for, base_url):
+    """Create an authorization link and print its URL (shown only now)."""
+    from flask import current_app
+
+    from .links import services as links
+    from .models import BusinessUnit, Organization
+
+    org = db.session.scalar(db.select(Organization).filter_by(external_id=org_ref))
+    if org is None:
+        raise click.ClickException(f"There is no organization with SaaS id {org_ref!r}.")
+    units = {u.id: u for u in org.business_units}
+    unit = units.get(unit_id) if unit_id else next(iter(units.values()), None)
+    if not isinstance(unit, BusinessUnit):
+        raise click.ClickException(f"{org.name} has no business unit {unit_id}; it has {sorted(units)}.")
+    with current_app.test_request_context(base_url=base_url):
+        try:
+            link, token = links.create_link(
+                unit,
+                provider=provider,
+                region=region,
+                expected_company_id=expected_company_id,
+                expires_in_days=days,
+                note=note,
+                requested_for=requested_for,
+                created_via="cli",
+                actor="cli",
+            )
+        except links.LinkError as exc:
+            raise click.ClickException(exc.message) from exc
+        url = links.public_url(token)
+    db.session.commit()
+    click.echo(f"Link #{link.id} for {org.name} / {unit.name}, valid until {link.expires_at:%Y-%m-%d %H:%M} UTC:")
+    click.echo(url)
+
+
 def init_app(app: Flask) -> None:
     """Register the command groups."""
     from sandbox.cli import sandbox_cli
 
-    for group in (users_cli, seed_cli, health_cli, tokens_cli, schedule_cli, sandbox_cli):
+    for group in (users_cli, seed_cli, health_cli, tokens_cli, schedule_cli, links_cli, sandbox_cli):
         app.cli.add_command(group)
