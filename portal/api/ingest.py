@@ -459,11 +459,8 @@ def put_invoice(org_id: str, external_id: str):
     return _answer(invoice_json(invoice), False)
 
 
-@bp.put(ORG + "/credit-notes/<external_id>")
-@api_key_required("ingest")
-def put_credit_note(org_id: str, external_id: str):
-    org = _organization(org_id)
-    data, problems = _body(schema.CREDIT_NOTE_FIELDS, external_id)
+def _referred_invoice(org, data: dict, problems: list[dict]) -> Invoice | None:
+    """Return the invoice a credit note or payment refers to, noting a missing one or another currency."""
     invoice = _by_external_id(Invoice, org, data.get("invoice"))
     if data.get("invoice") is not None and invoice is None:
         problems.append({"path": "invoice", "message": f"there is no invoice {data['invoice']!r}"})
@@ -474,6 +471,15 @@ def put_credit_note(org_id: str, external_id: str):
                 "message": f"is {data['currency']} but invoice {invoice.external_id} is in {invoice.currency}",
             }
         )
+    return invoice
+
+
+@bp.put(ORG + "/credit-notes/<external_id>")
+@api_key_required("ingest")
+def put_credit_note(org_id: str, external_id: str):
+    org = _organization(org_id)
+    data, problems = _body(schema.CREDIT_NOTE_FIELDS, external_id)
+    invoice = _referred_invoice(org, data, problems)
     amounts_ok = _amounts_ok(problems)
     lines = _computed_lines(data, org, problems)
     totals = _totals(data, lines, problems) if amounts_ok else {}
@@ -537,16 +543,7 @@ def _recompute_paid(invoice: Invoice) -> None:
 def put_payment(org_id: str, external_id: str):
     org = _organization(org_id)
     data, problems = _body(schema.PAYMENT_FIELDS, external_id)
-    invoice = _by_external_id(Invoice, org, data.get("invoice"))
-    if data.get("invoice") is not None and invoice is None:
-        problems.append({"path": "invoice", "message": f"there is no invoice {data['invoice']!r}"})
-    if invoice is not None and data.get("currency") and data["currency"] != invoice.currency:
-        problems.append(
-            {
-                "path": "currency",
-                "message": f"is {data['currency']} but invoice {invoice.external_id} is in {invoice.currency}",
-            }
-        )
+    invoice = _referred_invoice(org, data, problems)
     payment = _by_external_id(Payment, org, external_id)
     if invoice is not None and data.get("amount") is not None:
         others = db.session.scalar(
