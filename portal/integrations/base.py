@@ -533,8 +533,28 @@ class LedgerAdapter(abc.ABC):
         """Create a credit note, or raise NotSupported where the provider has none."""
 
     @abc.abstractmethod
-    def send_invoice(self, external_id: str, *, email: str | None = None) -> None:
-        """Have the ledger e-mail the invoice to the customer."""
+    def finalize_invoice(
+        self, external_id: str, *, send: bool, email: str | None = None, message: str | None = None
+    ) -> str | None:
+        """Make a pushed invoice final in the ledger and, when ``send``, have the ledger e-mail it.
+
+        Exact: PrintedSalesInvoices (processed; the number is assigned now when the division
+        numbers at print), e-mailed when ``send``. QuickBooks: nothing to finalize; ``send`` posts
+        ``invoice/{id}/send``. bexio: issue, then ``send`` with ``message`` (must hold
+        ``[Network Link]``). ``email`` overrides the recipient where the ledger allows it.
+
+        Idempotent: an invoice already final (or already sent) is not an error, so a retry after
+        an unknown outcome is safe.
+
+        :return: the ledger's invoice number when it is known now (None when unchanged/unknown).
+        """
+
+    def attach_pdf(self, external_id: str, *, filename: str, content: bytes) -> str | None:
+        """Attach the SaaS's PDF to a pushed invoice; return the attachment's id.
+
+        :raise NotSupported: where the ledger keeps no attachments on invoices (the default).
+        """
+        raise NotSupported(f"{self.spec.name} cannot attach a PDF to an invoice", provider=self.provider)
 
     @abc.abstractmethod
     def find_by_reference(self, kind: str, reference: str) -> PushResult | None:
@@ -548,6 +568,20 @@ class LedgerAdapter(abc.ABC):
     @abc.abstractmethod
     def push_payment(self, draft: PaymentDraft) -> PushResult:
         """Record a payment against a pushed invoice."""
+
+    def payment_statuses(self, external_ids: Sequence[str]) -> dict[str, PaymentStatus]:
+        """Return the payment status of several pushed invoices, keyed by external id.
+
+        Providers override this with one filtered query per page of ids (quota-friendly); the
+        default asks once per invoice. Invoices the ledger no longer has are left out.
+        """
+        found: dict[str, PaymentStatus] = {}
+        for external_id in external_ids:
+            try:
+                found[external_id] = self.payment_status(external_id)
+            except NotFound:
+                continue
+        return found
 
     # Connection checks
     def preflight(self) -> list[Check]:

@@ -452,8 +452,10 @@ class BexioAdapter(LedgerAdapter):
         state = _STATUS.get(status, str(status))
         return PaymentStatus(str(external_id), status == 9, remaining, total, state)
 
-    def send_invoice(self, external_id: str, *, email: str | None = None) -> None:
-        raise self._not_yet("Sending bexio invoices")
+    def finalize_invoice(
+        self, external_id: str, *, send: bool, email: str | None = None, message: str | None = None
+    ) -> str | None:
+        raise self._not_yet("Finalizing and sending bexio invoices")
 
     def push_payment(self, draft: PaymentDraft) -> PushResult:
         raise self._not_yet("Pushing bexio payments")

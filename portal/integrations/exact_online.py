@@ -455,8 +455,10 @@ class ExactOnlineAdapter(LedgerAdapter):
     def push_credit_note(self, draft: DocumentDraft) -> PushResult:
         raise self._not_yet("Pushing Exact Online credit notes")
 
-    def send_invoice(self, external_id: str, *, email: str | None = None) -> None:
-        raise self._not_yet("Sending Exact Online invoices")
+    def finalize_invoice(
+        self, external_id: str, *, send: bool, email: str | None = None, message: str | None = None
+    ) -> str | None:
+        raise self._not_yet("Finalizing and sending Exact Online invoices")
 
     def payment_status(self, external_id: str) -> PaymentStatus:
         raise self._not_yet("Exact Online payment status")

@@ -448,8 +448,10 @@ class QuickBooksAdapter(LedgerAdapter):
     def push_credit_note(self, draft: DocumentDraft) -> PushResult:
         raise self._not_yet("Pushing QuickBooks credit memos")
 
-    def send_invoice(self, external_id: str, *, email: str | None = None) -> None:
-        raise self._not_yet("Sending QuickBooks invoices")
+    def finalize_invoice(
+        self, external_id: str, *, send: bool, email: str | None = None, message: str | None = None
+    ) -> str | None:
+        raise self._not_yet("Finalizing and sending QuickBooks invoices")
 
     def push_payment(self, draft: PaymentDraft) -> PushResult:
         raise self._not_yet("Pushing QuickBooks payments")

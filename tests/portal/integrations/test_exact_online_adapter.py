@@ -186,7 +186,7 @@ def test_reference_data_customers_and_reference_lookup(sandbox, make_adapter):
     again = adapter.push_invoice(draft)
     assert (again.external_id, again.created) == (pushed.external_id, False)
     with pytest.raises(NotSupported, match="not available yet"):
-        adapter.send_invoice(pushed.external_id)
+        adapter.finalize_invoice(pushed.external_id, send=True)
 
 
 @given(st.text())
