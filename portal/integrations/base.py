@@ -367,6 +367,31 @@ class PaymentStatus:
 
 
 @dataclass(frozen=True)
+class LedgerDocument:
+    """An invoice or credit note as the ledger holds it, for reconciliation and back-fill previews."""
+
+    external_id: str
+    #: Our reference where the document carries one (Exact YourRef, QBO DocNumber, bexio api_reference).
+    reference: str | None
+    number: str | None
+    issue_date: date
+    #: Total including tax, in ``currency``.
+    total: Decimal
+    currency: str
+    amount_open: Decimal | None = None
+    customer_id: str | None = None
+
+
+@dataclass(frozen=True)
+class ClosedPeriod:
+    """A span of dates the ledger takes no new sales documents in, and why."""
+
+    start: date | None
+    end: date
+    reason: str
+
+
+@dataclass(frozen=True)
 class BatchOperation:
     """One operation of a batch call: kind ("customer", "invoice", …), action and payload."""
 
@@ -582,6 +607,22 @@ class LedgerAdapter(abc.ABC):
             except NotFound:
                 continue
         return found
+
+    # Reconciliation and back-fill
+    def iter_documents(self, kind: str, date_from: date, date_to: date) -> Iterator[LedgerDocument]:
+        """Yield the ledger's invoices (``kind="invoice"``) or credit notes dated within the range, page by page.
+
+        :raise NotSupported: for providers that cannot list them (the default).
+        """
+        raise NotSupported(f"listing {self.spec.name} {kind}s is not available", provider=self.provider)
+
+    def closed_periods(self, date_from: date, date_to: date) -> list[ClosedPeriod]:
+        """Return the spans within the range where the ledger refuses new sales documents.
+
+        Exact: financial periods that are closed or missing; QuickBooks: the books' closing date.
+        The default knows of none.
+        """
+        return []
 
     # Connection checks
     def preflight(self) -> list[Check]:
