@@ -8,7 +8,7 @@ HOST ?= 127.0.0.1
 PORT ?= 5000
 VENDOR := portal/static/vendor
 
-.PHONY: run test worker lint fmt install vendor migrate bench clean
+.PHONY: run test worker lint fmt install vendor migrate bench proof clean
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -42,7 +42,12 @@ run: install vendor
 
 # The whole suite: PostgreSQL and Redis when DATABASE_URL / REDIS_URL are set, else embedded.
 test: install vendor
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest --junitxml=test-results/junit.xml $(PYTEST_ARGS)
+
+# The proof suite (fault matrix, refresh races, bad input, security, journeys) and the benchmarks,
+# with a Markdown report in proof/out/REPORT.md. PROOF_SCALE=ci for the small sizes CI uses.
+proof: install vendor
+	$(BIN)/python proof/run.py $(PROOF_ARGS)
 
 # A real worker process (needs REDIS_URL); run as many as you like, on any machine.
 worker: install

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from flask import Flask, has_app_context
+from sqlalchemy import select
 
 from portal.extensions import db
 from portal.models import SyncRun, SyncRunStatus
@@ -26,10 +27,21 @@ def get_app() -> Flask:
 
 
 def job_logger(run: SyncRun) -> logging.LoggerAdapter:
-    """Return a logger whose records carry the run and RQ job ids."""
-    return logging.LoggerAdapter(
-        logging.getLogger("ledgerlink.jobs"), {"sync_run_id": run.id, "rq_job_id": run.rq_job_id}
-    )
+    """Return a logger whose records carry the run, RQ job and connection ids."""
+    extra = {"sync_run_id": run.id, "rq_job_id": run.rq_job_id}
+    connection_id = (run.parameters or {}).get("connection_id")
+    if connection_id is not None:
+        extra["connection_id"] = connection_id
+    return logging.LoggerAdapter(logging.getLogger("ledgerlink.jobs"), extra)
+
+
+def cancelled(run: SyncRun) -> bool:
+    """Say whether someone cancelled the run since it started (read fresh from the database).
+
+    Long jobs ask between items and stop early; the run keeps its cancelled status.
+    """
+    status = db.session.execute(select(SyncRun.status).where(SyncRun.id == run.id)).scalar_one_or_none()
+    return status is SyncRunStatus.cancelled
 
 
 def tracked(fn: Callable[..., dict | None]) -> Callable[[int], Any]:
@@ -63,12 +75,18 @@ def _run(fn: Callable[..., dict | None], sync_run_id: int, *args: Any) -> Any:
     except Exception as exc:
         db.session.rollback()
         run = db.session.get(SyncRun, sync_run_id)
-        run.transition(SyncRunStatus.failed, message=f"{type(exc).__name__}: {exc}")
-        db.session.commit()
+        db.session.refresh(run)
+        if run.status is not SyncRunStatus.cancelled:
+            run.transition(SyncRunStatus.failed, message=f"{type(exc).__name__}: {exc}")
+            db.session.commit()
         log.exception("job failed")
         raise
     if counts:
         run.counts = counts
+    if cancelled(run):
+        # Cancelled while it ran: keep the cancellation, record how far it got.
+        db.session.commit()
+        return counts
     run.transition(SyncRunStatus.succeeded)
     db.session.commit()
     return counts

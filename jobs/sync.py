@@ -1,29 +1,50 @@
-"""Push a connection's due invoices into its ledger, each exactly once (portal.sync.push)."""
+"""Push a connection's due records into its ledger, each exactly once (portal.sync.push)."""
 
 from __future__ import annotations
 
+import functools
+import time
 from collections import Counter
+from collections.abc import Callable
+from datetime import UTC, datetime
 
-from portal.connections import vault
+from flask import current_app
+from redis.exceptions import LockError
+
+from portal import audit
+from portal.connections import services, vault
 from portal.extensions import db, queue
-from portal.integrations.base import RateLimited
-from portal.models import Connection, SyncRun
-from portal.sync import push, schedule
+from portal.integrations.base import NeedsReauthorization, RateLimited
+from portal.models import Connection, ConnectionStatus, ExternalRecord, RecordKind, SyncRun
+from portal.models.external_record import FinalizeState, PdfState
+from portal.oplog import capture as oplog
+from portal.ops import metrics
+from portal.sync import payments, push, schedule
 
-from .runtime import tracked
+from .runtime import cancelled, tracked
 
 
 @tracked
 def push_connection(run: SyncRun, log) -> dict:
-    """Push every invoice of ``run.parameters["connection_id"]`` dated on/after its sync_from not yet pushed.
+    """Push the due records of ``run.parameters["connection_id"]`` (dated on/after its sync_from).
 
-    Counts outcomes by record state. An error about the connection or the moment (rate limit,
-    outage, lost grant) stops the run with the record left pending: the next run resumes there.
-    A rate limit (429, or a quota window the limiter will not wait for) re-enqueues the push for
-    the window's reset through RQ's scheduler: it never fails a record.
+    In dependency order: invoices (each creating its customer in "create" mode, then attaching
+    its PDF and finalizing / sending it), the after-push steps still to do of earlier invoices,
+    credit notes (bexio: skipped with the manual step), and payments when the connection's
+    payments mode is "push". Counts outcomes by record state.
+
+    An error about the connection or the moment stops the run with the record left pending: the
+    next run resumes there. A rate limit (429, or a quota window the limiter will not wait for)
+    re-enqueues the push for the window's reset: it never fails a record. An outage (5xx, timeout,
+    network) re-enqueues it with exponential backoff and, after several runs in a row, marks the
+    connection failing. A lost grant moves the connection to needs re-authorization. A run that
+    reaches the end records the connection's last success and brings a failing one back.
 
     One run per connection at a time: a Redis lock shared by every worker; a run that finds it
-    taken ends at once (the running one pushes the same records).
+    taken ends at once (the running one pushes the same records). The lock lasts
+    :data:`~portal.sync.schedule.LOCK_TIMEOUT` and is renewed as the run makes progress, so the
+    lock of a killed worker soon expires. The operation log's entries and the provider metrics of
+    the run's calls are written in bulk, and all of them by the end of the run however it ends.
 
     :raise LookupError: when the connection is gone or disconnected (the run fails with it).
     """
@@ -31,47 +52,205 @@ def push_connection(run: SyncRun, log) -> dict:
     connection = db.session.get(Connection, connection_id)
     if connection is None or not connection.is_live:
         raise LookupError(f"connection {connection_id} does not exist or is disconnected")
-    lock = queue.connection.lock(f"ledgerlink:sync-lock:{connection_id}", timeout=schedule.JOB_TIMEOUT)
+    lock = queue.connection.lock(schedule.lock_key(connection_id), timeout=schedule.LOCK_TIMEOUT)
     if not lock.acquire(blocking=False):
         run.message = "Another push of this connection is running; it pushes these records."
         return {"already_running": 1}
     try:
-        return _push_all(run, log, connection)
+        with oplog.buffered(current_app._get_current_object()):
+            return _push_all(run, log, connection, _Lease(lock))
     finally:
+        metrics.flush()
         try:
             lock.release()
         except Exception:  # expired under a very long run: nothing to undo
             log.warning("sync lock of connection %s expired before release", connection_id)
 
 
-def _push_all(run: SyncRun, log, connection: Connection) -> dict:
-    invoices = push.due_invoices(connection, include_failed=bool(run.parameters.get("retry_failed")))
-    run.progress_total, run.progress_done = len(invoices), 0
-    db.session.commit()
-    adapter = vault.fresh_adapter(connection)
-    counts: Counter[str] = Counter()
-    for invoice in invoices:
+class _Lease:
+    """The run's hold on its connection's lock: short, and renewed while the run makes progress.
+
+    A killed worker's lock expires after :data:`~portal.sync.schedule.LOCK_TIMEOUT` seconds, so
+    the connection is pushed again soon (see :func:`portal.sync.schedule.enqueue_push`).
+    """
+
+    def __init__(self, lock) -> None:
+        self.lock = lock
+        self.renewed = time.monotonic()
+
+    #: Seconds between renewals: well under the lock's time, which must also cover the longest
+    #: single wait of the limiter's pacing (RATE_LIMIT_MAX_WAIT_SECONDS, 90 s) between two renewals.
+    RENEW_SECONDS = 5.0
+
+    def keep(self) -> bool:
+        """Renew the lock (every few seconds at most); say whether the run still holds it."""
+        if time.monotonic() - self.renewed < self.RENEW_SECONDS:
+            return True
         try:
-            record = push.push_invoice(connection, invoice, adapter)
-        except push.CONNECTION_ERRORS as exc:
-            counts["pending"] += 1
-            if isinstance(exc, RateLimited):
-                counts["rate_limited"] += 1
-                db.session.commit()
-                retry = schedule.enqueue_push(connection, at=exc.retry_at, reason="Resumes after a rate limit.")
-                again = f"run #{retry.id} resumes then" if retry is not None else "a push is already scheduled then"
-                run.message = (
-                    f"Paused by the ledger's rate limit until {exc.retry_at.isoformat()}; the rest waits ({again})."
+            self.lock.extend(schedule.LOCK_TIMEOUT, replace_ttl=True)
+        except LockError:
+            return False
+        self.renewed = time.monotonic()
+        return True
+
+
+#: What the run pushes, in dependency order: customers come with their first invoice (create mode).
+_ORDER = ("invoices", "steps", "credit_notes", "payments")
+
+
+def _work(connection: Connection, retry_failed: bool) -> list[tuple[str, Callable[[], list], Callable | None]]:
+    """Return the run's stages: name, what is due (read when the stage starts) and how to push one.
+
+    Invoices go in chunks (:func:`portal.sync.push.push_invoices`): their stage lists ids.
+    """
+    work: list[tuple[str, Callable[[], list], Callable | None]] = [
+        ("invoices", lambda: push.due_invoice_ids(connection, include_failed=retry_failed), None),
+        # Read now, before this run pushes invoices (whose steps follow their push at once).
+        ("steps", functools.partial(list, push.invoices_with_steps_due(connection)), push.complete_invoice),
+        ("credit_notes", lambda: push.due_credit_notes(connection, include_failed=retry_failed), push.push_credit_note),
+    ]
+    if payments.mode(connection) == payments.PUSH:
+        # Read after the invoices: a payment waits for its invoice to be in the ledger.
+        work.append(("payments", lambda: push.due_payments(connection, include_failed=retry_failed), push.push_payment))
+    return work
+
+
+#: The run's words when it stops because its lock expired (another run may have the connection now).
+LOST_LOCK = "Stopped after {done} of {total} records: this run's lock of the connection expired; the next run resumes."
+
+
+def _push_all(run: SyncRun, log, connection: Connection, lease: _Lease) -> dict:
+    run.progress_total, run.progress_done = 0, 0
+    counts: Counter[str] = Counter()
+    stopped = False
+
+    def chunk_done(outcomes: list[push.Outcome]) -> bool:
+        """Count a chunk of invoices (committed with them); say whether to go on."""
+        nonlocal stopped
+        for record, before in outcomes:
+            counts[record.state.value] += 1
+            _count_steps(counts, record, before)
+        run.progress_done += len(outcomes)
+        if cancelled(run):
+            run.message = f"Cancelled after {run.progress_done} of {run.progress_total} records."
+            stopped = True
+        elif not lease.keep():
+            run.message = LOST_LOCK.format(done=run.progress_done, total=run.progress_total)
+            stopped = True
+        return not stopped
+
+    try:
+        adapter = vault.fresh_adapter(connection)
+        for name, due, push_one in _work(connection, bool(run.parameters.get("retry_failed"))):
+            items = due()
+            if items or name == "invoices":
+                counts[name] = len(items)
+            run.progress_total += len(items)
+            db.session.commit()
+            if push_one is None:
+                push.push_invoices(connection, items, adapter, chunk_done=chunk_done)
+                if stopped:
+                    return dict(counts)
+                continue
+            for item in items:
+                before = (
+                    _step_states(push.record_for(connection, RecordKind.invoice, item.id)) if name == "steps" else None
                 )
-            else:
-                run.message = f"Stopped: {exc}. The remaining invoices wait for the next run."
-            log.warning("push stopped: %s", exc)
-            break
-        counts[record.state.value] += 1
-        run.progress_done += 1
+                record = push_one(connection, item, adapter)
+                if name != "steps":
+                    counts[record.state.value] += 1
+                if name in ("invoices", "steps"):
+                    _count_steps(counts, record, before)
+                run.progress_done += 1
+                db.session.commit()
+                if cancelled(run):
+                    run.message = f"Cancelled after {run.progress_done} of {run.progress_total} records."
+                    db.session.commit()
+                    return dict(counts)
+                if not lease.keep():
+                    run.message = LOST_LOCK.format(done=run.progress_done, total=run.progress_total)
+                    db.session.commit()
+                    return dict(counts)
+    except push.CONNECTION_ERRORS as exc:
+        db.session.rollback()
+        counts["pending"] += 1
+        run.message = _stopped(counts, connection, exc)
+        log.warning("push stopped: %s", exc)
+        return dict(counts)
+    _succeeded(connection)
+    shown = {k: v for k, v in counts.items() if k not in _ORDER}
+    run.message = ", ".join(f"{n} {state.replace('_', ' ')}" for state, n in sorted(shown.items())) or (
+        "Nothing to push."
+    )
+    return dict(counts)
+
+
+def _step_states(record: ExternalRecord) -> tuple[PdfState | None, FinalizeState | None]:
+    return record.pdf_state, record.finalize_state
+
+
+def _count_steps(
+    counts: Counter[str], record: ExternalRecord, before: tuple[PdfState | None, FinalizeState | None] | None
+) -> None:
+    """Count what this run's steps after the push did (attached, sent) or could not do (failed)."""
+    pdf_before, final_before = before or (None, None)
+    if record.pdf_state is PdfState.attached and pdf_before is not PdfState.attached:
+        counts["pdf_attached"] += 1
+    elif record.pdf_state is PdfState.failed:
+        counts["pdf_failed"] += 1
+    if record.finalize_state is FinalizeState.failed:
+        counts["finalize_failed"] += 1
+    elif record.finalize_state is FinalizeState.sent and final_before is not FinalizeState.sent:
+        counts["sent"] += 1
+
+
+def _stopped(counts: Counter[str], connection: Connection, exc: Exception) -> str:
+    """Decide what follows a run stopped by an error about the connection or the moment; return its words."""
+    connection = db.session.get(Connection, connection.id)
+    if isinstance(exc, RateLimited):
+        counts["rate_limited"] += 1
+        retry = schedule.enqueue_push(connection, at=exc.retry_at, reason="Resumes after a rate limit.")
+        again = f"run #{retry.id} resumes then" if retry is not None else "a push is already scheduled then"
+        return f"Paused by the ledger's rate limit until {exc.retry_at.isoformat()}; the rest waits ({again})."
+    detail = services.note_failure(connection, exc)
+    if isinstance(exc, NeedsReauthorization):
+        if connection.status is not ConnectionStatus.needs_reauthorization:
+            _change_status(connection, ConnectionStatus.needs_reauthorization, f"Access lost: {detail}")
         db.session.commit()
-    else:
-        run.message = ", ".join(f"{n} {state.replace('_', ' ')}" for state, n in sorted(counts.items())) or (
-            "Nothing to push."
-        )
-    return {"invoices": len(invoices), **counts}
+        return f"Stopped: the ledger no longer accepts this connection's access ({detail}). Reconnect it."
+    outages, delay = schedule.backoff(connection.id)
+    if outages >= schedule.FAILING_AFTER and connection.status is ConnectionStatus.connected:
+        _change_status(connection, ConnectionStatus.failing, f"{outages} pushes in a row stopped: {detail}")
+    db.session.commit()
+    at = datetime.now(UTC) + delay
+    retry = schedule.enqueue_push(connection, at=at, reason=f"Retry after the ledger was unavailable ({outages}x).")
+    again = f"run #{retry.id} retries then" if retry is not None else "a retry is already scheduled"
+    return (
+        f"Stopped: the ledger is unavailable ({detail}). The rest retries at {at:%H:%M} UTC "
+        f"(in {int(delay.total_seconds() // 60)} min; {again})."
+    )
+
+
+def _succeeded(connection: Connection) -> None:
+    """Record a run that reached the end: last success, outage count reset, failing → connected."""
+    schedule.reset_backoff(connection.id)
+    connection = db.session.get(Connection, connection.id)
+    services.note_success(connection)
+    if connection.status is ConnectionStatus.failing:
+        _change_status(connection, ConnectionStatus.connected, "A push reached the ledger again")
+    db.session.commit()
+
+
+def _change_status(connection: Connection, target: ConnectionStatus, reason: str) -> None:
+    before = connection.status.value
+    connection.transition(target, reason)
+    audit.record(
+        f"connection.{target.value}",
+        subject_type="Connection",
+        subject_id=connection.id,
+        organization_id=connection.business_unit.organization_id,
+        summary=f"Push: {reason}",
+        before={"status": before},
+        after={"status": target.value, "reason": reason},
+        actor_label="system",
+    )

@@ -17,6 +17,9 @@ def create_app(test_config: dict | None = None) -> Flask:
     config.load(app, test_config)
     logging.basicConfig(level=app.config.get("LOG_LEVEL", "INFO"))
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+    from .ops import logs
+
+    logs.configure(app.config.get("LOG_FORMAT", "text"))
 
     from . import errors, security
     from .extensions import csrf, db, htmx, login_manager, migrate, queue
@@ -41,11 +44,16 @@ def create_app(test_config: dict | None = None) -> Flask:
     from .connections import views as connections
     from .customers import views as customers
     from .dashboard import views as dashboard
+    from .history import views as history
     from .links import i18n
     from .links import views as links
     from .mail import bp as outbox
     from .mappings import views as mappings
+    from .oplog import views as oplog
+    from .ops import views as ops
+    from .opsviews import views as opsviews
     from .organizations import views as organizations
+    from .reconcile import views as reconcile
     from .system import views as system
 
     app.register_blueprint(auth.bp)
@@ -53,10 +61,16 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(connections.bp)
     app.register_blueprint(customers.bp)
     app.register_blueprint(mappings.bp)
+    app.register_blueprint(history.bp)
     app.register_blueprint(organizations.bp)
     app.register_blueprint(system.bp)
     app.register_blueprint(links.bp)
     app.register_blueprint(outbox)
+    app.register_blueprint(ops.bp)
+    app.register_blueprint(ops.metrics_bp)
+    app.register_blueprint(oplog.bp)
+    app.register_blueprint(opsviews.bp)
+    app.register_blueprint(reconcile.bp)
     app.register_blueprint(api.bp)
     csrf.exempt(api.bp)  # API requests authenticate with a key, never with the session cookie
     i18n.init_app(app)
@@ -67,6 +81,9 @@ def create_app(test_config: dict | None = None) -> Flask:
     from .api.cli import api_clients_cli
 
     app.cli.add_command(api_clients_cli)
+    from .oplog.cli import oplog_cli
+
+    app.cli.add_command(oplog_cli)
 
     from .templating import init_app as init_templating
 

@@ -84,6 +84,30 @@ def seed_staff() -> None:
         click.echo("Staff accounts exist already; log in with yours (flask --app app users create …).")
 
 
+@seed_cli.command("records")
+@click.option("--connections", default=20_000, show_default=True, type=click.IntRange(1, 1_000_000))
+@click.option("--records", default=1_000_000, show_default=True, type=click.IntRange(0, 50_000_000))
+@click.option("--days", default=45, show_default=True, type=click.IntRange(1, 3650), help="Days records span.")
+@click.option("--seed", "seed_value", default=1, show_default=True, type=int, help="Random seed.")
+@click.option("--if-empty", is_flag=True, help="Do nothing when connections or records already exist.")
+def seed_records_command(connections: int, records: int, days: int, seed_value: int, if_empty: bool) -> None:
+    """Create ledger connections for the demo business units and external records in bulk."""
+    import time
+
+    from .demo.bulk import BulkSeedError, seed_records
+
+    started = time.perf_counter()
+    try:
+        summary = seed_records(connections, records, seed_value, days, if_empty=if_empty, progress=click.echo)
+    except BulkSeedError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if summary is None:
+        click.echo("Connections or records already exist; left as they are.")
+        return
+    elapsed = time.perf_counter() - started
+    click.echo(", ".join(f"{n:,} {k.replace('_', ' ')}" for k, n in summary.items()) + f" in {elapsed:.1f} s.")
+
+
 health_cli = AppGroup("health", help="Check ledger connections.")
 tokens_cli = AppGroup("tokens", help="Manage stored OAuth tokens.")
 
@@ -122,13 +146,16 @@ schedule_cli = AppGroup("schedule", help="Periodic work, run by cron.")
 
 @schedule_cli.command("tick")
 def schedule_tick() -> None:
-    """Enqueue a push for every connected connection with due records (cron: every minute)."""
+    """Enqueue pushes and payments pulls that are due, and purge old operation log entries (cron: every minute)."""
+    from .oplog.services import purge_expired
     from .sync.schedule import tick
 
     result = tick()
+    purged = purge_expired()
     click.echo(
         f"{len(result.enqueued)} push(es) enqueued, {len(result.already_queued)} already queued, "
-        f"{result.not_due} connection(s) with nothing due."
+        f"{result.not_due} connection(s) with nothing due, {len(result.payments_enqueued)} payments pull(s) "
+        f"enqueued, {purged} operation log entr{'y' if purged == 1 else 'ies'} purged."
     )
 
 
@@ -184,5 +211,7 @@ def init_app(app: Flask) -> None:
     """Register the command groups."""
     from sandbox.cli import sandbox_cli
 
-    for group in (users_cli, seed_cli, health_cli, tokens_cli, schedule_cli, links_cli, sandbox_cli):
+    from .history.cli import history_cli
+
+    for group in (users_cli, seed_cli, health_cli, tokens_cli, schedule_cli, links_cli, sandbox_cli, history_cli):
         app.cli.add_command(group)

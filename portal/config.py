@@ -32,6 +32,8 @@ DEFAULTS = {
     "RATE_LIMIT_MAX_WAIT_SECONDS": 90,
     #: Default minutes a new or changed record waits before the scheduler pushes it (at most 60).
     "SYNC_DELAY_MINUTES": 5,
+    #: Days the per-connection operation log keeps provider calls.
+    "OPERATION_LOG_DAYS": 14,
     #: Run jobs in a worker thread of the web process (embedded mode only).
     "EMBEDDED_WORKER": True,
     #: Base URL of the provider sandbox; empty means the real providers.
@@ -71,6 +73,10 @@ DEFAULTS = {
     #: Where the SaaS hears about completed authorization links (POST JSON, HMAC-SHA256 signed).
     "WEBHOOK_URL": "",
     "WEBHOOK_SECRET": "",
+    #: Log lines as plain text ("text") or one JSON object per line with job and connection ids ("json").
+    "LOG_FORMAT": "text",
+    #: Bearer token a Prometheus scraper sends to /metrics; empty means only logged-in ops staff.
+    "METRICS_TOKEN": "",
 }
 
 

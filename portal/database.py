@@ -1,11 +1,12 @@
-"""Declarative base with named constraints and shared column helpers."""
+"""Declarative base with named constraints, shared column helpers, and the SQLite connection settings."""
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from sqlalchemy import DateTime, MetaData, Numeric, TypeDecorator
+from sqlalchemy import DateTime, Engine, MetaData, Numeric, TypeDecorator, event
 from sqlalchemy.orm import DeclarativeBase
 
 NAMING_CONVENTION = {
@@ -53,3 +54,30 @@ class Base(DeclarativeBase):
     """Base of every model; constraint names follow NAMING_CONVENTION."""
 
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+#: Milliseconds a SQLite connection waits for another's write before "database is locked".
+SQLITE_BUSY_TIMEOUT_MS = 5000
+
+
+@event.listens_for(Engine, "connect")
+def _sqlite_pragmas(dbapi_connection, connection_record) -> None:
+    """Tune SQLite (embedded, dev and test databases; PostgreSQL is left alone).
+
+    Write-ahead logging lets readers (pages, the scheduler) read while a worker writes, and with
+    ``synchronous=NORMAL`` a commit no longer waits for the disk: WAL keeps the database
+    consistent after a crash of the process; only the last commits before a power loss can be
+    lost. A connection given no lock wait by its engine waits :data:`SQLITE_BUSY_TIMEOUT_MS`; one
+    given its own (the operation log's short one) keeps it.
+    """
+    if not isinstance(dbapi_connection, sqlite3.Connection):
+        return
+    cursor = dbapi_connection.cursor()
+    try:
+        if cursor.execute("PRAGMA database_list").fetchone()[2]:  # a file, not :memory:
+            cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        if not cursor.execute("PRAGMA busy_timeout").fetchone()[0]:
+            cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    finally:
+        cursor.close()

@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 
 from flask import Flask, abort, request
 from flask_login import current_user
+from werkzeug.routing import IntegerConverter
 
 from .models import Role
 
@@ -55,12 +56,25 @@ def is_safe_redirect(target: str | None) -> bool:
     """Say whether ``target`` is a path on this site (no scheme, no host, no //)."""
     if not target:
         return False
+    # Browsers read "\\" as "/" and drop tabs and newlines, so "/\\evil.example" would leave the site.
+    if "\\" in target or any(ord(c) < 32 or ord(c) == 127 for c in target):
+        return False
     parts = urlsplit(target)
     return not parts.scheme and not parts.netloc and target.startswith("/") and not target.startswith("//")
 
 
+class IdConverter(IntegerConverter):
+    """``<int:…>`` bounded to what a database integer key holds: a larger id is a 404, not a driver error."""
+
+    def __init__(self, map, *args, **kwargs) -> None:
+        kwargs.setdefault("max", 2**31 - 1)  # the keys are INTEGER (32-bit in PostgreSQL)
+        super().__init__(map, *args, **kwargs)
+
+
 def init_app(app: Flask) -> None:
-    """Add security headers to every response."""
+    """Bound integer URL ids and add security headers to every response."""
+    # Before any blueprint adds its rules, so every <int:…> argument uses it.
+    app.url_map.converters["int"] = IdConverter
 
     @app.after_request
     def set_security_headers(response):

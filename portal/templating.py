@@ -44,8 +44,12 @@ def init_app(app: Flask) -> None:
     @app.after_request
     def flash_out_of_band(response):
         # A fragment swap does not re-render the layout, so pending flashes travel with it
-        # as an out-of-band swap of #flashes.
-        is_fragment = request.headers.get("HX-Request") and not request.headers.get("HX-Boosted")
+        # as an out-of-band swap of #flashes. Only fragments answering a change carry them: a
+        # background GET (a live search, a progress poll) must not take the message a redirect
+        # is about to show.
+        is_fragment = (
+            request.headers.get("HX-Request") and not request.headers.get("HX-Boosted") and request.method != "GET"
+        )
         if is_fragment and response.mimetype == "text/html" and "_flashes" in session and response.status_code < 300:
             flashes = get_flashed_messages(with_categories=True)
             response.set_data(response.get_data() + render_template("_flash_oob.html", flashes=flashes).encode())

@@ -92,6 +92,8 @@ def _body(fields: dict[str, schema.Field], external_id: str) -> tuple[dict[str, 
 
 
 def _organization(org_id: str) -> Organization:
+    if any(isinstance(v, str) and schema._CONTROL.search(v) for v in (request.view_args or {}).values()):
+        raise Refused(404, "The URL holds control characters (such as NUL): there is no such record.")
     org = db.session.scalar(select(Organization).filter_by(external_id=org_id))
     if org is None:
         raise Refused(404, f"There is no organization with id {org_id!r}.")

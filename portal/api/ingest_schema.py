@@ -15,6 +15,12 @@ from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+#: Largest integer the database keeps (INTEGER is 32-bit in PostgreSQL).
+INT_MAX = 2**31 - 1
+#: Control characters no text field may hold (PostgreSQL refuses NUL); tab and line breaks are fine.
+_CONTROL_CLASS = r"[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]"
+_CONTROL = re.compile(_CONTROL_CLASS)
+ANY_TEXT = r"[\s\S]*"
 #: Largest PDF accepted (decoded bytes).
 PDF_MAX_BYTES = 5 * 1024 * 1024
 #: Length of the SaaS's ids (path segments and references).
@@ -56,15 +62,18 @@ class Field:
                 s["maxLength"] = self.max_length
             if self.not_empty:
                 s["minLength"] = 1
-            if self.pattern:
-                s["pattern"] = self.pattern
+            if self.kind == "string":
+                # JSON Schema patterns match anywhere in the string; the validator matches the whole
+                # value, and refuses control characters whatever the field's own pattern.
+                own = self.pattern or ANY_TEXT
+                s["pattern"] = f"^(?!{ANY_TEXT}{_CONTROL_CLASS})(?:{own})$"
             if self.kind == "pdf":
                 s["contentEncoding"] = "base64"
                 s["contentMediaType"] = "application/pdf"
         elif self.kind == "date":
             s = {"type": "string", "format": "date"}
         elif self.kind == "integer":
-            s = {"type": "integer"}
+            s = {"type": "integer", "maximum": INT_MAX}
             if self.minimum is not None:
                 s["minimum"] = int(self.minimum)
         elif self.kind == "number":
@@ -116,6 +125,8 @@ class Field:
             wanted = {"string": "a string", "pdf": "a base64 string", "enum": "a string", "date": "a date"}
             return bad(f"must be {wanted[self.kind]}" + (" (YYYY-MM-DD)" if self.kind == "date" else ""))
         if self.kind == "string":
+            if _CONTROL.search(value):
+                return bad("must not contain control characters (such as NUL); remove them")
             if self.not_empty and not value.strip():
                 return bad("must not be empty")
             if self.max_length and len(value) > self.max_length:
@@ -153,6 +164,8 @@ class Field:
                 return bad("must be an integer")
             if self.minimum is not None and value < self.minimum:
                 return bad(f"must be an integer ≥ {self.minimum}")
+            if value > INT_MAX:
+                return bad(f"must be an integer ≤ {INT_MAX}")
             return value
         if self.kind == "number":
             return self._number(value, bad)

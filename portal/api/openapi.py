@@ -82,6 +82,53 @@ RESOURCES: dict[str, tuple[str, dict[str, schema.Field], dict[str, Any]]] = {
 }
 
 
+#: Resources whose GET answers the ledger status → its status schema.
+STATUS_RESOURCES = {"invoices": "InvoiceLedgerStatus", "credit-notes": "LedgerStatus"}
+_NULLABLE_STRING = {"type": ["string", "null"]}
+
+
+def _ledger_status(*, invoice: bool) -> dict[str, Any]:
+    """Return the schema of a document's ``ledger`` member (portal.api.ledger_status.ledger_json)."""
+    props: dict[str, Any] = {
+        "provider": {"type": "string", "enum": ["exact-online", "quickbooks", "bexio"]},
+        "ledger": {"type": "string", "description": "The ledger's name."},
+        "state": {
+            "type": "string",
+            "enum": ["pending", "pushed", "failed", "skipped", "needs_action", "dismissed"],
+            "description": "pending: on its way; pushed: in the ledger; failed / needs_action: someone must act "
+            "(see error); skipped: the ledger cannot take it (error says the manual step); dismissed: taken "
+            "off the lists by a person (resolution).",
+        },
+        "number": {**_NULLABLE_STRING, "description": "The ledger's document number, to show in the SaaS."},
+        "external_id": {**_NULLABLE_STRING, "description": "The ledger's id of the document."},
+        "error": {**_NULLABLE_STRING, "description": "Why it is not pushed, in plain words with the ledger's text."},
+        "pushed_at": {**_NULLABLE_STRING, "format": "date-time"},
+        "resolution": {"type": ["string", "null"], "enum": ["resolved_manually", "ignored", None]},
+    }
+    if invoice:
+        props["pdf"] = {
+            "type": "object",
+            "properties": {
+                "state": {"type": ["string", "null"], "enum": ["attached", "not_supported", "no_pdf", "failed", None]},
+                "attachment_id": _NULLABLE_STRING,
+                "error": _NULLABLE_STRING,
+            },
+        }
+        props["finalized_at"] = {**_NULLABLE_STRING, "format": "date-time"}
+        props["sent"] = {
+            "type": "object",
+            "description": "Whether the ledger made the invoice final and e-mailed it (ledger sending).",
+            "properties": {
+                "state": {"type": ["string", "null"], "enum": ["finalized", "sent", "not_supported", "failed", None]},
+                "sent_at": {**_NULLABLE_STRING, "format": "date-time"},
+                "error": _NULLABLE_STRING,
+            },
+        }
+        props["paid_status"] = {"type": "string", "enum": ["open", "partially_paid", "paid"]}
+        props["amount_paid"] = {"type": "string"}
+    return {"type": "object", "required": ["provider", "state"], "properties": props}
+
+
 def _link_input() -> dict[str, Any]:
     props = {}
     for name, types in LINK_FIELDS.items():
@@ -207,10 +254,13 @@ def document() -> dict[str, Any]:
             }
         },
     }
+    schemas["LedgerStatus"] = _ledger_status(invoice=False)
+    schemas["InvoiceLedgerStatus"] = _ledger_status(invoice=True)
     for segment, (name, fields, extra) in RESOURCES.items():
         schemas[f"{name}Input"] = schema.object_schema(fields)
         schemas[name] = _document_out(fields, extra)
-        paths[f"/api/v1/organizations/{{org_id}}/{segment}/{{external_id}}"] = {
+        path = f"/api/v1/organizations/{{org_id}}/{segment}/{{external_id}}"
+        paths[path] = {
             "put": {
                 "operationId": f"put{name}",
                 "summary": f"Create or update a {name} by the SaaS's id (idempotent).",
@@ -225,12 +275,37 @@ def document() -> dict[str, Any]:
                 },
             }
         }
+        if segment in STATUS_RESOURCES:
+            status_schema = STATUS_RESOURCES[segment]
+            schemas[f"{name}WithLedger"] = {
+                "allOf": [
+                    _ref(name),
+                    {
+                        "type": "object",
+                        "required": ["ledger"],
+                        "properties": {"ledger": {"oneOf": [_ref(status_schema), {"type": "null"}]}},
+                    },
+                ]
+            }
+            paths[path]["get"] = {
+                "operationId": f"show{name}",
+                "summary": f"A {name} with where it is in the ledger: state, the ledger's number, error, "
+                + ("PDF, sending and payment state." if segment == "invoices" else "and id."),
+                "tags": ["status"],
+                "security": ingest_security,
+                "parameters": [org_param, id_param],
+                "responses": {
+                    "200": _json(_ref(f"{name}WithLedger"), "The document; ledger is null before any push."),
+                    **_errors(401, 403, 404),
+                },
+            }
     return {
         "openapi": "3.1.0",
         "info": {
             "title": "Ledgerlink API",
             "version": "1",
-            "description": "Ingestion of the SaaS's billing records and authorization links. "
+            "description": "Ingestion of the SaaS's billing records, where each document is in the ledger "
+            "(its number there, errors, sending and payment state), and authorization links. "
             "Amounts are answered as decimal strings; they are accepted as JSON numbers or decimal strings.",
         },
         "servers": [{"url": "/"}],

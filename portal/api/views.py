@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from flask import Blueprint, g, request
@@ -12,6 +13,7 @@ from ..links import services as links
 from ..links.services import LinkError
 from ..models import AuthorizationLink, BusinessUnit, Organization
 from .auth import api_key_required
+from .ingest_schema import _CONTROL_CLASS
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -31,6 +33,9 @@ LINK_FIELDS: dict[str, tuple[type, ...]] = {
 }
 REQUIRED = ("organization_id", "provider", "requested_for")
 TYPE_NAMES = {str: "a string", int: "an integer", bool: "true or false", type(None): "null"}
+
+
+_CONTROL = re.compile(_CONTROL_CLASS)
 
 
 class PayloadError(Exception):
@@ -70,6 +75,8 @@ def _payload() -> dict[str, Any]:
         if not isinstance(value, allowed) or (isinstance(value, bool) and bool not in allowed):
             wanted = " or ".join(TYPE_NAMES[t] for t in allowed)
             raise PayloadError(f"{name} must be {wanted}, not {type(value).__name__} {value!r}.", name)
+        if isinstance(value, str) and _CONTROL.search(value):
+            raise PayloadError(f"{name} must not contain control characters (such as NUL); remove them.", name)
     return data
 
 
@@ -171,5 +178,5 @@ def revoke_authorization_link(link_id: int):
     return link_json(link)
 
 
-# The ingestion routes and the OpenAPI description live in their own modules, on this blueprint.
-from . import ingest, openapi  # noqa: E402, F401
+# The ingestion and status routes and the OpenAPI description live in their own modules, on this blueprint.
+from . import ingest, ledger_status, openapi  # noqa: E402, F401

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, DateTimeLocalField, RadioField, SelectField
-from wtforms.validators import DataRequired, InputRequired, Optional
+from wtforms import BooleanField, DateTimeLocalField, IntegerField, RadioField, SelectField, TextAreaField
+from wtforms.validators import AnyOf, DataRequired, InputRequired, Length, NumberRange, Optional, ValidationError
 
 from ..integrations import specs
+from ..sync import payments
+from ..sync.push import BEXIO_LINK_PLACEHOLDER
 from . import providers
 
 PROVIDER_CHOICES = [(key, specs.get_spec(key).name) for key in providers.PROVIDERS]
@@ -36,7 +38,10 @@ class PickCompanyForm(FlaskForm):
 
 
 class SettingsForm(FlaskForm):
-    """Sending method, auto-send and connection date."""
+    """Sending method, auto-send, e-mail text, connection date, sync delay and payments."""
+
+    #: Provider of the connection the form edits (the e-mail text rules depend on it).
+    provider: str | None = None
 
     sending_method = RadioField(
         "Sending method",
@@ -53,6 +58,88 @@ class SettingsForm(FlaskForm):
         validators=[DataRequired(message="Give the date from which records sync, as YYYY-MM-DD HH:MM.")],
         description="Records dated on or after this moment sync automatically; older ones need a historical push.",
     )
+    email_message = TextAreaField(
+        "E-mail text (ledger sending)",
+        validators=[Optional(), Length(max=2000, message="Keep the e-mail text under 2000 characters.")],
+        description="The text of the e-mail the ledger sends with the invoice (empty: the ledger's default "
+        f"text). bexio needs the placeholder {BEXIO_LINK_PLACEHOLDER} where the link to the invoice goes.",
+    )
+    sync_delay_minutes = IntegerField(
+        "Sync delay (minutes)",
+        validators=[
+            Optional(),
+            NumberRange(min=0, max=60, message="Give a sync delay from 0 to 60 minutes."),
+        ],
+        description="How long a new record waits before it is pushed (0 to 60 minutes), so that quick "
+        "corrections in the SaaS reach the ledger in one go.",
+    )
+    payments_mode = RadioField(
+        "Payments",
+        choices=[
+            (payments.PULL, "Pull: payments are booked in the ledger; Ledgerlink marks SaaS invoices paid"),
+            (payments.PUSH, "Push: payments recorded in the SaaS are booked in the ledger"),
+            (payments.OFF, "Off: payments are not synced"),
+        ],
+        validate_choice=False,
+        validators=[
+            Optional(),
+            AnyOf(payments.MODES, message="Choose how payments sync: pull, push or off."),
+        ],
+    )
+    payments_pull_minutes = IntegerField(
+        "Pull payments every (minutes)",
+        validators=[
+            Optional(),
+            NumberRange(
+                min=payments.MIN_PULL_MINUTES,
+                max=payments.MAX_PULL_MINUTES,
+                message=f"Give a pull interval from {payments.MIN_PULL_MINUTES} to "
+                f"{payments.MAX_PULL_MINUTES} minutes.",
+            ),
+        ],
+    )
+
+    @classmethod
+    def for_connection(cls, connection, **kwargs) -> SettingsForm:
+        """Return the form for ``connection``, filled from its settings unless the request posts data."""
+        form = cls(
+            data={
+                "sending_method": connection.setting("sending_method"),
+                "auto_send": connection.setting("auto_send"),
+                "sync_from": connection.sync_from.replace(tzinfo=None),
+                "email_message": connection.setting("email_message") or "",
+                "sync_delay_minutes": connection.setting("sync_delay_minutes"),
+                "payments_mode": payments.mode(connection),
+                "payments_pull_minutes": int(payments.pull_interval(connection).total_seconds() // 60),
+            },
+            **kwargs,
+        )
+        form.provider = connection.provider
+        return form
+
+    def validate_email_message(self, field) -> None:
+        """bexio puts the invoice link where the text says [Network Link]; without it the mail has none."""
+        if self.provider != specs.BEXIO:
+            return
+        text = (field.data or "").strip()
+        if text and BEXIO_LINK_PLACEHOLDER not in text:
+            raise ValidationError(
+                f"bexio needs the placeholder {BEXIO_LINK_PLACEHOLDER} in the e-mail text (where the link to the "
+                f"invoice goes): add {BEXIO_LINK_PLACEHOLDER} to the text."
+            )
+
+    def settings(self) -> dict:
+        """Return the posted settings besides sending method, auto-send and connection date."""
+        data = {}
+        if self.email_message.raw_data:  # posted (an empty text clears it)
+            data["email_message"] = (self.email_message.data or "").strip() or None
+        if self.sync_delay_minutes.data is not None:
+            data["sync_delay_minutes"] = self.sync_delay_minutes.data
+        if self.payments_mode.data:
+            data["payments_mode"] = self.payments_mode.data
+        if self.payments_pull_minutes.data is not None:
+            data["payments_pull_minutes"] = self.payments_pull_minutes.data
+        return data
 
 
 class ConfirmForm(FlaskForm):

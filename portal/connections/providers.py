@@ -11,6 +11,7 @@ from ..integrations import specs
 from ..integrations.base import LedgerAdapter, TokenSet, get_adapter_class
 from ..integrations.http import LedgerHttp
 from ..models import Connection
+from ..oplog import capture as oplog
 
 #: Providers in the order they are offered, with the config prefix of their OAuth client.
 PROVIDERS = {
@@ -61,14 +62,21 @@ def client_credentials(provider: str) -> tuple[str, str]:
 
 
 def rate_limit_hooks() -> dict[str, Any]:
-    """Return the LedgerHttp hooks of the shared rate limiter (none when ``RATE_LIMITER`` is off)."""
+    """Return the LedgerHttp hooks: the shared rate limiter (unless ``RATE_LIMITER`` is off) and the metrics."""
     from ..extensions import queue
+    from ..ops import metrics
     from ..sync import limiter
 
+    observe = metrics.response_hook(queue.connection)
     shared = limiter.from_config(current_app.config, queue.connection)
     if shared is None:
-        return {}
-    return {"before_request": shared.before_request, "on_response": shared.on_response}
+        return {"on_response": observe}
+
+    def on_response(info: Any) -> None:
+        shared.on_response(info)
+        observe(info)
+
+    return {"before_request": shared.before_request, "on_response": on_response}
 
 
 def build_adapter(
@@ -98,11 +106,13 @@ def adapter_for(
     tokens: TokenSet | None = None,
     token_updater: Callable[[TokenSet], None] | None = None,
 ) -> LedgerAdapter:
-    """Return the adapter of an existing connection."""
-    return build_adapter(
+    """Return the adapter of an existing connection; its calls go to the connection's operation log."""
+    adapter = build_adapter(
         connection.provider,
         region=connection.region,
         company_id=connection.external_company_id,
         tokens=tokens,
         token_updater=token_updater,
     )
+    oplog.attach(adapter.http, connection.id, connection.provider)
+    return adapter

@@ -354,11 +354,19 @@ def pin_company(
     return connection
 
 
-def update_settings(connection: Connection, *, sending_method: str, auto_send: bool, sync_from: datetime) -> bool:
-    """Change the sending method, auto-send and connection date; return whether anything changed."""
+def update_settings(
+    connection: Connection,
+    *,
+    sending_method: str,
+    auto_send: bool,
+    sync_from: datetime,
+    more: dict[str, Any] | None = None,
+) -> bool:
+    """Change the sending method, auto-send, connection date and ``more`` settings; return whether anything changed."""
     before = {**connection.settings, "sync_from": connection.sync_from.isoformat()}
     settings = {
         **connection.settings,
+        **(more or {}),
         "sending_method": SendingMethod(sending_method).value,
         "auto_send": auto_send,
     }

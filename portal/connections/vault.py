@@ -144,8 +144,10 @@ def fresh_adapter(connection: Connection) -> LedgerAdapter:
     if tokens.access_expired(leeway=REFRESH_LEEWAY):
         tokens = refresh(connection.id)
         db.session.refresh(connection)
+    # The id is read now: a long job may clear its session, detaching ``connection``, before a refresh.
+    connection_id = connection.id
     return providers.adapter_for(
-        connection, tokens=tokens, token_updater=lambda t: _persist_in_own_session(connection.id, t)
+        connection, tokens=tokens, token_updater=lambda t: _persist_in_own_session(connection_id, t)
     )
 
 

@@ -148,13 +148,7 @@ def pick_company(grant_id: int):
 @require_role(Role.support)
 def show_connection(connection_id: int):
     connection = get_connection(connection_id)
-    settings_form = SettingsForm(
-        data={
-            "sending_method": connection.setting("sending_method"),
-            "auto_send": connection.setting("auto_send"),
-            "sync_from": connection.sync_from.replace(tzinfo=None),
-        }
-    )
+    settings_form = SettingsForm.for_connection(connection, formdata=None)
     events = db.session.scalars(
         db.select(AuditEvent)
         .where(AuditEvent.subject_type == "Connection", AuditEvent.subject_id == connection.id)
@@ -230,6 +224,7 @@ def update_settings(connection_id: int):
     connection = get_connection(connection_id)
     _live_or_409(connection)
     form = SettingsForm()
+    form.provider = connection.provider
     if not form.validate_on_submit():
         return render_template("connections/_settings.html", connection=connection, settings_form=form), 400
     changed = services.update_settings(
@@ -237,11 +232,14 @@ def update_settings(connection_id: int):
         sending_method=form.sending_method.data,
         auto_send=form.auto_send.data,
         sync_from=form.sync_from.data.replace(tzinfo=UTC),
+        more=form.settings(),
     )
     db.session.commit()
-    flash("Settings saved." if changed else "Nothing changed.", "success")
+    message = "Settings saved." if changed else "Nothing changed."
     if htmx and not htmx.boosted:
-        return render_template("connections/_settings.html", connection=connection, settings_form=form)
+        # The box is swapped in place: the confirmation goes in it, not into a later page's flashes.
+        return render_template("connections/_settings.html", connection=connection, settings_form=form, saved=message)
+    flash(message, "success")
     return redirect(url_for("connections.show_connection", connection_id=connection.id))
 
 

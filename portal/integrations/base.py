@@ -23,7 +23,7 @@ import base64
 import hashlib
 import importlib
 import secrets
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -594,6 +594,15 @@ class LedgerAdapter(abc.ABC):
     def push_payment(self, draft: PaymentDraft) -> PushResult:
         """Record a payment against a pushed invoice."""
 
+    def find_payment(self, draft: PaymentDraft, *, exclude: Collection[str] = ()) -> PushResult | None:
+        """Return the payment an earlier attempt of ``draft`` made in the ledger, or None.
+
+        The default looks it up by our reference. Ledgers whose payments carry no reference of
+        ours (bexio) match on invoice, date and amount instead, skipping the ids in ``exclude``
+        (payments already recorded for other local payments of the invoice).
+        """
+        return self.find_by_reference("payment", draft.reference)
+
     def payment_statuses(self, external_ids: Sequence[str]) -> dict[str, PaymentStatus]:
         """Return the payment status of several pushed invoices, keyed by external id.
 
@@ -752,7 +761,18 @@ class LedgerAdapter(abc.ABC):
             response = self.http.request(method, url, token=self.tokens.access_token, **kwargs)
         if not response.content:
             return None
-        return response.json()
+        try:
+            return response.json()
+        except ValueError:
+            # A 2xx that is not JSON (a proxy's HTML page, a cut-off body): the request may have been carried out.
+            raise Unavailable(
+                f"{self.spec.name} answered with a body that is not JSON "
+                f"({response.headers.get('Content-Type') or 'no content type'}, {len(response.content)} bytes)",
+                provider=self.provider,
+                status=response.status_code,
+                provider_text=response.text[:200],
+                outcome_unknown=method.upper() != "GET",
+            ) from None
 
 
 def _replace_refresh(tokens: TokenSet, previous: TokenSet) -> TokenSet:

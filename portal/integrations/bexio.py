@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from datetime import date
 from decimal import Decimal
 from typing import Any
 from urllib.parse import urlencode
@@ -23,6 +24,7 @@ from .base import (
     DocumentDraft,
     LedgerAdapter,
     LedgerCustomer,
+    LedgerDocument,
     LedgerError,
     NotSupported,
     PaymentDraft,
@@ -57,6 +59,12 @@ _REFERENCE = {
 _CUSTOMER_FIELDS = {"code": "nr", "email": "mail", "name": "name_1"}
 #: kb_item_status_id of invoices (§3.4).
 _STATUS = {7: "draft", 8: "open", 9: "paid", 16: "partial", 19: "cancelled", 31: "overdue"}
+DRAFT, PAID, CANCELLED = 7, 9, 19
+#: The placeholder bexio requires in a sent invoice's message and replaces with the invoice link (§3.4).
+NETWORK_LINK = "[Network Link]"
+#: Search field and value strings are limited to 255 characters (§2.4).
+SEARCH_VALUE_MAX = 255
+CENT = Decimal("0.01")
 
 
 def token_claims(access_token: str) -> dict[str, Any]:
@@ -387,7 +395,16 @@ class BexioAdapter(LedgerAdapter):
             offset += size
 
     def find_by_reference(self, kind: str, reference: str) -> PushResult | None:
-        """Return the invoice whose ``api_reference`` is our reference (indexed search, §3.2)."""
+        """Return the invoice whose ``api_reference`` is our reference (indexed search, §3.2).
+
+        :raise NotSupported: for credit notes (none in bexio, §3.6) and payments, which carry no
+            free reference in bexio (§3.5): use :meth:`find_payment`, which matches by date and amount.
+        """
+        if kind == "payment":
+            raise NotSupported(
+                "bexio payments carry no reference of ours: look them up with find_payment (date and amount)",
+                provider=self.provider,
+            )
         if kind != "invoice":
             raise NotSupported(f"bexio has no {kind!r} documents to look up", provider=self.provider)
         found = self._search("2.0/kb_invoice", [{"field": "api_reference", "value": reference, "criteria": "="}])
@@ -398,15 +415,32 @@ class BexioAdapter(LedgerAdapter):
     def push_credit_note(self, draft: DocumentDraft) -> PushResult:
         """Refuse: bexio has no public credit-note API (§3.6).
 
-        :raise NotSupported: always, with the manual step.
+        :raise NotSupported: always, with the manual step in bexio's own screens.
         """
+        invoice = f" (bexio invoice id {draft.corrects_id})" if draft.corrects_id else ""
         raise NotSupported(
-            "bexio has no API for credit notes: create credit note "
-            f"{draft.number} by hand in bexio → Sales → Invoices (cancel or credit the invoice there)",
+            f"bexio has no API for credit notes: create credit note {draft.number} by hand in bexio → "
+            f"Sales → Invoices: open the invoice it corrects{invoice} and create a credit note "
+            "(Gutschrift) from it, or cancel the invoice there",
             provider=self.provider,
         )
 
-    # -- not yet ----------------------------------------------------------------------------------
+    def attach_pdf(self, external_id: str, *, filename: str, content: bytes) -> str | None:
+        """Refuse: bexio renders each invoice's PDF itself from the invoice (``GET …/{id}/pdf``, §3.4).
+
+        Its documented API offers no way to put a file on a ``kb_invoice``: the invoice routes
+        (issue, send, pdf, payments, positions…) have no attachment resource, and no other route
+        links a file to an invoice. The SaaS's PDF therefore stays with the SaaS; bexio's own PDF
+        (and its network link) is what the customer receives.
+
+        :raise NotSupported: always.
+        """
+        raise NotSupported(
+            "bexio renders its own invoice PDF and has no API to attach a file to an invoice",
+            provider=self.provider,
+        )
+
+    # -- invoices ---------------------------------------------------------------------------------
 
     def push_invoice(self, draft: DocumentDraft) -> PushResult:
         """Create a draft invoice with ``api_reference`` = our reference (custom positions, §3.2).
@@ -443,19 +477,227 @@ class BexioAdapter(LedgerAdapter):
         created = self._call("POST", f"{API}/2.0/kb_invoice", json=body)
         return PushResult(str(created["id"]), created.get("document_nr"))
 
+    def finalize_invoice(
+        self, external_id: str, *, send: bool, email: str | None = None, message: str | None = None
+    ) -> str | None:
+        """Issue the invoice (draft → open) and, when ``send``, have bexio e-mail it (§3.4).
+
+        The recipient is ``email``, else the contact's e-mail. The message must hold bexio's
+        ``[Network Link]`` placeholder (bexio puts the invoice link there); without ``message``
+        a short default with it is sent. Each step is skipped when bexio shows it done: an
+        invoice past draft (``kb_item_status_id`` ≠ 7) is issued, and one with a
+        ``network_link`` has been sent by e-mail, so a retry never issues or sends twice.
+
+        :return: the invoice's ``document_nr``.
+        :raise Rejected: when ``message`` lacks ``[Network Link]`` (before any call), when the
+            invoice is cancelled, or when there is no recipient e-mail; bexio's own refusals
+            (e.g. a trial company sending to another address) come through as well.
+        """
+        if send and message is not None and NETWORK_LINK not in message:
+            raise Rejected(
+                f"The e-mail message for bexio must contain the placeholder {NETWORK_LINK} "
+                "(bexio replaces it with the invoice link): add [Network Link] to the message",
+                provider=self.provider,
+            )
+        url = f"{API}/2.0/kb_invoice/{int(external_id)}"
+        invoice = self._call("GET", url)
+        number = invoice.get("document_nr")
+        status = invoice.get("kb_item_status_id")
+        if status == CANCELLED:
+            raise Rejected(
+                f"bexio invoice {number or external_id} is cancelled: it cannot be issued or sent",
+                provider=self.provider,
+            )
+        must_send = send and not invoice.get("network_link")
+        # Found before issuing, so a missing address leaves the invoice as it was.
+        recipient = ""
+        if must_send:
+            recipient = (email or "").strip() or self._contact_email(invoice.get("contact_id"), number or external_id)
+        if status == DRAFT:
+            self._call("POST", f"{url}/issue")
+        if must_send:
+            self._call(
+                "POST",
+                f"{url}/send",
+                json={
+                    "recipient_email": recipient,
+                    "subject": f"Invoice {number}" if number else "Invoice",
+                    "message": message if message is not None else default_message(number),
+                    "mark_as_open": True,
+                },
+            )
+        return number
+
+    def _contact_email(self, contact_id: Any, invoice_label: str) -> str:
+        """Return the invoice contact's e-mail (``mail``, else ``mail_second``).
+
+        :raise Rejected: when the contact has none, naming the contact to fix.
+        """
+        contact = self._call("GET", f"{API}/2.0/contact/{int(contact_id)}") if contact_id else {}
+        for key in ("mail", "mail_second"):
+            address = (contact.get(key) or "").strip()
+            if address:
+                return address
+        who = self._customer(contact) if contact else None
+        label = " ".join(filter(None, ["contact", who.code, repr(who.name)])) if who else "the invoice's contact"
+        raise Rejected(
+            f"Cannot e-mail bexio invoice {invoice_label}: {label} has no e-mail address. Add one to the "
+            "contact in bexio → Contacts, or give a recipient e-mail in the connection's sending settings",
+            provider=self.provider,
+        )
+
+    # -- payments ---------------------------------------------------------------------------------
+
     def payment_status(self, external_id: str) -> PaymentStatus:
         """Return the invoice's remaining amount; status 9 is paid, 16 partly paid (§3.4)."""
-        invoice = self._call("GET", f"{API}/2.0/kb_invoice/{int(external_id)}")
+        return self._payment_status(self._call("GET", f"{API}/2.0/kb_invoice/{int(external_id)}"))
+
+    @staticmethod
+    def _payment_status(invoice: Mapping[str, Any]) -> PaymentStatus:
         total = Decimal(str(invoice.get("total") or 0))
         remaining = Decimal(str(invoice.get("total_remaining_payments") or 0))
         status = invoice.get("kb_item_status_id")
         state = _STATUS.get(status, str(status))
-        return PaymentStatus(str(external_id), status == 9, remaining, total, state)
+        return PaymentStatus(str(invoice["id"]), status == PAID, remaining, total, state)
 
-    def finalize_invoice(
-        self, external_id: str, *, send: bool, email: str | None = None, message: str | None = None
-    ) -> str | None:
-        raise self._not_yet("Finalizing and sending bexio invoices")
+    def payment_statuses(self, external_ids: Sequence[str]) -> dict[str, PaymentStatus]:
+        """Return the status of many invoices with one ``id in (…)`` search per chunk (§2.4).
+
+        Chunks keep the joined ids within the 255 characters bexio allows for a search value.
+        Invoices bexio no longer has are left out.
+        """
+        ids = list(dict.fromkeys(str(int(i)) for i in external_ids))
+        found: dict[str, PaymentStatus] = {}
+        for chunk in _chunks(ids, SEARCH_VALUE_MAX):
+            rows = self._call(
+                "POST",
+                f"{API}/2.0/kb_invoice/search",
+                params={"limit": len(chunk), "offset": 0},
+                json=[{"field": "id", "value": chunk, "criteria": "in"}],
+            )
+            for row in rows or []:
+                status = self._payment_status(row)
+                found[status.external_id] = status
+        return found
 
     def push_payment(self, draft: PaymentDraft) -> PushResult:
-        raise self._not_yet("Pushing bexio payments")
+        """Book a payment on the invoice: ``POST /2.0/kb_invoice/{id}/payment`` (§3.5).
+
+        Sends ``date``, ``value`` and, when the connection names one, ``bank_account_id``. bexio
+        keeps no reference of ours on a payment: after an unknown outcome, look it up with
+        :meth:`find_payment` before pushing again. The result's id is bexio's payment id.
+
+        :raise Rejected: for an amount that is not positive (before calling bexio); bexio refuses
+            payments on drafts and cancelled invoices.
+        """
+        if draft.amount <= 0:
+            raise Rejected(
+                f"Payment {draft.reference}: bexio only takes positive payment amounts (got {draft.amount})",
+                provider=self.provider,
+            )
+        body: dict[str, Any] = {"date": draft.paid_on.isoformat(), "value": _money(draft.amount)}
+        if draft.bank_account:
+            body["bank_account_id"] = int(draft.bank_account)
+        created = self._call("POST", f"{API}/2.0/kb_invoice/{int(draft.invoice_id)}/payment", json=body)
+        return PushResult(str(created["id"]))
+
+    def find_payment(self, draft: PaymentDraft, *, exclude: Collection[str] = ()) -> PushResult | None:
+        """Return the invoice's payment with the draft's date and amount, or None.
+
+        bexio payments carry no free reference (§3.5), so the rule is: among the payments of
+        ``draft.invoice_id`` that do not come from a credit voucher, the first (lowest id) with
+        the same ``date`` and the same ``value`` to the cent, skipping ids in ``exclude`` (the
+        payments already recorded for other local payments of that invoice, so two equal
+        instalments on one day are told apart).
+        """
+        wanted = draft.amount.quantize(CENT)
+        payments = self._list(f"2.0/kb_invoice/{int(draft.invoice_id)}/payment")
+        for row in sorted(payments, key=lambda r: int(r["id"])):
+            if row.get("kb_credit_voucher_id") or str(row["id"]) in exclude:
+                continue
+            if str(row.get("date") or "")[:10] != draft.paid_on.isoformat():
+                continue
+            if Decimal(str(row.get("value") or 0)).quantize(CENT) == wanted:
+                return PushResult(str(row["id"]), created=False)
+        return None
+
+    # -- reconciliation ---------------------------------------------------------------------------
+
+    def iter_documents(self, kind: str, date_from: date, date_to: date) -> Iterator[LedgerDocument]:
+        """Yield the invoices dated (``is_valid_from``) within the range, every status, by id.
+
+        One invoice search per ``limit``/``offset`` page until a short page (§2.3, §2.4); the
+        reference is the ``api_reference`` (None for invoices made in bexio), the open amount
+        ``total_remaining_payments``.
+
+        :raise NotSupported: for credit notes, which bexio's API does not have (§3.6).
+        """
+        if kind != "invoice":
+            raise NotSupported(
+                f"bexio cannot list {kind}s: it has no credit-note API (credit notes are kept in bexio only)",
+                provider=self.provider,
+            )
+        size = self.spec.page_size
+        criteria = [
+            {"field": "is_valid_from", "value": date_from.isoformat(), "criteria": ">="},
+            {"field": "is_valid_from", "value": date_to.isoformat(), "criteria": "<="},
+        ]
+        currencies: dict[int, str] | None = None
+        offset = 0
+        while True:
+            page = (
+                self._call(
+                    "POST",
+                    f"{API}/2.0/kb_invoice/search",
+                    params={"order_by": "id", "limit": size, "offset": offset},
+                    json=criteria,
+                )
+                or []
+            )
+            if page and currencies is None:
+                currencies = {int(c["id"]): c["name"] for c in self._list("3.0/currencies")}
+            for row in page:
+                yield self._document(row, currencies or {})
+            if len(page) < size:
+                return
+            offset += size
+
+    @staticmethod
+    def _document(row: Mapping[str, Any], currencies: Mapping[int, str]) -> LedgerDocument:
+        currency_id = row.get("currency_id")
+        return LedgerDocument(
+            external_id=str(row["id"]),
+            reference=row.get("api_reference") or None,
+            number=row.get("document_nr"),
+            issue_date=date.fromisoformat(str(row["is_valid_from"])[:10]),
+            total=Decimal(str(row.get("total") or 0)),
+            currency=currencies.get(currency_id, str(currency_id)) if currency_id is not None else "",
+            amount_open=Decimal(str(row.get("total_remaining_payments") or 0)),
+            customer_id=str(row["contact_id"]) if row.get("contact_id") is not None else None,
+        )
+
+
+def default_message(number: str | None) -> str:
+    """Return the e-mail text sent with an invoice when none is configured (holds [Network Link])."""
+    invoice = f"invoice {number}" if number else "your invoice"
+    return f"Hello,\n\nplease find {invoice} here: {NETWORK_LINK}\n\nKind regards"
+
+
+def _money(amount: Decimal) -> str:
+    """Return an amount as bexio's decimal string, unrounded and without exponent ("100.00")."""
+    return format(amount, "f")
+
+
+def _chunks(ids: Sequence[str], max_chars: int) -> Iterator[list[str]]:
+    """Split ids into lists whose comma-joined form stays within ``max_chars``."""
+    chunk: list[str] = []
+    used = 0
+    for external_id in ids:
+        extra = len(external_id) + (1 if chunk else 0)
+        if chunk and used + extra > max_chars:
+            yield chunk
+            chunk, used, extra = [], 0, len(external_id)
+        chunk.append(external_id)
+        used += extra
+    if chunk:
+        yield chunk

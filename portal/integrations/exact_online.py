@@ -8,15 +8,20 @@ handed to the token updater inside :meth:`LedgerAdapter._token_call` before it i
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+import base64
+import re
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import replace
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 from urllib.parse import urlencode
 
 from . import specs
 from .base import (
     Check,
+    ClosedPeriod,
     Company,
     CustomerDraft,
     CustomerQuery,
@@ -24,8 +29,10 @@ from .base import (
     Forbidden,
     LedgerAdapter,
     LedgerCustomer,
+    LedgerDocument,
     LedgerError,
     NotFound,
+    NotSupported,
     PaymentDraft,
     PaymentStatus,
     PushResult,
@@ -52,6 +59,17 @@ _REFERENCE = {
 #: Customer look-up key → Account field (§3.1).
 _CUSTOMER_FIELDS = {"code": "Code", "vat": "VATNumber", "email": "Email", "name": "Name"}
 _ACCOUNT_SELECT = "ID,Code,Name,Email,VATNumber,Country,Blocked,Status"
+#: SalesInvoices.Type per document kind: 8020 invoice, 8023 direct invoice, 8021/8024 credit notes (§3.7).
+_DOCUMENT_TYPES = {"invoice": (8020, 8023), "credit_note": (8021, 8024)}
+#: SalesInvoices.Status of a processed (printed) invoice (§3.7).
+_PROCESSED = 50
+#: documents/Documents Type of a sales invoice document (picqer#178, §3.10).
+_SALES_INVOICE_DOCUMENT = 10
+#: Documents.Subject is kept short; Exact's own subjects are "Factuur 26700001"-sized.
+_SUBJECT_MAX = 200
+#: Ids per ``or``-filtered query, as ossobv batches them (§3.0, §6).
+_OR_BATCH = 40
+_WIRE_DATE = re.compile(r"^/Date\((-?\d+)\)/$")
 
 
 def odata_literal(value: str) -> str:
@@ -396,15 +414,31 @@ class ExactOnlineAdapter(LedgerAdapter):
             following = data.get("__next") if isinstance(data, Mapping) else None
             url, query = (self.http.hosts.to_real(following), None) if following else ("", None)
 
+    # -- documents (§3.7, §3.8, §3.10) ------------------------------------------------------------
+
     def find_by_reference(self, kind: str, reference: str) -> PushResult | None:
-        """Return the sales invoice whose ``YourRef`` is our reference (§3.7), or None."""
-        if kind not in ("invoice", "credit_note"):
+        """Return the record pushed earlier with our reference, or None.
+
+        Invoices and credit notes carry it in ``YourRef`` (§6), told apart by ``Type`` (8020/8023
+        invoice, 8021/8024 credit note, §3.7); payments in the bank entry line's ``Description``.
+        """
+        if kind == "payment":
+            found = self._get_rows(
+                "financialtransaction/BankEntryLines",
+                {"$select": "EntryID,EntryNumber", "$filter": f"Description eq {odata_literal(reference)}"},
+            )
+            if not found:
+                return None
+            number = found[0].get("EntryNumber")
+            return PushResult(found[0]["EntryID"], str(number) if number else None, created=False)
+        if kind not in _DOCUMENT_TYPES:
             raise self._not_yet(f"Exact Online look-up of {kind!r} by reference")
+        types = " or ".join(f"Type eq {t}" for t in _DOCUMENT_TYPES[kind])
         found = self._get_rows(
             "salesinvoice/SalesInvoices",
             {
                 "$select": "InvoiceID,InvoiceNumber,YourRef",
-                "$filter": f"YourRef eq {odata_literal(reference)}",
+                "$filter": f"YourRef eq {odata_literal(reference)} and ({types})",
             },
         )
         if not found:
@@ -413,23 +447,55 @@ class ExactOnlineAdapter(LedgerAdapter):
         return PushResult(found[0]["InvoiceID"], str(number) if number else None, created=False)
 
     def push_invoice(self, draft: DocumentDraft) -> PushResult:
-        """Create an open sales invoice with ``YourRef`` = our reference (lines need an item GUID)."""
+        """Create an open sales invoice with ``YourRef`` = our reference (lines need an item GUID).
+
+        ``InvoiceDate`` is sent so a date in a closed period or outside every financial year is
+        refused now, with Exact's own text, not only when the invoice is printed.
+        """
         existing = self.find_by_reference("invoice", draft.reference)
         if existing is not None:
             return existing
+        return self._post_sales_invoice(self._invoice_body(draft))
+
+    def push_credit_note(self, draft: DocumentDraft) -> PushResult:
+        """Create an open sales credit note (Type 8021) with ``YourRef`` = our reference.
+
+        Credit amounts are negative in Exact (§3.7, "in case of a credit invoice the amount should
+        be negative"): lines go with negative quantities and positive prices, the usual pattern
+        (§3.7, unverified). No source names a SalesInvoices field that links a credit note to the
+        invoice it corrects, and posting the original ``InvoiceID`` is refused with "Reeds
+        verwerkt" (picqer#464), so the corrected invoice's number goes into ``Remarks``. Journal
+        and lines map as for invoices.
+        """
+        existing = self.find_by_reference("credit_note", draft.reference)
+        if existing is not None:
+            return existing
+        body = self._invoice_body(draft, credit=True)
+        body["Type"] = 8021
+        if draft.corrects_id:
+            corrected = self._sales_invoice(draft.corrects_id, "InvoiceID,InvoiceNumber,YourRef")
+            label = corrected.get("InvoiceNumber") or corrected.get("YourRef") or draft.corrects_id
+            body["Remarks"] = f"Credit note for invoice {label}"
+        return self._post_sales_invoice(body)
+
+    def _invoice_body(self, draft: DocumentDraft, *, credit: bool = False) -> dict[str, Any]:
+        """Return the SalesInvoices POST body of a draft (lines embedded as an array, §3.7)."""
+        # A credit note's lines are negative in Exact; a draft may state them either way.
+        flip = credit and sum(line.quantity * line.unit_price for line in draft.lines) > 0
         body: dict[str, Any] = {
             "OrderedBy": draft.customer_id,
             "InvoiceTo": draft.customer_id,
             "YourRef": draft.reference,
             "Description": draft.memo or draft.number,
             "OrderDate": _iso(draft.issue_date),
+            "InvoiceDate": _iso(draft.issue_date),
             "SalesInvoiceLines": [
                 {
                     k: v
                     for k, v in {
                         "Item": line.item,
                         "Description": line.description,
-                        "Quantity": float(line.quantity),
+                        "Quantity": float(-line.quantity if flip else line.quantity),
                         "UnitPrice": float(line.unit_price),
                         "VATCode": line.tax_code,
                         "GLAccount": line.gl_account,
@@ -446,27 +512,338 @@ class ExactOnlineAdapter(LedgerAdapter):
             "Currency": draft.currency,
         }
         body.update({k: v for k, v in optional.items() if v})
-        created = rows(self._call("POST", self._url("salesinvoice/SalesInvoices"), json=body))[0]
+        return body
+
+    def _post_sales_invoice(self, body: Mapping[str, Any]) -> PushResult:
+        created = rows(self._call("POST", self._url("salesinvoice/SalesInvoices"), json=dict(body)))[0]
         number = created.get("InvoiceNumber")
         return PushResult(created["InvoiceID"], str(number) if number else None)
 
-    # -- not yet ----------------------------------------------------------------------------------
+    def _sales_invoice(self, external_id: str, select: str) -> dict:
+        """Return one sales invoice by InvoiceID.
 
-    def push_credit_note(self, draft: DocumentDraft) -> PushResult:
-        raise self._not_yet("Pushing Exact Online credit notes")
+        :raise NotFound: when the division has no such invoice (404).
+        """
+        body = self._call(
+            "GET", self._url(f"salesinvoice/SalesInvoices(guid'{_guid(external_id)}')"), params={"$select": select}
+        )
+        return rows(body)[0]
 
     def finalize_invoice(
         self, external_id: str, *, send: bool, email: str | None = None, message: str | None = None
     ) -> str | None:
-        raise self._not_yet("Finalizing and sending Exact Online invoices")
+        """Process ("print") the invoice through PrintedSalesInvoices and e-mail it when ``send`` (§3.8).
+
+        An invoice already processed (Status 50) is not printed again, so a retry after an
+        unknown outcome never e-mails twice; its number is returned. The number is read back
+        after printing (divisions that number at print assign it now). ``InvoiceDate`` is the
+        invoice's own date. Exact mails the account's own address: ``email`` cannot override it.
+
+        :raise Rejected: when Exact refuses to print (closed period: its own text), or printed
+            the invoice but could not create the e-mail (e.g. the account has no address); the
+            invoice is then processed and must be sent from Exact by hand.
+        """
+        select = "InvoiceID,InvoiceNumber,Status,InvoiceDate,OrderDate"
+        invoice = self._sales_invoice(external_id, select)
+        if invoice.get("Status") == _PROCESSED:
+            return _number(invoice)
+        body: dict[str, Any] = {"InvoiceID": invoice["InvoiceID"], "SendEmailToCustomer": bool(send)}
+        if message:
+            body["ExtraText"] = message
+        day = _exact_date(invoice.get("InvoiceDate")) or _exact_date(invoice.get("OrderDate"))
+        if day is not None:
+            body["InvoiceDate"] = _iso(day)
+        try:
+            printed = rows(self._call("POST", self._url("salesinvoice/PrintedSalesInvoices"), json=body))[0]
+        except Rejected:
+            # "Reeds verwerkt": another attempt printed it meanwhile; that is the outcome we want.
+            again = self._sales_invoice(external_id, select)
+            if again.get("Status") == _PROCESSED:
+                return _number(again)
+            raise
+        number = _number(self._sales_invoice(external_id, select))
+        failure = printed.get("EmailCreationError") if send else None
+        if failure:
+            raise Rejected(
+                f"Exact Online processed invoice {number} but did not e-mail it: {failure}",
+                provider=self.provider,
+                provider_text=failure,
+            )
+        return number
+
+    def attach_pdf(self, external_id: str, *, filename: str, content: bytes) -> str | None:
+        """Attach the PDF as a sales-invoice document (Type 10) on the invoice's account (§3.10).
+
+        An open invoice gets the document as its manually linked ``Document``; a processed one
+        (its financial entry exists, EntryID = InvoiceID) is linked through
+        ``FinancialTransactionEntryID``. The document's subject names our reference and the file,
+        so a retry finds what an earlier attempt made and attaches nothing twice.
+        """
+        invoice = self._sales_invoice(external_id, "InvoiceID,InvoiceTo,InvoiceNumber,Status,YourRef,Document")
+        subject = f"{invoice.get('YourRef') or invoice['InvoiceID']} {filename}"[:_SUBJECT_MAX]
+        account = invoice["InvoiceTo"]
+        documents = self._get_rows(
+            "documents/Documents",
+            {"$select": "ID", "$filter": f"Account eq guid'{account}' and Subject eq {odata_literal(subject)}"},
+        )
+        if documents:
+            document_id = documents[0]["ID"]
+        else:
+            body: dict[str, Any] = {"Subject": subject, "Type": _SALES_INVOICE_DOCUMENT, "Account": account}
+            if invoice.get("Status") == _PROCESSED:
+                body["FinancialTransactionEntryID"] = invoice["InvoiceID"]
+            document_id = rows(self._call("POST", self._url("documents/Documents"), json=body))[0]["ID"]
+        attached = self._get_rows(
+            "documents/DocumentAttachments",
+            {
+                "$select": "ID,FileName",
+                "$filter": f"Document eq guid'{document_id}' and FileName eq {odata_literal(filename)}",
+            },
+        )
+        if attached:
+            attachment_id = attached[0]["ID"]
+        else:
+            body = {
+                "Document": document_id,
+                "FileName": filename,
+                "Attachment": base64.b64encode(content).decode("ascii"),
+            }
+            attachment_id = rows(self._call("POST", self._url("documents/DocumentAttachments"), json=body))[0]["ID"]
+        if invoice.get("Status") != _PROCESSED and invoice.get("Document") != document_id:
+            self._call(
+                "PUT",
+                self._url(f"salesinvoice/SalesInvoices(guid'{_guid(external_id)}')"),
+                json={"Document": document_id},
+            )
+        return attachment_id
+
+    # -- payments (§3.11) -------------------------------------------------------------------------
 
     def payment_status(self, external_id: str) -> PaymentStatus:
-        raise self._not_yet("Exact Online payment status")
+        """Return how much of the invoice is paid (see :meth:`payment_statuses`).
+
+        :raise NotFound: when the division has no such invoice.
+        """
+        found = self.payment_statuses([external_id])
+        if external_id not in found:
+            raise NotFound(f"Exact Online has no sales invoice {external_id}", provider=self.provider)
+        return found[external_id]
+
+    def payment_statuses(self, external_ids: Sequence[str]) -> dict[str, PaymentStatus]:
+        """Return the payment status of many invoices: two filtered reads per page of 40 ids.
+
+        The invoices' totals and status come from SalesInvoices; the unpaid amounts from
+        ``read/financial/ReceivablesList``, which lists outstanding items only (split payments
+        give several rows): a processed invoice absent from it is paid in full (§3.11). An open
+        (unprinted) invoice is not a receivable yet: unpaid, the whole amount open. Pages of
+        40 ``or``-filters keep URLs short (§3.0, §6).
+        """
+        found: dict[str, PaymentStatus] = {}
+        ids = list(dict.fromkeys(external_ids))
+        for start in range(0, len(ids), _OR_BATCH):
+            page = ids[start : start + _OR_BATCH]
+            invoices = self._get_rows(
+                "salesinvoice/SalesInvoices",
+                {
+                    "$select": "InvoiceID,InvoiceNumber,Status,AmountDC,Journal",
+                    "$filter": " or ".join(f"InvoiceID eq guid'{_guid(i)}'" for i in page),
+                },
+            )
+            numbers = sorted({row["InvoiceNumber"] for row in invoices if row.get("Status") == _PROCESSED})
+            outstanding: dict[tuple[int, str], Decimal] = {}
+            if numbers:
+                for row in self._get_rows(
+                    "read/financial/ReceivablesList",
+                    {
+                        "$select": "InvoiceNumber,JournalCode,Amount",
+                        "$filter": " or ".join(f"InvoiceNumber eq {int(n)}" for n in numbers),
+                    },
+                ):
+                    key = (int(row["InvoiceNumber"]), str(row.get("JournalCode") or "").strip())
+                    outstanding[key] = outstanding.get(key, Decimal(0)) + _decimal(row.get("Amount"))
+            by_id = {row["InvoiceID"].lower(): row for row in invoices}
+            for external_id in page:
+                row = by_id.get(_guid(external_id))
+                if row is not None:
+                    found[external_id] = self._payment_status(external_id, row, outstanding)
+        return found
+
+    @staticmethod
+    def _payment_status(
+        external_id: str, invoice: Mapping[str, Any], outstanding: Mapping[tuple[int, str], Decimal]
+    ) -> PaymentStatus:
+        total = _decimal(invoice.get("AmountDC"))
+        if invoice.get("Status") != _PROCESSED:
+            return PaymentStatus(external_id, False, total, total, "open")
+        key = (int(invoice["InvoiceNumber"]), str(invoice.get("Journal") or "").strip())
+        amount_open = outstanding.get(key, Decimal(0))
+        if amount_open == 0:
+            return PaymentStatus(external_id, True, Decimal(0), total, "paid")
+        state = "partial" if abs(amount_open) < abs(total) else "open"
+        return PaymentStatus(external_id, False, amount_open, total, state)
 
     def push_payment(self, draft: PaymentDraft) -> PushResult:
-        raise self._not_yet("Pushing Exact Online payments")
+        """Record a customer receipt as a bank entry matched to the invoice; return the entry.
+
+        Source: the fact sheet has no payment push. Exact's bank entries
+        (``financialtransaction/BankEntries`` with embedded ``BankEntryLines``; fields from
+        picqer BankEntry.php / BankEntryLine.php and Exact's SDK model BankEntryLine.cs) carry
+        the customer ``Account`` and ``OurRef``, the sales invoice number the receipt settles.
+        A receipt is a negative ``AmountFC`` on the line (credit on the receivable, as credit
+        amounts are negative in Exact, §3.7). The journal is ``draft.bank_account`` (a bank
+        journal code, reference kind ``bank_accounts``) or the division's first bank journal.
+        Our reference is the line's ``Description`` (found again by :meth:`find_by_reference`).
+
+        :raise Rejected: when the invoice is not processed yet (no number, no receivable to
+            settle) or the division has no bank journal.
+        """
+        existing = self.find_by_reference("payment", draft.reference)
+        if existing is not None:
+            return existing
+        invoice = self._sales_invoice(draft.invoice_id, "InvoiceID,InvoiceNumber,Status,InvoiceTo,Currency")
+        if invoice.get("Status") != _PROCESSED or not invoice.get("InvoiceNumber"):
+            raise Rejected(
+                "Exact Online takes payments only on processed invoices: finalize the invoice first",
+                provider=self.provider,
+            )
+        journal = draft.bank_account or self._bank_journal()
+        body: dict[str, Any] = {
+            "JournalCode": journal,
+            "BankEntryLines": [
+                {
+                    "Account": invoice["InvoiceTo"],
+                    "AmountFC": float(-draft.amount),
+                    "Date": _iso(draft.paid_on),
+                    "Description": draft.reference,
+                    "OurRef": int(invoice["InvoiceNumber"]),
+                }
+            ],
+        }
+        if invoice.get("Currency"):
+            body["Currency"] = invoice["Currency"]
+        created = rows(self._call("POST", self._url("financialtransaction/BankEntries"), json=body))[0]
+        number = created.get("EntryNumber")
+        return PushResult(created["EntryID"], str(number) if number else None)
+
+    def _bank_journal(self) -> str:
+        banks = [item for item in self.reference_data("bank_accounts") if item.active]
+        if not banks:
+            raise Rejected(
+                "Exact Online has no bank journal in this division to book payments in", provider=self.provider
+            )
+        return banks[0].code
+
+    # -- reconciliation (§3.7, §3.0) ----------------------------------------------------------------
+
+    def iter_documents(self, kind: str, date_from: date, date_to: date) -> Iterator[LedgerDocument]:
+        """Yield sales invoices or credit notes whose InvoiceDate is in the range, page by page.
+
+        Totals are ``AmountFC`` in the document's ``Currency``, positive for credit notes too
+        (Exact stores credit amounts negative, §3.7). The open amount is not read here (see
+        :meth:`payment_statuses`).
+        """
+        if kind not in _DOCUMENT_TYPES:
+            raise NotSupported(f"Exact Online cannot list {kind!r} documents", provider=self.provider)
+        types = " or ".join(f"Type eq {t}" for t in _DOCUMENT_TYPES[kind])
+        where = (
+            f"({types}) and InvoiceDate ge datetime'{date_from.isoformat()}' "
+            f"and InvoiceDate le datetime'{date_to.isoformat()}'"
+        )
+        params = {
+            "$select": "InvoiceID,InvoiceNumber,YourRef,InvoiceDate,AmountFC,Currency,InvoiceTo",
+            "$filter": where,
+        }
+        for row in self._iter_rows("salesinvoice/SalesInvoices", params):
+            number = row.get("InvoiceNumber")
+            total = _decimal(row.get("AmountFC"))
+            yield LedgerDocument(
+                external_id=row["InvoiceID"],
+                reference=_strip(row.get("YourRef")),
+                number=str(number) if number else None,
+                issue_date=_exact_date(row.get("InvoiceDate")) or date_from,
+                total=abs(total) if kind == "credit_note" else total,
+                currency=_strip(row.get("Currency")) or "",
+                customer_id=row.get("InvoiceTo"),
+            )
+
+    def closed_periods(self, date_from: date, date_to: date) -> list[ClosedPeriod]:
+        """Return the spans in the range that take no sales documents: closed or missing periods.
+
+        ``financial/FinancialPeriods`` gives the periods that exist (a date outside every
+        financial year is refused); ``read/financial/JournalStatusList`` (Status 1 = closed;
+        picqer JournalStatusList.php) says which are closed for a sales journal (Type 20).
+        """
+        years = f"FinYear ge {date_from.year - 1} and FinYear le {date_to.year}"
+        periods = sorted(
+            (
+                (_exact_date(row.get("StartDate")), _exact_date(row.get("EndDate")), row["FinYear"], row["FinPeriod"])
+                for row in self._get_rows(
+                    "financial/FinancialPeriods",
+                    {"$select": "FinYear,FinPeriod,StartDate,EndDate", "$filter": years},
+                )
+            ),
+            key=lambda p: p[0] or date.min,
+        )
+        closed: dict[tuple[int, int], list[str]] = {}
+        for row in self._get_rows(
+            "read/financial/JournalStatusList",
+            {
+                "$select": "Journal,Year,Period,Status",
+                "$filter": f"JournalType eq 20 and Status eq 1 and Year ge {date_from.year - 1} "
+                f"and Year le {date_to.year}",
+            },
+        ):
+            closed.setdefault((row["Year"], row["Period"]), []).append(str(row["Journal"]).strip())
+        found: list[ClosedPeriod] = []
+        cursor = date_from
+        for start, end, year, period in periods:
+            if start is None or end is None or end < date_from or start > date_to:
+                continue
+            if start > cursor:
+                found.append(ClosedPeriod(cursor, start - timedelta(days=1), "no financial period in Exact Online"))
+            journals = closed.get((year, period))
+            if journals:
+                found.append(
+                    ClosedPeriod(
+                        max(start, date_from),
+                        min(end, date_to),
+                        f"period {year}-{period} is closed for sales journal {', '.join(sorted(journals))}",
+                    )
+                )
+            cursor = max(cursor, end + timedelta(days=1))
+        if cursor <= date_to:
+            found.append(ClosedPeriod(cursor, date_to, "no financial period in Exact Online"))
+        return found
 
 
 def _iso(day: date) -> str:
     # Exact accepts ISO-8601 on input (§3.0); OS sends midnight UTC.
     return f"{day.isoformat()}T00:00:00Z"
+
+
+def _exact_date(value: Any) -> date | None:
+    """Return the UTC day of a ``/Date(ms)/`` value (§3.0), or None."""
+    found = _WIRE_DATE.match(value) if isinstance(value, str) else None
+    if found is None:
+        return None
+    return datetime.fromtimestamp(int(found.group(1)) / 1000, tz=UTC).date()
+
+
+def _decimal(value: Any) -> Decimal:
+    return Decimal(str(value)) if value not in (None, "") else Decimal(0)
+
+
+def _number(invoice: Mapping[str, Any]) -> str | None:
+    number = invoice.get("InvoiceNumber")
+    return str(number) if number else None
+
+
+def _guid(value: str) -> str:
+    """Return a GUID for a key URL or filter, refusing anything else (ids end up in URLs).
+
+    :raise Rejected: when ``value`` is not a GUID.
+    """
+    try:
+        return str(uuid.UUID(str(value)))
+    except ValueError:
+        raise Rejected(f"{value!r} is not an Exact Online id (a GUID)", provider=specs.EXACT_ONLINE) from None

@@ -575,15 +575,17 @@ class LedgerHttp:
         timeout: specs.Timeouts | None,
         secrets: list[str],
     ) -> requests.Response:
-        shown_url = redact_url(url + ("?" + urlencode(params) if params else ""))
-        logger.debug(
-            "%s request %s %s headers=%s body=%s",
-            self.spec.key,
-            method,
-            shown_url,
-            redact_headers(headers),
-            _redacted_body(json if json is not None else data, form=json is None),
-        )
+        # Redacting is the costly part of logging a call: only done for records that are emitted.
+        debug = logger.isEnabledFor(logging.DEBUG)
+        if debug:
+            logger.debug(
+                "%s request %s %s headers=%s body=%s",
+                self.spec.key,
+                method,
+                self._shown_url(url, params),
+                redact_headers(headers),
+                _redacted_body(json if json is not None else data, form=json is None),
+            )
         if self.before_request is not None:
             self.before_request(RequestInfo(provider=self.spec.key, company=company, method=method, url=url))
         started = time.monotonic()
@@ -608,7 +610,7 @@ class LedgerHttp:
                 "%s %s %s failed after %.0f ms: %s",
                 self.spec.key,
                 method,
-                shown_url,
+                self._shown_url(url, params),
                 elapsed * 1000,
                 type(exc).__name__,
             )
@@ -620,26 +622,33 @@ class LedgerHttp:
             ) from None
         elapsed = time.monotonic() - started
         now = self._now()
-        level = logging.INFO if response.ok else logging.WARNING
-        logger.log(
-            level,
-            "%s %s %s -> %d in %.0f ms",
-            self.spec.key,
-            method,
-            shown_url,
-            response.status_code,
-            elapsed * 1000,
-        )
-        logger.debug(
-            "%s response %d body=%s",
-            self.spec.key,
-            response.status_code,
-            self._shown_response(response, secrets),
-        )
+        # Every call is kept in the connection's operation log; the process log says only what went wrong.
+        level = logging.DEBUG if response.ok else logging.WARNING
+        if logger.isEnabledFor(level):
+            logger.log(
+                level,
+                "%s %s %s -> %d in %.0f ms",
+                self.spec.key,
+                method,
+                self._shown_url(url, params),
+                response.status_code,
+                elapsed * 1000,
+            )
+        if debug:
+            logger.debug(
+                "%s response %d body=%s",
+                self.spec.key,
+                response.status_code,
+                self._shown_response(response, secrets),
+            )
         self._notify(company, method, url, response, now, elapsed)
         if response.ok:
             return response
         raise map_error(self.spec, response, method=method, now=now, secrets=secrets)
+
+    @staticmethod
+    def _shown_url(url: str, params: Mapping[str, Any]) -> str:
+        return redact_url(url + ("?" + urlencode(params) if params else ""))
 
     @staticmethod
     def _shown_response(response: requests.Response, secrets: list[str]) -> str:

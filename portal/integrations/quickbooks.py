@@ -7,22 +7,33 @@ which :meth:`QuickBooksAdapter.exchange_code` pins as ``company_id``. Writes sen
 
 from __future__ import annotations
 
+import hashlib
+import json
 import uuid
-from collections.abc import Iterator, Mapping
-from decimal import Decimal
-from typing import Any
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any, TypeVar
 from urllib.parse import urlencode
+
+import requests
 
 from . import specs
 from .base import (
+    BatchItemResult,
+    BatchOperation,
     Check,
+    ClosedPeriod,
     Company,
     CustomerDraft,
     CustomerQuery,
     DocumentDraft,
     LedgerAdapter,
     LedgerCustomer,
+    LedgerDocument,
     LedgerError,
+    NotFound,
     NotSupported,
     PaymentDraft,
     PaymentStatus,
@@ -31,9 +42,11 @@ from .base import (
     Rejected,
     TestResult,
     TokenSet,
+    Unavailable,
     register,
     test_label,
 )
+from .http import map_error
 
 #: Reference kind → (entity, extra WHERE) for the query endpoint (§2.2, §3). Inactive rows are
 #: included (name lists hide them by default) so a mapping to one is reported as inactive.
@@ -69,6 +82,46 @@ _DETAILS = (
     "Classification",
 )
 _CUSTOMER_FIELDS = {"id": "Id", "name": "DisplayName", "email": "PrimaryEmailAddr"}
+#: Our record kinds → QBO entities.
+_ENTITIES = {"customer": "Customer", "invoice": "Invoice", "credit_note": "CreditMemo", "payment": "Payment"}
+_WORDS = {"invoice": "invoice", "credit_note": "credit memo"}
+#: Short tags that keep requestids of different kinds with one reference apart.
+_REQUEST_TAGS = {
+    "customer": "cus",
+    "invoice": "inv",
+    "credit_note": "crm",
+    "payment": "pay",
+    "send": "snd",
+    "pdf": "pdf",
+}
+#: Invoice ids per ``Id IN (…)`` payment-status query; keeps the GET URL short.
+_IDS_PER_QUERY = 200
+#: HTTP status a single call answers with for each Fault type (§4), for batch item faults.
+_FAULT_STATUS = {
+    "AuthenticationFault": 401,
+    "AUTHENTICATION": 401,
+    "AuthorizationFault": 403,
+    "AuthorizatonFault": 403,
+    "AUTHORIZATION": 403,
+    "SystemFault": 500,
+}
+_T = TypeVar("_T")
+
+
+def request_id(kind: str, reference: str) -> str:
+    """Return the stable requestid of one write: kind + our reference, at most 50 characters (§2.4).
+
+    The kind is part of it so an invoice and a credit note sharing a number never replay each other.
+    """
+    digest = hashlib.sha256(f"{kind}\x00{reference}".encode()).hexdigest()[:40]
+    return f"ll-{_REQUEST_TAGS.get(kind, kind[:3])}-{digest}"
+
+
+@dataclass(frozen=True)
+class QueryItemResult(BatchItemResult):
+    """The answer to a Query item of a batch: the rows found (possibly none)."""
+
+    rows: tuple[dict, ...] = ()
 
 
 def qbo_literal(value: str) -> str:
@@ -79,6 +132,11 @@ def qbo_literal(value: str) -> str:
 @register(specs.QUICKBOOKS)
 class QuickBooksAdapter(LedgerAdapter):
     """QuickBooks Online; ``company_id`` is the realm id."""
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        #: CompanyInfo.Country, read once: it decides the US or the global tax model (§6).
+        self._country: str | None = None
 
     # -- OAuth (§1) -------------------------------------------------------------------------------
 
@@ -145,8 +203,7 @@ class QuickBooksAdapter(LedgerAdapter):
                 self._url("query"),
                 params={"query": f"{statement} STARTPOSITION {start} MAXRESULTS {size}"},
             )
-            page = body.get("QueryResponse") or {}
-            entity_rows = next((v for v in page.values() if isinstance(v, list)), [])
+            entity_rows = _query_rows(body)
             found.extend(entity_rows)
             if len(entity_rows) < size:
                 return found
@@ -181,8 +238,11 @@ class QuickBooksAdapter(LedgerAdapter):
 
     # -- preflight --------------------------------------------------------------------------------
 
-    def preflight(self) -> list[Check]:
-        """Check read-only: company, preferences, numbering, an income account, tax codes."""
+    def preflight(self, *, default_item: str | None = None) -> list[Check]:
+        """Check read-only: company, preferences, numbering, an income account, tax codes, the default item.
+
+        ``default_item`` is the mapped default product/service id, checked when given.
+        """
         company = self._check("company", self._probe_company)
         if not company.ok:
             return [company]
@@ -194,10 +254,27 @@ class QuickBooksAdapter(LedgerAdapter):
 
         checks = [company, self._check("preferences", read_preferences)]
         if preferences:
-            checks.append(Check("custom_transaction_numbers", True, _numbering(preferences)))
+            checks.append(_numbering(preferences))
         checks.append(self._check("income_account", self._probe_income))
         checks.append(self._check("tax_codes", self._probe_tax))
+        if default_item:
+            checks.append(self._check("default_item", lambda: self._probe_item(default_item)))
         return checks
+
+    def _probe_item(self, item_id: str) -> tuple[bool, str]:
+        rows = self._select("Item", f"Id = {qbo_literal(str(item_id))}", "Active IN (true, false)")
+        if not rows:
+            return False, f"The default product/service {item_id} does not exist in QuickBooks: choose another one"
+        item = rows[0]
+        name = item.get("FullyQualifiedName") or item.get("Name") or item_id
+        if item.get("Type") == "Category":
+            return False, (
+                f"The default product/service {name} is a category: QuickBooks refuses categories on "
+                "invoice lines. Choose a product or service inside it instead"
+            )
+        if item.get("Active") is False:
+            return False, f"The default product/service {name} is inactive in QuickBooks: choose an active one"
+        return True, f"The default product/service {name} ({item.get('Type', 'item')}) can be used on invoice lines"
 
     def _probe_company(self) -> tuple[bool, str]:
         company = self.company_info()
@@ -341,21 +418,7 @@ class QuickBooksAdapter(LedgerAdapter):
 
     def create_customer(self, draft: CustomerDraft) -> LedgerCustomer:
         """Create a customer; its DisplayName must be unique across customers, vendors, employees."""
-        payload: dict[str, Any] = {"DisplayName": draft.name.replace(":", " ")}
-        if draft.email:
-            payload["PrimaryEmailAddr"] = {"Address": draft.email}
-        address = {
-            k: v
-            for k, v in {
-                "Line1": draft.address_lines[0] if draft.address_lines else None,
-                "City": draft.city,
-                "PostalCode": draft.postcode,
-                "Country": draft.country,
-            }.items()
-            if v
-        }
-        if address:
-            payload["BillAddr"] = address
+        payload = _customer_payload(draft)
         return self._customer(self._write("Customer", payload))
 
     def iter_customers(self, page_size: int | None = None) -> Iterator[LedgerCustomer]:
@@ -382,37 +445,50 @@ class QuickBooksAdapter(LedgerAdapter):
                 return
             start += size
 
-    def find_by_reference(self, kind: str, reference: str) -> PushResult | None:
-        """Return the invoice or credit memo whose DocNumber is our reference (§6), or None."""
-        entity = {"invoice": "Invoice", "credit_note": "CreditMemo"}.get(kind)
-        if entity is None:
-            raise self._not_yet(f"QuickBooks look-up of {kind!r} by reference")
-        found = self._select(entity, f"DocNumber = {qbo_literal(reference)}")
-        if not found:
-            return None
-        return PushResult(str(found[0]["Id"]), found[0].get("DocNumber"), created=False)
-
-    # -- not yet ----------------------------------------------------------------------------------
+    # -- documents (§3 Invoice / CreditMemo, §6) ----------------------------------------------------
 
     def push_invoice(self, draft: DocumentDraft) -> PushResult:
-        """Create an invoice with DocNumber = our number and requestid = our reference (§2.4, §6).
+        """Create an invoice with DocNumber = our number and a requestid derived from our reference (§2.4, §6).
 
         A lookup by DocNumber first makes a re-run after an unknown outcome create nothing twice.
         """
-        existing = self.find_by_reference("invoice", draft.number)
+        return self._push_document("invoice", draft)
+
+    def push_credit_note(self, draft: DocumentDraft) -> PushResult:
+        """Create a credit memo with DocNumber = our number, lines mapped like invoices (§3 CreditMemo).
+
+        QuickBooks keeps no link from a credit memo to the invoice it corrects (outside India);
+        the memo is applied to the invoice through a payment, or by the company's auto-apply setting.
+        """
+        return self._push_document("credit_note", draft)
+
+    def _push_document(self, kind: str, draft: DocumentDraft) -> PushResult:
+        existing = self.find_by_reference(kind, draft.number)
         if existing is not None:
             return existing
-        lines = []
+        entity = _ENTITIES[kind]
+        created = self._write(entity, self._document_payload(kind, draft), requestid=request_id(kind, draft.reference))
+        return PushResult(str(created["Id"]), created.get("DocNumber"))
+
+    def _document_payload(self, kind: str, draft: DocumentDraft) -> dict[str, Any]:
+        """Return the Invoice / CreditMemo body: lines, tax in the company's model, dates, terms."""
+        us = self._is_us()
+        lines, sales_tax_codes = [], []
         for line in draft.lines:
             detail: dict[str, Any] = {"Qty": float(line.quantity), "UnitPrice": float(line.unit_price)}
-            for key, value in (
-                ("ItemRef", line.item),
-                ("TaxCodeRef", line.tax_code),
-                ("ClassRef", line.class_ref),
-            ):
+            for key, value in (("ItemRef", line.item), ("ClassRef", line.class_ref)):
                 if value:
                     detail[key] = {"value": value}
-            amount = (line.quantity * line.unit_price).quantize(Decimal("0.01"))
+            if us:
+                # US lines say only whether they are taxable; the rate is the header's code (§6).
+                code = (line.tax_code or "").strip()
+                taxable = bool(code) and code.upper() != "NON"
+                detail["TaxCodeRef"] = {"value": "TAX" if taxable else "NON"}
+                if taxable and code.upper() != "TAX" and code not in sales_tax_codes:
+                    sales_tax_codes.append(code)
+            elif line.tax_code:
+                detail["TaxCodeRef"] = {"value": line.tax_code}
+            amount = (line.quantity * line.unit_price).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
             lines.append(
                 {
                     "DetailType": "SalesItemLineDetail",
@@ -427,34 +503,415 @@ class QuickBooksAdapter(LedgerAdapter):
             "TxnDate": draft.issue_date.isoformat(),
             "Line": lines,
         }
-        if draft.due_date:
-            payload["DueDate"] = draft.due_date.isoformat()
-        if draft.payment_condition:
-            payload["SalesTermRef"] = {"value": draft.payment_condition}
+        if len(sales_tax_codes) > 1:
+            raise Rejected(
+                f"QuickBooks US companies take one sales tax code per {_WORDS[kind]}, but the lines of "
+                f"{draft.number} map to {', '.join(sales_tax_codes)}: map one sales tax code for all its "
+                "products (or TAX / NON per product and the rate as the default tax code)",
+                provider=self.provider,
+            )
+        if sales_tax_codes:
+            payload["TxnTaxDetail"] = {"TxnTaxCodeRef": {"value": sales_tax_codes[0]}}
+        if kind == "invoice":
+            if draft.due_date:
+                payload["DueDate"] = draft.due_date.isoformat()
+            if draft.payment_condition:
+                payload["SalesTermRef"] = {"value": draft.payment_condition}
         if draft.memo:
             payload["PrivateNote"] = draft.memo
-        # requestid is at most 50 characters (§2.4); the reference is stable across retries.
-        created = self._write("Invoice", payload, requestid=draft.reference[:50])
-        return PushResult(str(created["Id"]), created.get("DocNumber"))
+        return payload
 
-    def payment_status(self, external_id: str) -> PaymentStatus:
-        """Return the invoice's open balance (Balance) against its total (TotalAmt)."""
-        invoice = self._call("GET", self._url(f"invoice/{external_id}"))["Invoice"]
-        balance = Decimal(str(invoice.get("Balance", 0)))
-        total = Decimal(str(invoice.get("TotalAmt", 0)))
-        state = "paid" if balance == 0 else ("partial" if balance < total else "open")
-        return PaymentStatus(str(external_id), balance == 0, balance, total, state)
-
-    def push_credit_note(self, draft: DocumentDraft) -> PushResult:
-        raise self._not_yet("Pushing QuickBooks credit memos")
+    def _is_us(self) -> bool:
+        """Say whether the company uses the US sales-tax model (CompanyInfo.Country, §2.1, §6)."""
+        if self._country is None:
+            self._country = (self.company_info().country or "").upper()
+        return self._country in ("US", "USA")
 
     def finalize_invoice(
         self, external_id: str, *, send: bool, email: str | None = None, message: str | None = None
     ) -> str | None:
-        raise self._not_yet("Finalizing and sending QuickBooks invoices")
+        """Return the invoice's DocNumber; when ``send``, have QuickBooks e-mail it once (§3 Invoice "Send").
+
+        QuickBooks invoices are final when created. An invoice whose EmailStatus is already
+        EmailSent is not sent again. ``message`` has no place in QuickBooks' send call and is
+        not used; ``email`` becomes ``sendTo`` (it replaces the invoice's BillEmail).
+        """
+        invoice = self._call("GET", self._url(f"invoice/{external_id}"))["Invoice"]
+        if not send or invoice.get("EmailStatus") == "EmailSent":
+            return invoice.get("DocNumber")
+        params = {"requestid": request_id("send", str(external_id))}
+        if email:
+            params["sendTo"] = email
+        sent = self._call(
+            "POST",
+            self._url(f"invoice/{external_id}/send"),
+            params=params,
+            data=b"",
+            headers={"Content-Type": "application/octet-stream"},
+        )["Invoice"]
+        return sent.get("DocNumber")
+
+    def attach_pdf(self, external_id: str, *, filename: str, content: bytes) -> str | None:
+        """Upload the PDF to the invoice as an Attachable that goes along when QuickBooks e-mails it (§3 Attachable).
+
+        The same file for the same invoice carries the same requestid, so a retry after a lost
+        answer returns the first attachment instead of adding a second one.
+        """
+        metadata = {
+            "AttachableRef": [{"EntityRef": {"type": "Invoice", "value": str(external_id)}, "IncludeOnSend": True}],
+            "FileName": filename,
+            "ContentType": "application/pdf",
+        }
+        boundary = f"----LedgerlinkBoundary{uuid.uuid4().hex}"
+        body = b"".join(
+            [
+                f"--{boundary}\r\n".encode(),
+                b'Content-Disposition: form-data; name="file_metadata_01"\r\n',
+                b"Content-Type: application/json\r\n\r\n",
+                json.dumps(metadata).encode(),
+                f"\r\n--{boundary}\r\n".encode(),
+                b'Content-Disposition: form-data; name="file_content_01"; ',
+                f'filename="{_header_safe(filename)}"\r\n'.encode(),
+                b"Content-Type: application/pdf\r\n\r\n",
+                content,
+                f"\r\n--{boundary}--\r\n".encode(),
+            ]
+        )
+        digest = hashlib.sha256(content).hexdigest()
+        answer = self._call(
+            "POST",
+            self._url("upload"),
+            params={"requestid": request_id("pdf", f"{external_id}:{filename}:{digest}")},
+            data=body,
+            headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
+        )
+        (item,) = (answer or {}).get("AttachableResponse", [])[:1] or [{}]
+        if "Fault" in item:
+            # Upload faults come inside a 200 (attachment/error_estimate.yml).
+            raise self._fault_error(item["Fault"])
+        if "Attachable" not in item:
+            raise Rejected("QuickBooks answered the upload without an attachment", provider=self.provider)
+        return str(item["Attachable"]["Id"])
+
+    def find_by_reference(self, kind: str, reference: str) -> PushResult | None:
+        """Return the invoice, credit memo or payment pushed with our reference, or None.
+
+        Invoices and credit memos carry it as DocNumber (§6). Payments cannot be filtered by
+        DocNumber (§2.2, Finance.xsd) and the fact sheet lists no query filter on PaymentRefNum
+        or PrivateNote, so payments are read newest first and matched here on PrivateNote (our
+        full reference) or PaymentRefNum (its first 21 characters).
+        """
+        if kind == "payment":
+            return self._find_payment(reference)
+        entity = _ENTITIES.get(kind)
+        if entity is None or kind == "customer":
+            raise self._not_yet(f"QuickBooks look-up of {kind!r} by reference")
+        found = self._select(entity, f"DocNumber = {qbo_literal(reference)}")
+        if not found:
+            return None
+        return PushResult(str(found[0]["Id"]), found[0].get("DocNumber"), created=False)
+
+    def _find_payment(self, reference: str) -> PushResult | None:
+        size = self.spec.max_page_size
+        start = 1
+        while True:
+            rows = self._page(
+                # Integers only are interpolated.
+                f"SELECT * FROM Payment ORDERBY MetaData.CreateTime DESC STARTPOSITION {start} MAXRESULTS {size}"  # noqa: S608
+            )
+            for row in rows:
+                if row.get("PrivateNote") == reference or row.get("PaymentRefNum") == reference[:21] == reference:
+                    return PushResult(str(row["Id"]), row.get("PaymentRefNum"), created=False)
+            if len(rows) < size:
+                return None
+            start += size
+
+    def _page(self, statement: str) -> list[dict]:
+        """Run one query page and return its rows (an empty page has no entity key, §2.2)."""
+        page = self._call("GET", self._url("query"), params={"query": statement}).get("QueryResponse") or {}
+        return next((v for v in page.values() if isinstance(v, list)), [])
+
+    # -- payments (§3 Payment) ------------------------------------------------------------------
+
+    def payment_status(self, external_id: str) -> PaymentStatus:
+        """Return the invoice's open balance (Balance) against its total (TotalAmt).
+
+        :raise NotFound: when QuickBooks no longer has the invoice.
+        """
+        found = self.payment_statuses([external_id])
+        if str(external_id) not in found:
+            raise NotFound(f"QuickBooks has no invoice {external_id}", provider=self.provider)
+        return found[str(external_id)]
+
+    def payment_statuses(self, external_ids: Sequence[str]) -> dict[str, PaymentStatus]:
+        """Return Balance and TotalAmt of many invoices with one ``Id IN (…)`` query per page of ids.
+
+        The query language has no projections (every property comes back) and no OR; IN takes
+        the page of ids, and a page never asks for more rows than MAXRESULTS allows (§2.2).
+        """
+        ids = list(dict.fromkeys(str(i) for i in external_ids if str(i).isdigit()))
+        found: dict[str, PaymentStatus] = {}
+        for chunk in _chunks(ids, _IDS_PER_QUERY):
+            for row in self._invoices_by_id(chunk):
+                found[str(row["Id"])] = _status(row)
+        return found
+
+    def _invoices_by_id(self, ids: Sequence[str]) -> list[dict]:
+        listed = ", ".join(qbo_literal(i) for i in ids)
+        return self._page(f"SELECT * FROM Invoice WHERE Id IN ({listed}) MAXRESULTS {len(ids)}")  # noqa: S608
 
     def push_payment(self, draft: PaymentDraft) -> PushResult:
-        raise self._not_yet("Pushing QuickBooks payments")
+        """Record a payment against a pushed invoice, which lowers the invoice's Balance (§3 Payment).
+
+        The customer is read from the invoice. An amount above the open balance is applied up to
+        the balance; QuickBooks keeps the rest as unapplied credit. Our reference goes into
+        PrivateNote (and PaymentRefNum, max 21 characters) and the requestid derives from it.
+        """
+        invoices = self._invoices_by_id([str(draft.invoice_id)]) if str(draft.invoice_id).isdigit() else []
+        if not invoices:
+            raise NotFound(
+                f"QuickBooks has no invoice {draft.invoice_id} to record payment {draft.reference} against",
+                provider=self.provider,
+            )
+        created = self._write(
+            "Payment", _payment_payload(draft, invoices[0]), requestid=request_id("payment", draft.reference)
+        )
+        return PushResult(str(created["Id"]), created.get("PaymentRefNum"))
+
+    # -- reconciliation and back-fill -----------------------------------------------------------
+
+    def iter_documents(self, kind: str, date_from: date, date_to: date) -> Iterator[LedgerDocument]:
+        """Yield invoices or credit memos dated within the range, a page of up to 1000 at a time (§2.2)."""
+        entity = {"invoice": "Invoice", "credit_note": "CreditMemo"}.get(kind)
+        if entity is None:
+            raise NotSupported(f"QuickBooks documents of kind {kind!r} cannot be listed", provider=self.provider)
+        size = self.spec.max_page_size
+        start = 1
+        while True:
+            rows = self._page(
+                # Only ISO dates and integers are interpolated.
+                f"SELECT * FROM {entity} WHERE TxnDate >= '{date_from.isoformat()}' "  # noqa: S608
+                f"AND TxnDate <= '{date_to.isoformat()}' ORDERBY Id STARTPOSITION {start} MAXRESULTS {size}"
+            )
+            yield from (_document(row) for row in rows)
+            if len(rows) < size:
+                return
+            start += size
+
+    def closed_periods(self, date_from: date, date_to: date) -> list[ClosedPeriod]:
+        """Return the span up to the books' closing date (Preferences.AccountingInfoPrefs.BookCloseDate)."""
+        preferences = self._call("GET", self._url("preferences"))["Preferences"]
+        closing = (preferences.get("AccountingInfoPrefs") or {}).get("BookCloseDate")
+        if not closing:
+            return []
+        closed_until = date.fromisoformat(str(closing)[:10])
+        if closed_until < date_from:
+            return []
+        return [
+            ClosedPeriod(
+                start=None,
+                end=min(closed_until, date_to),
+                reason=f"The books are closed up to and including {closed_until.isoformat()} "
+                "(QuickBooks closing date): documents dated then are refused",
+            )
+        ]
+
+    # -- batch (§2.3) -------------------------------------------------------------------------
+
+    def batch(self, operations: Sequence[BatchOperation]) -> list[BatchItemResult]:
+        """Run creates (customer, invoice, credit_note, payment) and queries, 30 per batch call.
+
+        Each item's Fault becomes the typed error the single call would raise. Invoices and
+        credit memos already in QuickBooks (by DocNumber) are reported as found, not sent again;
+        with short operation ids (≤ 10 characters) the call carries a requestid derived from its
+        items, so a repeat after a lost answer replays it. Whole-call failures (401, 429, 5xx)
+        are raised.
+        """
+        size = self.capabilities.batch_size or 30
+        results: list[BatchItemResult] = []
+        for chunk in _chunks(list(operations), size):
+            results.extend(self._batch_call(chunk))
+        return results
+
+    def _batch_call(self, operations: Sequence[BatchOperation]) -> list[BatchItemResult]:
+        done: dict[str, BatchItemResult] = {}
+        existing = self._existing_documents(operations)
+        invoices = self._payment_invoices(operations)
+        items: list[dict[str, Any]] = []
+        for op in operations:
+            try:
+                item = self._batch_item(op, existing, invoices)
+            except LedgerError as exc:
+                done[op.id] = BatchItemResult(op.id, error=exc)
+                continue
+            if isinstance(item, PushResult):
+                done[op.id] = BatchItemResult(op.id, result=item)
+            else:
+                items.append({"bId": op.id, **item})
+        if items:
+            params = {}
+            if all(len(op.id) <= 10 for op in operations):
+                # Batch requestids are at most 36 characters, bIds then at most 10 (§2.4).
+                digest = hashlib.sha256(json.dumps(items, sort_keys=True, default=str).encode()).hexdigest()
+                params["requestid"] = f"llb-{digest[:32]}"
+            answer = self._call("POST", self._url("batch"), params=params, json={"BatchItemRequest": items})
+            for response in answer.get("BatchItemResponse") or []:
+                bid = str(response.get("bId"))
+                done[bid] = self._batch_result(bid, response)
+        return [
+            done.get(op.id)
+            or BatchItemResult(
+                op.id, error=Unavailable("QuickBooks returned no answer for this batch item", provider=self.provider)
+            )
+            for op in operations
+        ]
+
+    def _batch_item(
+        self, op: BatchOperation, existing: Mapping[tuple[str, str], PushResult], invoices: Mapping[str, dict]
+    ) -> dict[str, Any] | PushResult:
+        if op.kind == "query":
+            return {"Query": str(op.payload)}
+        if op.action != "create" or op.kind not in _ENTITIES:
+            raise NotSupported(
+                f"QuickBooks batch operation {op.action!r} on {op.kind!r} is not available", provider=self.provider
+            )
+        entity = _ENTITIES[op.kind]
+        if op.kind == "customer":
+            return {"operation": "create", entity: _customer_payload(op.payload)}
+        if op.kind == "payment":
+            invoice = invoices.get(str(op.payload.invoice_id))
+            if invoice is None:
+                raise NotFound(
+                    f"QuickBooks has no invoice {op.payload.invoice_id} to record payment {op.payload.reference} "
+                    "against",
+                    provider=self.provider,
+                )
+            return {"operation": "create", entity: _payment_payload(op.payload, invoice)}
+        found = existing.get((entity, op.payload.number))
+        if found is not None:
+            return found
+        return {"operation": "create", entity: self._document_payload(op.kind, op.payload)}
+
+    def _existing_documents(self, operations: Sequence[BatchOperation]) -> dict[tuple[str, str], PushResult]:
+        """Look the batch's documents up by DocNumber: one query per entity (§6 duplicate avoidance)."""
+        found: dict[tuple[str, str], PushResult] = {}
+        for kind in ("invoice", "credit_note"):
+            numbers = [op.payload.number for op in operations if op.kind == kind and op.action == "create"]
+            if not numbers:
+                continue
+            entity = _ENTITIES[kind]
+            listed = ", ".join(qbo_literal(n) for n in dict.fromkeys(numbers))
+            for row in self._page(f"SELECT * FROM {entity} WHERE DocNumber IN ({listed}) MAXRESULTS 1000"):  # noqa: S608
+                found.setdefault(
+                    (entity, row.get("DocNumber")), PushResult(str(row["Id"]), row.get("DocNumber"), False)
+                )
+        return found
+
+    def _payment_invoices(self, operations: Sequence[BatchOperation]) -> dict[str, dict]:
+        ids = [
+            str(op.payload.invoice_id)
+            for op in operations
+            if op.kind == "payment" and op.action == "create" and str(op.payload.invoice_id).isdigit()
+        ]
+        return {str(row["Id"]): row for row in self._invoices_by_id(list(dict.fromkeys(ids)))} if ids else {}
+
+    def _batch_result(self, bid: str, response: Mapping[str, Any]) -> BatchItemResult:
+        if "Fault" in response:
+            return BatchItemResult(bid, error=self._fault_error(response["Fault"]))
+        if "QueryResponse" in response:
+            page = response["QueryResponse"] or {}
+            rows = next((v for v in page.values() if isinstance(v, list)), [])
+            return QueryItemResult(bid, rows=tuple(rows))
+        entity = next((k for k in response if k in _ENTITIES.values()), None)
+        if entity is None:
+            return BatchItemResult(
+                bid, error=Rejected("QuickBooks answered this batch item with nothing usable", provider=self.provider)
+            )
+        row = response[entity]
+        number = row.get("DocNumber") if entity != "Payment" else row.get("PaymentRefNum")
+        return BatchItemResult(bid, result=PushResult(str(row["Id"]), number))
+
+    def _fault_error(self, fault: Mapping[str, Any]) -> LedgerError:
+        """Return the typed error a single call answering with ``fault`` would have raised."""
+        response = requests.Response()
+        response.status_code = _FAULT_STATUS.get(str(fault.get("type")), 400)
+        response._content = json.dumps({"Fault": fault}).encode()  # a synthetic answer
+        response.headers["Content-Type"] = "application/json"
+        return map_error(self.spec, response, method="POST")
+
+
+def _chunks(values: Sequence[_T], size: int) -> Iterator[Sequence[_T]]:
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
+
+
+def _header_safe(filename: str) -> str:
+    return "".join(c for c in filename if c.isprintable() and c not in '"\\\r\n') or "invoice.pdf"
+
+
+def _money(value: Any) -> Decimal:
+    return Decimal(str(value if value not in (None, "") else 0))
+
+
+def _status(row: Mapping[str, Any]) -> PaymentStatus:
+    balance, total = _money(row.get("Balance")), _money(row.get("TotalAmt"))
+    state = "paid" if balance == 0 else ("partial" if balance < total else "open")
+    return PaymentStatus(str(row["Id"]), balance == 0, balance, total, state)
+
+
+def _document(row: Mapping[str, Any]) -> LedgerDocument:
+    balance = row.get("Balance", row.get("RemainingCredit"))
+    return LedgerDocument(
+        external_id=str(row["Id"]),
+        reference=row.get("DocNumber"),
+        number=row.get("DocNumber"),
+        issue_date=date.fromisoformat(row["TxnDate"]),
+        total=_money(row.get("TotalAmt")),
+        currency=(row.get("CurrencyRef") or {}).get("value") or "",
+        amount_open=_money(balance) if balance is not None else None,
+        customer_id=(row.get("CustomerRef") or {}).get("value"),
+    )
+
+
+def _customer_payload(draft: CustomerDraft) -> dict[str, Any]:
+    """Return the Customer body; a colon is not allowed in a DisplayName (§3 Customer)."""
+    payload: dict[str, Any] = {"DisplayName": draft.name.replace(":", " ")}
+    if draft.email:
+        payload["PrimaryEmailAddr"] = {"Address": draft.email}
+    address = {
+        k: v
+        for k, v in {
+            "Line1": draft.address_lines[0] if draft.address_lines else None,
+            "City": draft.city,
+            "PostalCode": draft.postcode,
+            "Country": draft.country,
+        }.items()
+        if v
+    }
+    if address:
+        payload["BillAddr"] = address
+    return payload
+
+
+def _payment_payload(draft: PaymentDraft, invoice: Mapping[str, Any]) -> dict[str, Any]:
+    """Return the Payment body for ``draft`` against ``invoice`` (customer and open balance read from it)."""
+    amount = draft.amount.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+    applied = min(amount, _money(invoice.get("Balance")))
+    payload: dict[str, Any] = {
+        "CustomerRef": {"value": invoice["CustomerRef"]["value"]},
+        "TotalAmt": float(amount),
+        "TxnDate": draft.paid_on.isoformat(),
+        "PrivateNote": draft.reference,
+        "PaymentRefNum": draft.reference[:21],
+        "Line": [],
+    }
+    if applied > 0:
+        payload["Line"] = [
+            {"Amount": float(applied), "LinkedTxn": [{"TxnId": str(invoice["Id"]), "TxnType": "Invoice"}]}
+        ]
+    if draft.bank_account:
+        payload["DepositToAccountRef"] = {"value": draft.bank_account}
+    return payload
 
 
 def _emails(customer: Mapping[str, Any]) -> list[str]:
@@ -462,10 +919,48 @@ def _emails(customer: Mapping[str, Any]) -> list[str]:
     return [part.strip().lower() for part in address.split(",") if part.strip()]
 
 
-def _numbering(preferences: Mapping[str, Any]) -> str:
+def _numbering(preferences: Mapping[str, Any]) -> Check:
+    """Check that custom transaction numbers are on (§3 Preferences, §6).
+
+    Ledgerlink finds a pushed document again by its DocNumber. With the setting off, QuickBooks
+    numbers documents itself, advises against sending a DocNumber, and does not refuse duplicates.
+    """
     if (preferences.get("SalesFormsPrefs") or {}).get("CustomTxnNumbers"):
-        return "Custom transaction numbers are on: invoices keep the numbers Ledgerlink sends"
-    return (
-        "Custom transaction numbers are off: QuickBooks numbers invoices itself when no number is "
-        "sent; Ledgerlink always sends its own"
+        return Check(
+            "custom_transaction_numbers",
+            True,
+            "Custom transaction numbers are on: invoices keep the numbers Ledgerlink sends",
+        )
+    return Check(
+        "custom_transaction_numbers",
+        False,
+        "Custom transaction numbers are off in QuickBooks: it then numbers invoices itself and does not "
+        "refuse a number used twice, so the invoice numbers Ledgerlink sends are not protected and a retried "
+        "push could create an invoice twice. Turn them on in QuickBooks → Settings → Account and settings → "
+        "Sales → Custom transaction numbers.",
     )
+
+
+#: Keys of a QueryResponse that describe the page rather than hold rows.
+_QUERY_META = frozenset({"startPosition", "maxResults", "totalCount"})
+
+
+def _query_rows(body: Any) -> list[dict]:
+    """Return the rows of a query answer; refuse an answer of another shape.
+
+    A malformed answer must not read as "no rows": reference data refreshed from it would
+    wipe every code the mappings use.
+
+    :raise Unavailable: when the answer is not a QueryResponse of row lists.
+    """
+    page = body.get("QueryResponse") if isinstance(body, dict) else None
+    if page is None and isinstance(body, dict) and "QueryResponse" in body:
+        page = {}
+    values = [value for key, value in page.items() if key not in _QUERY_META] if isinstance(page, dict) else None
+    if values is None or any(not isinstance(v, list) or not all(isinstance(r, dict) for r in v) for v in values):
+        raise Unavailable(
+            "QuickBooks answered a query in an unexpected shape; nothing was changed. Try again later.",
+            provider=specs.QUICKBOOKS,
+            provider_text=str(body)[:500],
+        )
+    return values[0] if values else []

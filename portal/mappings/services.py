@@ -610,12 +610,12 @@ def _provider_pitfalls(connection, refs, maps, products, tax_mode) -> list[Probl
                 )
             )
     if connection.provider == specs.QUICKBOOKS:
-        if preference(refs, "custom_txn_numbers"):
+        if not preference(refs, "custom_txn_numbers"):
             found.append(
                 Problem(
-                    "Custom transaction numbers are on in QuickBooks: an invoice created without a number "
-                    "gets none, so no invoice number would come back to the SaaS. Turn them off in "
-                    "QuickBooks → Settings → Account and settings → Sales → Custom transaction numbers, "
+                    "Custom transaction numbers are off in QuickBooks: it then numbers invoices itself, so the "
+                    "SaaS's invoice numbers are not kept and a retried push cannot find the invoice it made. Turn "
+                    "them on in QuickBooks → Settings → Account and settings → Sales → Custom transaction numbers, "
                     "then run the check again.",
                     _reference_url(connection),
                     "After changing it in QuickBooks, refresh the reference data",

@@ -22,8 +22,10 @@ from .connection import (
 )
 from .customer_link import CustomerLink, LedgerCustomerCache, LinkMethod, LinkSuggestion
 from .external_record import ExternalRecord, RecordKind, RecordState
+from .history import Backfill, BackfillItem, BackfillStatus, ItemOutcome
 from .link import AuthorizationLink, AuthorizationLinkEvent, LinkEventKind, LinkStatus
 from .mapping import Mapping, ReferenceData
+from .operation_log import OperationLog
 from .organization import BusinessUnit, Organization
 from .staff import Role, StaffUser
 from .sync import IllegalTransition, SyncRun, SyncRunKind, SyncRunStatus
@@ -33,6 +35,9 @@ __all__ = [
     "AuditEvent",
     "AuthorizationLink",
     "AuthorizationLinkEvent",
+    "Backfill",
+    "BackfillItem",
+    "BackfillStatus",
     "BusinessUnit",
     "Connection",
     "ConnectionStatus",
@@ -46,6 +51,7 @@ __all__ = [
     "Invoice",
     "InvoiceLine",
     "InvoiceStatus",
+    "ItemOutcome",
     "LedgerCustomerCache",
     "LinkEventKind",
     "LinkMethod",
@@ -53,6 +59,7 @@ __all__ = [
     "LinkSuggestion",
     "Mapping",
     "OAuthGrant",
+    "OperationLog",
     "Organization",
     "Payment",
     "PaymentMethod",

@@ -5,12 +5,13 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import Enum, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import Enum, ForeignKey, Index, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..database import UTCDateTime, utcnow
 from ..extensions import db
 from .connection import Connection
+from .staff import StaffUser
 from .sync import IllegalTransition
 
 
@@ -36,6 +37,44 @@ class RecordState(enum.StrEnum):
     skipped = "skipped"
     #: Held before reaching the ledger until a person acts (e.g. customer not linked).
     needs_action = "needs_action"
+    #: Taken off the ops console's lists by a person (resolved by hand in the ledger, or ignored);
+    #: ``resolution`` says which. Back to pending when someone wants it pushed after all.
+    dismissed = "dismissed"
+
+
+class Resolution(enum.StrEnum):
+    """Why a person dismissed a record."""
+
+    #: The person made the record in the ledger by hand.
+    resolved_manually = "resolved_manually"
+    #: The record must not reach the ledger at all.
+    ignored = "ignored"
+
+
+class PdfState(enum.StrEnum):
+    """What became of the invoice's PDF after the push."""
+
+    #: Attached to the ledger's invoice (``pdf_attachment_id``).
+    attached = "attached"
+    #: The ledger keeps no attachments on invoices (bexio): nothing to do, never a failure.
+    not_supported = "not_supported"
+    #: The SaaS sent no PDF for this invoice.
+    no_pdf = "no_pdf"
+    #: The ledger refused or failed the attachment (``pdf_error``); retried on the next run.
+    failed = "failed"
+
+
+class FinalizeState(enum.StrEnum):
+    """What became of the invoice after the push: made final (and sent) in the ledger, or not."""
+
+    #: Final in the ledger (Exact printed, bexio issued; QuickBooks needs nothing), not e-mailed by it.
+    finalized = "finalized"
+    #: Final and e-mailed to the customer by the ledger (``sent_at``).
+    sent = "sent"
+    #: The ledger's adapter cannot finalize; the invoice stays as pushed.
+    not_supported = "not_supported"
+    #: The ledger refused or failed it (``finalize_error``); retried on the next run.
+    failed = "failed"
 
 
 R = RecordState
@@ -43,10 +82,19 @@ R = RecordState
 RECORD_TRANSITIONS: dict[RecordState, frozenset[RecordState]] = {
     R.pending: frozenset({R.pending, R.pushed, R.failed, R.skipped, R.needs_action}),
     R.pushed: frozenset(),
-    R.failed: frozenset({R.pending}),
-    R.skipped: frozenset({R.pending}),
-    R.needs_action: frozenset({R.pending}),
+    R.failed: frozenset({R.pending, R.dismissed}),
+    R.skipped: frozenset({R.pending, R.dismissed}),
+    R.needs_action: frozenset({R.pending, R.dismissed}),
+    R.dismissed: frozenset({R.pending}),
 }
+#: States the push leaves alone until a person acts (the scheduler does not pick them up).
+HELD_STATES = frozenset({R.failed, R.skipped, R.needs_action, R.dismissed})
+
+
+#: Predicates of the ops console's partial indexes (records waiting for a person; failed ones; pushed ones).
+HELD_WHERE = "state IN ('failed', 'needs_action', 'skipped')"
+FAILED_WHERE = "state IN ('failed', 'needs_action')"
+PUSHED_WHERE = "state = 'pushed'"
 
 
 class ExternalRecord(db.Model):
@@ -56,6 +104,36 @@ class ExternalRecord(db.Model):
     __table_args__ = (
         UniqueConstraint("connection_id", "kind", "local_id"),
         Index("ix_external_record_connection_state", "connection_id", "state"),
+        # The ops console reads held and pushed records across every connection: partial indexes keep
+        # those reads to the rows they count (held records are a few percent of the table).
+        Index(
+            "ix_external_record_held",
+            "connection_id",
+            "state",
+            "last_error_class",
+            "updated_at",
+            postgresql_where=text(HELD_WHERE),
+            sqlite_where=text(HELD_WHERE),
+        ),
+        Index(
+            "ix_external_record_waiting_since",
+            text("coalesce(last_attempt_at, created_at)"),
+            "id",
+            postgresql_where=text(FAILED_WHERE),
+            sqlite_where=text(FAILED_WHERE),
+        ),
+        Index(
+            "ix_external_record_failed_attempt",
+            "last_attempt_at",
+            postgresql_where=text(FAILED_WHERE),
+            sqlite_where=text(FAILED_WHERE),
+        ),
+        Index(
+            "ix_external_record_pushed_at",
+            "pushed_at",
+            postgresql_where=text(PUSHED_WHERE),
+            sqlite_where=text(PUSHED_WHERE),
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -82,18 +160,64 @@ class ExternalRecord(db.Model):
     last_error_text: Mapped[str | None] = mapped_column(Text)
     last_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     pushed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: Invoices: the ledger's id of the attached PDF.
+    pdf_attachment_id: Mapped[str | None] = mapped_column(String(64))
+    #: Invoices: the PDF step after the push (None: not done yet).
+    pdf_state: Mapped[PdfState | None] = mapped_column(Enum(PdfState, name="pdf_state", native_enum=False, length=16))
+    #: Invoices: why the PDF could not be attached, with the provider's text.
+    pdf_error: Mapped[str | None] = mapped_column(Text)
+    #: Invoices: the finalize (and send) step after the push (None: not done yet).
+    finalize_state: Mapped[FinalizeState | None] = mapped_column(
+        Enum(FinalizeState, name="finalize_state", native_enum=False, length=16)
+    )
+    #: Invoices: why finalizing or sending failed, with the provider's text.
+    finalize_error: Mapped[str | None] = mapped_column(Text)
+    #: Invoices: when the ledger made the invoice final.
+    finalized_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: Invoices: when the ledger e-mailed the invoice to the customer.
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: Dismissed records: resolved by hand or ignored.
+    resolution: Mapped[Resolution | None] = mapped_column(
+        Enum(Resolution, name="record_resolution", native_enum=False, length=24)
+    )
+    #: Dismissed records: the person's note on what they did or why.
+    resolution_note: Mapped[str | None] = mapped_column(Text)
+    resolved_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff_user.id", ondelete="SET NULL"))
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
     connection: Mapped[Connection] = relationship()
+    resolved_by: Mapped[StaffUser | None] = relationship()
 
-    def transition(self, target: RecordState, *, error_class: str | None = None, error_text: str | None = None) -> None:
+    def transition(
+        self,
+        target: RecordState,
+        *,
+        error_class: str | None = None,
+        error_text: str | None = None,
+        resolution: Resolution | None = None,
+        note: str | None = None,
+        by: StaffUser | None = None,
+    ) -> None:
         """Move to ``target``; errors are kept on failures and cleared once pushed.
 
+        Dismissing needs a ``resolution`` (with the person ``by`` and an optional ``note``);
+        leaving dismissed clears it.
+
         :raise IllegalTransition: when the life cycle does not allow the move.
+        :raise ValueError: when dismissing without a resolution.
         """
         if target not in RECORD_TRANSITIONS[self.state]:
             raise IllegalTransition("ExternalRecord", self.state, target)
+        if target is RecordState.dismissed:
+            if resolution is None:
+                raise ValueError("dismissing a record needs a resolution (resolved_manually or ignored)")
+            self.resolution, self.resolution_note = Resolution(resolution), note
+            self.resolved_by_id = by.id if by is not None else None
+            self.resolved_at = utcnow()
+        elif self.state is RecordState.dismissed:
+            self.resolution = self.resolution_note = self.resolved_by_id = self.resolved_at = None
         self.state = target
         if target is RecordState.pushed:
             self.pushed_at = utcnow()

@@ -43,11 +43,16 @@ RESET_TOLERANCE_MS = 1500
 #: Start counting a new window this long after its reset (a provider clock a little behind ours).
 DEFAULT_MARGIN_MS = 250
 
-# KEYS: one hash per window. ARGV: now_ms, margin_ms, then per window: length_ms, default limit, ttl_s.
-# Returns 0 when a slot was taken in every window, else the milliseconds to wait (nothing taken).
+# KEYS: one hash per window. ARGV: now_ms, margin_ms, then per window: length_ms, default limit, ttl_s,
+# then optionally the share (0-1] of each window the caller may fill (a back-fill leaves the rest to
+# live syncs) and the slots wanted. Takes as many as wanted, free, and at most 1/BULK_PART of every
+# window (at least one). Returns {0, slots taken, then per window: used, limit, reset} when slots were
+# taken in every window, else {the milliseconds to wait} (nothing taken).
 _ACQUIRE = """
 local now = tonumber(ARGV[1])
 local margin = tonumber(ARGV[2])
+local share = tonumber(ARGV[2 + #KEYS * 3 + 1]) or 1
+local want = tonumber(ARGV[2 + #KEYS * 3 + 2]) or 1
 local wait = 0
 local states = {}
 for i = 1, #KEYS do
@@ -67,60 +72,82 @@ for i = 1, #KEYS do
     used = 0
   end
   states[i] = {used, limit, reset}
-  if used + 1 > limit then
+  if used + 1 > math.max(1, math.floor(limit * share)) then
     local w = reset + margin - now
     if w < 1 then w = 1 end
     if w > wait then wait = w end
   end
 end
 if wait > 0 then
-  return wait
+  return {wait}
 end
+local take = want
+for i = 1, #KEYS do
+  local cap = math.max(1, math.floor(states[i][2] * share))
+  take = math.min(take, cap - states[i][1], math.max(1, math.floor(cap / BULK_PART)))
+end
+if take < 1 then take = 1 end
+local taken = {0, take}
 for i = 1, #KEYS do
   local ttl = tonumber(ARGV[2 + (i - 1) * 3 + 3])
-  redis.call('HSET', KEYS[i], 'used', states[i][1] + 1, 'limit', states[i][2], 'reset', states[i][3])
+  redis.call('HSET', KEYS[i], 'used', states[i][1] + take, 'limit', states[i][2], 'reset', states[i][3])
   redis.call('EXPIRE', KEYS[i], ttl)
+  table.insert(taken, states[i][1] + take)
+  table.insert(taken, states[i][2])
+  table.insert(taken, states[i][3])
 end
-return 0
+return taken
 """
 
-# KEYS[1]: the window hash. ARGV: limit, remaining, reset_ms (each may be ''), tolerance_ms, ttl_s, now_ms.
-# A reset already past is a late answer of an earlier window: ignored. A reset that differs from
-# ours replaces it (the provider's windows are the truth); ``used`` only ever grows to the provider's.
+# KEYS: one hash per reported window. ARGV: tolerance_ms, ttl_s, now_ms, then per window: limit,
+# remaining, reset_ms (each may be ''). A reset already past is a late answer of an earlier window:
+# ignored. A reset that differs from ours replaces it (the provider's windows are the truth);
+# ``used`` only ever grows to the provider's.
 _OBSERVE = """
-local h = redis.call('HMGET', KEYS[1], 'used', 'limit', 'reset')
-local used = tonumber(h[1])
-local limit = tonumber(ARGV[1]) or tonumber(h[2])
-local remaining = tonumber(ARGV[2])
-local reset = tonumber(h[3])
-local reported = tonumber(ARGV[3])
-local tolerance = tonumber(ARGV[4])
-local now = tonumber(ARGV[6])
-if reported ~= nil and reported <= now then
-  return 0
-end
-if reset ~= nil and now >= reset then
-  used = nil
-end
-if reported ~= nil then
-  if reset == nil or math.abs(reported - reset) > tolerance or reported > reset then
-    reset = reported
+local tolerance = tonumber(ARGV[1])
+local ttl = tonumber(ARGV[2])
+local now = tonumber(ARGV[3])
+for i = 1, #KEYS do
+  local base = 3 + (i - 1) * 3
+  local reported = tonumber(ARGV[base + 3])
+  if reported == nil or reported > now then
+    local h = redis.call('HMGET', KEYS[i], 'used', 'limit', 'reset')
+    local used = tonumber(h[1])
+    local limit = tonumber(ARGV[base + 1]) or tonumber(h[2])
+    local remaining = tonumber(ARGV[base + 2])
+    local reset = tonumber(h[3])
+    if reset ~= nil and now >= reset then
+      used = nil
+    end
+    if reported ~= nil then
+      if reset == nil or math.abs(reported - reset) > tolerance or reported > reset then
+        reset = reported
+      end
+    end
+    if limit ~= nil and remaining ~= nil then
+      local spent = limit - remaining
+      if used == nil or spent > used then used = spent end
+    end
+    local fields = {}
+    if used ~= nil then table.insert(fields, 'used'); table.insert(fields, used) end
+    if limit ~= nil then table.insert(fields, 'limit'); table.insert(fields, limit) end
+    if reset ~= nil then table.insert(fields, 'reset'); table.insert(fields, reset) end
+    if #fields > 0 then
+      redis.call('HSET', KEYS[i], unpack(fields))
+      redis.call('EXPIRE', KEYS[i], ttl)
+    end
   end
-end
-if limit ~= nil and remaining ~= nil then
-  local spent = limit - remaining
-  if used == nil or spent > used then used = spent end
-end
-local fields = {}
-if used ~= nil then table.insert(fields, 'used'); table.insert(fields, used) end
-if limit ~= nil then table.insert(fields, 'limit'); table.insert(fields, limit) end
-if reset ~= nil then table.insert(fields, 'reset'); table.insert(fields, reset) end
-if #fields > 0 then
-  redis.call('HSET', KEYS[1], unpack(fields))
-  redis.call('EXPIRE', KEYS[1], tonumber(ARGV[5]))
 end
 return 1
 """
+
+
+#: Slots one call of the script takes at most for later calls of the same limiter ...
+BULK_SLOTS = 10
+#: ... and never more than this part of any window: small windows are taken slot by slot.
+BULK_PART = 50
+
+_ACQUIRE = _ACQUIRE.replace("BULK_PART", str(BULK_PART))
 
 
 @dataclass(frozen=True)
@@ -170,17 +197,23 @@ class RateLimiter:
         self._observe = connection.register_script(_OBSERVE)
         #: Seconds slept pacing, for logs and tests.
         self.waited = 0.0
+        #: (provider, company, window) → (used, limit, reset ms) as this limiter's last slot left it.
+        self._known: dict[tuple[str, str, str], tuple[int, int, int]] = {}
+        #: (provider, company, share) → (slots taken but not used yet, until when in ms).
+        self._spare: dict[tuple[str, str, float], tuple[int, int]] = {}
 
     # -- the LedgerHttp hooks -----------------------------------------------------------------
 
-    def before_request(self, info: RequestInfo) -> None:
+    def before_request(self, info: RequestInfo, *, share: float = 1.0) -> None:
         """Take a slot for the call, sleeping while the company's windows are full.
+
+        ``share`` is the part of each window this caller may fill (see :meth:`acquire`).
 
         :raise RateLimited: when the wait would be longer than ``max_wait`` (reschedule instead).
         """
         if info.company is None:
             return
-        self.acquire(info.provider, str(info.company))
+        self.acquire(info.provider, str(info.company), share=share)
 
     def on_response(self, info: ResponseInfo) -> None:
         """Correct the company's windows from the response's quota headers."""
@@ -190,22 +223,40 @@ class RateLimiter:
 
     # -- the work -----------------------------------------------------------------------------
 
-    def acquire(self, provider: str, company: str) -> None:
-        """Take one slot in every window of (provider, company), pacing as needed."""
+    def acquire(self, provider: str, company: str, *, share: float = 1.0) -> None:
+        """Take one slot in every window of (provider, company), pacing as needed.
+
+        With ``share`` below 1 the caller waits once that part of a window is used, whoever used
+        it: a back-fill at 0.5 leaves at least half of every window to live syncs, which take
+        slots up to the full limit.
+        """
+        spare = self._spare.get((provider, company, share))
+        if spare is not None and spare[0] > 0 and self._clock() * 1000 < spare[1]:
+            self._spare[(provider, company, share)] = (spare[0] - 1, spare[1])
+            return
         spec = specs.get_spec(provider)
         windows = windows_for(spec)
         keys = [window_key(provider, company, w.name) for w in windows]
         started = self._clock()
         while True:
-            args: list[int] = [int(self._clock() * 1000), self.margin_ms]
+            args: list[float] = [int(self._clock() * 1000), self.margin_ms]
             for w in windows:
                 args += [w.seconds * 1000, w.limit, max(2 * w.seconds, 86400)]
+            args += [share, BULK_SLOTS]
             try:
-                wait_ms = int(self._acquire(keys=keys, args=args))
+                answer = self._acquire(keys=keys, args=args)
             except redis.RedisError:
                 log.exception("rate limiter unavailable for %s %s; the call goes unpaced", provider, company)
                 return
+            wait_ms = int(answer[0])
             if wait_ms <= 0:
+                resets = []
+                for i, w in enumerate(windows):
+                    used, limit, reset = (int(v) for v in answer[2 + 3 * i : 5 + 3 * i])
+                    self._known[(provider, company, w.name)] = (used, limit, reset)
+                    resets.append(reset)
+                # Slots taken beyond this call serve the next calls until the first window resets.
+                self._spare[(provider, company, share)] = (int(answer[1]) - 1, min(resets))
                 return
             wait = wait_ms / 1000
             if (self._clock() - started) + wait > self.max_wait:
@@ -222,23 +273,57 @@ class RateLimiter:
             self._sleep(pause)
 
     def observe(self, provider: str, company: str, quota) -> None:
-        """Fold a :class:`~portal.integrations.http.QuotaSnapshot` into the company's windows."""
+        """Fold a :class:`~portal.integrations.http.QuotaSnapshot` into the company's windows (one round trip).
+
+        Windows the snapshot would not change are left out, and with them the round trip when
+        none would change (see :meth:`_changes`).
+        """
+        now_ms = int(self._clock() * 1000)
+        keys: list[str] = []
+        args: list[int | str] = [RESET_TOLERANCE_MS, 86400 * 2, now_ms]
         for name in ("minute", "day"):
             window = getattr(quota, name)
-            if window is None:
+            if window is None or not self._changes(provider, company, name, window, now_ms):
                 continue
-            args = [
+            keys.append(window_key(provider, company, name))
+            args += [
                 "" if window.limit is None else window.limit,
                 "" if window.remaining is None else window.remaining,
                 "" if window.reset_at is None else _ms(window.reset_at),
-                RESET_TOLERANCE_MS,
-                86400 * 2,
-                int(self._clock() * 1000),
             ]
-            try:
-                self._observe(keys=[window_key(provider, company, name)], args=args)
-            except redis.RedisError:
-                log.exception("rate limiter could not record the quota of %s %s", provider, company)
+        if not keys:
+            return
+        # The provider counts more, another limit or another window: slots kept aside may be gone.
+        self._spare = {key: spare for key, spare in self._spare.items() if key[:2] != (provider, company)}
+        try:
+            self._observe(keys=keys, args=args)
+        except redis.RedisError:
+            log.exception("rate limiter could not record the quota of %s %s", provider, company)
+
+    def _changes(self, provider: str, company: str, name: str, window, now_ms: int) -> bool:
+        """Say whether folding ``window`` in could change the stored window (else it need not be sent).
+
+        Judged against the window as this limiter's last slot left it: ``used`` only grows and the
+        limit and reset stay until a header changes them, so a report of the same limit, a reset
+        not later than ours (within :data:`RESET_TOLERANCE_MS`) and no more calls used than we
+        counted changes nothing (see ``_OBSERVE``). A report of a past reset is ignored there too.
+        """
+        reported = None if window.reset_at is None else _ms(window.reset_at)
+        if reported is not None and reported <= now_ms:
+            return False
+        known = self._known.get((provider, company, name))
+        if known is None:
+            return True
+        used, limit, reset = known
+        if now_ms >= reset:
+            return True
+        if window.limit is not None and window.limit != limit:
+            return True
+        if reported is not None and (reported > reset or reset - reported > RESET_TOLERANCE_MS):
+            return True
+        if window.remaining is None:
+            return False
+        return (limit if window.limit is None else window.limit) - window.remaining > used
 
     def state(self, provider: str, company: str) -> dict[str, dict[str, float]]:
         """Return the stored windows of (provider, company) (for pages and tests)."""
@@ -260,3 +345,33 @@ def from_config(config, connection: redis.Redis) -> RateLimiter | None:
     if not config.get("RATE_LIMITER", True):
         return None
     return RateLimiter(connection, max_wait=float(config.get("RATE_LIMIT_MAX_WAIT_SECONDS", 90)))
+
+
+def window_usage(
+    connection: redis.Redis, provider: str, companies: list[str], window: str = "day", now: datetime | None = None
+) -> dict[str, dict[str, float | None]]:
+    """Return ``{company: {used, limit, reset}}`` of one window per company, read in one round trip.
+
+    Read only (the ops dashboard): a window already reset counts as unused; a company without
+    a stored window is missing from the result. ``reset`` is in epoch milliseconds.
+    """
+    if not companies:
+        return {}
+    now_ms = _ms(now or datetime.now(UTC))
+    pipe = connection.pipeline(transaction=False)
+    for company in companies:
+        pipe.hgetall(window_key(provider, company, window))
+    try:
+        raw = pipe.execute()
+    except redis.RedisError:
+        log.exception("rate limiter counters unavailable")
+        return {}
+    found: dict[str, dict[str, float | None]] = {}
+    for company, values in zip(companies, raw, strict=True):
+        if not values:
+            continue
+        fields = {k.decode(): float(v) for k, v in values.items()}
+        reset = fields.get("reset")
+        used = fields.get("used", 0.0) if reset is None or reset > now_ms else 0.0
+        found[company] = {"used": used, "limit": fields.get("limit"), "reset": reset}
+    return found

@@ -1,4 +1,4 @@
-"""Push customers, invoices and credit notes into a ledger exactly once (DESIGN.md "Jobs").
+"""Push customers, invoices, credit notes and payments into a ledger exactly once (DESIGN.md "Jobs").
 
 Every write follows one protocol around its :class:`ExternalRecord`:
 
@@ -16,17 +16,29 @@ These functions commit, unlike other services (STYLE 6): the commits *are* the p
 caller cannot place them. Callers pass committed objects and should not hold pending changes.
 
 Our reference is the SaaS document number: what QuickBooks keeps in DocNumber (its adapter
-looks invoices up by it), and what Exact (YourRef) and bexio (api_reference) are given.
+looks invoices up by it), and what Exact (YourRef) and bexio (api_reference) are given. A
+payment's reference is the SaaS's id of the payment.
+
+After an invoice is pushed, two steps follow, each with its own marker on the record committed
+right after the step: the PDF is attached (``pdf_state``) and the invoice is made final and,
+when the connection says so, e-mailed by the ledger (``finalize_state``, ``finalized_at``,
+``sent_at``). A ledger refusal of a step is recorded on the record (the invoice stays pushed)
+and the step is tried again on the next run; a crash between a step and its marker repeats the
+step, which adapters make harmless for finalize/send (idempotent). The ledger's number returned
+by finalize (Exact numbers at print) becomes the record's ``external_number``.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import time
+from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import selectinload, undefer
 
 from ..connections import vault
 from ..customers import services as customers
@@ -43,12 +55,26 @@ from ..integrations.base import (
     LineDraft,
     NeedsReauthorization,
     NotSupported,
+    PaymentDraft,
     PushResult,
     RateLimited,
     Unavailable,
 )
 from ..mappings import services as mappings
-from ..models import Connection, CreditNote, Customer, ExternalRecord, Invoice, Product, RecordKind, RecordState
+from ..models import (
+    Connection,
+    CreditNote,
+    Customer,
+    CustomerLink,
+    ExternalRecord,
+    Invoice,
+    Payment,
+    Product,
+    RecordKind,
+    RecordState,
+)
+from ..models.connection import SendingMethod
+from ..models.external_record import FinalizeState, PdfState
 
 #: Errors about the connection or the moment, not the record: the record stays pending
 #: (retryable, never failed) and the error is raised again so the caller stops and reschedules.
@@ -57,6 +83,10 @@ CONNECTION_ERRORS = (RateLimited, Unavailable, NeedsReauthorization, AuthExpired
 #: Fields whose ledger value is the code itself (Exact matches VAT codes, journals and payment
 #: conditions by code); every other field is sent as the ledger's own id (``extra["id"]``).
 _BY_CODE = {specs.EXACT_ONLINE: {"tax_code", "journal", "payment_condition"}}
+
+
+#: The placeholder bexio replaces with the link to the invoice; a bexio e-mail text must contain it.
+BEXIO_LINK_PLACEHOLDER = "[Network Link]"
 
 
 class CustomerNotPushed(Exception):
@@ -117,20 +147,25 @@ def _hold(record: ExternalRecord, state: RecordState, error_class: str, text: st
     return record
 
 
+def explain(connection: Connection, error: LedgerError) -> tuple[str, str]:
+    """Return the error's class and its plain words with the provider's own text."""
+    explained = errors_catalog.explain(error)
+    said = error.provider_text or (str(error.args[0]) if error.args else "")
+    return explained.error_class.value, f"{explained.explanation} ({specs.get_spec(connection.provider).name}: {said})"
+
+
 def _store_error(record: ExternalRecord, error: LedgerError) -> ExternalRecord:
     """Classify a ledger error onto the record; raise it again when it concerns the connection.
 
     :raise LedgerError: the same error for :data:`CONNECTION_ERRORS` (the record stays pending).
     """
     db.session.rollback()  # nothing half-done of this attempt may be committed with the error
-    explained = errors_catalog.explain(error)
-    said = error.provider_text or (str(error.args[0]) if error.args else "")
-    text = f"{explained.explanation} ({specs.get_spec(record.connection.provider).name}: {said})"
+    error_class, text = explain(record.connection, error)
     if isinstance(error, CONNECTION_ERRORS):
-        _hold(record, RecordState.pending, explained.error_class.value, text)
+        _hold(record, RecordState.pending, error_class, text)
         raise error
     state = RecordState.skipped if isinstance(error, NotSupported) else RecordState.failed
-    return _hold(record, state, explained.error_class.value, text)
+    return _hold(record, state, error_class, text)
 
 
 # -- drafts -----------------------------------------------------------------------------------
@@ -157,13 +192,18 @@ class _Resolver:
             self._cache[key] = resolved
         return self._cache[key]
 
+    def values_of(self, product_id: int | None) -> dict[str, str | None]:
+        """Return the values of the product with this id (read from the database once per resolver)."""
+        if product_id in self._cache:
+            return self._cache[product_id]
+        return self.values(db.session.get(Product, product_id) if product_id else None)
+
 
 def _lines(resolver: _Resolver, lines) -> tuple[LineDraft, ...]:
     drafts = []
     for line in lines:
-        # Credit-note lines have no product relationship, only the id (the identity map caches it).
-        product = db.session.get(Product, line.product_id) if line.product_id else None
-        values = resolver.values(product)
+        # Credit-note lines have no product relationship, only the id.
+        values = resolver.values_of(line.product_id)
         drafts.append(
             LineDraft(
                 description=line.description,
@@ -178,9 +218,14 @@ def _lines(resolver: _Resolver, lines) -> tuple[LineDraft, ...]:
     return tuple(drafts)
 
 
-def invoice_draft(connection: Connection, invoice: Invoice, customer_id: str) -> DocumentDraft:
-    """Return the invoice as the ledger gets it: lines mapped through the effective mappings."""
-    resolver = _Resolver(connection)
+def invoice_draft(
+    connection: Connection, invoice: Invoice, customer_id: str, resolver: _Resolver | None = None
+) -> DocumentDraft:
+    """Return the invoice as the ledger gets it: lines mapped through the effective mappings.
+
+    A push of many invoices passes one ``resolver`` for all (mappings read once).
+    """
+    resolver = resolver or _Resolver(connection)
     defaults = resolver.values(None)
     return DocumentDraft(
         reference=invoice.number,
@@ -260,6 +305,14 @@ def push_customer(connection: Connection, customer: Customer, adapter: LedgerAda
     return _store_result(record, PushResult(str(created.id), created.code, created=not unknown))
 
 
+def _not_linked_text(connection: Connection, customer: Customer) -> str:
+    return (
+        f"Customer {customer.name} ({customer.external_id}) is not linked to a "
+        f"{specs.get_spec(connection.provider).name} customer, and this connection only links "
+        "customers (it creates none). Link the customer, then retry."
+    )
+
+
 def _ledger_customer_id(connection: Connection, customer: Customer, adapter: LedgerAdapter) -> str:
     """Return the ledger id of the invoice's customer, creating it in "create" mode.
 
@@ -269,11 +322,7 @@ def _ledger_customer_id(connection: Connection, customer: Customer, adapter: Led
     if link is not None:
         return link.external_id
     if customers.customer_mode(connection) == "link_only":
-        raise CustomerNotPushed(
-            f"Customer {customer.name} ({customer.external_id}) is not linked to a "
-            f"{specs.get_spec(connection.provider).name} customer, and this connection only links "
-            "customers (it creates none). Link the customer, then retry."
-        )
+        raise CustomerNotPushed(_not_linked_text(connection, customer))
     record = push_customer(connection, customer, adapter)
     if record.state is not RecordState.pushed:
         raise CustomerNotPushed(f"Customer {customer.name} could not be created: {record.last_error_text}")
@@ -294,21 +343,370 @@ def push_invoice(connection: Connection, invoice: Invoice, adapter: LedgerAdapte
     adapter = adapter or vault.fresh_adapter(connection)
     record = record_for(connection, RecordKind.invoice, invoice.id)
     if record.state is RecordState.pushed:
-        return record
+        return complete_invoice(connection, invoice, adapter, record)
     unknown = _begin(record, reference=invoice.number, payload=_document_payload(invoice))
     try:
-        if unknown:
-            found = adapter.find_by_reference("invoice", invoice.number)
-            if found is not None:
-                return _store_result(record, found)
-        customer_id = _ledger_customer_id(connection, invoice.customer, adapter)
-        result = adapter.push_invoice(invoice_draft(connection, invoice, customer_id))
+        found = adapter.find_by_reference("invoice", invoice.number) if unknown else None
+        if found is None:
+            customer_id = _ledger_customer_id(connection, invoice.customer, adapter)
+            found = adapter.push_invoice(invoice_draft(connection, invoice, customer_id))
     except CustomerNotPushed as exc:
         db.session.rollback()
         return _hold(record, RecordState.needs_action, errors_catalog.ErrorClass.CUSTOMER_NOT_LINKED.value, str(exc))
     except LedgerError as exc:
         return _store_error(record, exc)
-    return _store_result(record, result)
+    _store_result(record, found)
+    return complete_invoice(connection, invoice, adapter, record)
+
+
+# -- after the push: PDF, finalize and send ---------------------------------------------------
+
+
+def steps_due(record: ExternalRecord) -> bool:
+    """Say whether a pushed invoice still has its PDF or finalize step to do (or to try again)."""
+    retry = (None, PdfState.failed, FinalizeState.failed)
+    return record.state is RecordState.pushed and (record.pdf_state in retry or record.finalize_state in retry)
+
+
+def sends_by_ledger(connection: Connection) -> bool:
+    """Say whether the ledger e-mails invoices once pushed (ledger sending with auto-send)."""
+    return connection.setting("sending_method") == SendingMethod.ledger.value and bool(connection.setting("auto_send"))
+
+
+def complete_invoice(
+    connection: Connection, invoice: Invoice, adapter: LedgerAdapter, record: ExternalRecord | None = None
+) -> ExternalRecord:
+    """Do the steps after the push that are not done yet: attach the PDF, then finalize (and send).
+
+    Each step's marker is committed right after the step. A refusal is kept on the record (the
+    invoice stays pushed) and the step is tried again on the next run.
+
+    :raise LedgerError: one of :data:`CONNECTION_ERRORS` (the step stays to do).
+    """
+    record = record or record_for(connection, RecordKind.invoice, invoice.id)
+    if not steps_due(record):
+        return record
+    if record.pdf_state in (None, PdfState.failed):
+        _attach_pdf(connection, invoice, adapter, record)
+        db.session.commit()
+    if record.finalize_state in (None, FinalizeState.failed):
+        _finalize(connection, invoice, adapter, record)
+        db.session.commit()
+    return record
+
+
+def _do_steps(
+    connection: Connection,
+    invoice: Invoice,
+    adapter: LedgerAdapter,
+    record: ExternalRecord,
+    commit: Callable[[], object],
+) -> None:
+    """Do the steps still to do for :func:`push_invoices`, which commits their markers with the chunk.
+
+    Finalizing and sending are harmless to repeat (adapters make them idempotent), so a marker
+    lost in a crash only repeats the step. A PDF sent to the ledger is another matter (an upload
+    is not worth repeating, nor a retry of each): ``commit`` is called right after it, so that
+    the record and its PDF marker are kept at once, as :func:`complete_invoice` does.
+
+    :raise LedgerError: one of :data:`CONNECTION_ERRORS` (the step stays to do).
+    """
+    if not steps_due(record):
+        return
+    if record.pdf_state in (None, PdfState.failed):
+        _attach_pdf(connection, invoice, adapter, record)
+        if record.pdf_state in (PdfState.attached, PdfState.failed):
+            commit()
+    if record.finalize_state in (None, FinalizeState.failed):
+        _finalize(connection, invoice, adapter, record)
+
+
+def _step_failed(connection: Connection, error: LedgerError) -> str:
+    """Return the words of a failed step; raise again errors about the connection or the moment.
+
+    :raise LedgerError: the same error for :data:`CONNECTION_ERRORS`.
+    """
+    if isinstance(error, CONNECTION_ERRORS):
+        raise error
+    return explain(connection, error)[1]
+
+
+def _attach_pdf(connection: Connection, invoice: Invoice, adapter: LedgerAdapter, record: ExternalRecord) -> None:
+    content = invoice.pdf
+    if not content:
+        record.pdf_state, record.pdf_error = PdfState.no_pdf, None
+    else:
+        try:
+            attachment_id = adapter.attach_pdf(record.external_id, filename=f"{invoice.number}.pdf", content=content)
+        except NotSupported:
+            record.pdf_state, record.pdf_error = PdfState.not_supported, None
+        except LedgerError as exc:
+            record.pdf_state, record.pdf_error = PdfState.failed, _step_failed(connection, exc)
+        else:
+            record.pdf_state, record.pdf_error = PdfState.attached, None
+            record.pdf_attachment_id = str(attachment_id) if attachment_id is not None else None
+
+
+def _finalize(connection: Connection, invoice: Invoice, adapter: LedgerAdapter, record: ExternalRecord) -> None:
+    send = sends_by_ledger(connection)
+    try:
+        number = adapter.finalize_invoice(
+            record.external_id,
+            send=send,
+            email=invoice.customer.email,
+            message=email_message(connection) if send else None,
+        )
+    except NotSupported as exc:
+        record.finalize_state, record.finalize_error = FinalizeState.not_supported, explain(connection, exc)[1]
+    except LedgerError as exc:
+        record.finalize_state, record.finalize_error = FinalizeState.failed, _step_failed(connection, exc)
+    else:
+        now = utcnow()
+        record.finalize_state = FinalizeState.sent if send else FinalizeState.finalized
+        record.finalize_error = None
+        record.finalized_at = record.finalized_at or now
+        if send:
+            record.sent_at = now
+        if number:
+            record.external_number = str(number)
+
+
+def email_message(connection: Connection) -> str | None:
+    """Return the connection's text of the ledger's invoice e-mail (None: the ledger's default)."""
+    return connection.setting("email_message") or None
+
+
+def invoices_with_steps_due(connection: Connection) -> list[Invoice]:
+    """Return the connection's pushed invoices whose PDF or finalize step is still to do or failed."""
+    stmt = (
+        select(Invoice)
+        .join(ExternalRecord, ExternalRecord.local_id == Invoice.id)
+        .where(
+            ExternalRecord.connection_id == connection.id,
+            ExternalRecord.kind == RecordKind.invoice,
+            ExternalRecord.state == RecordState.pushed,
+            ExternalRecord.pdf_state.is_(None)
+            | (ExternalRecord.pdf_state == PdfState.failed)
+            | ExternalRecord.finalize_state.is_(None)
+            | (ExternalRecord.finalize_state == FinalizeState.failed),
+        )
+        .order_by(Invoice.issue_date, Invoice.id)
+    )
+    return list(db.session.scalars(stmt))
+
+
+# -- many invoices in one run ---------------------------------------------------------------------
+
+#: Invoices handled per transaction by :func:`push_invoices`.
+CHUNK_SIZE = 50
+#: A chunk's outcomes are committed at least this often (seconds), whatever its size.
+CHUNK_SECONDS = 0.5
+
+#: One pushed (or held) invoice of a chunk: its record and its step markers before this run.
+Outcome = tuple[ExternalRecord, tuple[PdfState | None, FinalizeState | None]]
+
+
+def push_invoices(
+    connection: Connection,
+    invoice_ids: list[int],
+    adapter: LedgerAdapter,
+    *,
+    chunk_done: Callable[[list[Outcome]], bool] | None = None,
+    chunk_size: int = CHUNK_SIZE,
+) -> None:
+    """Push many invoices exactly once, in chunks of one transaction each (the job's path).
+
+    The protocol of :func:`push_invoice`, grouped: all records of a chunk are marked pending
+    (attempt + 1) in **one** commit before any of their ledger calls; the ledger's ids and
+    numbers, the moves to pushed, failed or needs action and the step markers are then committed
+    together once the chunk is through (or :data:`CHUNK_SECONDS` have passed; and right after a
+    PDF upload, see :func:`_do_steps`). A crash before that commit leaves the chunk's records
+    pending: the next run looks each up by reference and adopts what the ledger has, and repeats
+    the finalize and send steps, which adapters make harmless. Mappings are read
+    once per call, and the chunk's invoices, lines, customers, records and customer links with
+    one query each.
+
+    ``chunk_done(outcomes)`` is called just before each commit (what it changes on the session
+    is committed with the outcomes); it returns False to stop after that chunk.
+
+    :raise LedgerError: one of :data:`CONNECTION_ERRORS`, after committing what was done (the
+        record concerned stays pending, retryable).
+    """
+    resolver = _Resolver(connection)
+    session = db.session()
+    # The chunk's own commits need not reload what they just wrote (the run holds the lock of
+    # the connection: nobody else writes these records); each chunk is let go of when done.
+    expire, session.expire_on_commit = session.expire_on_commit, False
+    try:
+        for start in range(0, len(invoice_ids), chunk_size):
+            loaded: list = []
+            try:
+                go_on = _push_chunk(
+                    connection, invoice_ids[start : start + chunk_size], adapter, resolver, chunk_done, loaded
+                )
+            finally:
+                for obj in loaded:
+                    if obj in session:
+                        session.expunge(obj)
+            if not go_on:
+                return
+    finally:
+        session.expire_on_commit = expire
+
+
+def _push_chunk(
+    connection: Connection,
+    ids: list[int],
+    adapter: LedgerAdapter,
+    resolver: _Resolver,
+    chunk_done: Callable[[list[Outcome]], bool] | None,
+    loaded: list,
+) -> bool:
+    invoices = _load_chunk(ids)
+    records = _chunk_records(connection, ids)
+    loaded += [*invoices, *records.values(), *{invoice.customer for invoice in invoices}]
+    links = _customer_links(connection, {invoice.customer_id for invoice in invoices})
+    creates = customers.customer_mode(connection) != "link_only"
+    # Step 1 for the whole chunk: every record pending (attempt + 1), one commit.
+    unknown: dict[int, bool] = {}
+    for invoice in invoices:
+        record = records[invoice.id]
+        if record.state is not RecordState.pushed:
+            unknown[invoice.id] = _mark(record, reference=invoice.number, payload=_document_payload(invoice))
+    db.session.commit()
+
+    outcomes: list[Outcome] = []
+    started = time.monotonic()
+
+    def commit() -> bool:
+        """Steps 4 of the outcomes so far, in one transaction; return whether to go on."""
+        nonlocal started
+        go_on = chunk_done(outcomes) if chunk_done is not None else True
+        outcomes.clear()
+        db.session.commit()
+        started = time.monotonic()
+        return go_on
+
+    with db.session.no_autoflush:
+        for invoice in invoices:
+            record = records[invoice.id]
+            before = (record.pdf_state, record.finalize_state)
+            try:
+                if record.state is not RecordState.pushed:
+                    _push_one(connection, invoice, adapter, resolver, record, unknown[invoice.id], links, creates)
+                if record.state is RecordState.pushed:
+                    _do_steps(connection, invoice, adapter, record, commit)
+            except LedgerError:  # one of CONNECTION_ERRORS: keep what is done, then stop the run
+                commit()
+                raise
+            outcomes.append((record, before))
+            if time.monotonic() - started >= CHUNK_SECONDS and not commit():
+                return False
+    return commit()
+
+
+def _customer_links(connection: Connection, customer_ids: set[int]) -> dict[int, str]:
+    """Return the ledger id of each of these customers linked on the connection (one query)."""
+    stmt = select(CustomerLink.customer_id, CustomerLink.external_id).where(
+        CustomerLink.connection_id == connection.id, CustomerLink.customer_id.in_(customer_ids)
+    )
+    return {customer_id: external_id for customer_id, external_id in db.session.execute(stmt)}
+
+
+def _load_chunk(ids: list[int]) -> list[Invoice]:
+    """Return the invoices with these ids in due order, with lines, customer and PDF loaded."""
+    stmt = (
+        select(Invoice)
+        .where(Invoice.id.in_(ids))
+        .options(selectinload(Invoice.lines), selectinload(Invoice.customer), undefer(Invoice.pdf))
+        .order_by(Invoice.issue_date, Invoice.id)
+    )
+    return list(db.session.scalars(stmt))
+
+
+def _chunk_records(connection: Connection, ids: list[int]) -> dict[int, ExternalRecord]:
+    """Return the invoice records of these ids, creating the missing ones (committed at once)."""
+
+    def read() -> dict[int, ExternalRecord]:
+        stmt = select(ExternalRecord).where(
+            ExternalRecord.connection_id == connection.id,
+            ExternalRecord.kind == RecordKind.invoice,
+            ExternalRecord.local_id.in_(ids),
+        )
+        return {record.local_id: record for record in db.session.scalars(stmt)}
+
+    found = read()
+    missing = [i for i in ids if i not in found]
+    if missing:
+        rows = [
+            {"connection_id": connection.id, "kind": RecordKind.invoice, "local_id": i, "attempts": 0} for i in missing
+        ]
+        try:
+            db.session.execute(insert(ExternalRecord), rows)
+            db.session.commit()
+        except IntegrityError:  # another worker made some first: use theirs
+            db.session.rollback()
+            return {i: record_for(connection, RecordKind.invoice, i) for i in ids}
+        found = read()
+    return found
+
+
+def _mark(record: ExternalRecord, *, reference: str | None, payload: Any) -> bool:
+    """Step 1 without its commit (:func:`_begin`): mark the attempt; return whether the last one is unknown."""
+    unknown = record.state is RecordState.pending and record.attempts > 0
+    record.transition(RecordState.pending)
+    record.attempts += 1
+    record.last_attempt_at = utcnow()
+    record.reference = reference
+    record.payload_hash = _payload_hash(payload)
+    return unknown
+
+
+def _push_one(
+    connection: Connection,
+    invoice: Invoice,
+    adapter: LedgerAdapter,
+    resolver: _Resolver,
+    record: ExternalRecord,
+    unknown: bool,
+    links: dict[int, str],
+    create_customers: bool,
+) -> None:
+    """Steps 2 to 4 of one invoice of a chunk, its outcome set on ``record`` (not committed).
+
+    :raise LedgerError: one of :data:`CONNECTION_ERRORS` (the record stays pending with the error).
+    """
+    try:
+        found = adapter.find_by_reference("invoice", invoice.number) if unknown else None
+        if found is None:
+            customer_id = links.get(invoice.customer_id)
+            if customer_id is None:
+                if not create_customers:
+                    raise CustomerNotPushed(_not_linked_text(connection, invoice.customer))
+                # The customer's own protocol commits (and may roll back): commit what is done first.
+                db.session.commit()
+                with db.session.no_autoflush:
+                    customer_id = _ledger_customer_id(connection, invoice.customer, adapter)
+                links[invoice.customer_id] = customer_id
+            found = adapter.push_invoice(invoice_draft(connection, invoice, customer_id, resolver))
+    except CustomerNotPushed as exc:
+        record.transition(
+            RecordState.needs_action,
+            error_class=errors_catalog.ErrorClass.CUSTOMER_NOT_LINKED.value,
+            error_text=str(exc),
+        )
+        return
+    except LedgerError as exc:
+        error_class, text = explain(connection, exc)
+        if isinstance(exc, CONNECTION_ERRORS):
+            record.transition(RecordState.pending, error_class=error_class, error_text=text)
+            raise
+        state = RecordState.skipped if isinstance(exc, NotSupported) else RecordState.failed
+        record.transition(state, error_class=error_class, error_text=text)
+        return
+    record.external_id = str(found.external_id)
+    record.external_number = found.external_number
+    record.transition(RecordState.pushed)
 
 
 def push_credit_note(connection: Connection, note: CreditNote, adapter: LedgerAdapter | None = None) -> ExternalRecord:
@@ -324,12 +722,15 @@ def push_credit_note(connection: Connection, note: CreditNote, adapter: LedgerAd
     resolver = _Resolver(connection)
     try:
         if not adapter.capabilities.credit_notes:
-            # The adapter raises NotSupported with the manual step in the provider's terms.
-            adapter.push_credit_note(_credit_note_draft(resolver, note, customer_id="", corrects_id=None))
+            # The adapter raises NotSupported with the manual step in the provider's terms,
+            # naming the ledger invoice to correct when it is there.
+            corrected = _existing(connection, RecordKind.invoice, note.invoice_id)
+            corrects_id = corrected.external_id if corrected is not None else None
+            adapter.push_credit_note(_credit_note_draft(resolver, note, customer_id="", corrects_id=corrects_id))
         if unknown:
             found = adapter.find_by_reference("credit_note", note.number)
             if found is not None:
-                return _store_result(record, found)
+                return _finalize_credit_note(connection, _store_result(record, found), adapter)
         invoice_record = record_for(connection, RecordKind.invoice, note.invoice_id)
         if invoice_record.state is not RecordState.pushed:
             return _hold(
@@ -347,7 +748,32 @@ def push_credit_note(connection: Connection, note: CreditNote, adapter: LedgerAd
         return _hold(record, RecordState.needs_action, errors_catalog.ErrorClass.CUSTOMER_NOT_LINKED.value, str(exc))
     except LedgerError as exc:
         return _store_error(record, exc)
-    return _store_result(record, result)
+    return _finalize_credit_note(connection, _store_result(record, result), adapter)
+
+
+def _finalize_credit_note(connection: Connection, record: ExternalRecord, adapter: LedgerAdapter) -> ExternalRecord:
+    """Book a pushed Exact credit note: like an invoice, it counts once processed ("printed").
+
+    Exact's print is idempotent (a processed document is not printed again), so a retry is safe;
+    a refusal is kept on the record, which stays pushed. Other ledgers book credit notes on creation.
+    """
+    if connection.provider != specs.EXACT_ONLINE or record.finalize_state is not None:
+        return record
+    try:
+        number = adapter.finalize_invoice(record.external_id, send=False)
+    except LedgerError as exc:
+        db.session.rollback()
+        record.finalize_state = FinalizeState.failed
+        record.finalize_error = errors_catalog.explain(exc).explanation + f" ({exc.provider_text or exc})"
+        db.session.commit()
+        if isinstance(exc, CONNECTION_ERRORS):
+            raise
+        return record
+    record.external_number = number or record.external_number
+    record.finalize_state = FinalizeState.finalized
+    record.finalized_at = utcnow()
+    db.session.commit()
+    return record
 
 
 def _credit_note_draft(
@@ -368,27 +794,148 @@ def _credit_note_draft(
     )
 
 
+# -- payments ---------------------------------------------------------------------------------
+
+
+def _existing(connection: Connection, kind: RecordKind, local_id: int) -> ExternalRecord | None:
+    return db.session.scalar(
+        select(ExternalRecord).where(
+            ExternalRecord.connection_id == connection.id,
+            ExternalRecord.kind == kind,
+            ExternalRecord.local_id == local_id,
+        )
+    )
+
+
+def _sibling_payment_ids(connection: Connection, payment: Payment) -> set[str]:
+    """Return the ledger ids already recorded for the invoice's other payments."""
+    others = select(Payment.id).where(Payment.invoice_id == payment.invoice_id, Payment.id != payment.id)
+    stmt = select(ExternalRecord.external_id).where(
+        ExternalRecord.connection_id == connection.id,
+        ExternalRecord.kind == RecordKind.payment,
+        ExternalRecord.local_id.in_(others),
+        ExternalRecord.external_id.is_not(None),
+    )
+    return set(db.session.scalars(stmt))
+
+
+def push_payment(connection: Connection, payment: Payment, adapter: LedgerAdapter | None = None) -> ExternalRecord:
+    """Record a SaaS payment against its pushed invoice in the ledger exactly once; return its record.
+
+    After an unknown outcome the payment is looked up by its reference (the SaaS's payment id).
+    An invoice not in the ledger holds the payment as needs-action.
+
+    :raise LedgerError: one of :data:`CONNECTION_ERRORS` (the record stays pending, retryable).
+    """
+    adapter = adapter or vault.fresh_adapter(connection)
+    record = record_for(connection, RecordKind.payment, payment.id)
+    if record.state is RecordState.pushed:
+        return record
+    payload = {
+        "invoice": payment.invoice_id,
+        "amount": payment.amount,
+        "paid_on": payment.paid_on,
+        "currency": payment.currency,
+    }
+    unknown = _begin(record, reference=payment.external_id, payload=payload)
+    invoice_record = _existing(connection, RecordKind.invoice, payment.invoice_id)
+    if invoice_record is None or invoice_record.state is not RecordState.pushed:
+        return _hold(
+            record,
+            RecordState.needs_action,
+            errors_catalog.ErrorClass.VALIDATION.value,
+            f"Payment {payment.external_id} is for invoice {payment.invoice.number}, which is not in the ledger "
+            "yet: push the invoice first.",
+        )
+    draft = PaymentDraft(
+        reference=payment.external_id,
+        invoice_id=invoice_record.external_id,
+        amount=payment.amount,
+        paid_on=payment.paid_on,
+        bank_account=_Resolver(connection).values(None).get("bank_account"),
+    )
+    try:
+        found = adapter.find_payment(draft, exclude=_sibling_payment_ids(connection, payment)) if unknown else None
+        if found is None:
+            found = adapter.push_payment(draft)
+    except LedgerError as exc:
+        return _store_error(record, exc)
+    return _store_result(record, found)
+
+
+# -- what is due --------------------------------------------------------------------------------
+
+
+def _done(connection: Connection, kind: RecordKind, *, include_failed: bool):
+    finished = [RecordState.pushed, RecordState.skipped, RecordState.dismissed]
+    if not include_failed:
+        finished.append(RecordState.failed)
+    return select(ExternalRecord.local_id).where(
+        ExternalRecord.connection_id == connection.id,
+        ExternalRecord.kind == kind,
+        ExternalRecord.state.in_(finished),
+    )
+
+
+def due_invoice_ids(connection: Connection, *, include_failed: bool = False) -> list[int]:
+    """Return the ids of :func:`due_invoices`, in the same order (a long run loads them chunk by chunk)."""
+    stmt = (
+        select(Invoice.id)
+        .where(
+            Invoice.business_unit_id == connection.business_unit_id,
+            Invoice.issue_date >= connection.sync_from.date(),
+            Invoice.id.not_in(_done(connection, RecordKind.invoice, include_failed=include_failed)),
+        )
+        .order_by(Invoice.issue_date, Invoice.id)
+    )
+    return list(db.session.scalars(stmt))
+
+
 def due_invoices(connection: Connection, *, include_failed: bool = False) -> list[Invoice]:
     """Return the business unit's invoices dated on or after ``sync_from`` that still need a push.
 
-    Pushed and skipped ones are left out; failed ones too unless ``include_failed`` (they wait
-    for a person to fix the cause, then retry).
+    Pushed, skipped and dismissed ones are left out; failed ones too unless ``include_failed``
+    (they wait for a person to fix the cause, then retry).
     """
-    finished = [RecordState.pushed, RecordState.skipped]
-    if not include_failed:
-        finished.append(RecordState.failed)
-    done = select(ExternalRecord.local_id).where(
-        ExternalRecord.connection_id == connection.id,
-        ExternalRecord.kind == RecordKind.invoice,
-        ExternalRecord.state.in_(finished),
-    )
     stmt = (
         select(Invoice)
         .where(
             Invoice.business_unit_id == connection.business_unit_id,
             Invoice.issue_date >= connection.sync_from.date(),
-            Invoice.id.not_in(done),
+            Invoice.id.not_in(_done(connection, RecordKind.invoice, include_failed=include_failed)),
         )
         .order_by(Invoice.issue_date, Invoice.id)
+    )
+    return list(db.session.scalars(stmt))
+
+
+def due_credit_notes(connection: Connection, *, include_failed: bool = False) -> list[CreditNote]:
+    """Return the business unit's credit notes dated on or after ``sync_from`` that still need a push."""
+    stmt = (
+        select(CreditNote)
+        .where(
+            CreditNote.business_unit_id == connection.business_unit_id,
+            CreditNote.issue_date >= connection.sync_from.date(),
+            CreditNote.id.not_in(_done(connection, RecordKind.credit_note, include_failed=include_failed)),
+        )
+        .order_by(CreditNote.issue_date, CreditNote.id)
+    )
+    return list(db.session.scalars(stmt))
+
+
+def due_payments(connection: Connection, *, include_failed: bool = False) -> list[Payment]:
+    """Return the payments of invoices this connection pushed that are not in the ledger yet."""
+    pushed_invoices = select(ExternalRecord.local_id).where(
+        ExternalRecord.connection_id == connection.id,
+        ExternalRecord.kind == RecordKind.invoice,
+        ExternalRecord.state == RecordState.pushed,
+    )
+    stmt = (
+        select(Payment)
+        .where(
+            Payment.invoice_id.in_(pushed_invoices),
+            Payment.id.not_in(_done(connection, RecordKind.payment, include_failed=include_failed)),
+        )
+        .order_by(Payment.paid_on, Payment.id)
     )
     return list(db.session.scalars(stmt))

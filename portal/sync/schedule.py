@@ -11,7 +11,13 @@ scheduled or running, a second tick enqueues nothing ("already queued" is fine).
 finished job's hash for its result/failure TTL and refuses a unique enqueue while the hash
 exists (DuplicateJobError), so a *finished* job of that id is deleted first.
 
-A run stopped by a rate limit re-enqueues itself with :func:`enqueue_push` at the window's reset
+The same tick enqueues a payments pull (job id ``payments-<connection id>``, ``unique=True``) for
+each scheduled connection in payments mode "pull" whose last pull is older than its interval
+(portal.sync.payments).
+
+A run stopped by a provider outage re-enqueues itself with exponential backoff (1, 2, 4 … minutes,
+at most an hour; :func:`backoff`), counted per connection in Redis and reset by a run that
+reaches the end. A run stopped by a rate limit re-enqueues itself with :func:`enqueue_push` at the window's reset
 (RQ's scheduler: workers run ``--with-scheduler``); its id carries the time, so that concurrent
 runs of one connection stopped by the same window schedule one retry. Mutual exclusion of runs
 of one connection is the job's own Redis lock (jobs/sync.py).
@@ -20,7 +26,7 @@ of one connection is the job's own Redis lock (jobs/sync.py).
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from flask import current_app
@@ -33,6 +39,7 @@ from ..extensions import db, queue
 from ..models import (
     Connection,
     ConnectionStatus,
+    CreditNote,
     ExternalRecord,
     Invoice,
     RecordKind,
@@ -41,16 +48,27 @@ from ..models import (
     SyncRunKind,
     SyncRunStatus,
 )
+from . import payments
 
 log = logging.getLogger(__name__)
 
 PUSH_JOB = "jobs.sync.push_connection"
+PAYMENTS_JOB = "jobs.payments.pull_connection_payments"
 QUEUE = "sync"
+#: Backoff after a provider outage: 1, 2, 4 … minutes, at most this.
+MAX_BACKOFF = timedelta(hours=1)
+#: Consecutive runs stopped by an outage after which the connection counts as failing.
+FAILING_AFTER = 3
 MAX_DELAY_MINUTES = 60
 #: Cron runs the tick every minute: a record is due one tick before its delay is over.
 TICK = timedelta(minutes=1)
 #: A push may pace under quotas for a while; RQ's default 180 s would kill it.
 JOB_TIMEOUT = 3600
+#: Seconds a push holds its connection's lock (jobs/sync.py) unless it renews it; it renews it
+#: as it makes progress, so a run whose worker died frees the connection after this long.
+LOCK_TIMEOUT = 120
+#: A started push without its lock this long after starting has lost its worker (see :func:`_active`).
+START_GRACE = timedelta(seconds=30)
 #: Keep a finished job's hash briefly (a unique enqueue needs it gone).
 RESULT_TTL = 60
 ACTIVE = frozenset({JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED, JobStatus.DEFERRED})
@@ -73,35 +91,102 @@ def sync_delay(connection: Connection) -> timedelta:
     return timedelta(minutes=max(0, min(MAX_DELAY_MINUTES, minutes)))
 
 
+#: Record states the scheduler does not push again by itself.
+FINISHED = (RecordState.pushed, RecordState.skipped, RecordState.failed, RecordState.dismissed)
+
+
 def has_due_records(connection: Connection, now: datetime | None = None) -> bool:
-    """Say whether the connection has an invoice waiting for a push past its delay."""
+    """Say whether the connection has an invoice or credit note waiting for a push past its delay."""
     now = now or utcnow()
     created_before = now - max(sync_delay(connection) - TICK, timedelta(0))
-    finished = select(ExternalRecord.id).where(
-        ExternalRecord.connection_id == connection.id,
-        ExternalRecord.kind == RecordKind.invoice,
-        ExternalRecord.local_id == Invoice.id,
-        ExternalRecord.state.in_([RecordState.pushed, RecordState.skipped, RecordState.failed]),
-    )
-    stmt = select(Invoice.id).where(
-        Invoice.business_unit_id == connection.business_unit_id,
-        Invoice.issue_date >= connection.sync_from.date(),
-        Invoice.created_at <= created_before,
-        ~exists(finished),
-    )
-    return db.session.scalar(stmt.limit(1)) is not None
+    for model, kind in ((Invoice, RecordKind.invoice), (CreditNote, RecordKind.credit_note)):
+        finished = select(ExternalRecord.id).where(
+            ExternalRecord.connection_id == connection.id,
+            ExternalRecord.kind == kind,
+            ExternalRecord.local_id == model.id,
+            ExternalRecord.state.in_(FINISHED),
+        )
+        stmt = select(model.id).where(
+            model.business_unit_id == connection.business_unit_id,
+            model.issue_date >= connection.sync_from.date(),
+            model.created_at <= created_before,
+            ~exists(finished),
+        )
+        if db.session.scalar(stmt.limit(1)) is not None:
+            return True
+    if payments.mode(connection) == payments.PUSH:
+        from .push import due_payments  # push imports the vault; keep this module light
+
+        return bool(due_payments(connection))
+    return False
 
 
-def _active(job_key: str) -> bool:
-    """Say whether a job of that id is queued, scheduled or running; delete it when it is finished."""
+def lock_key(connection_id: int) -> str:
+    """Return the Redis key of the lock a push of the connection holds while it runs."""
+    return f"ledgerlink:sync-lock:{connection_id}"
+
+
+def _backoff_key(connection_id: int) -> str:
+    return f"ledgerlink:sync-backoff:{connection_id}"
+
+
+def backoff(connection_id: int) -> tuple[int, timedelta]:
+    """Count one more run stopped by an outage; return the count and how long to wait before the next."""
+    key = _backoff_key(connection_id)
+    count = int(queue.connection.incr(key))
+    queue.connection.expire(key, int(timedelta(days=1).total_seconds()))
+    return count, min(timedelta(minutes=2 ** min(count - 1, 10)), MAX_BACKOFF)
+
+
+def reset_backoff(connection_id: int) -> None:
+    """Forget the outage count of a connection (a run reached the end)."""
+    queue.connection.delete(_backoff_key(connection_id))
+
+
+def _active(job_key: str, connection_id: int | None = None) -> bool:
+    """Say whether a job of that id is queued, scheduled or running; delete it when it is finished.
+
+    With ``connection_id`` (a push), a job RQ still calls started but whose run holds no lock of
+    the connection (past :data:`START_GRACE` after its start) is abandoned: its worker was killed
+    or lost. RQ cannot tell (a worker that does not fork beats no heartbeat during a job and its
+    registration lives for the whole job timeout), but the run renews its short lock as long as
+    it works (:data:`LOCK_TIMEOUT`). The abandoned job is deleted and its run marked failed.
+    """
     try:
         job = Job.fetch(job_key, connection=queue.connection, serializer=queue.state.queues[QUEUE].serializer)
     except NoSuchJobError:
         return False
-    if job.get_status(refresh=True) in ACTIVE:
+    status = job.get_status(refresh=True)
+    if status is JobStatus.STARTED and connection_id is not None and _abandoned(job, connection_id):
+        log.warning("push job %s of connection %s lost its worker; it is given up", job.id, connection_id)
+        _fail_run(job)
+        job.delete()
+        return False
+    if status in ACTIVE:
         return True
     job.delete()
     return False
+
+
+def _abandoned(job: Job, connection_id: int) -> bool:
+    """Say whether a started push job has lost its worker: no lock of its connection, and not just started."""
+    if queue.connection.exists(lock_key(connection_id)):
+        return False
+    started = job.started_at
+    if started is None:
+        return False
+    if started.tzinfo is None:
+        started = started.replace(tzinfo=UTC)
+    return datetime.now(UTC) - started > START_GRACE
+
+
+def _fail_run(job: Job) -> None:
+    """Mark the SyncRun of an abandoned job failed (it never finished)."""
+    run = db.session.get(SyncRun, job.args[0]) if job.args else None
+    if run is None or run.status is not SyncRunStatus.running:
+        return
+    run.transition(SyncRunStatus.failed, message="The worker running this push stopped before it finished.")
+    db.session.commit()
 
 
 def enqueue_push(connection: Connection, *, at: datetime | None = None, reason: str = "") -> SyncRun | None:
@@ -110,7 +195,7 @@ def enqueue_push(connection: Connection, *, at: datetime | None = None, reason: 
     The SyncRun is committed before the job is enqueued so that a worker always finds it.
     """
     key = job_id(connection.id) + (f"-at-{int(at.timestamp())}" if at is not None else "")
-    if _active(key):
+    if _active(key, connection.id):
         return None
     run = SyncRun(
         kind=SyncRunKind.incremental,
@@ -137,6 +222,37 @@ def enqueue_push(connection: Connection, *, at: datetime | None = None, reason: 
     return run
 
 
+def payments_job_id(connection_id: int) -> str:
+    """Return the deterministic job id of a connection's payments pull."""
+    return f"payments-{connection_id}"
+
+
+def enqueue_payments_pull(connection: Connection, *, reason: str = "") -> SyncRun | None:
+    """Enqueue one payments pull of ``connection``; None when one is already queued or running."""
+    key = payments_job_id(connection.id)
+    if _active(key):
+        return None
+    run = SyncRun(
+        kind=SyncRunKind.payment_poll,
+        queue=QUEUE,
+        parameters={"connection_id": connection.id},
+        message=reason or None,
+    )
+    db.session.add(run)
+    db.session.commit()
+    try:
+        job = queue.state.queues[QUEUE].enqueue_call(
+            PAYMENTS_JOB, args=(run.id,), timeout=JOB_TIMEOUT, job_id=key, unique=True, result_ttl=RESULT_TTL
+        )
+    except DuplicateJobError:
+        run.transition(SyncRunStatus.cancelled, message="Another payments pull of this connection was already queued.")
+        db.session.commit()
+        return None
+    run.rq_job_id = job.id
+    db.session.commit()
+    return run
+
+
 @dataclass(frozen=True)
 class TickResult:
     """What one tick did."""
@@ -144,17 +260,21 @@ class TickResult:
     enqueued: list[int]
     already_queued: list[int]
     not_due: int
+    #: Connections whose payments pull was enqueued.
+    payments_enqueued: list[int] = field(default_factory=list)
 
 
 def tick(now: datetime | None = None) -> TickResult:
-    """Enqueue a push for every scheduled connection with due records."""
+    """Enqueue a push for every scheduled connection with due records, and the payments pulls due."""
     now = now or datetime.now(UTC)
-    enqueued, already, not_due = [], [], 0
+    enqueued, already, not_due, pulls = [], [], 0, []
     stmt = select(Connection).where(Connection.status.in_(SCHEDULED_STATUSES)).order_by(Connection.id)
     for connection in db.session.scalars(stmt).all():
+        if payments.pull_due(connection, now) and enqueue_payments_pull(connection, reason="Scheduled payments pull."):
+            pulls.append(connection.id)
         if not has_due_records(connection, now):
             not_due += 1
             continue
         run = enqueue_push(connection, reason="Scheduled push of due records.")
         (enqueued if run is not None else already).append(connection.id)
-    return TickResult(enqueued, already, not_due)
+    return TickResult(enqueued, already, not_due, pulls)

@@ -45,6 +45,7 @@ def index():
         clock=_ctx().clock.describe(),
         quotas_enabled=_ctx().quotas_enabled,
         quota_scale=_ctx().quota_scale,
+        window_scale=_ctx().windows.length_scale,
     )
 
 
@@ -141,22 +142,43 @@ def set_clock():
     return jsonify(clock.describe())
 
 
+@bp.get("/quotas")
+def read_quotas():
+    """Quota settings and, per counted window, the requests within and over its limit since the last reset."""
+    ctx = _ctx()
+    return jsonify(
+        enabled=ctx.quotas_enabled,
+        scale=ctx.quota_scale,
+        window_scale=ctx.windows.length_scale,
+        counters=ctx.windows.counters(),
+    )
+
+
 @bp.post("/quotas")
 def set_quotas():
-    """Body: {"enabled": bool, "scale": float}; scale multiplies every provider limit."""
+    """Body: {"enabled": bool, "scale": float, "window_scale": float}.
+
+    ``scale`` multiplies every provider limit; ``window_scale`` multiplies every quota window's
+    length (0.1: a minute lasts 6 s), and the rate-limit headers report the shortened windows.
+    """
     body, ctx = _body(), _ctx()
+    scales = {}
+    for name in ("scale", "window_scale"):
+        if name in body:
+            try:
+                scales[name] = float(body[name])
+            except (TypeError, ValueError) as exc:
+                raise ControlError(f"{name} must be a number") from exc
+            if scales[name] <= 0:
+                raise ControlError(f"{name} must be greater than 0")
     if "enabled" in body:
         ctx.quotas_enabled = bool(body["enabled"])
-    if "scale" in body:
-        try:
-            scale = float(body["scale"])
-        except (TypeError, ValueError) as exc:
-            raise ControlError("scale must be a number") from exc
-        if scale <= 0:
-            raise ControlError("scale must be greater than 0")
-        ctx.quota_scale = scale
+    if "scale" in scales:
+        ctx.quota_scale = scales["scale"]
+    if "window_scale" in scales:
+        ctx.windows.length_scale = scales["window_scale"]
     ctx.windows.reset()
-    return jsonify(enabled=ctx.quotas_enabled, scale=ctx.quota_scale)
+    return jsonify(enabled=ctx.quotas_enabled, scale=ctx.quota_scale, window_scale=ctx.windows.length_scale)
 
 
 @bp.post("/reset")

@@ -6,20 +6,27 @@ A fault is a JSON object registered through ``POST /_control/faults``::
     {"provider": "exact-online", "kind": "rate_limit_storm", "seconds": 30, "company": "1234567"}
     {"provider": "bexio", "kind": "timeout_after_commit", "count": 3, "mode": "504"}
     {"provider": "quickbooks", "kind": "latency", "ms": 250}
+    {"provider": "bexio", "kind": "hostile_reply", "status": 200, "body": "<html>…", "content_type": "text/html"}
+
+``hostile_reply`` answers with the given body as is (malformed JSON, HTML, wrong types, huge
+fields), the way a broken proxy or a provider bug would.
 
 Optional filters on every kind: ``company`` (external company id as the provider names it),
-``methods`` (e.g. ``["POST"]``), ``path_contains`` and ``count`` (fire that many times, then
-retire). Each provider renders the failure in its own error format; this module only decides.
+``methods`` (e.g. ``["POST"]``), ``path_contains``, ``path_pattern`` (a regular expression
+searched in the path, e.g. ``"/kb_invoice$"`` for creations but not searches) and ``count``
+(fire that many times, then retire). Each provider renders the failure in its own error format;
+this module only decides.
 """
 
 from __future__ import annotations
 
 import itertools
 import random
+import re
 import threading
 from dataclasses import dataclass, field
 
-KINDS = ("latency", "error_rate", "rate_limit_storm", "timeout_after_commit")
+KINDS = ("latency", "error_rate", "rate_limit_storm", "timeout_after_commit", "hostile_reply")
 
 
 class FaultSpecError(ValueError):
@@ -36,6 +43,8 @@ class Fault:
     company: str | None = None
     methods: tuple[str, ...] | None = None
     path_contains: str | None = None
+    #: A regular expression the request path must contain a match of.
+    path_pattern: str | None = None
     #: Remaining number of times it fires; None means unlimited.
     count: int | None = None
     #: Probability of firing per matching request (error_rate, timeout_after_commit).
@@ -49,6 +58,9 @@ class Fault:
     #: For timeout_after_commit: "504" (gateway timeout after commit) or "hang" (hold the socket).
     mode: str = "504"
     hang_seconds: float = 30.0
+    #: For hostile_reply: the body sent as is, and its content type.
+    body: str = ""
+    content_type: str = "application/json"
     fired: int = 0
     extra: dict = field(default_factory=dict)
 
@@ -61,6 +73,7 @@ class Fault:
             "company": self.company,
             "methods": list(self.methods) if self.methods else None,
             "path_contains": self.path_contains,
+            "path_pattern": self.path_pattern,
             "count": self.count,
             "rate": self.rate,
             "ms": self.ms,
@@ -101,6 +114,7 @@ class FaultInjector:
                 company=str(spec["company"]) if spec.get("company") is not None else None,
                 methods=tuple(m.upper() for m in methods) if methods else None,
                 path_contains=spec.get("path_contains"),
+                path_pattern=spec.get("path_pattern"),
                 count=int(spec["count"]) if spec.get("count") is not None else None,
                 rate=float(spec.get("rate", 1.0)),
                 ms=int(spec.get("ms", 0)),
@@ -108,6 +122,8 @@ class FaultInjector:
                 until=now + float(spec["seconds"]) if spec.get("seconds") is not None else None,
                 mode=str(spec.get("mode", "504")),
                 hang_seconds=float(spec.get("hang_seconds", 30.0)),
+                body=str(spec.get("body", "")),
+                content_type=str(spec.get("content_type", "application/json")),
             )
         except (TypeError, ValueError) as exc:
             raise FaultSpecError(f"invalid fault field: {exc}") from exc
@@ -115,6 +131,11 @@ class FaultInjector:
             raise FaultSpecError("rate must be between 0 and 1")
         if fault.mode not in ("504", "hang"):
             raise FaultSpecError('mode must be "504" or "hang"')
+        if fault.path_pattern is not None:
+            try:
+                re.compile(fault.path_pattern)
+            except (re.error, TypeError) as exc:
+                raise FaultSpecError(f"path_pattern is not a regular expression: {exc}") from exc
         with self._lock:
             fault.id = next(self._ids)
             self._faults.append(fault)
@@ -153,6 +174,8 @@ class FaultInjector:
                 if fault.methods and method.upper() not in fault.methods:
                     continue
                 if fault.path_contains and fault.path_contains not in path:
+                    continue
+                if fault.path_pattern and re.search(fault.path_pattern, path) is None:
                     continue
                 if fault.rate < 1.0 and self._random.random() >= fault.rate:
                     continue

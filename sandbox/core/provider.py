@@ -53,6 +53,7 @@ class SandboxContext:
         self.clients.reset()
         self.quotas_enabled = True
         self.quota_scale = 1.0
+        self.windows.length_scale = 1.0
         for provider in self.providers.values():
             provider.reset()
 
@@ -128,6 +129,9 @@ class ProviderEmulator:
         error = faults.pick("error_rate", now=now, **args)
         if error is not None:
             return render_error(error)
+        hostile = faults.pick("hostile_reply", now=now, **args)
+        if hostile is not None:
+            return Response(hostile.body, status=hostile.status, content_type=hostile.content_type)
         return None
 
     def inject_after_commit(self, company: str | None, response: Response) -> Response:

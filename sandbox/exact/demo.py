@@ -62,9 +62,10 @@ VAT_CODES = {
     "FR": (("0", "TVA 0%", 0.0, "B"), ("10", "TVA 10%", 0.1, "E"), ("20", "TVA 20%", 0.2, "E")),
 }
 
-#: (code, description, type, balance type) — 110 revenue, 20 receivable, 24 VAT, 10 cash (§3.4).
+#: (code, description, type, balance type) — 110 revenue, 20 receivable, 24 VAT, 10 cash, 12 bank (§3.4).
 GL_ACCOUNTS = (
     ("1000", "Kas", 10, "B"),
+    ("1100", "Bank", 12, "B"),
     ("1300", "Debiteuren", 20, "B"),
     ("1500", "Af te dragen BTW hoog tarief", 24, "B"),
     ("8000", "Omzet", 110, "W"),
@@ -72,12 +73,13 @@ GL_ACCOUNTS = (
     ("4406", "Overige kosten", 120, "W"),
 )
 
-#: (code, description, type) — 20 sales (§3.5).
+#: (code, description, type) — 20 sales, 12 bank (§3.5).
 JOURNALS = (
     ("70", "Verkoopboek", 20),
     ("71", "Verkoopboek export", 20),
     ("90", "Memoriaal", 90),
     ("10", "Kas", 10),
+    ("20", "Bank", 12),
 )
 
 #: (code, description, days, method).
@@ -168,6 +170,7 @@ def _populate(div: Division, now: datetime, now_ms: int) -> None:
             Type=kind,
             TypeDescription={
                 10: "Kas",
+                12: "Bank",
                 20: "Debiteuren",
                 24: "BTW",
                 110: "Opbrengsten",
@@ -185,11 +188,13 @@ def _populate(div: Division, now: datetime, now_ms: int) -> None:
         rec.update(
             ID=demo_guid(div.code, "journal", code),
             Code=code,
-            Description=description if lang_nl else {20: "Sales journal", 90: "General journal", 10: "Cash"}[kind],
+            Description=description
+            if lang_nl
+            else {20: "Sales journal", 90: "General journal", 10: "Cash", 12: "Bank"}[kind],
             Type=kind,
-            TypeDescription={20: "Verkoop", 90: "Memoriaal", 10: "Kas"}[kind],
+            TypeDescription={20: "Verkoop", 90: "Memoriaal", 10: "Kas", 12: "Bank"}[kind],
             Currency=div.currency,
-            GLAccount=gl_ids["1300"] if kind == 20 else gl_ids["1000"],
+            GLAccount={20: gl_ids["1300"], 12: gl_ids["1100"]}.get(kind, gl_ids["1000"]),
         )
         div.insert(schema.JOURNAL, rec, now_ms, code_field="Code")
     for code, description, days, method in PAYMENT_CONDITIONS:
@@ -264,6 +269,7 @@ def _populate(div: Division, now: datetime, now_ms: int) -> None:
 def _english_gl(code: str, description: str) -> str:
     return {
         "1000": "Cash",
+        "1100": "Bank",
         "1300": "Accounts receivable",
         "1500": "VAT payable",
         "8000": "Revenue",

@@ -32,6 +32,7 @@ LABELS: dict[str, tuple[str, str]] = {
     "Account": ("Relatie", "Account"),
     "Lines": ("Regels", "Lines"),
     "Currency": ("Valuta", "Currency"),
+    "JournalCode": ("Dagboek", "Journal"),
 }
 
 #: Whole messages (nl, en).
@@ -42,6 +43,11 @@ TEXTS: dict[str, tuple[str, str]] = {
     "exists": ("Gegeven bestaat reeds.", "Record already exists."),
     "processed": ("Reeds verwerkt", "Already processed"),
     "gl_type": ("Ongeldig: Grootboekrekeningtype", "Invalid: G/L account type"),
+    # Worded after picqer#452's "Invalid journal. The journal must be a cash journal." (§4.2).
+    "bank_journal": (
+        "Ongeldig dagboek. Het dagboek moet een bankboek zijn.",
+        "Invalid journal. The journal must be a bank journal.",
+    ),
     "sales_journal": (
         "Ongeldig dagboek. Het dagboek moet een verkoopboek zijn.",
         "Invalid journal. The journal must be a sales journal.",

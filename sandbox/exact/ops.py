@@ -347,6 +347,12 @@ def _invoice_line(div: Division, raw: object, account: dict | None, errors: Vali
 def create_sales_invoice(div: Division, body: object, now_ms: int, lang: str, status: int) -> dict:
     """Create a salesinvoice/SalesInvoices record with its lines in one call (§3.7)."""
     body = check_properties(schema.SALESINVOICE, body)
+    posted_id = body.get("InvoiceID")
+    if isinstance(posted_id, str) and posted_id.strip().lower() in div.table("SalesInvoices"):
+        # picqer#464: a credit note posted with the original invoice's InvoiceID is refused with
+        # "Reeds verwerkt" (already processed); an open one's id is simply taken.
+        existing = div.table("SalesInvoices")[posted_id.strip().lower()]
+        raise ExactError(status, text("processed" if existing["Status"] == 50 else "exists", lang))
     lines_raw = body.get("SalesInvoiceLines")
     if lines_raw is not None and not isinstance(lines_raw, list):
         # Lines must be a JSON array (picqer#277, #117).
@@ -435,6 +441,16 @@ def update_sales_invoice(div: Division, record: dict, body: object, now_ms: int,
     if "SalesInvoiceLines" in body:
         raise ExactError(400, BAD_STREAM)
     allowed = ("Description", "YourRef", "Remarks", "PaymentReference", "OrderDate", "DueDate", "InvoiceDate")
+    if body.get("Document") is not None:
+        # The "manually linked" document (§3.10) must exist in the division.
+        try:
+            document_id = guid(body, "Document")
+        except ExactError:
+            document_id = None
+        if document_id not in div.table("Documents"):
+            raise ExactError(status, text("invalid_reference", lang, label=label("Document", lang)))
+        document = div.table("Documents")[document_id]
+        record.update(Document=document_id, DocumentNumber=document["HID"], DocumentSubject=document["Subject"])
     _assign(schema.SALESINVOICE, record, {k: v for k, v in body.items() if k in allowed})
     div.touch(record, now_ms)
 
@@ -496,9 +512,12 @@ def print_sales_invoice(div: Division, body: object, now_ms: int, lang: str, sta
     )
     document["SalesInvoiceNumber"] = number_
     attach(div, document["ID"], f"{number_}.pdf", _pdf(number_, invoice), now_ms)
-    invoice["Document"] = document["ID"]
-    invoice["DocumentNumber"] = document["HID"]
-    invoice["DocumentSubject"] = document["Subject"]
+    if invoice["Document"] is None:
+        # The printed layout is linked through its financial entry; a document linked by hand
+        # before printing (SalesInvoices.Document, §3.10) stays the invoice's document.
+        invoice["Document"] = document["ID"]
+        invoice["DocumentNumber"] = document["HID"]
+        invoice["DocumentSubject"] = document["Subject"]
     div.touch(invoice, now_ms)
     entry = _entry_from_invoice(div, invoice, year, period, now_ms)
     add_receivable(div, entry, account, now_ms)
@@ -633,12 +652,158 @@ def add_receivable(div: Division, entry: dict, account: dict, now_ms: int) -> di
 
 def set_paid(div: Division, receivable: dict, paid: bool, now_ms: int) -> None:
     """Mark a receivable matched (paid) or open again (picqer#618: paid can become open)."""
+    if not paid:
+        div.paid.pop(receivable["ID"], None)
     receivable.update(
         IsFullyPaid=paid,
         Status=50 if paid else 20,
         LastPaymentDate=now_ms if paid else None,
     )
     div.touch(receivable, now_ms)
+
+
+# -- bank entries (customer payments) -----------------------------------------------------
+def create_bank_entry(div: Division, body: object, now_ms: int, lang: str, status: int) -> dict:
+    """Book a financialtransaction/BankEntries record with its lines; match receipts to invoices.
+
+    Header ``JournalCode`` (a bank journal, Type 12) and lines (``AmountFC``; ``Account`` and/or
+    ``GLAccount``) follow picqer BankEntry.php / BankEntryLine.php and Exact's SDK model. A line
+    with an ``Account`` and no ``GLAccount`` books on the receivables account (Type 20). A line
+    whose ``OurRef`` is the number of one of that account's open sales invoices is matched to its
+    receivable: a receipt is a negative ``AmountFC`` (a credit on the receivable); the unpaid rest
+    stays in ReceivablesList and a receivable paid in full becomes IsFullyPaid, Status 50. The
+    automatic matching on OurRef is an assumption: the fact sheet documents no payment push.
+    """
+    body = check_properties(schema.BANKENTRY, body)
+    lines_raw = body.get("BankEntryLines")
+    if lines_raw is not None and not isinstance(lines_raw, list):
+        raise ExactError(400, BAD_STREAM)
+    errors = Validation(lang, status)
+    journal = None
+    code = string(body, "JournalCode")
+    if not code:
+        errors.mandatory("JournalCode")
+    else:
+        journal = div.by_code("Journals", code)
+        if journal is None:
+            errors.reference("JournalCode")
+        elif journal["Type"] != 12:
+            errors.add(text("bank_journal", lang))
+    if not lines_raw:
+        errors.mandatory("Lines")
+    lines = [_bank_line(div, check_properties(schema.BANKENTRYLINE, raw), now_ms, errors) for raw in lines_raw or []]
+    errors.raise_if_any()
+    for line in lines:
+        check_open(div, line["Date"], lang, status)
+    year, period = period_of(div, lines[0]["Date"]) or (0, 0)
+    year = integer(body, "FinancialYear", year)
+    period = integer(body, "FinancialPeriod", period)
+    if (year, period) in div.closed:
+        raise ExactError(status, text("period_closed", lang, year=year, period=period))
+    entry_id = new_guid()
+    number_ = next_invoice_number(div, journal["Code"], lines[0]["Date"])
+    entry = schema.BANKENTRY.blank()
+    entry.update(
+        EntryID=entry_id,
+        Currency=string(body, "Currency") or div.currency,
+        EntryNumber=number_,
+        FinancialYear=year,
+        FinancialPeriod=period,
+        JournalCode=journal["Code"],
+        JournalDescription=journal["Description"],
+        Status=20,
+        StatusDescription="Open",
+    )
+    for line_number, line in enumerate(lines, start=1):
+        line.update(EntryID=entry_id, EntryNumber=number_, LineNumber=line_number)
+        div.insert(schema.BANKENTRYLINE, line, now_ms)
+        _match_receipt(div, line, now_ms)
+    return div.insert(schema.BANKENTRY, entry, now_ms)
+
+
+def _bank_line(div: Division, body: dict, now_ms: int, errors: Validation) -> dict:
+    account = _account_ref(div, body, "Account", errors)
+    gl = None
+    try:
+        gl_id = guid(body, "GLAccount")
+    except ExactError:
+        gl_id = ""
+    if gl_id is not None:
+        gl = div.table("GLAccounts").get(gl_id)
+        if gl is None:
+            errors.reference("GLAccount")
+    elif account is not None:
+        gl = next((g for g in div.table("GLAccounts").values() if g["Type"] == 20), None)
+    else:
+        errors.mandatory("GLAccount")
+    amount = number(body, "AmountFC")
+    if amount is None:
+        errors.mandatory("AmountFC")
+        amount = 0.0
+    line = schema.BANKENTRYLINE.blank()
+    _assign(schema.BANKENTRYLINE, line, body)
+    line.update(
+        ID=new_guid(),
+        Account=account["ID"] if account else None,
+        AccountCode=account["Code"] if account else None,
+        AccountName=account["Name"] if account else None,
+        AmountFC=money(amount),
+        AmountDC=money(amount),
+        Date=when(body, "Date") or date_to_ms(ms_to_date(now_ms)),
+        GLAccount=gl["ID"] if gl else None,
+        GLAccountCode=gl["Code"] if gl else None,
+        GLAccountDescription=gl["Description"] if gl else None,
+        OurRef=integer(body, "OurRef"),
+        Division=div.code,
+    )
+    return line
+
+
+def _match_receipt(div: Division, line: dict, now_ms: int) -> None:
+    """Apply a receipt line to the open receivable of the invoice its OurRef names."""
+    if line["Account"] is None or line["OurRef"] is None:
+        return
+    for receivable in div.table("Receivables").values():
+        if receivable["Account"] != line["Account"] or receivable["InvoiceNumber"] != line["OurRef"]:
+            continue
+        if receivable["IsFullyPaid"]:
+            continue
+        paid = money(div.paid.get(receivable["ID"], 0.0) - line["AmountFC"])
+        div.paid[receivable["ID"]] = paid
+        receivable["LastPaymentDate"] = line["Date"]
+        if abs(paid) >= abs(receivable["AmountDC"]) - 0.005:
+            receivable.update(IsFullyPaid=True, Status=50)
+        div.touch(receivable, now_ms)
+        return
+
+
+# -- journal status per period ----------------------------------------------------------------
+def journal_status_rows(div: Division, lang: str) -> list[dict]:
+    """Return read/financial/JournalStatusList: one row per journal and financial period.
+
+    Closing a period (control ``close_period``) closes it for every journal: Status 1.
+    """
+    rows = []
+    periods = sorted((p["FinYear"], p["FinPeriod"]) for p in div.table("FinancialPeriods").values())
+    for journal in div.table("Journals").values():
+        for year, period in periods:
+            closed = (year, period) in div.closed
+            rows.append(
+                {
+                    "ID": f"{journal['ID'][:24]}{year:04d}{period:02d}000000",
+                    "Journal": journal["Code"],
+                    "Period": period,
+                    "Year": year,
+                    "JournalDescription": journal["Description"],
+                    "JournalType": journal["Type"],
+                    "JournalTypeDescription": journal.get("TypeDescription"),
+                    "Status": 1 if closed else 0,
+                    "StatusDescription": ("Gesloten" if closed else "Open")
+                    if lang == "nl"
+                    else ("Closed" if closed else "Open"),
+                }
+            )
+    return rows
 
 
 # -- sales entries ------------------------------------------------------------------------

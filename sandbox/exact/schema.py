@@ -631,6 +631,69 @@ PRINTEDSALESINVOICE_FIELDS = (
     ("SendInvoiceViaPeppol", False),
     ("SendOutputBasedOnAccount", False),
 )
+#: Bank entries (picqer BankEntry.php / BankEntryLine.php, Exact SDK BankEntryLine.cs).
+BANKENTRY_FIELDS = (
+    ("EntryID", None),
+    ("BankStatementDocument", None),
+    ("BankStatementDocumentNumber", None),
+    ("BankStatementDocumentSubject", None),
+    ("ClosingBalanceFC", 0),
+    ("Created", None),
+    ("Currency", None),
+    ("Division", 0),
+    ("EntryNumber", 0),
+    ("FinancialPeriod", 0),
+    ("FinancialYear", 0),
+    ("JournalCode", None),
+    ("JournalDescription", None),
+    ("Modified", None),
+    ("OpeningBalanceFC", 0),
+    ("Status", 0),
+    ("StatusDescription", None),
+)
+BANKENTRYLINE_FIELDS = (
+    ("ID", None),
+    ("Account", None),
+    ("AccountCode", None),
+    ("AccountName", None),
+    ("AmountDC", 0),
+    ("AmountFC", 0),
+    ("AmountVATFC", 0),
+    ("CostCenter", None),
+    ("CostUnit", None),
+    ("Created", None),
+    ("Date", None),
+    ("Description", None),
+    ("Division", 0),
+    ("Document", None),
+    ("EntryID", None),
+    ("EntryNumber", 0),
+    ("ExchangeRate", 1),
+    ("GLAccount", None),
+    ("GLAccountCode", None),
+    ("GLAccountDescription", None),
+    ("LineNumber", 0),
+    ("Modified", None),
+    ("Notes", None),
+    ("OffsetID", None),
+    ("OurRef", None),
+    ("Project", None),
+    ("Quantity", 0),
+    ("VATCode", None),
+    ("VATPercentage", 0),
+    ("VATType", None),
+)
+#: read/financial/JournalStatusList (picqer JournalStatusList.php): Status 0 open, 1 closed.
+JOURNALSTATUS_FIELDS = (
+    ("Journal", None),
+    ("Period", 0),
+    ("Year", 0),
+    ("JournalDescription", None),
+    ("JournalType", 0),
+    ("JournalTypeDescription", None),
+    ("Status", 0),
+    ("StatusDescription", None),
+)
 DIVISION_FIELDS = (
     ("Code", 0),
     ("BlockingStatus", 0),
@@ -712,6 +775,7 @@ DATE_FIELDS = frozenset(
         "From",
         "To",
         "DeletedDate",
+        "Date",
         "FreeDateField_01",
         "FreeDateField_02",
         "FreeDateField_03",
@@ -815,6 +879,25 @@ DOCUMENTATTACHMENT = Entity(
     _t("DocumentAttachment"),
     "ID",
     DOCUMENTATTACHMENT_FIELDS,
+)
+BANKENTRYLINE = Entity(
+    "BankEntryLines", "financialtransaction/BankEntryLines", _t("BankEntryLine"), "ID", BANKENTRYLINE_FIELDS
+)
+BANKENTRY = Entity(
+    "BankEntries",
+    "financialtransaction/BankEntries",
+    _t("BankEntry"),
+    "EntryID",
+    BANKENTRY_FIELDS,
+    nav={"BankEntryLines": ("BankEntryLines", "EntryID")},
+)
+#: Rows are computed per (journal, year, period); ``ID`` is a hidden row key for paging only.
+JOURNALSTATUS = Entity(
+    "JournalStatusList",
+    "read/financial/JournalStatusList",
+    _t("JournalStatusList"),
+    "ID",
+    JOURNALSTATUS_FIELDS,
 )
 RECEIVABLE = Entity("Receivables", "cashflow/Receivables", _t("Receivable"), "ID", RECEIVABLE_FIELDS)
 RECEIVABLESLIST = Entity(
@@ -939,6 +1022,9 @@ ENDPOINTS: dict[str, Endpoint] = {
     "documents/documentattachments": Endpoint(DOCUMENTATTACHMENT, _GP),
     "cashflow/receivables": Endpoint(RECEIVABLE, _G),
     "read/financial/receivableslist": Endpoint(RECEIVABLESLIST, _G),
+    "read/financial/journalstatuslist": Endpoint(JOURNALSTATUS, _G),
+    "financialtransaction/bankentries": Endpoint(BANKENTRY, _GP),
+    "financialtransaction/bankentrylines": Endpoint(BANKENTRYLINE, _G),
     "bulk/crm/accounts": _bulk(ACCOUNT),
     "bulk/logistics/items": _bulk(ITEM),
     "bulk/salesinvoice/salesinvoices": _bulk(SALESINVOICE),

@@ -99,7 +99,12 @@ class User:
 
 
 #: Child table -> the field holding its parent's key.
-CHILD_KEYS = {"SalesInvoiceLines": "InvoiceID", "SalesEntryLines": "EntryID", "BankAccounts": "Account"}
+CHILD_KEYS = {
+    "SalesInvoiceLines": "InvoiceID",
+    "SalesEntryLines": "EntryID",
+    "BankEntryLines": "EntryID",
+    "BankAccounts": "Account",
+}
 
 
 @dataclass
@@ -127,6 +132,8 @@ class Division:
     deleted: list[dict] = field(default_factory=list)
     #: E-mails "sent" by PrintedSalesInvoices.
     outbox: list[dict] = field(default_factory=list)
+    #: Receivable id -> amount paid on it by matched bank entry lines (partial payments).
+    paid: dict[str, float] = field(default_factory=dict)
     #: Attachment id -> bytes.
     blobs: dict[str, bytes] = field(default_factory=dict)
     #: Item id -> default sales price (Exact keeps these in SalesItemPrices).
@@ -230,6 +237,7 @@ class Division:
             "invoice_number_at_entry": self.invoice_number_at_entry,
             "sales_entry_status": self.sales_entry_status,
             "outbox": list(self.outbox),
+            "receivable_payments": dict(self.paid),
             "deleted": [wire(d) for d in self.deleted],
             "tables": {name: [wire(r) for r in rows.values()] for name, rows in self.tables.items()},
         }

@@ -446,7 +446,11 @@ def render(entity: schema.Entity, record: dict, prefix: str, select=None, expand
     return out
 
 
-_CHILDREN = {"SalesInvoiceLines": schema.SALESINVOICELINE, "SalesEntryLines": schema.SALESENTRYLINE}
+_CHILDREN = {
+    "SalesInvoiceLines": schema.SALESINVOICELINE,
+    "SalesEntryLines": schema.SALESENTRYLINE,
+    "BankEntryLines": schema.BANKENTRYLINE,
+}
 
 
 def _me(emulator: ExactOnlineEmulator, user: User) -> Response:
@@ -534,7 +538,8 @@ def _rows(emulator: ExactOnlineEmulator, endpoint: schema.Endpoint, div: Divisio
                 "AccountCode": r["AccountCode"],
                 "AccountId": r["Account"],
                 "AccountName": r["AccountName"],
-                "Amount": r["AmountDC"],
+                # The unpaid part: partial payments leave the rest outstanding (§3.11).
+                "Amount": ops.money(r["AmountDC"] - div.paid.get(r["ID"], 0.0)),
                 "AmountInTransit": 0,
                 "CurrencyCode": r["Currency"],
                 "Description": r["Description"],
@@ -550,6 +555,8 @@ def _rows(emulator: ExactOnlineEmulator, endpoint: schema.Endpoint, div: Divisio
             for index, r in enumerate(div.table("Receivables").values(), start=1)
             if not r["IsFullyPaid"]
         ]
+    if entity is schema.JOURNALSTATUS:
+        return ops.journal_status_rows(div, g.exact_lang)
     return list(div.table(entity.table).values())
 
 
@@ -737,6 +744,7 @@ def _create(entity: schema.Entity, div: Division, body: object, now_ms: int, lan
         "SalesEntries": ops.create_sales_entry,
         "Documents": ops.create_document,
         "DocumentAttachments": ops.create_attachment,
+        "BankEntries": ops.create_bank_entry,
     }
     if not isinstance(body, dict):
         raise ExactError(400, ops.BAD_STREAM)

@@ -336,12 +336,9 @@ def build(emu: QuickBooksEmulator) -> Blueprint:
             order = parsed.order or [(ORDER_DEFAULT.get(entity, "Id"), False)]
             for prop, desc in reversed(order):
                 rows.sort(key=Q.sort_key(prop), reverse=desc)
-            page = rows[parsed.start - 1 : parsed.start - 1 + parsed.max_results]
-            if parsed.projection:
-                keep = {"Id", "SyncToken", "domain", "sparse", "MetaData", *parsed.projection}
-                page = [{k: v for k, v in r.items() if k in keep} | {"sparse": True} for r in page]
-            else:
-                page = [dict(r) for r in page]
+            # Projections are not supported: every property comes back whatever the select list
+            # names (data-queries page, "The response set always returns all properties").
+            page = [dict(r) for r in rows[parsed.start - 1 : parsed.start - 1 + parsed.max_results]]
         if not page:
             return {}
         return {entity: page, "startPosition": parsed.start, "maxResults": len(page)}

@@ -426,3 +426,35 @@ def test_company_info_preferences_update_and_headers(us):
         == "2010"
     )
     assert us.get("Invoice/1").json()["Fault"]["Error"][0]["code"] == "500"  # paths are case sensitive
+
+
+def test_a_select_list_still_returns_every_property(us):
+    # Projections are not supported: the response set always returns all properties (§2.2).
+    rows = us.query("SELECT Id, Balance FROM Invoice WHERE Id IN ('1', '2')").json()["QueryResponse"]["Invoice"]
+    assert [r["Id"] for r in rows] == ["1", "2"]
+    assert all({"CustomerRef", "TotalAmt", "Balance", "Line", "DocNumber"} <= set(r) for r in rows)
+    assert all(r["sparse"] is False for r in rows)
+
+
+def test_batch_payment_item_lowers_the_balance_and_faults_stay_per_item(us):
+    inv = us.create("Invoice", {"CustomerRef": {"value": "1"}, "Line": [line(100)]})
+    pay = {
+        "CustomerRef": {"value": "1"},
+        "TotalAmt": 30,
+        "Line": [{"Amount": 30, "LinkedTxn": [{"TxnId": inv["Id"], "TxnType": "Invoice"}]}],
+    }
+    bad = {**pay, "Line": [{"Amount": 30, "LinkedTxn": [{"TxnId": "99999", "TxnType": "Invoice"}]}]}
+    r = us.post(
+        "batch",
+        {
+            "BatchItemRequest": [
+                {"bId": "p1", "operation": "create", "Payment": pay},
+                {"bId": "p2", "operation": "create", "Payment": bad},
+            ]
+        },
+    )
+    assert r.status_code == 200
+    first, second = r.json()["BatchItemResponse"]
+    assert first["bId"] == "p1" and first["Payment"]["TotalAmt"] == 30
+    assert second["bId"] == "p2" and second["Fault"]["Error"][0]["code"] == "610"
+    assert us.get(f"invoice/{inv['Id']}").json()["Invoice"]["Balance"] == 70

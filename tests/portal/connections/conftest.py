@@ -26,8 +26,18 @@ BEXIO_MAIN, BEXIO_OTHER = "q69vysq7fkzl", "b7xk2m4pq9rt"
 
 @pytest.fixture
 def sandbox(sandbox_server):
-    """The sandbox base URL, reset to its demo data."""
+    """The sandbox base URL, reset to its demo data, its QuickBooks companies prepared for Ledgerlink.
+
+    Onboarding asks the customer to turn on custom transaction numbers (the SaaS's invoice numbers
+    are kept as DocNumber); the demo companies start with them off, as new QuickBooks companies do.
+    """
     requests.post(f"{sandbox_server}/_control/reset", timeout=10).raise_for_status()
+    for realm_id in (QBO_US, QBO_UK):
+        requests.post(
+            f"{sandbox_server}/_control/quickbooks/set_preferences",
+            json={"realm_id": realm_id, "custom_txn_numbers": True},
+            timeout=10,
+        ).raise_for_status()
     return sandbox_server
 
 

@@ -83,11 +83,11 @@ def test_qbo_sub_item_override_is_flagged(connect, recent_product):
 def test_qbo_custom_transaction_numbers(connect, sandbox):
     mapper = connect("quickbooks")
     mapper.save_defaults(**GOOD_DEFAULTS["quickbooks"])
-    control(sandbox, "quickbooks/set_preferences", {"realm_id": QBO_US, "custom_txn_numbers": True})
-    (problem,) = _problems(mapper.preflight())
-    assert "Custom transaction numbers are on in QuickBooks" in problem[1]
-    assert "no invoice number would come back" in problem[1]
     control(sandbox, "quickbooks/set_preferences", {"realm_id": QBO_US, "custom_txn_numbers": False})
+    (problem,) = _problems(mapper.preflight())
+    assert "Custom transaction numbers are off in QuickBooks" in problem[1]
+    assert "a retried push cannot find the invoice" in problem[1]
+    control(sandbox, "quickbooks/set_preferences", {"realm_id": QBO_US, "custom_txn_numbers": True})
     assert _clean(mapper.preflight())
 
 

@@ -58,7 +58,7 @@ def test_reference_data_is_read_through_the_adapter_and_cached_with_its_time(db,
     if provider == "quickbooks":
         assert kinds["items"].find("3")["type"] == "Category" and not kinds["items"].find("6")["active"]
         prefs = {r["code"]: r["extra"]["value"] for r in kinds["preferences"].items}
-        assert prefs["custom_txn_numbers"] is False and prefs["class_tracking_per_line"] is True
+        assert prefs["custom_txn_numbers"] is True and prefs["class_tracking_per_line"] is True
     if provider == "bexio":
         assert not kinds["tax_codes"].find("UN77")["active"] and kinds["tax_codes"].find("UN81")["active"]
         assert {r["name"] for r in kinds["currencies"].items} >= {"CHF", "EUR"}

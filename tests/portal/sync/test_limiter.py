@@ -139,12 +139,22 @@ def test_hooks_skip_calls_without_a_company_and_read_quota_snapshots(rconn, comp
     info = ResponseInfo("bexio", company, "GET", "https://x", 200, {}, snapshot(10, 2, T0 + 30), 0.01)
     shared.on_response(info)
 
-    assert shared.state("bexio", company)["minute"]["used"] == 8
+    window = shared.state("bexio", company)["minute"]
+    # The snapshot was read: its limit replaces ours, and the provider's count is at most ours.
+    assert window["limit"] == 10 and window["used"] >= 8
 
 
 def test_adapters_built_by_the_portal_carry_the_limiter_unless_it_is_off(app):
-    from portal.connections.providers import build_adapter
+    import time
 
+    from portal.connections.providers import build_adapter
+    from portal.extensions import queue
+    from portal.sync.limiter import window_key
+
+    reset = time.time() + 30
+    info = ResponseInfo(
+        "bexio", "co-off", "GET", "https://api.bexio.com/2.0/contact", 200, {}, snapshot(60, 10, reset), 0.1
+    )
     with app.test_request_context():
         http = build_adapter("bexio").http
         assert http.before_request is not None and http.on_response is not None
@@ -153,4 +163,86 @@ def test_adapters_built_by_the_portal_carry_the_limiter_unless_it_is_off(app):
             http = build_adapter("bexio").http
         finally:
             app.config["RATE_LIMITER"] = True
-        assert http.before_request is None and http.on_response is None
+        assert http.before_request is None
+        http.on_response(info)  # the metrics still count responses; no window is kept
+        assert not queue.connection.exists(window_key("bexio", "co-off", "minute"))
+        build_adapter("bexio").http.on_response(info)
+        assert queue.connection.hget(window_key("bexio", "co-off", "minute"), "used") == b"50"
+
+
+def _counting(rconn) -> list[str]:
+    """Record the name of every command the connection sends (one round trip each here)."""
+    sent: list[str] = []
+    original = rconn.execute_command
+
+    def execute_command(*args, **options):
+        sent.append(str(args[0]).upper())
+        return original(*args, **options)
+
+    rconn.execute_command = execute_command
+    return sent
+
+
+def test_a_call_costs_one_round_trip_and_a_report_that_changes_nothing_none(rconn, company):
+    clock = FakeTime()
+    shared = limiter(rconn, clock)
+    shared.acquire("exact-online", company)  # loads the scripts
+    shared.observe("exact-online", company, snapshot(60, 59, T0 + 30, day=(5000, 4999, T0 + 3600)))
+    sent = _counting(rconn)
+
+    shared.before_request(RequestInfo("exact-online", company, "GET", "https://x"))
+    assert sent == ["EVALSHA"]  # both windows in one script
+
+    # The provider counts no more calls than we did, same limit and reset: nothing to correct.
+    quiet = snapshot(60, 58, T0 + 30, day=(5000, 4998, T0 + 3600))
+    shared.on_response(ResponseInfo("exact-online", company, "GET", "https://x", 200, {}, quiet, 0.1))
+    assert sent == ["EVALSHA"]
+
+    # It counts more (another app): both windows corrected in one script.
+    busy = snapshot(60, 40, T0 + 30, day=(5000, 4000, T0 + 3600))
+    shared.on_response(ResponseInfo("exact-online", company, "GET", "https://x", 200, {}, busy, 0.1))
+    assert sent == ["EVALSHA", "EVALSHA"]
+    state = shared.state("exact-online", company)
+    assert (state["minute"]["used"], state["day"]["used"]) == (20, 1000)
+
+    # A 429 (nothing remaining) always reaches the shared windows.
+    spent = snapshot(60, 0, T0 + 30)
+    del sent[:]
+    shared.before_request(RequestInfo("exact-online", company, "GET", "https://x"))
+    shared.on_response(ResponseInfo("exact-online", company, "GET", "https://x", 429, {}, spent, 0.1))
+    assert sent == ["EVALSHA", "EVALSHA"]
+    assert shared.state("exact-online", company)["minute"]["used"] == 60
+
+
+def test_a_big_window_is_taken_a_few_slots_at_a_time_and_a_429_drops_those_left(rconn, company):
+    from portal.sync.limiter import BULK_SLOTS
+
+    clock = FakeTime()
+    shared = limiter(rconn, clock)
+    key = f"ledgerlink:ratelimit:quickbooks:{company}:minute"
+    rconn.hset(key, mapping={"limit": 5000, "used": 0, "reset": (T0 + 30) * 1000})
+    sent = _counting(rconn)
+
+    for _ in range(BULK_SLOTS):
+        shared.acquire("quickbooks", company)
+    assert sent == ["EVALSHA"]  # one round trip took the slots of ten calls
+    assert int(rconn.hget(key, "used")) == BULK_SLOTS  # counted in the shared window at once
+
+    shared.acquire("quickbooks", company)
+    assert sent == ["EVALSHA", "HGET", "EVALSHA"]
+
+    # A 429: the slots kept aside are dropped, the next call waits for the reset.
+    spent = QuotaSnapshot(minute=QuotaWindow(5000, 0, datetime.fromtimestamp(T0 + 30, UTC)), day=None)
+    shared.observe("quickbooks", company, spent)
+    shared.acquire("quickbooks", company)
+    assert clock.slept and clock.now >= T0 + 30
+
+
+def test_a_small_window_is_taken_slot_by_slot(rconn, company):
+    clock = FakeTime()
+    shared = limiter(rconn, clock)
+    key = f"ledgerlink:ratelimit:bexio:{company}:minute"
+    rconn.hset(key, mapping={"limit": 60, "used": 0, "reset": (T0 + 30) * 1000})
+    for _ in range(3):
+        shared.acquire("bexio", company)
+    assert int(rconn.hget(key, "used")) == 3

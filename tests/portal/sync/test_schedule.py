@@ -186,9 +186,12 @@ def test_two_real_workers_on_one_exact_division_stay_under_its_quota(
             with app.app_context():
                 db.session.get(Invoice, invoice_id).business_unit_id = unit_id
                 db.session.commit()
-    # 6 calls a minute for the division: each connection makes 1 customer + 2 x 2 invoice calls,
-    # 10 in all, so the two workers together must wait for one reset.
-    requests.post(f"{sandbox}/_control/quotas", json={"scale": 0.1}, timeout=10).raise_for_status()
+    # 15 calls a minute for the division: each connection makes 1 customer call and, per invoice,
+    # 2 to push it and 3 to print (finalize) it, 22 in all, so the two workers together must
+    # wait for one reset.
+    requests.post(f"{sandbox}/_control/quotas", json={"scale": 0.25}, timeout=10).raise_for_status()
+    # A little latency per call, so that one run's 11 calls outlast the other worker's start-up.
+    fault(sandbox, provider="exact-online", kind="latency", ms=100)
     boundary = _wait_for_a_good_second()
     with app.app_context():
         RateLimiter(queue.connection).reset("exact-online", CONNECT["exact-online"][1])
@@ -234,3 +237,93 @@ def test_two_real_workers_on_one_exact_division_stay_under_its_quota(
     for connection_id in connections:
         for number in numbers[connection_id]:
             assert len(ledger_documents(sandbox, "exact-online", number)) == 1
+
+
+def _start_as_a_worker_would(app, run_id: int, job_id: str, *, started_ago: timedelta) -> None:
+    """Mark the queued job started (as a worker taking it does) and its run running."""
+    from rq.job import Job, JobStatus
+
+    from portal.extensions import db, queue
+    from portal.models import SyncRun, SyncRunStatus
+    from portal.sync import schedule
+
+    with app.app_context():
+        rq_queue = queue.state.queues[schedule.QUEUE]
+        job = Job.fetch(job_id, connection=queue.connection, serializer=rq_queue.serializer)
+        rq_queue.remove(job)
+        job.set_status(JobStatus.STARTED)
+        job.started_at = datetime.now(UTC) - started_ago
+        job.worker_name = "killed-worker"
+        job.save()
+        run = db.session.get(SyncRun, run_id)
+        run.transition(SyncRunStatus.running)
+        db.session.commit()
+
+
+def test_a_started_push_whose_worker_died_no_longer_blocks_the_connection(app, sandbox, connect):
+    from portal.extensions import db, queue
+    from portal.models import Connection, SyncRun
+    from portal.sync import schedule
+
+    connection_id = connect("bexio")
+    with app.app_context():
+        first = schedule.enqueue_push(db.session.get(Connection, connection_id), reason="first")
+        first_id, job_id = first.id, first.rq_job_id
+    _start_as_a_worker_would(app, first_id, job_id, started_ago=timedelta(minutes=5))
+
+    with app.app_context():
+        lock = queue.connection.lock(schedule.lock_key(connection_id), timeout=schedule.LOCK_TIMEOUT)
+        assert lock.acquire(blocking=False)
+        # Its run still holds (renews) the lock: it is running, nothing more is enqueued.
+        assert schedule.enqueue_push(db.session.get(Connection, connection_id)) is None
+        # The worker was killed: the lock expires after LOCK_TIMEOUT, and the job is given up.
+        lock.release()
+        again = schedule.enqueue_push(db.session.get(Connection, connection_id), reason="again")
+        assert again is not None and again.rq_job_id == job_id
+        db.session.expire_all()
+        dead = db.session.get(SyncRun, first_id)
+        assert dead.status.value == "failed" and "stopped before it finished" in dead.message
+
+
+def test_a_push_that_just_started_and_has_no_lock_yet_is_still_running(app, sandbox, connect):
+    from portal.extensions import db
+    from portal.models import Connection, SyncRun
+    from portal.sync import schedule
+
+    connection_id = connect("bexio")
+    with app.app_context():
+        first = schedule.enqueue_push(db.session.get(Connection, connection_id), reason="first")
+        first_id, job_id = first.id, first.rq_job_id
+    _start_as_a_worker_would(app, first_id, job_id, started_ago=timedelta(seconds=1))
+
+    with app.app_context():
+        assert schedule.enqueue_push(db.session.get(Connection, connection_id)) is None
+        assert db.session.get(SyncRun, first_id).status.value == "running"
+
+
+def test_the_push_lock_is_short_and_renewed_while_the_run_makes_progress(
+    app, sandbox, connect, make_invoice, monkeypatch
+):
+    from jobs import sync as job
+    from portal.extensions import queue
+    from portal.sync import schedule
+
+    connection_id = connect("bexio")
+    make_invoice()
+    ttls: list[int] = []
+    original = job._Lease.keep
+
+    def keep(self):
+        self.renewed -= schedule.LOCK_TIMEOUT  # as if a long chunk had passed: renew now
+        held = original(self)
+        ttls.append(queue.connection.ttl(schedule.lock_key(connection_id)))
+        return held
+
+    from tests.portal.sync.test_pipeline import run_push
+
+    monkeypatch.setattr(job._Lease, "keep", keep)
+    status, counts, _ = run_push(app, connection_id)
+    assert status == "succeeded" and counts.get("pushed") == 1
+    assert ttls and all(0 < ttl <= schedule.LOCK_TIMEOUT for ttl in ttls)
+    with app.app_context():
+        assert not queue.connection.exists(schedule.lock_key(connection_id)), "released at the end"

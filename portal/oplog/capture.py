@@ -1,0 +1,340 @@
+"""Record each provider call of a connection in the operation log, without touching the caller.
+
+:func:`attach` adds a response hook to an adapter's HTTP session. The hook redacts both bodies
+with the HTTP layer's own helpers (``portal.integrations.http``: secret keys, token-like runs
+and e-mail addresses masked), caps them at :data:`BODY_LIMIT` characters, and inserts one row
+through a small engine of its own: the caller's session is never flushed or committed, a slow
+or locked database gives up after a fraction of a second, and no failure reaches the adapter.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import threading
+import time
+from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+import requests
+from flask import Flask, current_app
+from sqlalchemy import Engine, create_engine, event, insert
+from sqlalchemy.exc import OperationalError
+
+from ..database import utcnow
+from ..extensions import db
+from ..integrations.http import _GUID, _TOKENISH, MASK, _sensitive_key, redact_url, scrub
+from ..models import OperationLog
+
+log = logging.getLogger(__name__)
+
+#: Characters kept of each body; longer ones are cut and marked truncated.
+BODY_LIMIT = 8 * 1024
+#: Entries kept in memory at most while the database refuses writes.
+HELD_LIMIT = 2000
+#: Inside :func:`buffered`, entries are written once this many are held ...
+BUFFER_ROWS = 200
+#: ... or once the oldest write is this many seconds ago.
+BUFFER_SECONDS = 1.0
+_ENGINE_KEY = "ledgerlink_oplog_engine"
+_HELD_KEY = "ledgerlink_oplog_held"
+
+
+def attach(http: Any, connection_id: int, provider: str) -> None:
+    """Log every call ``http`` (a LedgerHttp) makes under ``connection_id``, answered or not."""
+    session = getattr(http, "session", None)
+    if not isinstance(session, requests.Session) or connection_id is None:
+        return  # a stand-in adapter without a real HTTP session has nothing to log
+    app = current_app._get_current_object()
+    if not _state(app).get("listening"):
+        init_app(app)
+
+    def hook(response: requests.Response, *args: Any, **kwargs: Any) -> None:
+        try:
+            row = entry(response, connection_id=connection_id, provider=provider)
+            write(app, row)
+        except Exception:  # the log is advisory: the ledger call goes on whatever happens here
+            log.warning("operation log entry for connection %s not written", connection_id, exc_info=True)
+
+    session.hooks.setdefault("response", []).append(hook)
+
+    # Calls that end without an answer (refused connection, timeout) never reach a response
+    # hook: the session's send is wrapped to log them with status 0, then re-raise unchanged.
+    send = session.send
+
+    def logged_send(request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+        started = time.monotonic()
+        try:
+            return send(request, **kwargs)
+        except requests.RequestException as exc:
+            try:
+                elapsed = time.monotonic() - started
+                write(app, failed_entry(request, exc, elapsed, connection_id=connection_id, provider=provider))
+            except Exception:
+                log.warning("operation log entry for connection %s not written", connection_id, exc_info=True)
+            raise
+
+    session.send = logged_send  # type: ignore[method-assign]
+
+
+def entry(response: requests.Response, *, connection_id: int, provider: str) -> dict[str, Any]:
+    """Return the operation-log row of one response, bodies redacted and capped."""
+    request = response.request
+    secrets = _secrets(request)
+    request_body, request_cut = _cap(_request_text(request, secrets))
+    response_body, response_cut = _cap(_response_text(response, secrets))
+    return {
+        "connection_id": connection_id,
+        "created_at": utcnow(),
+        "provider": provider,
+        "method": (request.method or "GET").upper()[:8],
+        "path": shown_path(request.url or ""),
+        "status": response.status_code,
+        "duration_ms": int(response.elapsed.total_seconds() * 1000),
+        "request_body": request_body,
+        "request_truncated": request_cut,
+        "response_body": response_body,
+        "response_truncated": response_cut,
+        "request_id": (response.headers.get("intuit_tid") or None),
+    }
+
+
+def failed_entry(
+    request: requests.PreparedRequest, error: Exception, elapsed: float, *, connection_id: int, provider: str
+) -> dict[str, Any]:
+    """Return the operation-log row of a call that got no answer (status 0, the error's name as body)."""
+    secrets = _secrets(request)
+    request_body, request_cut = _cap(_request_text(request, secrets))
+    return {
+        "connection_id": connection_id,
+        "created_at": utcnow(),
+        "provider": provider,
+        "method": (request.method or "GET").upper()[:8],
+        "path": shown_path(request.url or ""),
+        "status": 0,
+        "duration_ms": int(elapsed * 1000),
+        "request_body": request_body,
+        "request_truncated": request_cut,
+        "response_body": f"No answer: {type(error).__name__}",
+        "response_truncated": False,
+        "request_id": None,
+    }
+
+
+def shown_path(url: str) -> str:
+    """Return host, path and query of ``url`` with secret query values masked."""
+    parts = urlsplit(redact_url(url))
+    shown = parts.netloc + parts.path + (f"?{parts.query}" if parts.query else "")
+    return shown[:1000]
+
+
+def _secrets(request: requests.PreparedRequest) -> list[str]:
+    """Return the credentials the request carried, to mask wherever they are echoed."""
+    found = []
+    authorization = request.headers.get("Authorization", "")
+    if " " in authorization:
+        found.append(authorization.split(" ", 1)[1])
+    if _is_form(request.headers.get("Content-Type", "")):
+        body = _text(request.body)
+        found.extend(v for k, v in parse_qsl(body, keep_blank_values=True) if v and _sensitive_key(k, form=True))
+    return [s for s in found if len(s) >= 4]
+
+
+def _is_form(content_type: str) -> bool:
+    return "x-www-form-urlencoded" in content_type
+
+
+def _text(body: Any) -> str:
+    if body is None:
+        return ""
+    if isinstance(body, bytes | bytearray):
+        return body.decode("utf-8", "replace")
+    return str(body)
+
+
+def _request_text(request: requests.PreparedRequest, secrets: list[str]) -> str:
+    body = request.body
+    if body is None or body in (b"", ""):
+        return ""
+    content_type = request.headers.get("Content-Type", "")
+    if "multipart" in content_type or "octet-stream" in content_type or "pdf" in content_type:
+        return f"<{len(body)} bytes {content_type.split(';')[0]}>"
+    text = _text(body)
+    if _is_form(content_type):
+        pairs = parse_qsl(text, keep_blank_values=True)
+        masked = {k: MASK if _sensitive_key(k, form=True) else scrub(v, secrets) for k, v in pairs}
+        return "&".join(f"{k}={v}" for k, v in masked.items())
+    return _json_or_text(text, secrets)
+
+
+def _response_text(response: requests.Response, secrets: list[str]) -> str:
+    content_type = response.headers.get("Content-Type", "")
+    if content_type and not any(t in content_type for t in ("json", "text", "xml", "form")):
+        return f"<{len(response.content)} bytes {content_type.split(';')[0]}>"
+    text = response.text or ""
+    if _is_form(content_type):  # some token endpoints answer with a form
+        pairs = parse_qsl(text, keep_blank_values=True)
+        return "&".join(f"{k}={MASK if _sensitive_key(k, form=True) else scrub(v, secrets)}" for k, v in pairs)
+    return _json_or_text(text, secrets)
+
+
+def _json_or_text(text: str, secrets: list[str]) -> str:
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return _scrub(text, secrets)
+    # The whole text is scrubbed once (token-like runs, e-mail addresses, the call's secrets), as
+    # ``redact_data`` of the HTTP layer would scrub each string of it: only secret keys are masked first.
+    return _scrub(json.dumps(_mask_keys(data), ensure_ascii=False, indent=1, default=str), secrets)
+
+
+def _scrub(text: str, secrets: list[str]) -> str:
+    """``scrub`` of the HTTP layer, without its e-mail search where no "@" can start one (most bodies)."""
+    if "@" in text:
+        return scrub(text, secrets)
+    for secret in secrets:
+        if secret and len(secret) >= 4:
+            text = text.replace(secret, MASK)
+    return _TOKENISH.sub(_token_or_guid, text)
+
+
+def _token_or_guid(match: re.Match) -> str:
+    return match.group(0) if _GUID.fullmatch(match.group(0)) else MASK
+
+
+def _mask_keys(value: Any) -> Any:
+    """Return JSON data with the values of secret and personal-data keys masked (see ``redact_data``)."""
+    if isinstance(value, dict):
+        return {k: (MASK if _sensitive_key(str(k), form=False) else _mask_keys(v)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_mask_keys(v) for v in value]
+    return value
+
+
+def _cap(text: str) -> tuple[str, bool]:
+    if len(text) <= BODY_LIMIT:
+        return text, False
+    return text[:BODY_LIMIT], True
+
+
+def write(app: Flask, row: dict[str, Any]) -> None:
+    """Insert ``row`` (and any held back) in a short transaction of the log's own engine.
+
+    Never the caller's session. Where the database is locked by the caller's own open write
+    (SQLite allows one writer), the row is held in memory and written after the caller's
+    commit or rollback (see :func:`init_app`), so the call is neither slowed nor lost.
+
+    Inside :func:`buffered` (a push job) the row is only held: held rows are written in one
+    multi-row insert after the caller's next commit or rollback, once :data:`BUFFER_ROWS` are
+    held or :data:`BUFFER_SECONDS` have passed, and when the block ends.
+    """
+    state = _state(app)
+    with state["lock"]:
+        state["held"].append(row)
+        if getattr(state["local"], "depth", 0) and not _buffer_full(state):
+            return
+        rows = list(state["held"])
+        state["held"].clear()
+        state["since"] = time.monotonic()
+    try:
+        with engine(app).begin() as conn:
+            conn.execute(insert(OperationLog.__table__), rows)
+    except OperationalError:
+        with state["lock"]:
+            state["held"].extendleft(reversed(rows))
+        log.debug("operation log busy; %d entries held until the next commit", len(rows))
+
+
+def _buffer_full(state: dict[str, Any]) -> bool:
+    return len(state["held"]) >= BUFFER_ROWS or time.monotonic() - state["since"] >= BUFFER_SECONDS
+
+
+@contextmanager
+def buffered(app: Flask) -> Iterator[None]:
+    """Hold this thread's log entries in memory and write them in bulk (see :func:`write`).
+
+    Every entry held is written when the block ends, however it ends.
+    """
+    local = _state(app)["local"]
+    local.depth = getattr(local, "depth", 0) + 1
+    try:
+        yield
+    finally:
+        local.depth -= 1
+        flush_held(app)
+
+
+def flush_held(app: Flask) -> None:
+    """Write the entries held back while the database was locked; keep them if it still is."""
+    state = _state(app)
+    with state["lock"]:
+        rows = list(state["held"])
+        state["held"].clear()
+        state["since"] = time.monotonic()
+    if not rows:
+        return
+    try:
+        with engine(app).begin() as conn:
+            conn.execute(insert(OperationLog.__table__), rows)
+    except Exception:
+        with state["lock"]:
+            state["held"].extendleft(reversed(rows))
+        log.debug("operation log still busy; %d entries held", len(rows))
+
+
+def _state(app: Flask) -> dict[str, Any]:
+    state = app.extensions.get(_HELD_KEY)
+    if state is None:
+        state = app.extensions.setdefault(
+            _HELD_KEY,
+            {
+                "lock": threading.Lock(),
+                "held": deque(maxlen=HELD_LIMIT),
+                "local": threading.local(),
+                "since": time.monotonic(),
+            },
+        )
+    return state
+
+
+def init_app(app: Flask) -> None:
+    """Write held entries whenever a session of the app ends a transaction (the lock is gone then)."""
+    _state(app)["listening"] = True
+
+    def after_transaction(session) -> None:
+        if _state(app)["held"]:
+            try:
+                flush_held(app)
+            except Exception:  # the log must never disturb the caller's commit
+                log.warning("operation log entries not written", exc_info=True)
+
+    event.listen(db.session, "after_commit", after_transaction)
+    event.listen(db.session, "after_rollback", after_transaction)
+
+
+def engine(app: Flask) -> Engine:
+    """Return this process's engine for log writes: small pool, short lock and statement timeouts."""
+    current = app.extensions.get(_ENGINE_KEY)
+    if current is not None and current[0] == os.getpid():
+        return current[1]
+    with app.app_context():
+        url = db.engine.url
+    if url.get_backend_name() == "sqlite":
+        options: dict[str, Any] = {"connect_args": {"timeout": 0.05}}
+    else:
+        options = {
+            "pool_size": 2,
+            "max_overflow": 2,
+            "pool_timeout": 0.5,
+            "pool_pre_ping": True,
+            "connect_args": {"connect_timeout": 2, "options": "-c lock_timeout=500 -c statement_timeout=2000"},
+        }
+    new = create_engine(url, **options)
+    # After a fork the parent's pooled connections belong to the parent: start a fresh pool.
+    app.extensions[_ENGINE_KEY] = (os.getpid(), new)
+    return new

@@ -1,0 +1,1 @@
+"""The ops console: health of every connection, the failure queue, re-syncs, metrics."""

@@ -1,0 +1,922 @@
+"""Queries behind the ops console: health across every organization, failure groups, record lists.
+
+Each page runs a fixed number of statements, whatever the number of rows it shows: lists are
+paginated in SQL and what a row needs besides its own table is read for the whole page at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+
+import redis
+from flask import current_app
+from sqlalchemy import Select, String, case, cast, exists, func, literal, or_, select, union_all
+from sqlalchemy.orm import contains_eager
+
+from ..database import utcnow
+from ..extensions import db, queue
+from ..integrations import specs
+from ..models import (
+    BusinessUnit,
+    Connection,
+    ConnectionStatus,
+    CreditNote,
+    Customer,
+    ExternalRecord,
+    Invoice,
+    Organization,
+    Payment,
+    RecordKind,
+    RecordState,
+)
+from ..sync import schedule
+
+#: Records that wait for a person: the failure queue shows these.
+HELD = (RecordState.failed, RecordState.needs_action, RecordState.skipped)
+#: Health buckets of the dashboard, in order, with the statuses each one counts.
+HEALTH = {
+    "healthy": (ConnectionStatus.connected,),
+    "needs_reauthorization": (ConnectionStatus.needs_reauthorization,),
+    "failing": (ConnectionStatus.failing,),
+    "paused": (ConnectionStatus.paused,),
+    "disconnected": (ConnectionStatus.disconnected,),
+}
+SORTS = {
+    "organization": (Organization.name, Organization.id, Connection.id),
+    "provider": (Connection.provider, Connection.region, Connection.id),
+    "status": (Connection.status, Connection.id),
+    "last_success": (Connection.last_success_at, Connection.id),
+    "-last_success": (Connection.last_success_at.desc(), Connection.id.desc()),
+    "created": (Connection.id,),
+}
+#: How far ahead a refresh token counts as expiring soon.
+EXPIRY_HORIZON = timedelta(days=7)
+
+
+def like(text: str) -> str:
+    """Return ``text`` as a LIKE pattern matching it anywhere, with wildcards escaped."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def provider_name(key: str) -> str:
+    """Return a provider's display name (the key itself for an unknown one)."""
+    try:
+        return specs.get_spec(key).name
+    except Exception:  # an unknown key in old data still shows
+        return key
+
+
+# -- figures over all held records, kept while the held records stay the same ---------------------
+
+#: Longest a figure over the held records is kept (it is also dropped as soon as they change).
+HELD_CACHE_SECONDS = 600
+
+
+def held_fingerprint() -> str:
+    """Return what changes whenever any held record changes: their number and latest update (one query).
+
+    A record entering, changing or leaving the held states is written through the ORM, which stamps
+    ``updated_at``: the latest stamp moves, or (for a record leaving, or deleted with its connection)
+    the number does. Read from the partial index of held records alone.
+    """
+    n, latest = db.session.execute(select(*_held_facts())).one()
+    return _fingerprint(n, latest)
+
+
+def _held_facts() -> tuple:
+    held = ExternalRecord.state.in_(HELD)
+    return (
+        select(func.count()).select_from(ExternalRecord).where(held).scalar_subquery(),
+        select(func.max(ExternalRecord.updated_at)).where(held).scalar_subquery(),
+    )
+
+
+def _fingerprint(n: int, latest) -> str:
+    return f"{n}:{_aware(latest).isoformat() if latest else ''}"
+
+
+def _held_cached(name: str, fingerprint: str, key: dict, compute, encode, decode):
+    """Return ``compute()``, kept in Redis under ``name``, ``key`` and the held records' fingerprint."""
+    digest = hashlib.sha256(json.dumps([fingerprint, key], sort_keys=True).encode()).hexdigest()[:32]
+    redis_key = f"ops:held:{name}:{digest}"
+    try:
+        raw = queue.connection.get(redis_key)
+    except redis.RedisError:
+        raw = None
+    if raw is not None:
+        return decode(json.loads(raw))
+    value = compute()
+    with contextlib.suppress(redis.RedisError):  # else computed again next time
+        queue.connection.set(redis_key, json.dumps(encode(value)), ex=HELD_CACHE_SECONDS)
+    return value
+
+
+# -- connections ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ConnectionFilters:
+    """What the connections list is narrowed to."""
+
+    q: str = ""
+    provider: str = ""
+    region: str = ""
+    status: ConnectionStatus | None = None
+    health: str = ""
+    #: Last success longer ago than this many days (or never).
+    stale_days: int | None = None
+    #: Refresh token expiring within this many days (or expired).
+    expiring_days: int | None = None
+    #: Only connections with records waiting longer than the promised delay.
+    late: bool = False
+    #: Only connections with held records.
+    with_failures: bool = False
+    sort: str = "organization"
+
+    def args(self) -> dict[str, str]:
+        """Return the filters as query arguments (for links and CSV)."""
+        raw = {
+            "q": self.q,
+            "provider": self.provider,
+            "region": self.region,
+            "status": self.status.value if self.status else "",
+            "health": self.health,
+            "stale_days": "" if self.stale_days is None else str(self.stale_days),
+            "expiring_days": "" if self.expiring_days is None else str(self.expiring_days),
+            "late": "1" if self.late else "",
+            "with_failures": "1" if self.with_failures else "",
+            "sort": "" if self.sort == "organization" else self.sort,
+        }
+        return {k: v for k, v in raw.items() if v}
+
+
+def connections_query(f: ConnectionFilters, now: datetime | None = None, *, columns: tuple = ()) -> Select:
+    """Return connections of every organization with their unit and organization, filtered and sorted.
+
+    With ``columns``, the same rows give only those columns (e.g. the ids of a page).
+    """
+    now = now or utcnow()
+    if columns:
+        stmt = select(*columns).select_from(Connection).join(Connection.business_unit).join(BusinessUnit.organization)
+    else:
+        stmt = (
+            select(Connection)
+            .join(Connection.business_unit)
+            .join(BusinessUnit.organization)
+            .options(contains_eager(Connection.business_unit).contains_eager(BusinessUnit.organization))
+        )
+    if f.q:
+        p = like(f.q)
+        # Organizations and units are matched once each (not once per joined connection row).
+        organizations = select(Organization.id).where(
+            or_(Organization.name.ilike(p, escape="\\"), Organization.external_id.ilike(p, escape="\\"))
+        )
+        units = select(BusinessUnit.id).where(BusinessUnit.name.ilike(p, escape="\\"))
+        stmt = stmt.where(
+            or_(
+                BusinessUnit.organization_id.in_(organizations),
+                Connection.business_unit_id.in_(units),
+                Connection.external_company_name.ilike(p, escape="\\"),
+                Connection.external_company_number.ilike(p, escape="\\"),
+                Connection.external_company_id.ilike(p, escape="\\"),
+            )
+        )
+    if f.provider:
+        stmt = stmt.where(Connection.provider == f.provider)
+    if f.region:
+        stmt = stmt.where(Connection.region == f.region)
+    if f.status:
+        stmt = stmt.where(Connection.status == f.status)
+    if f.health in HEALTH:
+        stmt = stmt.where(Connection.status.in_(HEALTH[f.health]))
+    if f.stale_days is not None:
+        cutoff = now - timedelta(days=f.stale_days)
+        stmt = stmt.where(
+            Connection.status != ConnectionStatus.disconnected,
+            or_(Connection.last_success_at.is_(None), Connection.last_success_at < cutoff),
+        )
+    if f.expiring_days is not None:
+        stmt = stmt.where(
+            Connection.status != ConnectionStatus.disconnected,
+            Connection.refresh_expires_at.is_not(None),
+            Connection.refresh_expires_at < now + timedelta(days=f.expiring_days),
+        )
+    if f.with_failures:
+        held = select(ExternalRecord.id).where(
+            ExternalRecord.connection_id == Connection.id, ExternalRecord.state.in_(HELD)
+        )
+        stmt = stmt.where(exists(held))
+    if f.late:
+        stmt = stmt.where(Connection.id.in_(list(late_counts(now)) or [-1]))
+    return stmt.order_by(*SORTS.get(f.sort, SORTS["organization"]))
+
+
+def held_counts(connection_ids: list[int]) -> dict[int, dict[str, int]]:
+    """Return held record counts by state for each of the given connections, in one query."""
+    if not connection_ids:
+        return {}
+    rows = db.session.execute(
+        select(ExternalRecord.connection_id, ExternalRecord.state, func.count())
+        .where(ExternalRecord.connection_id.in_(connection_ids), ExternalRecord.state.in_(HELD))
+        .group_by(ExternalRecord.connection_id, ExternalRecord.state)
+    )
+    found: dict[int, dict[str, int]] = defaultdict(dict)
+    for connection_id, state, n in rows:
+        found[connection_id][RecordState(state).value] = n
+    return found
+
+
+# -- dashboard --------------------------------------------------------------------------------
+
+
+def status_counts(now: datetime | None = None, horizon: timedelta = EXPIRY_HORIZON) -> dict:
+    """Return connection counts by status, by provider and region with their statuses, and how many live
+    connections have a refresh token expiring within ``horizon`` (as :func:`expiring_count`), in one query.
+    """
+    now = now or utcnow()
+    expiring = case(
+        (
+            (Connection.status != ConnectionStatus.disconnected)
+            & Connection.refresh_expires_at.is_not(None)
+            & (Connection.refresh_expires_at < now + horizon),
+            1,
+        ),
+        else_=0,
+    )
+    rows = db.session.execute(
+        select(Connection.provider, Connection.region, Connection.status, func.count(), func.sum(expiring)).group_by(
+            Connection.provider, Connection.region, Connection.status
+        )
+    ).all()
+    by_status: dict[str, int] = defaultdict(int)
+    by_provider: dict[tuple[str, str], dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    expiring_total = 0
+    for provider, region, status, n, soon in rows:
+        status = ConnectionStatus(status)
+        by_status[status.value] += n
+        by_provider[(provider, region or "")][status.value] += n
+        by_provider[(provider, region or "")]["total"] += n
+        expiring_total += int(soon or 0)
+    health = {name: sum(by_status.get(s.value, 0) for s in statuses) for name, statuses in HEALTH.items()}
+    health["pending_authorization"] = by_status.get(ConnectionStatus.pending_authorization.value, 0)
+    return {
+        "health": health,
+        "by_provider": {key: dict(value) for key, value in sorted(by_provider.items())},
+        "expiring": expiring_total,
+    }
+
+
+def _with_connection() -> Select:
+    return (
+        select(ExternalRecord)
+        .join(ExternalRecord.connection)
+        .join(Connection.business_unit)
+        .join(BusinessUnit.organization)
+        .options(
+            contains_eager(ExternalRecord.connection)
+            .contains_eager(Connection.business_unit)
+            .contains_eager(BusinessUnit.organization)
+        )
+    )
+
+
+def oldest_failure(fingerprint: str | None = None) -> ExternalRecord | None:
+    """Return the held record that has waited longest (failed or needing action), with its connection.
+
+    One query: the search, or (while the held records stay the same, see :func:`held_fingerprint`)
+    the record found last time, read by its id.
+    """
+
+    def find() -> ExternalRecord | None:
+        stmt = (
+            _with_connection()
+            .where(ExternalRecord.state.in_((RecordState.failed, RecordState.needs_action)))
+            .order_by(func.coalesce(ExternalRecord.last_attempt_at, ExternalRecord.created_at), ExternalRecord.id)
+            .limit(1)
+        )
+        return db.session.scalars(stmt).first()
+
+    def load(record_id: int | None) -> ExternalRecord | None:
+        if record_id is None:
+            return None
+        return db.session.scalars(_with_connection().where(ExternalRecord.id == record_id)).first()
+
+    return _held_cached(
+        "oldest", fingerprint or held_fingerprint(), {}, find, lambda r: r.id if r is not None else None, load
+    )
+
+
+def _held_total() -> dict[str, int]:
+    """Return held records by state, and how many organizations they touch, in one query.
+
+    Held records are counted per connection first (from the partial index of held records), so
+    only one row per connection meets the join to units.
+    """
+    per_connection = (
+        select(
+            ExternalRecord.connection_id.label("connection_id"),
+            func.count().label("n"),
+            func.sum(case((ExternalRecord.state == RecordState.failed, 1), else_=0)).label("failed"),
+            func.sum(case((ExternalRecord.state == RecordState.needs_action, 1), else_=0)).label("needs_action"),
+        )
+        .where(ExternalRecord.state.in_(HELD))
+        .group_by(ExternalRecord.connection_id)
+        .subquery()
+    )
+    row = db.session.execute(
+        select(
+            func.sum(per_connection.c.n),
+            func.count(func.distinct(BusinessUnit.organization_id)),
+            func.sum(per_connection.c.failed),
+            func.sum(per_connection.c.needs_action),
+        )
+        .select_from(per_connection)
+        .join(Connection, per_connection.c.connection_id == Connection.id)
+        .join(BusinessUnit, Connection.business_unit_id == BusinessUnit.id)
+    ).one()
+    return {
+        "records": int(row[0] or 0),
+        "organizations": row[1] or 0,
+        "failed": int(row[2] or 0),
+        "needs_action": int(row[3] or 0),
+    }
+
+
+def held_total(fingerprint: str | None = None) -> dict[str, int]:
+    """Return held records by state, and how many organizations they touch.
+
+    Counted again only when the held records changed (see :func:`held_fingerprint`, which is read
+    unless given).
+    """
+    return _held_cached("total", fingerprint or held_fingerprint(), {}, _held_total, dict, dict)
+
+
+def _late_counts(now: datetime) -> dict[int, int]:
+    """Return, per scheduled connection, how many invoices wait longer than its promised sync delay.
+
+    An invoice waits when it is dated on or after the connection's ``sync_from``, is not in the
+    ledger, not held for a person, and was created longer ago than the connection's delay. One
+    query reads the distinct delay settings of scheduled connections, then one runs per distinct
+    delay (usually one or two); connections are chosen by their setting in SQL, never by id lists.
+    """
+    raw_delay = Connection.settings["sync_delay_minutes"].as_string()
+    scheduled = Connection.status.in_(schedule.SCHEDULED_STATUSES)
+    settings = db.session.execute(select(raw_delay).where(scheduled).group_by(raw_delay)).scalars().all()
+    buckets: dict[timedelta, list] = defaultdict(list)
+    for raw in settings:
+        value = {} if raw is None else {"sync_delay_minutes": raw}
+        buckets[schedule.sync_delay(_SettingsOnly(value))].append(raw)
+    finished = (RecordState.pushed, *HELD, RecordState.dismissed)
+    counts: dict[int, int] = {}
+    for delay, raws in buckets.items():
+        chosen = [raw_delay.in_([r for r in raws if r is not None])] if any(r is not None for r in raws) else []
+        if None in raws:
+            chosen.append(raw_delay.is_(None))
+        done = select(ExternalRecord.id).where(
+            ExternalRecord.connection_id == Connection.id,
+            ExternalRecord.kind == RecordKind.invoice,
+            ExternalRecord.local_id == Invoice.id,
+            ExternalRecord.state.in_(finished),
+        )
+        rows = db.session.execute(
+            select(Connection.id, func.count(Invoice.id))
+            .join(Invoice, Invoice.business_unit_id == Connection.business_unit_id)
+            .where(
+                scheduled,
+                or_(*chosen),
+                Invoice.issue_date >= func.date(Connection.sync_from),
+                Invoice.created_at < now - delay,
+                ~exists(done),
+            )
+            .group_by(Connection.id)
+        )
+        counts.update({connection_id: n for connection_id, n in rows if n})
+    return counts
+
+
+#: Dashboard figures that need no more precision than this are kept this long (see :func:`minute_key`).
+MINUTE_SECONDS = 60
+
+
+def minute_key(now: datetime) -> dict:
+    """Return what a minute-precise figure is kept under: the minute, and the newest connection,
+    invoice and record (one query, each read from its primary key).
+
+    New rows show at once; a changed state (a record pushed, a connection paused) or quota counter shows
+    within a minute.
+    """
+    return dashboard_keys(now, held=False)[0]
+
+
+def dashboard_keys(now: datetime, held: bool = True) -> tuple[dict, str | None]:
+    """Return :func:`minute_key` and (with ``held``) :func:`held_fingerprint`, read in one query."""
+    row = db.session.execute(
+        select(
+            select(func.max(Connection.id)).scalar_subquery(),
+            select(func.max(Invoice.id)).scalar_subquery(),
+            select(func.max(ExternalRecord.id)).scalar_subquery(),
+            *(_held_facts() if held else ()),
+        )
+    ).one()
+    key = {"minute": now.strftime("%Y-%m-%dT%H:%M"), "newest": list(row[:3])}
+    return key, _fingerprint(row[3], row[4]) if held else None
+
+
+def minute_cached(name: str, key: dict, compute, encode, decode):
+    """Return ``compute()``, kept in Redis under ``name`` and ``key`` for at most a minute."""
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:32]
+    redis_key = f"ops:minute:{name}:{digest}"
+    try:
+        raw = queue.connection.get(redis_key)
+    except redis.RedisError:
+        raw = None
+    if raw is not None:
+        return decode(json.loads(raw))
+    value = compute()
+    with contextlib.suppress(redis.RedisError):  # else computed again next time
+        queue.connection.set(redis_key, json.dumps(encode(value)), ex=MINUTE_SECONDS)
+    return value
+
+
+def late_counts(now: datetime | None = None, key: dict | None = None) -> dict[int, int]:
+    """Return, per scheduled connection, how many invoices wait longer than its promised sync delay.
+
+    Counted at most once a minute (and again as soon as a connection, invoice or record is added):
+    the delays are minutes, and counting reads every invoice of every scheduled connection.
+    ``key`` is :func:`minute_key` when the caller has read it already.
+    """
+    now = now or utcnow()
+    return minute_cached(
+        "late",
+        key or minute_key(now),
+        lambda: _late_counts(now),
+        lambda counts: {str(k): v for k, v in counts.items()},
+        lambda raw: {int(k): v for k, v in raw.items()},
+    )
+
+
+@dataclass(frozen=True)
+class _SettingsOnly:
+    """Enough of a connection for :func:`portal.sync.schedule.sync_delay`."""
+
+    settings: dict | None
+
+
+def expiring_count(now: datetime | None = None, horizon: timedelta = EXPIRY_HORIZON) -> int:
+    """Return how many live connections have a refresh token expiring within ``horizon`` (or expired)."""
+    now = now or utcnow()
+    return db.session.scalar(
+        select(func.count()).where(
+            Connection.status != ConnectionStatus.disconnected,
+            Connection.refresh_expires_at.is_not(None),
+            Connection.refresh_expires_at < now + horizon,
+        )
+    )
+
+
+def exact_divisions() -> list[tuple[str, str, str]]:
+    """Return (division, name, region) of every live Exact Online connection, by division."""
+    rows = db.session.execute(
+        select(Connection.external_company_id, Connection.external_company_name, Connection.region)
+        .where(
+            Connection.provider == specs.EXACT_ONLINE,
+            Connection.status != ConnectionStatus.disconnected,
+            Connection.external_company_id.is_not(None),
+        )
+        .order_by(Connection.external_company_id)
+    ).all()
+    seen: dict[str, tuple[str, str, str]] = {}
+    for division, name, region in rows:
+        seen.setdefault(division, (division, name or "", region or ""))
+    return list(seen.values())
+
+
+@dataclass
+class DailySeries:
+    """Counts per day over a period, oldest first."""
+
+    days: list[date]
+    pushed: list[int]
+    failed: list[int]
+
+    @property
+    def total_pushed(self) -> int:
+        return sum(self.pushed)
+
+    @property
+    def total_failed(self) -> int:
+        return sum(self.failed)
+
+
+def _per_day(column, *conditions, since: datetime) -> dict[str, int]:
+    day = func.date(column)
+    rows = db.session.execute(select(day, func.count()).where(column >= since, *conditions).group_by(day)).all()
+    return {str(d): n for d, n in rows}
+
+
+#: Pushed records of a closed day never change (pushed is final), so their count is kept in Redis this long.
+CLOSED_DAY_SECONDS = 6 * 3600
+_PUSHED_KEY = "ops:pushed-per-day:{}"
+
+
+def _pushed_per_day(first: date, now: datetime) -> dict[str, int]:
+    """Return records pushed per day since ``first``: closed days from Redis where known, in one query.
+
+    The query counts from the first closed day not yet known (today only, once every closed day is
+    known) and stores the closed days it counted.
+    """
+    today = now.date()
+    closed = [first + timedelta(days=i) for i in range((today - first).days)]
+    try:
+        known = queue.connection.mget([_PUSHED_KEY.format(d.isoformat()) for d in closed]) if closed else []
+    except redis.RedisError:
+        known = [None] * len(closed)
+    missing = [d for d, value in zip(closed, known, strict=True) if value is None]
+    start = missing[0] if missing else today
+    since = datetime.combine(start, datetime.min.time(), tzinfo=now.tzinfo)
+    counted = _per_day(ExternalRecord.pushed_at, ExternalRecord.state == RecordState.pushed, since=since)
+    found = {d.isoformat(): int(value) for d, value in zip(closed, known, strict=True) if value is not None}
+    found.update(counted)
+    if missing:
+        try:
+            pipe = queue.connection.pipeline(transaction=False)
+            for d in closed[closed.index(start) :]:
+                pipe.set(_PUSHED_KEY.format(d.isoformat()), counted.get(d.isoformat(), 0), ex=CLOSED_DAY_SECONDS)
+            pipe.execute()
+        except redis.RedisError:
+            pass  # counted again next time
+    return found
+
+
+def daily_volume(days: int = 30, now: datetime | None = None, fingerprint: str | None = None) -> DailySeries:
+    """Return records pushed and records failed per day over the last ``days`` days (at most two queries).
+
+    Failed records per day are counted again only when the held records changed (see
+    :func:`held_fingerprint`, which is read unless given).
+    """
+    now = now or utcnow()
+    first = (now - timedelta(days=days - 1)).date()
+    since = datetime.combine(first, datetime.min.time(), tzinfo=now.tzinfo)
+    pushed = _pushed_per_day(first, now)
+    failed = _held_cached(
+        "failed-per-day",
+        fingerprint or held_fingerprint(),
+        {"since": since.isoformat()},
+        lambda: _per_day(
+            ExternalRecord.last_attempt_at,
+            ExternalRecord.state.in_((RecordState.failed, RecordState.needs_action)),
+            since=since,
+        ),
+        dict,
+        dict,
+    )
+    dates = [first + timedelta(days=i) for i in range(days)]
+    return DailySeries(
+        dates, [pushed.get(d.isoformat(), 0) for d in dates], [failed.get(d.isoformat(), 0) for d in dates]
+    )
+
+
+# -- failures ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FailureFilters:
+    """Which held records a failure list shows."""
+
+    error_class: str = ""
+    provider: str = ""
+    #: The exact last error text (a group's key); "" for any.
+    text: str | None = None
+    q: str = ""
+    state: RecordState | None = None
+
+    def args(self) -> dict[str, str]:
+        """Return the filters as query arguments."""
+        raw = {
+            "error_class": self.error_class,
+            "provider": self.provider,
+            "text": self.text or "",
+            "q": self.q,
+            "state": self.state.value if self.state else "",
+        }
+        return {k: v for k, v in raw.items() if v}
+
+
+@dataclass
+class FailureGroup:
+    """Held records sharing a cause: error class, provider and the error's words."""
+
+    error_class: str
+    provider: str
+    text: str
+    records: int
+    organizations: int
+    connections: int
+    oldest: datetime | None
+    #: One connection and organization of the group (the only ones when ``connections`` is 1).
+    connection_id: int | None = None
+    organization_id: int | None = None
+
+
+@dataclass
+class ErrorClassGroup:
+    """One error class with its groups."""
+
+    error_class: str
+    records: int = 0
+    groups: list[FailureGroup] = field(default_factory=list)
+    organization_ids: set = field(default_factory=set)
+
+
+def _held_where(f: FailureFilters) -> list:
+    conditions = [ExternalRecord.state == f.state] if f.state else [ExternalRecord.state.in_(HELD)]
+    if f.error_class:
+        conditions.append(
+            ExternalRecord.last_error_class.is_(None)
+            if f.error_class == "unclassified"
+            else ExternalRecord.last_error_class == f.error_class
+        )
+    if f.provider:
+        conditions.append(Connection.provider == f.provider)
+    if f.text is not None and f.text != "":
+        conditions.append(ExternalRecord.last_error_text == f.text)
+    if f.q:
+        p = like(f.q)
+        conditions.append(
+            or_(
+                Organization.name.ilike(p, escape="\\"),
+                Connection.external_company_name.ilike(p, escape="\\"),
+                Connection.external_company_id.ilike(p, escape="\\"),
+                ExternalRecord.last_error_text.ilike(p, escape="\\"),
+                ExternalRecord.reference.ilike(p, escape="\\"),
+            )
+        )
+    return conditions
+
+
+def _failure_groups(f: FailureFilters, limit: int = 500) -> tuple[list[ErrorClassGroup], dict[str, int]]:
+    """Return held records grouped by error class, then by provider and error text (one query).
+
+    Also returns how many organizations each error class touches (a second query). Both first
+    count the held records per (error class, text, connection), so the joins to connections and
+    units meet one row per connection and cause instead of one per record. On PostgreSQL the texts
+    are grouped by their MD5 digest and each group's text is read from one sample record at the
+    end, so the sorts and hashes carry 32 characters instead of the whole provider text.
+    """
+    error_class = ExternalRecord.last_error_class
+    digest = db.session.get_bind().dialect.name == "postgresql"
+    text_key = func.md5(ExternalRecord.last_error_text) if digest else ExternalRecord.last_error_text
+    per_connection = select(
+        error_class.label("error_class"),
+        text_key.label("text_key"),
+        ExternalRecord.connection_id.label("connection_id"),
+        func.count().label("n"),
+        func.min(func.coalesce(ExternalRecord.last_attempt_at, ExternalRecord.created_at)).label("oldest"),
+        func.min(ExternalRecord.id).label("sample_id"),
+    ).select_from(ExternalRecord)
+    if f.provider or f.q:
+        per_connection = (
+            per_connection.join(Connection, ExternalRecord.connection_id == Connection.id)
+            .join(BusinessUnit, Connection.business_unit_id == BusinessUnit.id)
+            .join(Organization, BusinessUnit.organization_id == Organization.id)
+        )
+    grouped = (
+        per_connection.where(*_held_where(f))
+        .group_by(error_class, text_key, ExternalRecord.connection_id)
+        .subquery("per_connection")
+    )
+    base = (
+        select()
+        .select_from(grouped)
+        .join(Connection, grouped.c.connection_id == Connection.id)
+        .join(BusinessUnit, Connection.business_unit_id == BusinessUnit.id)
+    )
+    records = func.sum(grouped.c.n)
+    groups = (
+        base.add_columns(
+            grouped.c.error_class.label("error_class"),
+            Connection.provider.label("provider"),
+            records.label("records"),
+            func.count(func.distinct(BusinessUnit.organization_id)).label("organizations"),
+            func.count(func.distinct(Connection.id)).label("connections"),
+            func.min(grouped.c.oldest).label("oldest"),
+            func.min(Connection.id).label("connection_id"),
+            func.min(BusinessUnit.organization_id).label("organization_id"),
+            func.min(grouped.c.sample_id).label("sample_id"),
+        )
+        .group_by(grouped.c.error_class, Connection.provider, grouped.c.text_key)
+        .order_by(records.desc(), grouped.c.error_class, Connection.provider, grouped.c.text_key)
+        .limit(limit)
+        .subquery("groups")
+    )
+    sample = ExternalRecord.__table__.alias("sample")
+    rows = db.session.execute(
+        select(
+            groups.c.error_class,
+            groups.c.provider,
+            sample.c.last_error_text,
+            groups.c.records,
+            groups.c.organizations,
+            groups.c.connections,
+            groups.c.oldest,
+            groups.c.connection_id,
+            groups.c.organization_id,
+        ).join(sample, sample.c.id == groups.c.sample_id)
+    ).all()
+    classes: dict[str, ErrorClassGroup] = {}
+    rows = sorted(rows, key=lambda r: (-int(r[3]), r[0] or "", r[1], r[2] or ""))
+    for cls, provider, words, n, orgs, conns, oldest, connection_id, org_id in rows:
+        cls, words, n = cls or "unclassified", words or "", int(n)
+        group = classes.setdefault(cls, ErrorClassGroup(cls))
+        group.records += n
+        group.groups.append(FailureGroup(cls, provider, words, n, orgs, conns, _aware(oldest), connection_id, org_id))
+    touched = {
+        (cls or "unclassified"): n
+        for cls, n in db.session.execute(
+            base.add_columns(grouped.c.error_class, func.count(func.distinct(BusinessUnit.organization_id))).group_by(
+                grouped.c.error_class
+            )
+        ).all()
+    }
+    ordered = sorted(classes.values(), key=lambda g: (-g.records, g.error_class))
+    return ordered, touched
+
+
+def failure_groups(f: FailureFilters, limit: int = 500) -> tuple[list[ErrorClassGroup], dict[str, int]]:
+    """Return held records grouped by error class, then by provider and error text, and how many
+    organizations each error class touches.
+
+    The groups are kept in Redis for as long as the held records stay the same (see
+    :func:`held_fingerprint`): one query when nothing changed, three when something did.
+    """
+    return _held_cached(
+        "groups",
+        held_fingerprint(),
+        {**f.args(), "text": f.text, "limit": limit},
+        lambda: _failure_groups(f, limit),
+        _encode_groups,
+        _decode_groups,
+    )
+
+
+def _encode_groups(value: tuple[list[ErrorClassGroup], dict[str, int]]) -> dict:
+    classes, touched = value
+    return {
+        "classes": [
+            {
+                "error_class": c.error_class,
+                "records": c.records,
+                "groups": [{**g.__dict__, "oldest": g.oldest.isoformat() if g.oldest else None} for g in c.groups],
+            }
+            for c in classes
+        ],
+        "touched": touched,
+    }
+
+
+def _decode_groups(raw: dict) -> tuple[list[ErrorClassGroup], dict[str, int]]:
+    classes = [
+        ErrorClassGroup(
+            c["error_class"],
+            c["records"],
+            [FailureGroup(**{**g, "oldest": _aware(g["oldest"])}) for g in c["groups"]],
+        )
+        for c in raw["classes"]
+    ]
+    return classes, raw["touched"]
+
+
+def _aware(value):
+    """Return a timestamp read by an aggregate as aware UTC (SQLite gives a naive string)."""
+    from datetime import UTC
+
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    if isinstance(value, datetime) and value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value
+
+
+def held_records_query(f: FailureFilters) -> Select:
+    """Return held records matching ``f`` with connection, unit and organization, oldest first."""
+    return (
+        select(ExternalRecord)
+        .join(ExternalRecord.connection)
+        .join(Connection.business_unit)
+        .join(BusinessUnit.organization)
+        .options(
+            contains_eager(ExternalRecord.connection)
+            .contains_eager(Connection.business_unit)
+            .contains_eager(BusinessUnit.organization)
+        )
+        .where(*_held_where(f))
+        .order_by(func.coalesce(ExternalRecord.last_attempt_at, ExternalRecord.created_at), ExternalRecord.id)
+    )
+
+
+def held_ids_query(f: FailureFilters) -> Select:
+    """Return the ids of the held records matching ``f`` (for bulk actions on a whole group)."""
+    return (
+        select(ExternalRecord)
+        .join(Connection, ExternalRecord.connection_id == Connection.id)
+        .join(BusinessUnit, Connection.business_unit_id == BusinessUnit.id)
+        .join(Organization, BusinessUnit.organization_id == Organization.id)
+        .where(*_held_where(f))
+        .order_by(ExternalRecord.id)
+    )
+
+
+# -- records of one connection ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RecordFilters:
+    """Which records of a connection are listed."""
+
+    state: RecordState | None = None
+    kind: RecordKind | None = None
+    q: str = ""
+
+    def args(self) -> dict[str, str]:
+        """Return the filters as query arguments."""
+        raw = {
+            "state": self.state.value if self.state else "",
+            "kind": self.kind.value if self.kind else "",
+            "q": self.q,
+        }
+        return {k: v for k, v in raw.items() if v}
+
+
+def connection_records_query(connection: Connection, f: RecordFilters) -> Select:
+    """Return the connection's records, held ones first, then newest."""
+    held_first = case((ExternalRecord.state.in_(HELD), 0), else_=1)
+    stmt = (
+        select(ExternalRecord)
+        .where(ExternalRecord.connection_id == connection.id)
+        .order_by(held_first, ExternalRecord.updated_at.desc(), ExternalRecord.id.desc())
+    )
+    if f.state:
+        stmt = stmt.where(ExternalRecord.state == f.state)
+    if f.kind:
+        stmt = stmt.where(ExternalRecord.kind == f.kind)
+    if f.q:
+        p = like(f.q)
+        stmt = stmt.where(
+            or_(
+                ExternalRecord.reference.ilike(p, escape="\\"),
+                ExternalRecord.external_number.ilike(p, escape="\\"),
+                ExternalRecord.last_error_text.ilike(p, escape="\\"),
+            )
+        )
+    return stmt
+
+
+#: What each record kind points at locally, and the column people know it by.
+_LOCAL = {
+    RecordKind.invoice: (Invoice, Invoice.number),
+    RecordKind.credit_note: (CreditNote, CreditNote.number),
+    RecordKind.customer: (Customer, Customer.name),
+    RecordKind.payment: (Payment, Payment.id),
+}
+
+
+def local_labels(records: list[ExternalRecord]) -> dict[tuple[str, int], str]:
+    """Return what people call each record's local object (invoice number, customer name), in one query."""
+    wanted: dict[RecordKind, set[int]] = defaultdict(set)
+    for record in records:
+        wanted[RecordKind(record.kind)].add(record.local_id)
+    if not wanted:
+        return {}
+    parts = [
+        select(literal(kind.value).label("kind"), model.id.label("id"), cast(column, String).label("label")).where(
+            model.id.in_(sorted(wanted.get(kind, ())))
+        )
+        for kind, (model, column) in _LOCAL.items()
+    ]
+    labels: dict[tuple[str, int], str] = {}
+    for kind, local_id, label in db.session.execute(union_all(*parts)):
+        labels[(kind, local_id)] = f"payment #{label}" if kind == RecordKind.payment.value else str(label)
+    return labels
+
+
+def state_counts(connection: Connection) -> dict[str, int]:
+    """Return the connection's records by state, in one query."""
+    rows = db.session.execute(
+        select(ExternalRecord.state, func.count())
+        .where(ExternalRecord.connection_id == connection.id)
+        .group_by(ExternalRecord.state)
+    )
+    return {RecordState(state).value: n for state, n in rows}
+
+
+def sync_delay_minutes() -> int:
+    """Return the default promised sync delay in minutes."""
+    return int(current_app.config.get("SYNC_DELAY_MINUTES", 5))

@@ -1,0 +1,1 @@
+"""Ops pages across customers: the audit log and the job console."""

@@ -1,0 +1,1 @@
+"""Reconciliation: what the SaaS holds for a connection and period against what the ledger holds."""

@@ -1,0 +1,143 @@
+"""The historical push pages: preview, start, progress that stops polling, records, pause/resume/cancel."""
+
+from __future__ import annotations
+
+import json
+import re
+
+
+def _form(token, **extra):
+    return {"csrf_token": token, "date_from": "2025-01-01", "date_to": "2025-12-31", "kinds": ["invoice"], **extra}
+
+
+def test_support_previews_starts_and_watches_a_back_fill(
+    app, client, login, make_staff, sandbox, connect, old_invoices, backfill_of
+):
+    connection_id = connect("exact-online")
+    old_invoices(3)
+    client = app.test_client()
+    token = login(make_staff("support"), client=client)
+
+    page = client.get(f"/connections/{connection_id}/history")
+    assert page.status_code == 200 and "Historical push" in page.get_data(as_text=True)
+    assert f"/connections/{connection_id}/history" in client.get(f"/connections/{connection_id}").get_data(as_text=True)
+
+    preview = client.post(
+        f"/connections/{connection_id}/history/preview", data=_form(token), headers={"HX-Request": "true"}
+    )
+    html = preview.get_data(as_text=True)
+    assert preview.status_code == 200, html
+    assert re.search(r'data-kind="invoice".*?data-count="create">3<', html, re.S)
+    assert "Estimated duration" in html
+
+    started = client.post(f"/connections/{connection_id}/history", data=_form(token))
+    assert started.status_code == 302
+    backfill_id = int(started.headers["Location"].rsplit("/", 1)[1])
+    running = client.get(f"/history/{backfill_id}/progress", headers={"HX-Request": "true"})
+    assert running.status_code == 200 and 'hx-trigger="every 2s"' in running.get_data(as_text=True)
+
+    backfill_of.run(backfill_id)
+    done = client.get(f"/history/{backfill_id}/progress", headers={"HX-Request": "true"})
+    body = done.get_data(as_text=True)
+    assert done.status_code == 286  # htmx stops polling
+    assert "hx-trigger" not in body and 'data-status="succeeded"' in body
+    assert 'id="reconciliation"' in body and 'data-matches="true"' in body
+
+    records = client.get(f"/history/{backfill_id}/records?outcome=created&kind=invoice", headers={"HX-Request": "true"})
+    assert records.get_data(as_text=True).count('data-outcome="created"') == 3
+    none = client.get(f"/history/{backfill_id}/records?outcome=failed", headers={"HX-Request": "true"})
+    assert "No records match the filter" in none.get_data(as_text=True)
+    bad = client.get(f"/history/{backfill_id}/records?outcome=lost")
+    assert bad.status_code == 400 and "outcome must be one of" in bad.get_data(as_text=True)
+
+
+def test_a_bad_range_says_what_to_fix_and_starts_nothing(app, client, login, make_staff, connect):
+    from portal.extensions import db
+    from portal.models import Backfill
+
+    connection_id = connect("exact-online")
+    client = app.test_client()
+    token = login(make_staff("support"), client=client)
+    answer = client.post(
+        f"/connections/{connection_id}/history",
+        data=_form(token, date_from="2025-06-01", date_to="2025-01-01"),
+    )
+    assert answer.status_code == 422
+    assert "starts after it ends" in answer.get_data(as_text=True)
+    with app.app_context():
+        assert db.session.scalar(db.select(db.func.count(Backfill.id))) == 0
+
+
+def test_pause_resume_and_cancel_from_the_page_are_audited_and_need_csrf(
+    app, client, login, make_staff, connect, old_invoices, backfill_of
+):
+    from portal.extensions import db
+    from portal.models import AuditEvent
+
+    connection_id = connect("exact-online")
+    old_invoices(2)
+    client = app.test_client()
+    token = login(make_staff("support"), client=client)
+    backfill_id = backfill_of.start(connection_id, ["invoice"])
+
+    assert client.post(f"/history/{backfill_id}/pause").status_code == 400  # no CSRF token
+    paused = client.post(f"/history/{backfill_id}/pause", data={"csrf_token": token}, headers={"HX-Request": "true"})
+    assert 'data-status="paused"' in paused.get_data(as_text=True)
+    resumed = client.post(f"/history/{backfill_id}/resume", data={"csrf_token": token}, headers={"HX-Request": "true"})
+    assert 'data-status="queued"' in resumed.get_data(as_text=True)
+    cancelled = client.post(
+        f"/history/{backfill_id}/cancel", data={"csrf_token": token}, headers={"HX-Request": "true"}
+    )
+    assert cancelled.status_code == 286 and 'data-status="cancelled"' in cancelled.get_data(as_text=True)
+    assert backfill_of.run(backfill_id)["status"] == "cancelled"
+    with app.app_context():
+        kinds = list(
+            db.session.scalars(
+                db.select(AuditEvent.kind).where(AuditEvent.kind.like("history.%")).order_by(AuditEvent.id)
+            )
+        )
+    assert kinds == ["history.started", "history.paused", "history.resumed", "history.cancelled"]
+
+
+def test_pages_need_a_login_and_the_support_role(app, client, connect):
+    connection_id = connect("exact-online")
+    assert app.test_client().get(f"/connections/{connection_id}/history").status_code in (302, 401)
+    from portal.history import views
+
+    for endpoint in (
+        "show_history",
+        "preview_history",
+        "start_history",
+        "show_backfill",
+        "show_progress",
+        "list_records",
+        "pause_backfill",
+        "resume_backfill",
+        "cancel_backfill",
+    ):
+        assert getattr(views, endpoint).required_role.value == "support"
+
+
+def test_cli_preview_and_push_wait_print_json(app, sandbox, connect, old_invoices):
+    connection_id = connect("exact-online")
+    numbers = old_invoices(3)
+    runner = app.test_cli_runner()
+    args = ["--connection", str(connection_id), "--from", "2025-01-01", "--to", "2025-12-31", "--kinds", "invoice"]
+
+    preview = runner.invoke(args=["history", "preview", *args])
+    assert preview.exit_code == 0, preview.output
+    assert json.loads(preview.output)["kinds"]["invoice"]["create"] == 3
+
+    pushed = runner.invoke(args=["history", "push", *args, "--wait"])
+    assert pushed.exit_code == 0, pushed.output
+    data = json.loads(pushed.output)
+    assert data["status"] == "succeeded" and data["counts"] == {"invoice": {"created": 3}}
+
+    again = runner.invoke(args=["history", "preview", *args])
+    assert json.loads(again.output)["kinds"]["invoice"]["existing"] == 3
+
+    bad = runner.invoke(
+        args=["history", "preview", "--connection", str(connection_id), "--from", "2025-02-30", "--to", "2025-03-01"]
+    )
+    assert bad.exit_code != 0 and "YYYY-MM-DD, not '2025-02-30'" in bad.output
+    assert len(numbers) == 3

@@ -1,0 +1,94 @@
+"""The connection settings the pipeline reads: e-mail text, sync delay, payments mode and interval."""
+
+from __future__ import annotations
+
+import re
+
+from tests.portal.connections.conftest import BEXIO_MAIN, QBO_US
+
+
+def _settings(app, connection_id: int) -> dict:
+    from portal.extensions import db
+    from portal.models import Connection
+
+    with app.app_context():
+        return dict(db.session.get(Connection, connection_id).settings)
+
+
+def _bexio(flow, org_unit) -> int:
+    return flow.connect(
+        org_unit["unit_id"], "bexio", company=BEXIO_MAIN, username="max.mustermann", company_id=BEXIO_MAIN
+    )
+
+
+BASE = {"sending_method": "ledger", "auto_send": "y", "sync_from": "2026-01-01T00:00"}
+
+
+def test_settings_save_the_email_text_delay_and_payments(app, flow, org_unit):
+    connection_id = _bexio(flow, org_unit)
+
+    saved = flow.post(
+        f"/connections/{connection_id}/settings",
+        **BASE,
+        email_message="Hallo, Ihre Rechnung: [Network Link]",
+        sync_delay_minutes="15",
+        payments_mode="push",
+        payments_pull_minutes="60",
+    )
+
+    assert saved.status_code == 302
+    settings = _settings(app, connection_id)
+    assert settings["email_message"] == "Hallo, Ihre Rechnung: [Network Link]"
+    assert (settings["sync_delay_minutes"], settings["payments_mode"], settings["payments_pull_minutes"]) == (
+        15,
+        "push",
+        60,
+    )
+    page = flow.client.get(f"/connections/{connection_id}").get_data(as_text=True)
+    assert "Ihre Rechnung: [Network Link]" in page
+    assert re.search(r'<input checked id="payments_mode-\d" name="payments_mode" type="radio" value="push">', page)
+
+
+def test_a_bexio_email_text_without_the_link_placeholder_is_refused_and_nothing_is_saved(app, flow, org_unit):
+    connection_id = _bexio(flow, org_unit)
+    before = _settings(app, connection_id)
+
+    refused = flow.post(
+        f"/connections/{connection_id}/settings",
+        **BASE,
+        email_message="Hallo, anbei Ihre Rechnung.",
+        payments_mode="off",
+    )
+
+    assert refused.status_code == 400
+    text = refused.get_data(as_text=True)
+    assert "bexio needs the placeholder [Network Link] in the e-mail text" in text
+    assert _settings(app, connection_id) == before
+
+
+def test_other_ledgers_take_any_email_text(app, flow, org_unit):
+    connection_id = flow.connect(org_unit["unit_id"], "quickbooks", company=QBO_US, user="u-ada", realm_id=QBO_US)
+
+    saved = flow.post(f"/connections/{connection_id}/settings", **BASE, email_message="Your invoice is attached.")
+
+    assert saved.status_code == 302 and _settings(app, connection_id)["email_message"] == "Your invoice is attached."
+
+
+def test_out_of_range_delay_interval_and_unknown_mode_are_refused_precisely(app, flow, org_unit):
+    connection_id = _bexio(flow, org_unit)
+    before = _settings(app, connection_id)
+
+    refused = flow.post(
+        f"/connections/{connection_id}/settings",
+        **BASE,
+        sync_delay_minutes="90",
+        payments_mode="carrier-pigeon",
+        payments_pull_minutes="5",
+    )
+
+    assert refused.status_code == 400
+    text = refused.get_data(as_text=True)
+    assert "Give a sync delay from 0 to 60 minutes." in text
+    assert "Choose how payments sync: pull, push or off." in text
+    assert "Give a pull interval from 15 to 1440 minutes." in text
+    assert _settings(app, connection_id) == before
