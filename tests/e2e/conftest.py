@@ -6,8 +6,12 @@ import shutil
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import expect
 
 from tests.sandbox_server import ServedApp
+
+# Assertions wait for htmx answers; on a loaded CI machine a live search can take a few seconds.
+expect.set_options(timeout=15_000)
 
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-results" / "screenshots"
 CHROMIUM_ARGS = [

@@ -34,12 +34,15 @@ def test_map_check_fix_and_check_clean(app, live_server, page, make_staff, flow,
     expect(page.get_by_role("heading", name=re.compile("Mappings"))).to_be_visible()
     page.get_by_role("button", name="Read reference data now").click()
     expect(page.locator("#flashes")).to_contain_text("Reference data read from Exact Online")
+    page.wait_for_load_state("networkidle")
 
     # Defaults from pick-lists: typing asks the server for the matching codes.
-    page.get_by_label("Search item").fill("consult")
+    with page.expect_response(lambda r: "/mappings/options/" in r.url):
+        page.get_by_label("Search item").fill("consult")
     expect(page.locator("#default-item option")).to_have_count(2)
     page.locator("#default-item").select_option("CONSULT")
-    page.get_by_label("Search VAT code").fill("21")
+    with page.expect_response(lambda r: "/mappings/options/" in r.url):
+        page.get_by_label("Search VAT code").fill("21")
     expect(page.locator("#default-tax_code option")).to_have_count(2)
     page.locator("#default-tax_code").select_option("2")
     page.locator("#default-journal").select_option("70")
@@ -51,7 +54,8 @@ def test_map_check_fix_and_check_clean(app, live_server, page, make_staff, flow,
     page.get_by_label("Search products").fill(product_code)
     page.locator(f"#products-table tr:has-text('{product_code}')").get_by_role("link", name="Override").first.click()
     expect(page.get_by_role("heading", name=re.compile(re.escape(product_code)))).to_be_visible()
-    page.get_by_label("Search VAT code").fill("9%")
+    with page.expect_response(lambda r: "/mappings/options/" in r.url):
+        page.get_by_label("Search VAT code").fill("9%")
     expect(page.locator("#override-tax_code option")).to_have_count(2)
     page.locator("#override-tax_code").select_option("1")
     page.get_by_role("button", name="Save overrides").click()

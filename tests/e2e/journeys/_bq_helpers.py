@@ -44,11 +44,13 @@ def open_mappings_and_read(page: Page, ledger_name: str) -> None:
     expect(page.get_by_role("heading", name=re.compile("Mappings"))).to_be_visible()
     page.get_by_role("button", name="Read reference data now").click()
     expect(page.locator("#flashes")).to_contain_text(f"Reference data read from {ledger_name}")
+    page.wait_for_load_state("networkidle")
 
 
 def pick(page: Page, field: str, query: str, value: str, *, matches: int = 1) -> None:
     """Type in a default's pick-list search and choose ``value`` among the ``matches`` options the server sent."""
-    page.locator(f"#default-{field}-box input[type=search]").fill(query)
+    with page.expect_response(lambda r: "/mappings/options/" in r.url):
+        page.locator(f"#default-{field}-box input[type=search]").fill(query)
     select = page.locator(f"#default-{field}")
     expect(select.locator("option")).to_have_count(1 + matches)  # the blank choice and the matches
     expect(select.locator(f"option[value='{value}']")).to_have_count(1)
