@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json as jsonlib
 import logging
+import os
 import random
 import re
 import time
@@ -20,6 +21,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from html import unescape
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -477,6 +479,10 @@ class LedgerHttp:
         self._sleep = sleep
         self._now = now
         self.session = session or requests.Session()
+        if session is None and not _environment_configures_requests():
+            # Nothing in the environment for requests to read (proxies, CA bundle, .netrc):
+            # skip its per-call environment lookup.
+            self.session.trust_env = False
         # Retries are ours (typed, safe methods only); urllib3 must not repeat anything itself.
         self.session.mount("https://", HTTPAdapter(max_retries=0))
         self.session.mount("http://", HTTPAdapter(max_retries=0))
@@ -687,3 +693,11 @@ class LedgerHttp:
         except Exception:
             # The hook feeds an advisory limiter; its failure must not fail the ledger call.
             logger.exception("%s on_response hook failed", self.spec.key)
+
+
+def _environment_configures_requests() -> bool:
+    """Say whether proxies, a CA bundle or a .netrc file would change what requests sends."""
+    names = {name.lower() for name in os.environ}
+    if any(name.endswith("_proxy") for name in names) or names & {"requests_ca_bundle", "curl_ca_bundle", "netrc"}:
+        return True
+    return Path("~/.netrc").expanduser().exists() or Path("~/_netrc").expanduser().exists()
