@@ -70,3 +70,14 @@ def screenshot(page, name: str) -> None:
     """Save a full-page screenshot under test-results/screenshots/."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+
+
+def search(box, query: str) -> None:
+    """Put ``query`` in a live-search box and fire its "search" trigger: exactly one request.
+
+    This is what pressing Enter in the box does. Setting the value without an input event keeps
+    htmx's delayed "input changed" trigger from sending a second request that could swap the
+    options again after a choice was made.
+    """
+    box.evaluate("(element, value) => { element.value = value; }", query)
+    box.dispatch_event("search")

@@ -7,7 +7,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.conftest import screenshot
+from tests.e2e.conftest import screenshot, search
 from tests.portal.connections.conftest import flow, sandbox, unit_id  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.e2e
@@ -37,12 +37,10 @@ def test_map_check_fix_and_check_clean(app, live_server, page, make_staff, flow,
     page.wait_for_load_state("networkidle")
 
     # Defaults from pick-lists: typing asks the server for the matching codes.
-    with page.expect_response(lambda r: "/mappings/options/" in r.url):
-        page.get_by_label("Search item").fill("consult")
+    search(page.get_by_label("Search item"), "consult")
     expect(page.locator("#default-item option")).to_have_count(2)
     page.locator("#default-item").select_option("CONSULT")
-    with page.expect_response(lambda r: "/mappings/options/" in r.url):
-        page.get_by_label("Search VAT code").fill("21")
+    search(page.get_by_label("Search VAT code"), "21")
     expect(page.locator("#default-tax_code option")).to_have_count(2)
     page.locator("#default-tax_code").select_option("2")
     page.locator("#default-journal").select_option("70")
@@ -54,8 +52,7 @@ def test_map_check_fix_and_check_clean(app, live_server, page, make_staff, flow,
     page.get_by_label("Search products").fill(product_code)
     page.locator(f"#products-table tr:has-text('{product_code}')").get_by_role("link", name="Override").first.click()
     expect(page.get_by_role("heading", name=re.compile(re.escape(product_code)))).to_be_visible()
-    with page.expect_response(lambda r: "/mappings/options/" in r.url):
-        page.get_by_label("Search VAT code").fill("9%")
+    search(page.get_by_label("Search VAT code"), "9%")
     expect(page.locator("#override-tax_code option")).to_have_count(2)
     page.locator("#override-tax_code").select_option("1")
     page.get_by_role("button", name="Save overrides").click()

@@ -7,6 +7,7 @@ import re
 
 from playwright.sync_api import Page, expect
 
+from tests.e2e.conftest import search
 from tests.e2e.journeys.conftest import IngestApi, latest_run, run_queued_jobs, schedule_tick
 
 
@@ -49,8 +50,7 @@ def open_mappings_and_read(page: Page, ledger_name: str) -> None:
 
 def pick(page: Page, field: str, query: str, value: str, *, matches: int = 1) -> None:
     """Type in a default's pick-list search and choose ``value`` among the ``matches`` options the server sent."""
-    with page.expect_response(lambda r: "/mappings/options/" in r.url):
-        page.locator(f"#default-{field}-box input[type=search]").fill(query)
+    search(page.locator(f"#default-{field}-box input[type=search]"), query)
     select = page.locator(f"#default-{field}")
     expect(select.locator("option")).to_have_count(1 + matches)  # the blank choice and the matches
     expect(select.locator(f"option[value='{value}']")).to_have_count(1)

@@ -15,7 +15,7 @@ from typing import Any
 import requests
 from playwright.sync_api import Page, expect
 
-from tests.e2e.conftest import screenshot
+from tests.e2e.conftest import screenshot, search
 from tests.portal.connections.conftest import sandbox  # noqa: F401 - fixture: the sandbox reset to its demo data
 
 #: Demo companies of the sandboxes (sandbox/*/README.md).
@@ -86,7 +86,7 @@ def pick_option(page: Page, select_id: str, query: str, value: str) -> None:
     """
     box = page.locator(f"#{select_id}-box")
     with page.expect_response(lambda r: "/mappings/options/" in r.url):
-        box.locator("input[type=search]").fill(query)
+        search(box.locator("input[type=search]"), query)
     select = page.locator(f"#{select_id}")
     expect(select.locator(f"option[value='{value}']")).to_have_count(1)
     select.select_option(value)

@@ -81,7 +81,9 @@ def test_a_payment_booked_in_the_ledger_marks_the_saas_invoice_partially_then_fu
     assert run_pull(app, connection_id)[1] == {"checked": 0}
     with app.app_context():
         events = db.session.scalars(
-            db.select(AuditEvent).where(AuditEvent.subject_type == "Invoice", AuditEvent.subject_id == local_id)
+            db.select(AuditEvent)
+            .where(AuditEvent.subject_type == "Invoice", AuditEvent.subject_id == local_id)
+            .order_by(AuditEvent.id)
         ).all()
         assert [(e.kind, e.after["status"]) for e in events] == [
             ("invoice.payment_pulled", "partially_paid"),
