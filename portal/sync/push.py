@@ -897,28 +897,24 @@ def due_invoices(connection: Connection, *, include_failed: bool = False) -> lis
     Pushed, skipped and dismissed ones are left out; failed ones too unless ``include_failed``
     (they wait for a person to fix the cause, then retry).
     """
-    stmt = (
-        select(Invoice)
-        .where(
-            Invoice.business_unit_id == connection.business_unit_id,
-            Invoice.issue_date >= connection.sync_from.date(),
-            Invoice.id.not_in(_done(connection, RecordKind.invoice, include_failed=include_failed)),
-        )
-        .order_by(Invoice.issue_date, Invoice.id)
-    )
-    return list(db.session.scalars(stmt))
+    return _due_documents(connection, Invoice, RecordKind.invoice, include_failed)
 
 
 def due_credit_notes(connection: Connection, *, include_failed: bool = False) -> list[CreditNote]:
     """Return the business unit's credit notes dated on or after ``sync_from`` that still need a push."""
+    return _due_documents(connection, CreditNote, RecordKind.credit_note, include_failed)
+
+
+def _due_documents(connection: Connection, model, kind: RecordKind, include_failed: bool) -> list:
+    """Return the unit's documents of ``model`` dated on or after ``sync_from`` not done in the ledger."""
     stmt = (
-        select(CreditNote)
+        select(model)
         .where(
-            CreditNote.business_unit_id == connection.business_unit_id,
-            CreditNote.issue_date >= connection.sync_from.date(),
-            CreditNote.id.not_in(_done(connection, RecordKind.credit_note, include_failed=include_failed)),
+            model.business_unit_id == connection.business_unit_id,
+            model.issue_date >= connection.sync_from.date(),
+            model.id.not_in(_done(connection, kind, include_failed=include_failed)),
         )
-        .order_by(CreditNote.issue_date, CreditNote.id)
+        .order_by(model.issue_date, model.id)
     )
     return list(db.session.scalars(stmt))
 
