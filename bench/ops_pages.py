@@ -15,9 +15,10 @@ of every target in one interleaved, shuffled stream:
 
 Each page's p50 and p95 are printed with the ratio p95 / p95(bare) and PASS when at most ``--max-ratio``
 (default 3). The data does not change during the run, so figures the console keeps in Redis (failure
-groups while the held records stay the same, late invoices and the quota table for up to a minute)
-are read once and then served from Redis; a second section therefore times each page ``--cold`` times
-with the bench's own Redis emptied before every request. Nothing is asserted: the figures are the result.
+groups while the held records stay the same; connection counts, late invoices and the quota table for
+up to a minute) are read once and then served from Redis; a second section therefore times each page
+``--cold`` times with the bench's own Redis emptied before every request. Nothing is asserted: the
+figures are the result.
 
 The database (``--database-url``, default the dedicated ``ledgerlink_bench`` database) is created
 and migrated when needed and seeded once when empty: ``seed demo --orgs`` (10,000 take a few
@@ -352,9 +353,9 @@ def main() -> None:
     print(f"\n{'FAIL' if failed else 'PASS'}: every ops page's p95 within {args.max_ratio:g}x the bare endpoint's")
     print(
         "\nThe load run reads unchanged data, so figures the console keeps (failure groups, held totals, failed "
-        "per day and the oldest failure while the held records stay the same; late invoices and the quota table "
-        "for up to a minute; closed days' pushed counts) come from Redis after their first request. Without "
-        f"them (Redis emptied before each request, one request at a time, {args.cold} per page):"
+        "per day and the oldest failure while the held records stay the same; connection counts, late invoices "
+        "and the quota table for up to a minute; closed days' pushed counts) come from Redis after their first "
+        f"request. Without them (Redis emptied before each request, one request at a time, {args.cold} per page):"
     )
     for name, path in targets.items():
         values = cold[name]

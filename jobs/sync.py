@@ -19,7 +19,7 @@ from portal.models import Connection, ConnectionStatus, ExternalRecord, RecordKi
 from portal.models.external_record import FinalizeState, PdfState
 from portal.oplog import capture as oplog
 from portal.ops import metrics
-from portal.sync import payments, push, schedule
+from portal.sync import limiter, payments, push, schedule
 
 from .runtime import cancelled, tracked
 
@@ -30,8 +30,9 @@ def push_connection(run: SyncRun, log) -> dict:
 
     In dependency order: invoices (each creating its customer in "create" mode, then attaching
     its PDF and finalizing / sending it), the after-push steps still to do of earlier invoices,
-    credit notes (bexio: skipped with the manual step), and payments when the connection's
-    payments mode is "push". Counts outcomes by record state.
+    the booking still to do of earlier Exact credit notes, credit notes (bexio: skipped with the
+    manual step), and payments when the connection's payments mode is "push". Counts outcomes by
+    record state.
 
     An error about the connection or the moment stops the run with the record left pending: the
     next run resumes there. A rate limit (429, or a quota window the limiter will not wait for)
@@ -43,7 +44,8 @@ def push_connection(run: SyncRun, log) -> dict:
     One run per connection at a time: a Redis lock shared by every worker; a run that finds it
     taken ends at once (the running one pushes the same records). The lock lasts
     :data:`~portal.sync.schedule.LOCK_TIMEOUT` and is renewed as the run makes progress, so the
-    lock of a killed worker soon expires. The operation log's entries and the provider metrics of
+    lock of a killed worker soon expires; a pacing wait of the rate limiter renews it for the
+    wait's length first. The operation log's entries and the provider metrics of
     the run's calls are written in bulk, and all of them by the end of the run however it ends.
 
     :raise LookupError: when the connection is gone or disconnected (the run fails with it).
@@ -57,8 +59,9 @@ def push_connection(run: SyncRun, log) -> dict:
         run.message = "Another push of this connection is running; it pushes these records."
         return {"already_running": 1}
     try:
-        with oplog.buffered(current_app._get_current_object()):
-            return _push_all(run, log, connection, _Lease(lock))
+        lease = _Lease(lock)
+        with oplog.buffered(current_app._get_current_object()), limiter.while_waiting(lease.cover):
+            return _push_all(run, log, connection, lease)
     finally:
         metrics.flush()
         try:
@@ -78,8 +81,8 @@ class _Lease:
         self.lock = lock
         self.renewed = time.monotonic()
 
-    #: Seconds between renewals: well under the lock's time, which must also cover the longest
-    #: single wait of the limiter's pacing (RATE_LIMIT_MAX_WAIT_SECONDS, 90 s) between two renewals.
+    #: Seconds between renewals: well under the lock's time. The limiter's pacing waits (up to
+    #: RATE_LIMIT_MAX_WAIT_SECONDS each) are covered by :meth:`cover` before they start.
     RENEW_SECONDS = 5.0
 
     def keep(self) -> bool:
@@ -93,9 +96,46 @@ class _Lease:
         self.renewed = time.monotonic()
         return True
 
+    def cover(self, seconds: float) -> None:
+        """Renew the lock for a wait of ``seconds`` plus the lock's usual time (the limiter's pacing).
+
+        A lock already lost stays lost: :meth:`keep` reports it after the wait.
+        """
+        try:
+            self.lock.extend(schedule.LOCK_TIMEOUT + seconds, replace_ttl=True)
+        except LockError:
+            return
+        self.renewed = time.monotonic()
+
+
+class _Cancellation:
+    """Whether someone cancelled the run: read from the database at most every few seconds.
+
+    A chunk of invoices commits every half second or so; asking the database each time would
+    cost one more round trip per commit for an answer that changes rarely.
+    """
+
+    #: Seconds between two reads of the run's status.
+    CHECK_SECONDS = 2.0
+
+    def __init__(self, run: SyncRun) -> None:
+        self.run = run
+        self.checked = time.monotonic()
+
+    def __call__(self) -> bool:
+        """Say whether the run was cancelled (read again once :data:`CHECK_SECONDS` have passed)."""
+        if time.monotonic() - self.checked < self.CHECK_SECONDS:
+            return False
+        self.checked = time.monotonic()
+        return cancelled(self.run)
+
 
 #: What the run pushes, in dependency order: customers come with their first invoice (create mode).
-_ORDER = ("invoices", "steps", "credit_notes", "payments")
+_ORDER = ("invoices", "steps", "credit_note_steps", "credit_notes", "payments")
+#: Stages that only finish the steps after earlier pushes (their records are pushed already).
+_STEP_STAGES = ("steps", "credit_note_steps")
+#: The record kind of the items of each stage that pushes one item at a time.
+_KINDS = {"steps": RecordKind.invoice, "credit_note_steps": RecordKind.credit_note}
 
 
 def _work(connection: Connection, retry_failed: bool) -> list[tuple[str, Callable[[], list], Callable | None]]:
@@ -107,6 +147,8 @@ def _work(connection: Connection, retry_failed: bool) -> list[tuple[str, Callabl
         ("invoices", lambda: push.due_invoice_ids(connection, include_failed=retry_failed), None),
         # Read now, before this run pushes invoices (whose steps follow their push at once).
         ("steps", functools.partial(list, push.invoices_with_steps_due(connection)), push.complete_invoice),
+        # Read before this run pushes credit notes (whose booking follows their push at once).
+        ("credit_note_steps", lambda: push.credit_notes_with_steps_due(connection), push.complete_credit_note),
         ("credit_notes", lambda: push.due_credit_notes(connection, include_failed=retry_failed), push.push_credit_note),
     ]
     if payments.mode(connection) == payments.PUSH:
@@ -123,6 +165,7 @@ def _push_all(run: SyncRun, log, connection: Connection, lease: _Lease) -> dict:
     run.progress_total, run.progress_done = 0, 0
     counts: Counter[str] = Counter()
     stopped = False
+    was_cancelled = _Cancellation(run)
 
     def chunk_done(outcomes: list[push.Outcome]) -> bool:
         """Count a chunk of invoices (committed with them); say whether to go on."""
@@ -131,7 +174,7 @@ def _push_all(run: SyncRun, log, connection: Connection, lease: _Lease) -> dict:
             counts[record.state.value] += 1
             _count_steps(counts, record, before)
         run.progress_done += len(outcomes)
-        if cancelled(run):
+        if was_cancelled():
             run.message = f"Cancelled after {run.progress_done} of {run.progress_total} records."
             stopped = True
         elif not lease.keep():
@@ -154,16 +197,16 @@ def _push_all(run: SyncRun, log, connection: Connection, lease: _Lease) -> dict:
                 continue
             for item in items:
                 before = (
-                    _step_states(push.record_for(connection, RecordKind.invoice, item.id)) if name == "steps" else None
+                    _step_states(push.record_for(connection, _KINDS[name], item.id)) if name in _STEP_STAGES else None
                 )
                 record = push_one(connection, item, adapter)
-                if name != "steps":
+                if name not in _STEP_STAGES:
                     counts[record.state.value] += 1
-                if name in ("invoices", "steps"):
+                if name != "payments":
                     _count_steps(counts, record, before)
                 run.progress_done += 1
                 db.session.commit()
-                if cancelled(run):
+                if was_cancelled():
                     run.message = f"Cancelled after {run.progress_done} of {run.progress_total} records."
                     db.session.commit()
                     return dict(counts)

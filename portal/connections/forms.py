@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, DateTimeLocalField, IntegerField, RadioField, SelectField, TextAreaField
+from wtforms import BooleanField, DateTimeLocalField, IntegerField, RadioField, TextAreaField
 from wtforms.validators import AnyOf, DataRequired, InputRequired, Length, NumberRange, Optional, ValidationError
 
+from ..formfields import ChoiceRadioField, ChoiceSelectField
 from ..integrations import specs
 from ..sync import payments
 from ..sync.push import BEXIO_LINK_PLACEHOLDER
@@ -20,12 +21,18 @@ EXACT_REGIONS = [
 class ConnectForm(FlaskForm):
     """Which ledger (and Exact instance) to connect."""
 
-    provider = SelectField("Ledger", choices=PROVIDER_CHOICES, validators=[InputRequired()])
-    region = SelectField(
+    provider = ChoiceSelectField(
+        "Ledger",
+        choices=PROVIDER_CHOICES,
+        validators=[InputRequired(message="Choose the ledger to connect.")],
+        noun="a ledger Ledgerlink connects to",
+    )
+    region = ChoiceSelectField(
         "Exact Online instance",
         choices=[("", "— choose where the customer's data lives —"), *EXACT_REGIONS],
         validators=[Optional()],
         description="Exact keeps each customer's data in one country's instance; pick that one.",
+        noun="an Exact Online instance",
     )
     confirm_replace = BooleanField("Replace the current connection of this business unit")
 
@@ -43,13 +50,14 @@ class SettingsForm(FlaskForm):
     #: Provider of the connection the form edits (the e-mail text rules depend on it).
     provider: str | None = None
 
-    sending_method = RadioField(
+    sending_method = ChoiceRadioField(
         "Sending method",
         choices=[
             ("saas", "Via the SaaS: the SaaS e-mails invoices; the ledger only books them"),
             ("ledger", "Via the ledger: the ledger e-mails the invoice to the customer"),
         ],
-        validators=[InputRequired()],
+        validators=[InputRequired(message="Choose how invoices are sent: via the SaaS or via the ledger.")],
+        noun="a sending method",
     )
     auto_send = BooleanField("Send automatically when pushed (ledger sending only)")
     sync_from = DateTimeLocalField(

@@ -380,7 +380,7 @@ def update_settings(
         subject_type="Connection",
         subject_id=connection.id,
         organization_id=connection.business_unit.organization_id,
-        summary=f"Settings of {connection.company_label} changed",
+        summary=f"Settings of {connection.company_label} changed: {audit.describe_changes(before, after)}",
         before=before,
         after=after,
     )

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
-from wtforms import IntegerField, RadioField, StringField
-from wtforms.validators import DataRequired, InputRequired, NumberRange, Optional
+from wtforms import StringField
+from wtforms.validators import DataRequired, InputRequired, Optional
 
+from ..formfields import ChoiceRadioField, WholeNumberField
 from .services import CUSTOMER_MODES
+
+#: The range of a suggestion's score.
+SCORE_RANGE = (0, 100)
 
 
 class SuggestForm(FlaskForm):
@@ -17,9 +21,11 @@ class SuggestForm(FlaskForm):
 class ConfirmForm(FlaskForm):
     """Confirm suggestions: all clear ones at or above a score, or the selected ones."""
 
-    min_score = IntegerField(
+    min_score = WholeNumberField(
         "Confirm every clear suggestion scoring at least",
-        validators=[Optional(), NumberRange(min=0, max=100, message="A score is between 0 and 100.")],
+        validators=[Optional()],
+        low=SCORE_RANGE[0],
+        high=SCORE_RANGE[1],
         default=90,
     )
 
@@ -44,6 +50,9 @@ class ImportForm(FlaskForm):
 class ModeForm(FlaskForm):
     """The connection's customer mode."""
 
-    customer_mode = RadioField(
-        "When an invoice's customer is not linked", choices=list(CUSTOMER_MODES.items()), validators=[InputRequired()]
+    customer_mode = ChoiceRadioField(
+        "When an invoice's customer is not linked",
+        choices=list(CUSTOMER_MODES.items()),
+        validators=[InputRequired(message="Choose what happens when an invoice's customer is not linked.")],
+        noun="a customer mode",
     )

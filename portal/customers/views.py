@@ -7,12 +7,13 @@ from flask_login import current_user
 from sqlalchemy import select
 
 from ..extensions import db
+from ..formfields import shown
 from ..models import Connection, Role, SyncRun, SyncRunKind
 from ..models.customer_link import LedgerCustomerCache, LinkSuggestion
 from ..runs import start_run
 from ..security import require_role
 from . import services
-from .forms import ConfirmForm, ImportForm, LinkForm, ModeForm, SuggestForm, UnlinkForm
+from .forms import SCORE_RANGE, ConfirmForm, ImportForm, LinkForm, ModeForm, SuggestForm, UnlinkForm
 from .services import CsvImportError, LinkError
 
 bp = Blueprint("customers", __name__)
@@ -47,9 +48,29 @@ def _int_arg(name: str, default: int, low: int = 0, high: int = 100_000) -> int:
         return default
 
 
+def _score_filter() -> tuple[int, str | None]:
+    """Return the page's minimum score filter, and the error when the given one is not a valid score."""
+    raw = (request.args.get("min_score") or "").strip()
+    low, high = SCORE_RANGE
+    if not raw:
+        return low, None
+    try:
+        value = int(raw)
+    except ValueError:
+        value = None
+    if value is None or not low <= value <= high:
+        return low, f"Show from score: give a whole number from {low} to {high}, not {shown(raw)}."
+    return value, None
+
+
 def _page(connection: Connection, status: int = 200, **forms):
-    """Render the linking page (with any forms carrying errors)."""
-    min_score = _int_arg("min_score", 0, 0, 100)
+    """Render the linking page (with any forms carrying errors).
+
+    An invalid score filter is answered with 400 and its message; the page shows every suggestion then.
+    """
+    min_score, score_error = _score_filter()
+    if score_error and status < 400:
+        status = 400
     pagination = db.paginate(
         select(LinkSuggestion)
         .where(LinkSuggestion.connection_id == connection.id, LinkSuggestion.score >= min_score)
@@ -77,6 +98,7 @@ def _page(connection: Connection, status: int = 200, **forms):
         pagination=pagination,
         ledger=ledger,
         min_score=min_score,
+        score_error=score_error,
         links=services.links(connection, limit=PER_PAGE, query=q),
         q=q,
         conflicts=services.conflicts(connection),

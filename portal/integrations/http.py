@@ -11,16 +11,19 @@ a ``before_request`` hook sees every attempt before it is sent, so the limiter c
 
 from __future__ import annotations
 
+import functools
 import json as jsonlib
 import logging
 import os
 import random
 import re
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from html import unescape
+from http.cookiejar import DefaultCookiePolicy
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -64,6 +67,8 @@ _TOKENISH = re.compile(r"[A-Za-z0-9_\-!~.+/=]{32,}")
 _EMAIL = re.compile(r"[\w.+%-]+@[\w-]+(?:\.[\w-]+)+")
 
 
+# The same few dozen field names come back in every body a log entry redacts: answered once each.
+@functools.lru_cache(maxsize=4096)
 def _sensitive_key(key: str, *, form: bool) -> bool:
     lowered = key.lower().replace("-", "_")
     if form and lowered in _FORM_ONLY_KEYS:
@@ -478,14 +483,12 @@ class LedgerHttp:
         self.before_request = before_request
         self._sleep = sleep
         self._now = now
-        self.session = session or requests.Session()
-        if session is None and not _environment_configures_requests():
-            # Nothing in the environment for requests to read (proxies, CA bundle, .netrc):
-            # skip its per-call environment lookup.
-            self.session.trust_env = False
-        # Retries are ours (typed, safe methods only); urllib3 must not repeat anything itself.
-        self.session.mount("https://", HTTPAdapter(max_retries=0))
-        self.session.mount("http://", HTTPAdapter(max_retries=0))
+        self._owns_session = session is not None
+        if session is None:
+            self.session = pooled_session()
+        else:
+            self.session = session
+            _mount_without_retries(session)
         self._api_origins = {urlsplit(region.api_base).netloc for region in spec.regions.values()}
 
     @classmethod
@@ -497,8 +500,9 @@ class LedgerHttp:
         return f"<LedgerHttp {self.spec.key}>"
 
     def close(self) -> None:
-        """Close the pooled connections."""
-        self.session.close()
+        """Close a session given to this instance; the thread's shared connections stay open for the next adapter."""
+        if self._owns_session:
+            self.session.close()
 
     def get(self, url: str, **kwargs: Any) -> requests.Response:
         """GET ``url``; see :meth:`request`."""
@@ -695,9 +699,52 @@ class LedgerHttp:
             logger.exception("%s on_response hook failed", self.spec.key)
 
 
+_pool = threading.local()
+# A forked child (an RQ work horse) must not share its parent's sockets: it opens its own.
+os.register_at_fork(after_in_child=lambda: _pool.__dict__.clear())
+
+
+def pooled_session() -> requests.Session:
+    """Return a new session that sends through this thread's kept-alive connections.
+
+    Every adapter a thread builds (one per job, refresh or page) gets a session of its own (its
+    hooks, such as the operation log's, are its own) over connection pools the thread shares, so
+    connections to a ledger are reused across connections and jobs instead of one pool per adapter
+    left open until garbage collection. It keeps no cookies: nothing carries over from one
+    customer's call to another's.
+    """
+    session = requests.Session()
+    session.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))
+    if not _environment_configures_requests():
+        # Nothing in the environment for requests to read per call (proxies, .netrc): skip its
+        # per-call environment lookup, keeping the CA bundle the environment names, if any.
+        session.trust_env = False
+        session.verify = _environment_ca_bundle() or True
+    pools = getattr(_pool, "adapters", None)
+    if pools is None:
+        _mount_without_retries(session)
+        pools = _pool.adapters = session.adapters
+    session.adapters = pools
+    return session
+
+
+def _mount_without_retries(session: requests.Session) -> None:
+    # Retries are ours (typed, safe methods only); urllib3 must not repeat anything itself.
+    session.mount("https://", HTTPAdapter(max_retries=0))
+    session.mount("http://", HTTPAdapter(max_retries=0))
+
+
 def _environment_configures_requests() -> bool:
-    """Say whether proxies, a CA bundle or a .netrc file would change what requests sends."""
+    """Say whether proxies or a .netrc file would change what requests sends (each call looks them up).
+
+    A CA bundle named in the environment is read once instead (:func:`_environment_ca_bundle`).
+    """
     names = {name.lower() for name in os.environ}
-    if any(name.endswith("_proxy") for name in names) or names & {"requests_ca_bundle", "curl_ca_bundle", "netrc"}:
+    if any(name.endswith("_proxy") for name in names) or "netrc" in names:
         return True
     return Path("~/.netrc").expanduser().exists() or Path("~/_netrc").expanduser().exists()
+
+
+def _environment_ca_bundle() -> str | None:
+    """Return the CA bundle the environment names for requests, as requests itself reads it, or None."""
+    return os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or None

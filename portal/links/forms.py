@@ -3,26 +3,34 @@
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, EmailField, IntegerField, SelectField, StringField, TextAreaField
+from wtforms import BooleanField, EmailField, IntegerField, StringField, TextAreaField
 from wtforms.validators import Email, InputRequired, Length, NumberRange, Optional
 
 from ..connections.forms import EXACT_REGIONS, PROVIDER_CHOICES
+from ..formfields import ChoiceSelectField
 
 
 class CreateLinkForm(FlaskForm):
     """Which ledger the approver should grant, for how long, and why."""
 
-    provider = SelectField("Ledger", choices=PROVIDER_CHOICES, validators=[InputRequired()])
-    region = SelectField(
+    provider = ChoiceSelectField(
+        "Ledger",
+        choices=PROVIDER_CHOICES,
+        validators=[InputRequired(message="Choose the ledger the approver grants access to.")],
+        noun="a ledger Ledgerlink connects to",
+    )
+    region = ChoiceSelectField(
         "Exact Online instance",
         choices=[("", "— choose where the customer's data lives —"), *EXACT_REGIONS],
         validators=[Optional()],
+        noun="an Exact Online instance",
     )
     expected_company_id = StringField(
         "Expected division or company (optional)",
         validators=[Optional(), Length(max=64)],
         description="Exact division code, QuickBooks realm id or bexio company id. The approver must grant "
-        "exactly this one; any other is refused.",
+        "exactly this one; any other is refused. Left empty on a link that replaces a connection to the same "
+        "ledger, it is that connection's pinned company.",
     )
     expires_in_days = IntegerField(
         "Valid for (days)", default=7, validators=[InputRequired(message="Give the validity in days.")]

@@ -161,6 +161,10 @@ def create_link(
             field="replace_existing",
             status=409,
         )
+    renewed = _renewed_connection(unit, provider, region) if replace_existing else None
+    if expected is None and renewed is not None:
+        # Re-authorizing stays on the company the connection is pinned to, unless the sender named another.
+        expected = renewed.external_company_id
     token = secrets.token_urlsafe(TOKEN_BYTES)
     link = AuthorizationLink(
         business_unit=unit,
@@ -184,11 +188,37 @@ def create_link(
         LinkEventKind.created,
         f"{provider_name(provider)}{where} for {unit.name}, valid {days} day(s)"
         + (f", expects {expected}" if expected else "")
+        + (
+            " (the connection's current company)"
+            if renewed is not None and expected == renewed.external_company_id
+            else ""
+        )
         + (f", requested for {requested_for}" if requested_for else "")
         + f", via {created_via}",
         actor=actor,
     )
     return link, token
+
+
+def _renewed_connection(unit: BusinessUnit, provider: str, region: str | None) -> Connection | None:
+    """Return the unit's live connection a link to this ledger re-authorizes, when it has a pinned company."""
+    live = connect.live_connection(unit)
+    if live is None or not live.external_company_id or (live.provider, live.region) != (provider, region):
+        return None
+    return live
+
+
+def expected_company(link: AuthorizationLink) -> tuple[str | None, Connection | None]:
+    """Return the company a link's consent must reach, and the connection it re-authorizes (if any).
+
+    A replacing link made without an expected company (before the default existed) still stays on
+    the company of the connection it re-authorizes.
+    """
+    renewed = _renewed_connection(link.business_unit, link.provider, link.region) if link.replace_existing else None
+    expected = link.expected_company_id or (renewed.external_company_id if renewed is not None else None)
+    if renewed is not None and renewed.external_company_id != expected:
+        renewed = None
+    return expected, renewed
 
 
 def email_link(link: AuthorizationLink, token: str, to: str, *, actor: str | None = None) -> str:
@@ -397,23 +427,10 @@ def complete(args: dict[str, str], link_id: int) -> Connection | OAuthGrant:
     grant = outcome
     reachable = [c for c in grant.companies if c.get("accessible", True)]
     offered = ", ".join(connect.company_label(c) for c in reachable) or _("no company at all")
-    expected = link.expected_company_id
+    expected, renewed = expected_company(link)
     if expected:
         if not any(str(c["id"]) == expected for c in reachable):
-            raise LinkRefused(
-                link.id,
-                _(
-                    "You granted access to %(offered)s, but this link asks for %(expected)s. "
-                    "Nothing was connected. Open the link again and choose %(expected)s at %(ledger)s, "
-                    "or ask the sender for a new link.",
-                    offered=offered,
-                    expected=expected,
-                    ledger=name,
-                ),
-                f"Consent reached {offered}, not the expected {expected}",
-                kind=LinkEventKind.wrong_division_attempted,
-                status=409,
-            )
+            raise _wrong_company(link, offered, expected, renewed)
         return pin(link, grant, expected)
     if not reachable:
         raise LinkRefused(
@@ -428,6 +445,37 @@ def complete(args: dict[str, str], link_id: int) -> Connection | OAuthGrant:
         return pin(link, grant, str(reachable[0]["id"]))
     link.grant_id = grant.id
     return grant
+
+
+def _wrong_company(link: AuthorizationLink, offered: str, expected: str, renewed: Connection | None) -> LinkRefused:
+    """Return the refusal of a consent that reached another company than the link's, saying what to choose."""
+    name = provider_name(link.provider)
+    if renewed is not None:
+        message = _(
+            "This link renews access for the connection to %(company)s. You granted access to "
+            "%(offered)s instead, so nothing was changed. Open the link again and choose %(company)s "
+            "at %(ledger)s. If the business should move to another company, ask the sender for a new link.",
+            company=renewed.company_label,
+            offered=offered,
+            ledger=name,
+        )
+    else:
+        message = _(
+            "You granted access to %(offered)s, but this link asks for %(expected)s. "
+            "Nothing was connected. Open the link again and choose %(expected)s at %(ledger)s, "
+            "or ask the sender for a new link.",
+            offered=offered,
+            expected=expected,
+            ledger=name,
+        )
+    return LinkRefused(
+        link.id,
+        message,
+        f"Consent reached {offered}, not the expected {expected}"
+        + (f" (the company of the connection it re-authorizes, {renewed.company_label})" if renewed else ""),
+        kind=LinkEventKind.wrong_division_attempted,
+        status=409,
+    )
 
 
 def grant_for_pick(grant_id: int, session_grants: list[int]) -> tuple[AuthorizationLink, OAuthGrant]:
@@ -456,6 +504,9 @@ def pin(link: AuthorizationLink, grant: OAuthGrant, company_id: str) -> Connecti
     :raise LinkRefused: when the company cannot be pinned (not reachable, unit connected…).
     """
     reachable = {str(c["id"]) for c in grant.companies if c.get("accessible", True)}
+    expected, renewed = expected_company(link)
+    if expected and str(company_id) != expected:
+        raise _wrong_company(link, str(company_id), expected, renewed)
     if str(company_id) not in reachable:
         raise LinkRefused(
             link.id,

@@ -34,8 +34,11 @@ from .catalog import Field, ProviderCatalog, catalog, describe_type, label, row_
 
 #: Products invoiced within this many days are checked by the preflight.
 RECENT_DAYS = 365
-#: Connection.settings keys this feature owns.
+#: Connection settings this feature edits (its form's field names).
 SETTING_KEYS = ("due_days", "invoice_email_text", "qbo_tax_mode")
+#: The Connection.settings key of each where it differs: the invoice e-mail text is the connection's
+#: ``email_message``, which the connection's settings form edits and the push sends (one text).
+STORED_AS = {"invoice_email_text": "email_message"}
 TAX_MODES = {
     "us": "US sales tax (lines TAX/NON, one tax code per invoice)",
     "non_us": "VAT / GST (a tax code per line)",
@@ -246,7 +249,7 @@ def apply_changes(connection: Connection, product: Product | None, changes: dict
 def _describe(connection: Connection, changes: dict) -> str:
     cat = catalog_of(connection)
     return ", ".join(
-        f"{cat.field(k).label if cat.field(k) else k} {b or '—'} → {a or '—'}" for k, (b, a) in changes.items()
+        audit.change_words(cat.field(k).label if cat.field(k) else k, b, a) for k, (b, a) in changes.items()
     )
 
 
@@ -298,7 +301,7 @@ def mapping_settings(connection: Connection) -> dict[str, Any]:
     settings = connection.settings or {}
     result: dict[str, Any] = {
         "due_days": settings.get("due_days"),
-        "invoice_email_text": settings.get("invoice_email_text") or "",
+        "invoice_email_text": settings.get(STORED_AS["invoice_email_text"]) or "",
     }
     if connection.provider == specs.QUICKBOOKS:
         result["qbo_tax_mode"] = settings.get("qbo_tax_mode") or default_tax_mode(connection)
@@ -306,7 +309,10 @@ def mapping_settings(connection: Connection) -> dict[str, Any]:
 
 
 def clean_settings(connection: Connection, raw: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
-    """Validate the submitted settings (keys absent from ``raw`` stay as they are); return (values, errors)."""
+    """Validate the submitted settings (keys absent from ``raw`` stay as they are); return (values, errors).
+
+    ``values`` are keyed as stored in Connection.settings (:data:`STORED_AS`), ``errors`` by form field.
+    """
     errors: dict[str, str] = {}
     values: dict[str, Any] = {}
     if "due_days" in raw:
@@ -326,7 +332,7 @@ def clean_settings(connection: Connection, raw: dict[str, Any]) -> tuple[dict[st
                 f"bexio refuses to send an e-mail whose text lacks {BEXIO_LINK_PLACEHOLDER} (where the link to "
                 "the invoice goes): add it."
             )
-        values["invoice_email_text"] = text or None
+        values[STORED_AS["invoice_email_text"]] = text or None
     if "qbo_tax_mode" in raw and connection.provider == specs.QUICKBOOKS:
         mode = str(raw["qbo_tax_mode"] or "").strip()
         if mode not in TAX_MODES:
@@ -338,7 +344,8 @@ def clean_settings(connection: Connection, raw: dict[str, Any]) -> tuple[dict[st
 def update_settings(connection: Connection, values: dict[str, Any]) -> bool:
     """Store cleaned settings (see :func:`clean_settings`); return whether anything changed."""
     settings = dict(connection.settings or {})
-    before = {k: settings.get(k) for k in SETTING_KEYS if k in values}
+    stored = [STORED_AS.get(k, k) for k in SETTING_KEYS]
+    before = {k: settings.get(k) for k in stored if k in values}
     after = {k: values[k] for k in before}
     if before == after:
         return False
@@ -349,8 +356,7 @@ def update_settings(connection: Connection, values: dict[str, Any]) -> bool:
         subject_type="Connection",
         subject_id=connection.id,
         organization_id=connection.business_unit.organization_id,
-        summary="Invoice settings changed: "
-        + ", ".join(f"{k.replace('_', ' ')} {before[k]!r} → {after[k]!r}" for k in after if before[k] != after[k]),
+        summary="Invoice settings changed: " + audit.describe_changes(before, after),
         before=before,
         after=after,
     )

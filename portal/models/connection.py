@@ -71,6 +71,16 @@ class Connection(db.Model):
             sqlite_where=text("status <> 'disconnected'"),
         ),
         Index("ix_connection_status", "status"),
+        Index("ix_connection_business_unit_id", "business_unit_id"),
+        # The ops console's search matches words anywhere in these (pg_trgm GIN on PostgreSQL).
+        *(
+            Index(name, column, postgresql_using="gin", postgresql_ops={column: "gin_trgm_ops"})
+            for name, column in (
+                ("ix_connection_company_name_trgm", "external_company_name"),
+                ("ix_connection_company_number_trgm", "external_company_number"),
+                ("ix_connection_company_id_trgm", "external_company_id"),
+            )
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

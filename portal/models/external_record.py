@@ -89,6 +89,10 @@ RECORD_TRANSITIONS: dict[RecordState, frozenset[RecordState]] = {
 }
 #: States the push leaves alone until a person acts (the scheduler does not pick them up).
 HELD_STATES = frozenset({R.failed, R.skipped, R.needs_action, R.dismissed})
+#: The error class (errors_catalog.ErrorClass.NOT_SUPPORTED) of a record its ledger cannot take at all.
+NOT_SUPPORTED_CLASS = "not_supported"
+#: States of a record held because its ledger cannot take it (skipped, or dismissed after that).
+UNSUPPORTED_STATES = frozenset({R.skipped, R.dismissed})
 
 
 #: Predicates of the ops console's partial indexes (records waiting for a person; failed ones; pushed ones).
@@ -189,6 +193,15 @@ class ExternalRecord(db.Model):
 
     connection: Mapped[Connection] = relationship()
     resolved_by: Mapped[StaffUser | None] = relationship()
+
+    @property
+    def unsupported_by_ledger(self) -> bool:
+        """Say whether the record is held because its ledger cannot take it at all (e.g. bexio credit notes).
+
+        A re-sync would only skip it again: the step is done by hand in the ledger. The error's text is
+        then Ledgerlink's own instruction, not words of the provider.
+        """
+        return self.state in UNSUPPORTED_STATES and self.last_error_class == NOT_SUPPORTED_CLASS
 
     def transition(
         self,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy import ForeignKey, String
+from sqlalchemy import ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..database import UTCDateTime, utcnow
@@ -19,6 +19,16 @@ class Organization(db.Model):
     """A customer account of the invoicing SaaS."""
 
     __tablename__ = "organization"
+    __table_args__ = (
+        # The ops console's search matches words anywhere in these (pg_trgm GIN on PostgreSQL).
+        Index("ix_organization_name_trgm", "name", postgresql_using="gin", postgresql_ops={"name": "gin_trgm_ops"}),
+        Index(
+            "ix_organization_external_id_trgm",
+            "external_id",
+            postgresql_using="gin",
+            postgresql_ops={"external_id": "gin_trgm_ops"},
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     #: The SaaS's own id of the account; unique.
@@ -40,6 +50,9 @@ class BusinessUnit(db.Model):
     """An invoicing entity of an organization; a ledger connection belongs to one."""
 
     __tablename__ = "business_unit"
+    __table_args__ = (
+        Index("ix_business_unit_name_trgm", "name", postgresql_using="gin", postgresql_ops={"name": "gin_trgm_ops"}),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     organization_id: Mapped[int] = mapped_column(ForeignKey("organization.id", ondelete="CASCADE"), index=True)

@@ -18,6 +18,7 @@ import time
 from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
+from queue import SimpleQueue
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -56,8 +57,13 @@ def attach(http: Any, connection_id: int, provider: str) -> None:
 
     def hook(response: requests.Response, *args: Any, **kwargs: Any) -> None:
         try:
-            row = entry(response, connection_id=connection_id, provider=provider)
-            write(app, row)
+            if getattr(_state(app)["local"], "writer", None) is not None:
+                # A push: the body is read now, in the caller's thread (requests would read it
+                # next), and the entry is redacted and written by the writer thread.
+                response.content  # noqa: B018 - reads the body
+                write(app, _Pending(response, connection_id, provider, utcnow()))
+            else:
+                write(app, entry(response, connection_id=connection_id, provider=provider))
         except Exception:  # the log is advisory: the ledger call goes on whatever happens here
             log.warning("operation log entry for connection %s not written", connection_id, exc_info=True)
 
@@ -102,6 +108,24 @@ def entry(response: requests.Response, *, connection_id: int, provider: str) -> 
         "response_truncated": response_cut,
         "request_id": (response.headers.get("intuit_tid") or None),
     }
+
+
+class _Pending:
+    """A response whose log entry is made when it is written (:func:`entry`, at the time of the call)."""
+
+    __slots__ = ("connection_id", "created_at", "provider", "response")
+
+    def __init__(self, response: requests.Response, connection_id: int, provider: str, created_at) -> None:
+        self.response = response
+        self.connection_id = connection_id
+        self.provider = provider
+        self.created_at = created_at
+
+    def row(self) -> dict[str, Any]:
+        """Return the entry (bodies redacted and capped)."""
+        row = entry(self.response, connection_id=self.connection_id, provider=self.provider)
+        row["created_at"] = self.created_at
+        return row
 
 
 def failed_entry(
@@ -222,7 +246,7 @@ def _cap(text: str) -> tuple[str, bool]:
     return text[:BODY_LIMIT], True
 
 
-def write(app: Flask, row: dict[str, Any]) -> None:
+def write(app: Flask, row: dict[str, Any] | _Pending) -> None:
     """Insert ``row`` (and any held back) in a short transaction of the log's own engine.
 
     Never the caller's session. Where the database is locked by the caller's own open write
@@ -231,7 +255,8 @@ def write(app: Flask, row: dict[str, Any]) -> None:
 
     Inside :func:`buffered` (a push job) the row is only held: held rows are written in one
     multi-row insert after the caller's next commit or rollback, once :data:`BUFFER_ROWS` are
-    held or :data:`BUFFER_SECONDS` have passed, and when the block ends.
+    held or :data:`BUFFER_SECONDS` have passed, and when the block ends; by the block's writer
+    thread, which also redacts them, while the job waits for the ledger's next answer.
     """
     state = _state(app)
     with state["lock"]:
@@ -241,10 +266,31 @@ def write(app: Flask, row: dict[str, Any]) -> None:
         rows = list(state["held"])
         state["held"].clear()
         state["since"] = time.monotonic()
+    writer = getattr(state["local"], "writer", None)
+    if writer is not None:
+        writer.put(rows)
+        return
+    _insert(app, rows, busy=OperationalError)
+
+
+def _insert(app: Flask, items: list, *, busy: type[Exception] | tuple[type[Exception], ...]) -> None:
+    """Make the entries of ``items`` and insert them in one statement; hold them again on ``busy`` errors."""
+    rows = []
+    for item in items:
+        if isinstance(item, _Pending):
+            try:
+                item = item.row()
+            except Exception:  # one entry that cannot be made must not cost the others theirs
+                log.warning("operation log entry for connection %s not written", item.connection_id, exc_info=True)
+                continue
+        rows.append(item)
+    if not rows:
+        return
     try:
         with engine(app).begin() as conn:
             conn.execute(insert(OperationLog.__table__), rows)
-    except OperationalError:
+    except busy:
+        state = _state(app)
         with state["lock"]:
             state["held"].extendleft(reversed(rows))
         log.debug("operation log busy; %d entries held until the next commit", len(rows))
@@ -254,18 +300,55 @@ def _buffer_full(state: dict[str, Any]) -> bool:
     return len(state["held"]) >= BUFFER_ROWS or time.monotonic() - state["since"] >= BUFFER_SECONDS
 
 
+class _Writer(threading.Thread):
+    """Makes and writes a buffered block's entries in the background, in the order they were held."""
+
+    #: Seconds the end of a block waits for the writer to finish what it was given.
+    JOIN_SECONDS = 10.0
+
+    def __init__(self, app: Flask) -> None:
+        super().__init__(name="ledgerlink-oplog-writer", daemon=True)
+        self.app = app
+        self.queue: SimpleQueue[list | None] = SimpleQueue()
+
+    def put(self, rows: list) -> None:
+        """Write these held entries soon."""
+        self.queue.put(rows)
+
+    def run(self) -> None:
+        while (rows := self.queue.get()) is not None:
+            try:
+                _insert(self.app, rows, busy=Exception)
+            except Exception:  # the log must never disturb the job
+                log.warning("operation log entries not written", exc_info=True)
+
+    def close(self) -> None:
+        """Write what was given, then stop."""
+        self.queue.put(None)
+        self.join(self.JOIN_SECONDS)
+
+
 @contextmanager
 def buffered(app: Flask) -> Iterator[None]:
     """Hold this thread's log entries in memory and write them in bulk (see :func:`write`).
 
-    Every entry held is written when the block ends, however it ends.
+    Every entry held is written when the block ends, however it ends. Unless the app's
+    ``OPERATION_LOG_WRITER`` is off, the outermost block makes and writes them in a thread of
+    its own, so that the calls of the block do not wait for their entries.
     """
     local = _state(app)["local"]
     local.depth = getattr(local, "depth", 0) + 1
+    writer = None
+    if local.depth == 1 and app.config.get("OPERATION_LOG_WRITER", True):
+        writer = local.writer = _Writer(app)
+        writer.start()
     try:
         yield
     finally:
         local.depth -= 1
+        if writer is not None:
+            local.writer = None
+            writer.close()
         flush_held(app)
 
 
@@ -278,13 +361,11 @@ def flush_held(app: Flask) -> None:
         state["since"] = time.monotonic()
     if not rows:
         return
-    try:
-        with engine(app).begin() as conn:
-            conn.execute(insert(OperationLog.__table__), rows)
-    except Exception:
-        with state["lock"]:
-            state["held"].extendleft(reversed(rows))
-        log.debug("operation log still busy; %d entries held", len(rows))
+    writer = getattr(state["local"], "writer", None)
+    if writer is not None:
+        writer.put(rows)
+        return
+    _insert(app, rows, busy=Exception)
 
 
 def _state(app: Flask) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from flask import url_for
@@ -85,9 +86,17 @@ def split_text(provider: str, text: str | None) -> tuple[str, str | None]:
     return text, None
 
 
+@functools.lru_cache(maxsize=1024)
 def advise(error_class: str | None, provider: str, text: str | None) -> Advice:
-    """Return the plain words, provider text and fix for a held record's last error."""
+    """Return the plain words, provider text and fix for a held record's last error.
+
+    The answer depends on its arguments alone, so each distinct error is looked up in the catalogue
+    once (a failure list shows the same few hundred causes on every request).
+    """
     plain, said = split_text(provider, text)
+    if said and error_class == ErrorClass.NOT_SUPPORTED.value:
+        # The provider says nothing here: the words are Ledgerlink's own (the step to do by hand).
+        plain, said = f"{plain} {said}", None
     entry = errors_catalog.lookup(provider, None, None, said or plain) if (said or plain) else None
     if entry is not None and error_class and entry.error_class.value != error_class:
         entry = None

@@ -15,7 +15,7 @@ from datetime import date, datetime, timedelta
 
 import redis
 from flask import current_app
-from sqlalchemy import Select, String, case, cast, exists, func, literal, or_, select, union_all
+from sqlalchemy import Select, String, and_, case, cast, exists, func, literal, or_, select, union, union_all
 from sqlalchemy.orm import contains_eager
 
 from ..database import utcnow
@@ -64,6 +64,12 @@ def like(text: str) -> str:
     return f"%{escaped}%"
 
 
+def matches(text: str, *columns):
+    """Return the condition that any of ``columns`` contains ``text`` (case-insensitive, wildcards literal)."""
+    p = like(text)
+    return or_(*(column.ilike(p, escape="\\") for column in columns))
+
+
 def provider_name(key: str) -> str:
     """Return a provider's display name (the key itself for an unknown one)."""
     try:
@@ -85,15 +91,17 @@ def held_fingerprint() -> str:
     ``updated_at``: the latest stamp moves, or (for a record leaving, or deleted with its connection)
     the number does. Read from the partial index of held records alone.
     """
-    n, latest = db.session.execute(select(*_held_facts())).one()
+    facts = _held_facts()
+    n, latest = db.session.execute(select(facts.c.n, facts.c.latest)).one()
     return _fingerprint(n, latest)
 
 
-def _held_facts() -> tuple:
-    held = ExternalRecord.state.in_(HELD)
+def _held_facts():
+    """Return the held records' number and latest update as one subquery: one scan of their index."""
     return (
-        select(func.count()).select_from(ExternalRecord).where(held).scalar_subquery(),
-        select(func.max(ExternalRecord.updated_at)).where(held).scalar_subquery(),
+        select(func.count().label("n"), func.max(ExternalRecord.updated_at).label("latest"))
+        .where(ExternalRecord.state.in_(HELD))
+        .subquery("held_facts")
     )
 
 
@@ -101,20 +109,31 @@ def _fingerprint(n: int, latest) -> str:
     return f"{n}:{_aware(latest).isoformat() if latest else ''}"
 
 
-def _held_cached(name: str, fingerprint: str, key: dict, compute, encode, decode):
-    """Return ``compute()``, kept in Redis under ``name``, ``key`` and the held records' fingerprint."""
-    digest = hashlib.sha256(json.dumps([fingerprint, key], sort_keys=True).encode()).hexdigest()[:32]
-    redis_key = f"ops:held:{name}:{digest}"
+def _kept(kind: str, name: str, key, seconds: int, compute, encode, decode) -> tuple:
+    """Return ``compute()`` and when it was computed, kept in Redis for ``seconds`` under ``name`` and ``key``.
+
+    ``encode`` turns the value into JSON-ready data and ``decode`` back. Without Redis, the value is
+    computed every time.
+    """
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:32]
+    redis_key = f"ops:kept:{kind}:{name}:{digest}"
     try:
         raw = queue.connection.get(redis_key)
     except redis.RedisError:
         raw = None
     if raw is not None:
-        return decode(json.loads(raw))
-    value = compute()
+        stored = json.loads(raw)
+        return decode(stored["value"]), datetime.fromisoformat(stored["at"])
+    value, at = compute(), utcnow()
     with contextlib.suppress(redis.RedisError):  # else computed again next time
-        queue.connection.set(redis_key, json.dumps(encode(value)), ex=HELD_CACHE_SECONDS)
-    return value
+        stored = {"at": at.isoformat(), "value": encode(value)}
+        queue.connection.set(redis_key, json.dumps(stored), ex=seconds)
+    return value, at
+
+
+def _held_cached(name: str, fingerprint: str, key: dict, compute, encode, decode):
+    """Return ``compute()``, kept in Redis under ``name``, ``key`` and the held records' fingerprint."""
+    return _kept("held", name, [fingerprint, key], HELD_CACHE_SECONDS, compute, encode, decode)[0]
 
 
 # -- connections ------------------------------------------------------------------------------
@@ -161,7 +180,6 @@ def connections_query(f: ConnectionFilters, now: datetime | None = None, *, colu
 
     With ``columns``, the same rows give only those columns (e.g. the ids of a page).
     """
-    now = now or utcnow()
     if columns:
         stmt = select(*columns).select_from(Connection).join(Connection.business_unit).join(BusinessUnit.organization)
     else:
@@ -171,50 +189,75 @@ def connections_query(f: ConnectionFilters, now: datetime | None = None, *, colu
             .join(BusinessUnit.organization)
             .options(contains_eager(Connection.business_unit).contains_eager(BusinessUnit.organization))
         )
-    if f.q:
-        p = like(f.q)
-        # Organizations and units are matched once each (not once per joined connection row).
-        organizations = select(Organization.id).where(
-            or_(Organization.name.ilike(p, escape="\\"), Organization.external_id.ilike(p, escape="\\"))
-        )
-        units = select(BusinessUnit.id).where(BusinessUnit.name.ilike(p, escape="\\"))
-        stmt = stmt.where(
-            or_(
-                BusinessUnit.organization_id.in_(organizations),
-                Connection.business_unit_id.in_(units),
-                Connection.external_company_name.ilike(p, escape="\\"),
-                Connection.external_company_number.ilike(p, escape="\\"),
-                Connection.external_company_id.ilike(p, escape="\\"),
+    stmt = stmt.where(*connection_conditions(f, now))
+    return stmt.order_by(*SORTS.get(f.sort, SORTS["organization"]))
+
+
+def connection_count(f: ConnectionFilters, now: datetime | None = None) -> int:
+    """Return how many connections match ``f`` (one query over connections alone, no joins)."""
+    return db.session.scalar(select(func.count()).select_from(Connection).where(*connection_conditions(f, now)))
+
+
+def _matching_connections(q: str) -> Select:
+    """Return the ids of connections whose organization, unit or company matches ``q`` anywhere.
+
+    Each part reads its own names (from their trigram indexes on PostgreSQL), so only the connections
+    found meet the rest of the query.
+    """
+    organizations = select(Organization.id).where(matches(q, Organization.name, Organization.external_id))
+    units = select(BusinessUnit.id).where(matches(q, BusinessUnit.name))
+    return union(
+        select(Connection.id)
+        .join(BusinessUnit, Connection.business_unit_id == BusinessUnit.id)
+        .where(BusinessUnit.organization_id.in_(organizations)),
+        select(Connection.id).where(Connection.business_unit_id.in_(units)),
+        select(Connection.id).where(
+            matches(
+                q, Connection.external_company_name, Connection.external_company_number, Connection.external_company_id
             )
-        )
+        ),
+    )
+
+
+def connection_conditions(f: ConnectionFilters, now: datetime | None = None) -> list:
+    """Return the conditions on connections that ``f`` sets (none needs a join)."""
+    now = now or utcnow()
+    conditions = []
+    if f.q:
+        conditions.append(Connection.id.in_(_matching_connections(f.q)))
     if f.provider:
-        stmt = stmt.where(Connection.provider == f.provider)
+        conditions.append(Connection.provider == f.provider)
     if f.region:
-        stmt = stmt.where(Connection.region == f.region)
+        conditions.append(Connection.region == f.region)
     if f.status:
-        stmt = stmt.where(Connection.status == f.status)
+        conditions.append(Connection.status == f.status)
     if f.health in HEALTH:
-        stmt = stmt.where(Connection.status.in_(HEALTH[f.health]))
+        conditions.append(Connection.status.in_(HEALTH[f.health]))
     if f.stale_days is not None:
         cutoff = now - timedelta(days=f.stale_days)
-        stmt = stmt.where(
+        conditions += [
             Connection.status != ConnectionStatus.disconnected,
             or_(Connection.last_success_at.is_(None), Connection.last_success_at < cutoff),
-        )
+        ]
     if f.expiring_days is not None:
-        stmt = stmt.where(
-            Connection.status != ConnectionStatus.disconnected,
-            Connection.refresh_expires_at.is_not(None),
-            Connection.refresh_expires_at < now + timedelta(days=f.expiring_days),
-        )
+        conditions += _expiring(now + timedelta(days=f.expiring_days))
     if f.with_failures:
         held = select(ExternalRecord.id).where(
             ExternalRecord.connection_id == Connection.id, ExternalRecord.state.in_(HELD)
         )
-        stmt = stmt.where(exists(held))
+        conditions.append(exists(held))
     if f.late:
-        stmt = stmt.where(Connection.id.in_(list(late_counts(now)) or [-1]))
-    return stmt.order_by(*SORTS.get(f.sort, SORTS["organization"]))
+        conditions.append(Connection.id.in_(list(late_counts(now)) or [-1]))
+    return conditions
+
+
+def _expiring(before: datetime) -> list:
+    """Return the conditions of a live connection whose refresh token expires before ``before``."""
+    return [
+        Connection.status != ConnectionStatus.disconnected,
+        Connection.refresh_expires_at.is_not(None),
+        Connection.refresh_expires_at < before,
+    ]
 
 
 def held_counts(connection_ids: list[int]) -> dict[int, dict[str, int]]:
@@ -240,15 +283,7 @@ def status_counts(now: datetime | None = None, horizon: timedelta = EXPIRY_HORIZ
     connections have a refresh token expiring within ``horizon`` (as :func:`expiring_count`), in one query.
     """
     now = now or utcnow()
-    expiring = case(
-        (
-            (Connection.status != ConnectionStatus.disconnected)
-            & Connection.refresh_expires_at.is_not(None)
-            & (Connection.refresh_expires_at < now + horizon),
-            1,
-        ),
-        else_=0,
-    )
+    expiring = case((and_(*_expiring(now + horizon)), 1), else_=0)
     rows = db.session.execute(
         select(Connection.provider, Connection.region, Connection.status, func.count(), func.sum(expiring)).group_by(
             Connection.provider, Connection.region, Connection.status
@@ -270,6 +305,32 @@ def status_counts(now: datetime | None = None, horizon: timedelta = EXPIRY_HORIZ
         "by_provider": {key: dict(value) for key, value in sorted(by_provider.items())},
         "expiring": expiring_total,
     }
+
+
+def status_counts_at(now: datetime, key: dict) -> tuple[dict, datetime]:
+    """Return :func:`status_counts` and when they were counted: at most once a minute under ``key``
+    (:func:`minute_key`), so a new connection shows at once and a changed status within a minute."""
+    return minute_cached("status", key, lambda: status_counts(now), _encode_status, _decode_status)
+
+
+def _encode_status(counts: dict) -> dict:
+    return {**counts, "by_provider": [[*key, value] for key, value in counts["by_provider"].items()]}
+
+
+def _decode_status(raw: dict) -> dict:
+    return {**raw, "by_provider": {(provider, region): value for provider, region, value in raw["by_provider"]}}
+
+
+def _join_owners(stmt: Select, connection_id) -> Select:
+    """Join ``stmt`` to the connection that ``connection_id`` names and to its business unit."""
+    return stmt.join(Connection, connection_id == Connection.id).join(
+        BusinessUnit, Connection.business_unit_id == BusinessUnit.id
+    )
+
+
+def _waiting_since():
+    """Return since when a held record waits: its last attempt, else its creation."""
+    return func.coalesce(ExternalRecord.last_attempt_at, ExternalRecord.created_at)
 
 
 def _with_connection() -> Select:
@@ -297,7 +358,7 @@ def oldest_failure(fingerprint: str | None = None) -> ExternalRecord | None:
         stmt = (
             _with_connection()
             .where(ExternalRecord.state.in_((RecordState.failed, RecordState.needs_action)))
-            .order_by(func.coalesce(ExternalRecord.last_attempt_at, ExternalRecord.created_at), ExternalRecord.id)
+            .order_by(_waiting_since(), ExternalRecord.id)
             .limit(1)
         )
         return db.session.scalars(stmt).first()
@@ -330,15 +391,15 @@ def _held_total() -> dict[str, int]:
         .subquery()
     )
     row = db.session.execute(
-        select(
-            func.sum(per_connection.c.n),
-            func.count(func.distinct(BusinessUnit.organization_id)),
-            func.sum(per_connection.c.failed),
-            func.sum(per_connection.c.needs_action),
+        _join_owners(
+            select(
+                func.sum(per_connection.c.n),
+                func.count(func.distinct(BusinessUnit.organization_id)),
+                func.sum(per_connection.c.failed),
+                func.sum(per_connection.c.needs_action),
+            ).select_from(per_connection),
+            per_connection.c.connection_id,
         )
-        .select_from(per_connection)
-        .join(Connection, per_connection.c.connection_id == Connection.id)
-        .join(BusinessUnit, Connection.business_unit_id == BusinessUnit.id)
     ).one()
     return {
         "records": int(row[0] or 0),
@@ -416,32 +477,24 @@ def minute_key(now: datetime) -> dict:
 
 def dashboard_keys(now: datetime, held: bool = True) -> tuple[dict, str | None]:
     """Return :func:`minute_key` and (with ``held``) :func:`held_fingerprint`, read in one query."""
-    row = db.session.execute(
-        select(
-            select(func.max(Connection.id)).scalar_subquery(),
-            select(func.max(Invoice.id)).scalar_subquery(),
-            select(func.max(ExternalRecord.id)).scalar_subquery(),
-            *(_held_facts() if held else ()),
-        )
-    ).one()
+    newest = (
+        select(func.max(Connection.id)).scalar_subquery(),
+        select(func.max(Invoice.id)).scalar_subquery(),
+        select(func.max(ExternalRecord.id)).scalar_subquery(),
+    )
+    if held:
+        facts = _held_facts()
+        row = db.session.execute(select(*newest, facts.c.n, facts.c.latest).select_from(facts)).one()
+    else:
+        row = db.session.execute(select(*newest)).one()
     key = {"minute": now.strftime("%Y-%m-%dT%H:%M"), "newest": list(row[:3])}
     return key, _fingerprint(row[3], row[4]) if held else None
 
 
-def minute_cached(name: str, key: dict, compute, encode, decode):
-    """Return ``compute()``, kept in Redis under ``name`` and ``key`` for at most a minute."""
-    digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:32]
-    redis_key = f"ops:minute:{name}:{digest}"
-    try:
-        raw = queue.connection.get(redis_key)
-    except redis.RedisError:
-        raw = None
-    if raw is not None:
-        return decode(json.loads(raw))
-    value = compute()
-    with contextlib.suppress(redis.RedisError):  # else computed again next time
-        queue.connection.set(redis_key, json.dumps(encode(value)), ex=MINUTE_SECONDS)
-    return value
+def minute_cached(name: str, key: dict, compute, encode, decode) -> tuple:
+    """Return ``compute()`` and when it was computed, kept in Redis under ``name`` and ``key`` for at
+    most a minute (``key`` holds the minute: see :func:`minute_key`)."""
+    return _kept("minute", name, key, MINUTE_SECONDS, compute, encode, decode)
 
 
 def late_counts(now: datetime | None = None, key: dict | None = None) -> dict[int, int]:
@@ -451,6 +504,11 @@ def late_counts(now: datetime | None = None, key: dict | None = None) -> dict[in
     the delays are minutes, and counting reads every invoice of every scheduled connection.
     ``key`` is :func:`minute_key` when the caller has read it already.
     """
+    return late_counts_at(now, key)[0]
+
+
+def late_counts_at(now: datetime | None = None, key: dict | None = None) -> tuple[dict[int, int], datetime]:
+    """Return :func:`late_counts` and when they were counted."""
     now = now or utcnow()
     return minute_cached(
         "late",
@@ -471,13 +529,7 @@ class _SettingsOnly:
 def expiring_count(now: datetime | None = None, horizon: timedelta = EXPIRY_HORIZON) -> int:
     """Return how many live connections have a refresh token expiring within ``horizon`` (or expired)."""
     now = now or utcnow()
-    return db.session.scalar(
-        select(func.count()).where(
-            Connection.status != ConnectionStatus.disconnected,
-            Connection.refresh_expires_at.is_not(None),
-            Connection.refresh_expires_at < now + horizon,
-        )
-    )
+    return db.session.scalar(select(func.count()).where(*_expiring(now + horizon)))
 
 
 def exact_divisions() -> list[tuple[str, str, str]]:
@@ -647,27 +699,29 @@ def _held_where(f: FailureFilters) -> list:
     if f.text is not None and f.text != "":
         conditions.append(ExternalRecord.last_error_text == f.text)
     if f.q:
-        p = like(f.q)
         conditions.append(
-            or_(
-                Organization.name.ilike(p, escape="\\"),
-                Connection.external_company_name.ilike(p, escape="\\"),
-                Connection.external_company_id.ilike(p, escape="\\"),
-                ExternalRecord.last_error_text.ilike(p, escape="\\"),
-                ExternalRecord.reference.ilike(p, escape="\\"),
+            matches(
+                f.q,
+                Organization.name,
+                Connection.external_company_name,
+                Connection.external_company_id,
+                ExternalRecord.last_error_text,
+                ExternalRecord.reference,
             )
         )
     return conditions
 
 
 def _failure_groups(f: FailureFilters, limit: int = 500) -> tuple[list[ErrorClassGroup], dict[str, int]]:
-    """Return held records grouped by error class, then by provider and error text (one query).
+    """Return held records grouped by error class, then by provider and error text, and how many
+    organizations each error class shown touches (one query).
 
-    Also returns how many organizations each error class touches (a second query). Both first
-    count the held records per (error class, text, connection), so the joins to connections and
-    units meet one row per connection and cause instead of one per record. On PostgreSQL the texts
-    are grouped by their MD5 digest and each group's text is read from one sample record at the
-    end, so the sorts and hashes carry 32 characters instead of the whole provider text.
+    The held records are counted once per (error class, text, connection), in a common table read by
+    both the groups and the organizations per class, so the records are read once and the joins to
+    connections and units meet one row per connection and cause instead of one per record. On
+    PostgreSQL the texts are grouped by their MD5 digest and each group's text is read from one
+    sample record at the end, so the sorts and hashes carry 32 characters instead of the whole
+    provider text.
     """
     error_class = ExternalRecord.last_error_class
     digest = db.session.get_bind().dialect.name == "postgresql"
@@ -677,26 +731,19 @@ def _failure_groups(f: FailureFilters, limit: int = 500) -> tuple[list[ErrorClas
         text_key.label("text_key"),
         ExternalRecord.connection_id.label("connection_id"),
         func.count().label("n"),
-        func.min(func.coalesce(ExternalRecord.last_attempt_at, ExternalRecord.created_at)).label("oldest"),
+        func.min(_waiting_since()).label("oldest"),
         func.min(ExternalRecord.id).label("sample_id"),
     ).select_from(ExternalRecord)
     if f.provider or f.q:
-        per_connection = (
-            per_connection.join(Connection, ExternalRecord.connection_id == Connection.id)
-            .join(BusinessUnit, Connection.business_unit_id == BusinessUnit.id)
-            .join(Organization, BusinessUnit.organization_id == Organization.id)
+        per_connection = _join_owners(per_connection, ExternalRecord.connection_id).join(
+            Organization, BusinessUnit.organization_id == Organization.id
         )
     grouped = (
         per_connection.where(*_held_where(f))
         .group_by(error_class, text_key, ExternalRecord.connection_id)
-        .subquery("per_connection")
+        .cte("per_connection")
     )
-    base = (
-        select()
-        .select_from(grouped)
-        .join(Connection, grouped.c.connection_id == Connection.id)
-        .join(BusinessUnit, Connection.business_unit_id == BusinessUnit.id)
-    )
+    base = _join_owners(select().select_from(grouped), grouped.c.connection_id)
     records = func.sum(grouped.c.n)
     groups = (
         base.add_columns(
@@ -715,6 +762,14 @@ def _failure_groups(f: FailureFilters, limit: int = 500) -> tuple[list[ErrorClas
         .limit(limit)
         .subquery("groups")
     )
+    per_class = (
+        base.add_columns(
+            grouped.c.error_class.label("error_class"),
+            func.count(func.distinct(BusinessUnit.organization_id)).label("organizations"),
+        )
+        .group_by(grouped.c.error_class)
+        .subquery("per_class")
+    )
     sample = ExternalRecord.__table__.alias("sample")
     rows = db.session.execute(
         select(
@@ -727,23 +782,20 @@ def _failure_groups(f: FailureFilters, limit: int = 500) -> tuple[list[ErrorClas
             groups.c.oldest,
             groups.c.connection_id,
             groups.c.organization_id,
-        ).join(sample, sample.c.id == groups.c.sample_id)
+            per_class.c.organizations,
+        )
+        .join(sample, sample.c.id == groups.c.sample_id)
+        .join(per_class, per_class.c.error_class.is_not_distinct_from(groups.c.error_class))
     ).all()
     classes: dict[str, ErrorClassGroup] = {}
+    touched: dict[str, int] = {}
     rows = sorted(rows, key=lambda r: (-int(r[3]), r[0] or "", r[1], r[2] or ""))
-    for cls, provider, words, n, orgs, conns, oldest, connection_id, org_id in rows:
+    for cls, provider, words, n, orgs, conns, oldest, connection_id, org_id, class_orgs in rows:
         cls, words, n = cls or "unclassified", words or "", int(n)
         group = classes.setdefault(cls, ErrorClassGroup(cls))
         group.records += n
         group.groups.append(FailureGroup(cls, provider, words, n, orgs, conns, _aware(oldest), connection_id, org_id))
-    touched = {
-        (cls or "unclassified"): n
-        for cls, n in db.session.execute(
-            base.add_columns(grouped.c.error_class, func.count(func.distinct(BusinessUnit.organization_id))).group_by(
-                grouped.c.error_class
-            )
-        ).all()
-    }
+        touched[cls] = class_orgs
     ordered = sorted(classes.values(), key=lambda g: (-g.records, g.error_class))
     return ordered, touched
 
@@ -753,7 +805,7 @@ def failure_groups(f: FailureFilters, limit: int = 500) -> tuple[list[ErrorClass
     organizations each error class touches.
 
     The groups are kept in Redis for as long as the held records stay the same (see
-    :func:`held_fingerprint`): one query when nothing changed, three when something did.
+    :func:`held_fingerprint`): one query when nothing changed, two when something did.
     """
     return _held_cached(
         "groups",
@@ -807,27 +859,13 @@ def _aware(value):
 
 def held_records_query(f: FailureFilters) -> Select:
     """Return held records matching ``f`` with connection, unit and organization, oldest first."""
-    return (
-        select(ExternalRecord)
-        .join(ExternalRecord.connection)
-        .join(Connection.business_unit)
-        .join(BusinessUnit.organization)
-        .options(
-            contains_eager(ExternalRecord.connection)
-            .contains_eager(Connection.business_unit)
-            .contains_eager(BusinessUnit.organization)
-        )
-        .where(*_held_where(f))
-        .order_by(func.coalesce(ExternalRecord.last_attempt_at, ExternalRecord.created_at), ExternalRecord.id)
-    )
+    return _with_connection().where(*_held_where(f)).order_by(_waiting_since(), ExternalRecord.id)
 
 
 def held_ids_query(f: FailureFilters) -> Select:
     """Return the ids of the held records matching ``f`` (for bulk actions on a whole group)."""
     return (
-        select(ExternalRecord)
-        .join(Connection, ExternalRecord.connection_id == Connection.id)
-        .join(BusinessUnit, Connection.business_unit_id == BusinessUnit.id)
+        _join_owners(select(ExternalRecord), ExternalRecord.connection_id)
         .join(Organization, BusinessUnit.organization_id == Organization.id)
         .where(*_held_where(f))
         .order_by(ExternalRecord.id)
@@ -868,13 +906,8 @@ def connection_records_query(connection: Connection, f: RecordFilters) -> Select
     if f.kind:
         stmt = stmt.where(ExternalRecord.kind == f.kind)
     if f.q:
-        p = like(f.q)
         stmt = stmt.where(
-            or_(
-                ExternalRecord.reference.ilike(p, escape="\\"),
-                ExternalRecord.external_number.ilike(p, escape="\\"),
-                ExternalRecord.last_error_text.ilike(p, escape="\\"),
-            )
+            matches(f.q, ExternalRecord.reference, ExternalRecord.external_number, ExternalRecord.last_error_text)
         )
     return stmt
 

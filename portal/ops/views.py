@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import functools
 import hmac
+from urllib.parse import urlencode
 
 import redis
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from flask_sqlalchemy.pagination import Pagination
-from sqlalchemy import func, select
+from sqlalchemy import func
 
 from ..database import utcnow
 from ..extensions import db, htmx, queue
@@ -39,16 +40,20 @@ QUOTA_ROWS = 50
 class ConnectionPage(Pagination):
     """A page of the connection list and the number of all matching connections.
 
-    One statement reads the page's ids with the total (``count(*) OVER ()``) over narrow rows, so the
-    filters (a search across organizations, units and companies) run once; a second loads those
-    connections with their unit and organization. A page past the end counts separately.
+    A filtered list reads its page's ids with the total (``count(*) OVER ()``) over narrow rows, so
+    the filters (a search across organizations, units and companies) run once. The whole list reads
+    its page's ids from the indexes (names, units, connections) and counts the connections table
+    alone, whatever the number of connections. A second statement loads the page's connections with
+    their unit and organization. A page past the end counts separately.
     """
 
     def _query_items(self) -> list:
         filters = self._query_args["filters"]
-        stmt = queries.connections_query(filters, columns=(Connection.id, func.count().over()))
+        filtered = any(name != "sort" for name in filters.args())
+        columns = (Connection.id, func.count().over()) if filtered else (Connection.id,)
+        stmt = queries.connections_query(filters, columns=columns)
         rows = db.session.execute(stmt.limit(self.per_page).offset(self._query_offset)).all()
-        self._counted = rows[0][1] if rows else None
+        self._counted = rows[0][1] if rows and filtered else None
         if not rows:
             return []
         ids = [row[0] for row in rows]
@@ -61,8 +66,14 @@ class ConnectionPage(Pagination):
     def _query_count(self) -> int:
         if self._counted is not None:
             return self._counted
-        stmt = queries.connections_query(self._query_args["filters"], columns=(Connection.id,)).order_by(None)
-        return db.session.scalar(select(func.count()).select_from(stmt.subquery()))
+        return queries.connection_count(self._query_args["filters"])
+
+
+@functools.lru_cache(maxsize=1024)
+def group_query(error_class: str, provider: str, text: str) -> str:
+    """Return the query string listing a failure group's records (encoded once per group: the same
+    groups show on every visit of the failure list)."""
+    return urlencode({"error_class": error_class, "provider": provider, "text": text})
 
 
 def get_connection(connection_id: int) -> Connection:
@@ -198,13 +209,16 @@ def _busiest_divisions(divisions: list[tuple[str, str, str]]) -> list[dict]:
 def dashboard():
     now = utcnow()
     key, held = queries.dashboard_keys(now)
-    counts = queries.status_counts(now)
+    counts, counted_at = queries.status_counts_at(now, key)
     series = queries.daily_volume(30, now, held)
-    late = queries.late_counts(now, key)
-    quota = queries.minute_cached("quota", key, lambda: _busiest_divisions(queries.exact_divisions()), list, list)
+    late, late_at = queries.late_counts_at(now, key)
+    quota, quota_at = queries.minute_cached(
+        "quota", key, lambda: _busiest_divisions(queries.exact_divisions()), list, list
+    )
     return render_template(
         "ops/dashboard.html",
         counts=counts,
+        counted_at=min(counted_at, late_at, quota_at),
         held=queries.held_total(held),
         oldest=queries.oldest_failure(held),
         late_records=sum(late.values()),
@@ -436,6 +450,7 @@ def list_failures():
         filters=filters,
         titles=fixes.CLASS_TITLES,
         advise=fixes.advise,
+        group_query=group_query,
         provider_name=queries.provider_name,
         providers=specs.PROVIDERS,
         states=queries.HELD,

@@ -86,5 +86,10 @@ def change_text(before: dict | None, after: dict | None) -> str:
         old, new = (before or {}).get(key), (after or {}).get(key)
         if old == new:
             continue
-        parts.append(f"{key}: {old if old is not None else '—'} → {new if new is not None else '—'}")
+        if old in (None, ""):
+            parts.append(f"{key}: set to {new}")  # a first value is set, not changed from nothing
+        elif new in (None, ""):
+            parts.append(f"{key}: cleared (was {old})")
+        else:
+            parts.append(f"{key}: {old} → {new}")
     return "; ".join(parts)

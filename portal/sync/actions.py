@@ -118,6 +118,9 @@ def retry_failed(records: Iterable[ExternalRecord] | Select, actor: StaffUser | 
         if record.state not in RETRYABLE:
             outcome.refused[record.id] = f"{record.state.value} records are in the ledger already"
             continue
+        if record.unsupported_by_ledger:
+            outcome.refused[record.id] = "the ledger cannot take them: they are done by hand in the ledger"
+            continue
         before[record.id] = record.state.value
         record.transition(RecordState.pending)
         moved[record.connection_id].append(record)
@@ -145,12 +148,20 @@ def retry_failed(records: Iterable[ExternalRecord] | Select, actor: StaffUser | 
 def resync_record(record: ExternalRecord, actor: StaffUser | None) -> Outcome:
     """Send one held record back to the push and enqueue its connection.
 
-    :raise ActionError: when the record is in the ledger already (pushing again would duplicate it).
+    :raise ActionError: when the record is in the ledger already (pushing again would duplicate it), or
+        its ledger cannot take it at all (a re-sync would only skip it again).
     """
+    what = record.kind.value.replace("_", " ")
     if record.state is RecordState.pushed:
         raise ActionError(
-            f"This {record.kind.value.replace('_', ' ')} is in the ledger already "
+            f"This {what} is in the ledger already "
             f"({record.external_number or record.external_id}); pushing it again would create a second one."
+        )
+    if record.unsupported_by_ledger:
+        raise ActionError(
+            f"This {what} cannot be re-synced: the ledger does not accept {what}s through its API, so a "
+            "re-sync would skip it again. Create it by hand in the ledger as the record's error explains, "
+            "then mark the record resolved."
         )
     return retry_failed([record], actor)
 

@@ -24,8 +24,10 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 import redis
@@ -142,6 +144,24 @@ return 1
 """
 
 
+#: Told the seconds of each pacing wait before it starts (see :func:`while_waiting`).
+_before_wait: ContextVar[Callable[[float], None] | None] = ContextVar("ledgerlink_limiter_before_wait", default=None)
+
+
+@contextmanager
+def while_waiting(callback: Callable[[float], None]) -> Iterator[None]:
+    """Call ``callback(seconds)`` before every pacing wait of this context's calls.
+
+    A job holding a short lock renews it for the length of the wait, so that a wait of up to
+    ``max_wait`` never outlives the lock it holds.
+    """
+    token = _before_wait.set(callback)
+    try:
+        yield
+    finally:
+        _before_wait.reset(token)
+
+
 #: Slots one call of the script takes at most for later calls of the same limiter ...
 BULK_SLOTS = 10
 #: ... and never more than this part of any window: small windows are taken slot by slot.
@@ -165,6 +185,18 @@ def windows_for(spec: specs.ProviderSpec) -> tuple[Window, ...]:
     if spec.quotas.per_day:
         found.append(Window("day", 86400, spec.quotas.per_day))
     return tuple(found)
+
+
+def _within_one_length(window, now_ms: int, seconds: int | None):
+    """Return ``window`` with a reset no further ahead than one window length from our clock.
+
+    A minute window resets within a minute: a reported reset hours ahead comes from a provider
+    clock far from ours, and trusting it would hold the budget spent for those hours.
+    """
+    if window is None or window.reset_at is None or seconds is None:
+        return window
+    latest = datetime.fromtimestamp((now_ms + (seconds * 1000) + RESET_TOLERANCE_MS) / 1000, UTC)
+    return window if window.reset_at <= latest else replace(window, reset_at=latest)
 
 
 def window_key(provider: str, company: str, window: str) -> str:
@@ -269,6 +301,12 @@ class RateLimiter:
             log.info("pacing %s %s: waiting %.2fs for the quota window to reset", provider, company, wait)
             # A little jitter, so that workers woken by the same reset do not all race at once.
             pause = wait + random.random() * 0.05  # noqa: S311 - jitter, not a secret
+            before_wait = _before_wait.get()
+            if before_wait is not None:
+                try:
+                    before_wait(pause)
+                except Exception:  # the wait goes on; the caller's own checks notice what failed
+                    log.exception("before-wait callback of the rate limiter failed")
             self.waited += pause
             self._sleep(pause)
 
@@ -279,10 +317,11 @@ class RateLimiter:
         none would change (see :meth:`_changes`).
         """
         now_ms = int(self._clock() * 1000)
+        lengths = {w.name: w.seconds for w in windows_for(specs.get_spec(provider))}
         keys: list[str] = []
         args: list[int | str] = [RESET_TOLERANCE_MS, 86400 * 2, now_ms]
         for name in ("minute", "day"):
-            window = getattr(quota, name)
+            window = _within_one_length(getattr(quota, name), now_ms, lengths.get(name))
             if window is None or not self._changes(provider, company, name, window, now_ms):
                 continue
             keys.append(window_key(provider, company, name))

@@ -148,10 +148,18 @@ def _hold(record: ExternalRecord, state: RecordState, error_class: str, text: st
 
 
 def explain(connection: Connection, error: LedgerError) -> tuple[str, str]:
-    """Return the error's class and its plain words with the provider's own text."""
+    """Return the error's class and its plain words, with the provider's own text where the provider gave one.
+
+    Only the provider's text goes in the "(Provider: …)" part that pages show as what the provider said;
+    a refusal worded by the adapter itself (e.g. bexio's missing credit-note API) follows the plain words.
+    """
     explained = errors_catalog.explain(error)
-    said = error.provider_text or (str(error.args[0]) if error.args else "")
-    return explained.error_class.value, f"{explained.explanation} ({specs.get_spec(connection.provider).name}: {said})"
+    if error.provider_text:
+        return explained.error_class.value, (
+            f"{explained.explanation} ({specs.get_spec(connection.provider).name}: {error.provider_text})"
+        )
+    own = str(error.args[0]) if error.args else ""
+    return explained.error_class.value, f"{explained.explanation} {own}".strip()
 
 
 def _store_error(record: ExternalRecord, error: LedgerError) -> ExternalRecord:
@@ -717,7 +725,7 @@ def push_credit_note(connection: Connection, note: CreditNote, adapter: LedgerAd
     adapter = adapter or vault.fresh_adapter(connection)
     record = record_for(connection, RecordKind.credit_note, note.id)
     if record.state is RecordState.pushed:
-        return record
+        return _finalize_credit_note(connection, record, adapter)
     unknown = _begin(record, reference=note.number, payload=_document_payload(note))
     resolver = _Resolver(connection)
     try:
@@ -751,13 +759,49 @@ def push_credit_note(connection: Connection, note: CreditNote, adapter: LedgerAd
     return _finalize_credit_note(connection, _store_result(record, result), adapter)
 
 
+def credit_note_steps_due(connection: Connection, record: ExternalRecord) -> bool:
+    """Say whether a pushed credit note still has to be booked (Exact), or booking it failed before."""
+    return (
+        connection.provider == specs.EXACT_ONLINE
+        and record.state is RecordState.pushed
+        and record.finalize_state in (None, FinalizeState.failed)
+    )
+
+
+def complete_credit_note(connection: Connection, note: CreditNote, adapter: LedgerAdapter) -> ExternalRecord:
+    """Book a pushed credit note whose booking is still to do or failed on an earlier run (Exact).
+
+    :raise LedgerError: one of :data:`CONNECTION_ERRORS` (the step stays to do).
+    """
+    return _finalize_credit_note(connection, record_for(connection, RecordKind.credit_note, note.id), adapter)
+
+
+def credit_notes_with_steps_due(connection: Connection) -> list[CreditNote]:
+    """Return the connection's pushed credit notes still to book, or whose booking failed (Exact only)."""
+    if connection.provider != specs.EXACT_ONLINE:
+        return []  # the other ledgers book a credit note when it is created
+    stmt = (
+        select(CreditNote)
+        .join(ExternalRecord, ExternalRecord.local_id == CreditNote.id)
+        .where(
+            ExternalRecord.connection_id == connection.id,
+            ExternalRecord.kind == RecordKind.credit_note,
+            ExternalRecord.state == RecordState.pushed,
+            ExternalRecord.finalize_state.is_(None) | (ExternalRecord.finalize_state == FinalizeState.failed),
+        )
+        .order_by(CreditNote.issue_date, CreditNote.id)
+    )
+    return list(db.session.scalars(stmt))
+
+
 def _finalize_credit_note(connection: Connection, record: ExternalRecord, adapter: LedgerAdapter) -> ExternalRecord:
     """Book a pushed Exact credit note: like an invoice, it counts once processed ("printed").
 
     Exact's print is idempotent (a processed document is not printed again), so a retry is safe;
-    a refusal is kept on the record, which stays pushed. Other ledgers book credit notes on creation.
+    a refusal is kept on the record, which stays pushed, and the booking is tried again on the
+    next run (:func:`credit_notes_with_steps_due`). Other ledgers book credit notes on creation.
     """
-    if connection.provider != specs.EXACT_ONLINE or record.finalize_state is not None:
+    if not credit_note_steps_due(connection, record):
         return record
     try:
         number = adapter.finalize_invoice(record.external_id, send=False)
@@ -770,7 +814,7 @@ def _finalize_credit_note(connection: Connection, record: ExternalRecord, adapte
             raise
         return record
     record.external_number = number or record.external_number
-    record.finalize_state = FinalizeState.finalized
+    record.finalize_state, record.finalize_error = FinalizeState.finalized, None
     record.finalized_at = utcnow()
     db.session.commit()
     return record

@@ -79,5 +79,17 @@ def search(box, query: str) -> None:
     htmx's delayed "input changed" trigger from sending a second request that could swap the
     options again after a choice was made.
     """
+    wait_for_htmx(box)
     box.evaluate("(element, value) => { element.value = value; }", query)
     box.dispatch_event("search")
+
+
+def wait_for_htmx(element) -> None:
+    """Wait until htmx has processed ``element`` (set up its triggers), as after a swap brought it in.
+
+    An event dispatched to an element htmx has not processed yet is lost: no request is sent.
+    """
+    element.page.wait_for_function(
+        "element => Boolean(element['htmx-internal-data'] && element['htmx-internal-data'].initHash)",
+        arg=element.element_handle(),
+    )

@@ -74,5 +74,5 @@ def test_map_check_fix_and_check_clean(app, live_server, page, make_staff, flow,
 
     page.get_by_role("button", name="Check mappings").click()
     expect(page.locator("[data-outcome='clean']")).to_contain_text("No problems")
-    expect(page.locator("#history")).to_contain_text("Payment condition — → 30")
+    expect(page.locator("#history")).to_contain_text("Payment condition set to 30")
     screenshot(page, "mappings-preflight-clean")

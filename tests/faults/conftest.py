@@ -8,17 +8,14 @@ from __future__ import annotations
 
 import json
 import os
-from datetime import date, timedelta
-from decimal import Decimal
 
 import pytest
 
 from tests.portal.connections.conftest import flow, sandbox  # noqa: F401 - fixtures
-from tests.portal.mappings.conftest import GOOD_DEFAULTS
-from tests.portal.sync.conftest import CONNECT, PROVIDERS
-from tests.portal.sync.rq_workers import ROOT
+from tests.portal.sync.conftest import PROVIDERS, add_invoice, connect_unit, new_organization
+from tests.portal.sync.rq_workers import ROOT, control
 
-from .harness import INVOICES, MATRIX, Case, Pool, Target, control
+from .harness import INVOICES, MATRIX, Case, Pool, Target
 
 MATRIX_PATH = ROOT / "test-results" / "faults-matrix.json"
 COLUMNS = ("provider", "fault", "invoices", "in_ledger", "duplicates", "lost", "mismatched", "failed", "waiting")
@@ -36,76 +33,12 @@ def targets(app, flow, sandbox):  # noqa: F811 - the flow and sandbox fixtures i
     # minutes; the limiter is proven elsewhere (tests/portal/sync/test_limiter.py, bench/), so the
     # sandbox's limits are raised tenfold here. The 429 storm case injects its own 429s.
     control(sandbox, "quotas", {"scale": 10})
-    from portal.extensions import db
-    from portal.mappings import services
-    from portal.models import BusinessUnit, Connection, Customer, Invoice, InvoiceLine, Organization, Product
-
-    with app.app_context():
-        org = Organization(external_id=f"org-{os.urandom(3).hex()}", name="Faults Holding", country="NL")
-        customer = Customer(
-            organization=org,
-            external_id=f"cus-{os.urandom(3).hex()}",
-            name=f"Faults Customer {os.urandom(2).hex()}",
-            email="billing@faults.example",
-            street="Keizersgracht 1",
-            postcode="1015 AA",
-            city="Amsterdam",
-            country="NL",
-        )
-        units = {p: BusinessUnit(organization=org, name=f"Faults {p}", country="NL", currency="EUR") for p in PROVIDERS}
-        db.session.add_all([org, customer, *units.values()])
-        db.session.flush()
-        product = Product(
-            external_id="prd-1", code="CONSULT", name="Consulting", unit_price=Decimal("100"), tax_rate=Decimal("21")
-        )
-        product.organization_id = org.id
-        db.session.add(product)
-        db.session.commit()
-        ids = {p: u.id for p, u in units.items()}
-        org_id, customer_id, product_id = org.id, customer.id, product.id
-
+    org = new_organization(app, "Faults", [f"Faults {provider}" for provider in PROVIDERS])
     result = []
-    for provider in PROVIDERS:
-        region, company, choices = CONNECT[provider]
-        connection_id = flow.connect(ids[provider], provider, region, company=company, **choices)
-        with app.app_context():
-            connection = db.session.get(Connection, connection_id)
-            services.refresh_reference(connection)
-            services.set_mappings(connection, dict(GOOD_DEFAULTS[provider]))
-            connection.sync_from = connection.sync_from.replace(hour=0, minute=0, second=0, microsecond=0)
-            day, net, tax = date.today(), Decimal("200.00"), Decimal("42.00")
-            invoices = []
-            for _ in range(INVOICES):
-                number = f"FX-{os.urandom(4).hex().upper()}"
-                invoice = Invoice(
-                    organization_id=org_id,
-                    business_unit_id=ids[provider],
-                    customer_id=customer_id,
-                    external_id=f"inv-{number}",
-                    number=number,
-                    issue_date=day,
-                    due_date=day + timedelta(days=30),
-                    currency="EUR",
-                    subtotal=net,
-                    tax_total=tax,
-                    total=net + tax,
-                )
-                invoice.lines.append(
-                    InvoiceLine(
-                        position=1,
-                        description="Consulting hours",
-                        quantity=Decimal("2"),
-                        unit_price=Decimal("100.00"),
-                        tax_rate=Decimal("21"),
-                        net_amount=net,
-                        tax_amount=tax,
-                        product_id=product_id,
-                    )
-                )
-                db.session.add(invoice)
-                invoices.append((invoice, number))
-            db.session.commit()
-            result.append(Target(provider, connection_id, [(inv.id, number) for inv, number in invoices]))
+    for provider, unit_id in zip(PROVIDERS, org["unit_ids"], strict=True):
+        connection_id = connect_unit(app, flow, unit_id, provider)
+        numbers = [f"FX-{os.urandom(4).hex().upper()}" for _ in range(INVOICES)]
+        result.append(Target(provider, connection_id, [add_invoice(app, org, unit_id, n) for n in numbers]))
     return result
 
 

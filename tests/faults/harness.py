@@ -13,12 +13,10 @@ hundred invoices per connection and kills workers twenty times.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -28,8 +26,8 @@ import redis
 import requests
 from rq.serializers import JSONSerializer
 
-from tests.portal.sync.conftest import CONNECT
-from tests.portal.sync.rq_workers import ROOT, records, run_outcome, wait_for
+from tests.portal.sync.conftest import REFERENCE_FIELD, ledger_invoices
+from tests.portal.sync.rq_workers import WorkerProcess, control, records, run_outcome, wait_for
 from tests.sandbox_server import free_port
 
 FULL = os.environ.get("PROOF_SCALE", "").strip().lower() == "full"
@@ -54,27 +52,12 @@ LEDGER_ID = {"exact-online": "InvoiceID", "quickbooks": "Id", "bexio": "id"}
 INVOICE_PATH = {"exact-online": "/SalesInvoices$", "quickbooks": "/invoice$", "bexio": "/kb_invoice$"}
 
 
-def control(sandbox: str, path: str, body: dict | None = None, method: str = "POST") -> object:
-    """Call the sandbox control API; return its JSON."""
-    response = requests.request(method, f"{sandbox}/_control/{path}", json=body, timeout=10)
-    assert response.status_code < 300, f"{method} {path}: {response.status_code} {response.text}"
-    return response.json()
-
-
 def ledger_index(sandbox: str, provider: str) -> dict[str, list[str]]:
     """Return our reference → the ledger ids of the invoices carrying it, from the sandbox ledger."""
-    company = CONNECT[provider][1]
-    data = control(sandbox, f"ledger/{provider}/{company}", method="GET")
-    if provider == "exact-online":
-        rows, ref = data["tables"].get("SalesInvoices", []), "YourRef"
-    elif provider == "quickbooks":
-        rows, ref = data["entities"].get("Invoice", []), "DocNumber"
-    else:
-        rows, ref = data["invoices"], "api_reference"
     index: dict[str, list[str]] = {}
-    for row in rows:
-        if row.get(ref):
-            index.setdefault(row[ref], []).append(str(row[LEDGER_ID[provider]]))
+    for row in ledger_invoices(sandbox, provider):
+        if row.get(REFERENCE_FIELD[provider]):
+            index.setdefault(row[REFERENCE_FIELD[provider]], []).append(str(row[LEDGER_ID[provider]]))
     return index
 
 
@@ -121,65 +104,16 @@ class PrivateRedis:
             self.process.wait(10)
 
 
-class Worker:
-    """One ``rq worker`` process (:class:`tests.faults.worker.FaultWorker`) on the sync queues."""
+class Worker(WorkerProcess):
+    """One ``rq worker`` process running :class:`tests.faults.worker.FaultWorker` on the sync queues."""
 
     def __init__(self, app, database_url: str, redis_url: str, log_dir: Path, name: str) -> None:
-        env = {
-            **os.environ,
-            "DATABASE_URL": database_url,
-            "REDIS_URL": redis_url,
-            "LEDGERLINK_SECRET_KEY": app.config["SECRET_KEY"],
-            "LEDGERLINK_TOKEN_KEYS": app.config["TOKEN_KEYS"],
-            "LEDGERLINK_EMBEDDED_WORKER": "false",
-            "LEDGERLINK_SANDBOX_URL": app.config["SANDBOX_URL"],
-        }
-        self.name = f"{name}-{os.urandom(3).hex()}"
-        self.log_path = log_dir / f"{self.name}.log"
-        self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
-        self.process = subprocess.Popen(
-            [
-                *(sys.executable, "-m", "rq.cli", "worker", "--with-scheduler"),
-                *("-w", "tests.faults.worker.FaultWorker", "-S", "rq.serializers.JSONSerializer"),
-                *("-u", redis_url, "-n", self.name, "sync", "history", "default"),
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            # Its own process group: killing the worker also kills the scheduler process RQ forks
-            # for --with-scheduler, which would otherwise live on and take later tests' jobs.
-            start_new_session=True,
-        )
-
-    @property
-    def alive(self) -> bool:
-        return self.process.poll() is None
-
-    def log_tail(self, chars: int = 2000) -> str:
-        self._log.flush()
-        return self.log_path.read_bytes()[-chars:].decode(errors="replace")
-
-    def kill(self) -> None:
-        """SIGKILL: no handler runs, nothing is committed or released."""
-        _kill_group(self.process.pid)
-        self.process.wait(30)
+        super().__init__(app, database_url, redis_url, log_dir, name, worker_class="tests.faults.worker.FaultWorker")
 
     def break_database_connections(self) -> None:
         """Close the worker's database connections underneath its pool (see tests/faults/worker.py)."""
         if self.alive:
-            os.kill(self.process.pid, signal.SIGUSR1)
-
-    def stop(self) -> None:
-        """Warm shutdown (the current job finishes), then SIGKILL if it does not go."""
-        if self.alive:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                self.kill()
-        _kill_group(self.process.pid)  # whatever the worker left behind
-        self._log.close()
+            os.kill(self.pid, signal.SIGUSR1)
 
 
 @dataclass
@@ -539,9 +473,3 @@ class Case:
 
     def close(self) -> None:
         requests.delete(f"{self.sandbox}/_control/faults", timeout=10)
-
-
-def _kill_group(pid: int) -> None:
-    """SIGKILL every process of the worker's process group (the worker and its scheduler)."""
-    with contextlib.suppress(ProcessLookupError, PermissionError):  # already gone
-        os.killpg(pid, signal.SIGKILL)

@@ -101,7 +101,9 @@ FORM_CASES: list[FormCase] = [
     FormCase(
         "customer link: empty ledger id", CUSTOMER_LINK, {"customer": "x", "external_id": ""}, ("ledger customer",)
     ),
-    FormCase("customer mode: unknown", CUSTOMER_MODE, {"customer_mode": XSS}, ("customer", "valid choice")),
+    FormCase(
+        "customer mode: unknown", CUSTOMER_MODE, {"customer_mode": XSS}, ("customer", "choose one of the options")
+    ),
     # Historical push dates.
     FormCase(
         "history: impossible date",

@@ -14,6 +14,7 @@ from typing import Any
 
 import requests
 from playwright.sync_api import Page, expect
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 from tests.e2e.conftest import screenshot, search
 from tests.portal.connections.conftest import sandbox  # noqa: F401 - fixture: the sandbox reset to its demo data
@@ -85,8 +86,16 @@ def pick_option(page: Page, select_id: str, query: str, value: str) -> None:
     cannot undo the choice.
     """
     box = page.locator(f"#{select_id}-box")
-    with page.expect_response(lambda r: "/mappings/options/" in r.url):
-        search(box.locator("input[type=search]"), query)
+    for attempt in range(3):
+        try:
+            with page.expect_response(lambda r: "/mappings/options/" in r.url, timeout=10_000):
+                search(box.locator("input[type=search]"), query)
+            break
+        except PlaywrightTimeoutError:
+            # A search the browser dropped (the box swapped while it was sent) is simply sent again,
+            # as a user would press Enter again; a third silence fails the journey.
+            if attempt == 2:
+                raise
     select = page.locator(f"#{select_id}")
     expect(select.locator(f"option[value='{value}']")).to_have_count(1)
     select.select_option(value)

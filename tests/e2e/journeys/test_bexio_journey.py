@@ -153,6 +153,9 @@ def test_bexio_from_consent_to_a_sent_invoice_paid_in_bexio(app, live_server, sa
     note_row = page.locator("tr[data-state]", has_text=note_number)
     expect(note_row).to_have_attribute("data-state", "skipped")
     expect(note_row).to_contain_text("by hand in bexio")
+    # The manual step is Ledgerlink's instruction, not bexio's words, and no re-sync can make bexio take it.
+    expect(note_row).not_to_contain_text("bexio said")
+    expect(note_row.get_by_role("button", name="Re-sync")).to_have_count(0)
     screenshot(page, "journey-bexio-credit-note-skipped")
 
 

@@ -123,8 +123,8 @@ def test_exopen_shared_link_then_recreate_only_with_the_same_division(
     try:
         expect(approver.locator("[data-outcome=refused]")).to_be_visible()
         expect(approver.locator(".refusal")).to_contain_text(
-            f"You granted access to Ledgerlink Services B.V. ({EXACT_NL_OTHER_DIVISION}), "
-            f"but this link asks for {EXACT_NL_DIVISION}. Nothing was connected."
+            f"You granted access to Ledgerlink Services B.V. ({EXACT_NL_OTHER_DIVISION}) instead, so nothing was "
+            f"changed. Open the link again and choose Ledgerlink Demo B.V. ({EXACT_NL_DIVISION}) at Exact Online."
         )
         screenshot(approver, "journey-exopen-6-other-division-refused")
     finally:

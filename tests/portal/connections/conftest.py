@@ -2,6 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
@@ -22,6 +30,26 @@ EXACT_USERS = {
 EXACT_UNGRANTABLE = "3010003"
 QBO_US, QBO_UK = "9341453908059321", "9341453908061187"
 BEXIO_MAIN, BEXIO_OTHER = "q69vysq7fkzl", "b7xk2m4pq9rt"
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def process_env(app, database_url: str, redis_url: str) -> dict[str, str]:
+    """The environment of a separate portal process (an ``rq worker``, a refresher) as production sets it.
+
+    The process runs on the test's database and Redis, with the test app's keys, and reaches the
+    ledgers through the sandbox the app talks to.
+    """
+    return {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_url,
+        "LEDGERLINK_SECRET_KEY": app.config["SECRET_KEY"],
+        "LEDGERLINK_TOKEN_KEYS": app.config["TOKEN_KEYS"],
+        "LEDGERLINK_EMBEDDED_WORKER": "false",
+        "LEDGERLINK_SANDBOX_URL": app.config["SANDBOX_URL"],
+        "PYTHONPATH": str(ROOT),
+    }
 
 
 @pytest.fixture
@@ -125,3 +153,78 @@ def unit_id(app, demo_data):
 def exact_choices(region: str, divisions=None) -> dict:
     user, _granted = EXACT_USERS[region]
     return {"user": user, **({"divisions": divisions} if divisions is not None else {})}
+
+
+#: provider → how the token tests connect it: region (Exact only), company and consent choices.
+TOKEN_CASES = {
+    "exact-online": {"region": "nl", "company": "3010001", "user": "jan.devries"},
+    "quickbooks": {"company": QBO_US, "user": "u-ada", "realm_id": QBO_US},
+    "bexio": {"company": BEXIO_MAIN, "username": "max.mustermann", "company_id": BEXIO_MAIN},
+}
+
+
+def connect_token_case(flow, unit_id: int, provider: str) -> int:
+    """Connect ``unit_id`` to the provider's company of :data:`TOKEN_CASES`; return the connection id."""
+    case = dict(TOKEN_CASES[provider])
+    region, company = case.pop("region", None), case.pop("company")
+    return flow.connect(unit_id, provider, region, company=company, **case)
+
+
+def spend_access_token(app, connection_id: int) -> None:
+    """Make the stored access token look spent (and old enough for Exact's 570 s rule)."""
+    from portal.connections import vault
+    from portal.extensions import db
+    from portal.models import Connection
+
+    now = datetime.now(UTC)
+    with app.app_context():
+        connection = db.session.get(Connection, connection_id)
+        tokens = vault.read_tokens(connection)
+        spent = dataclasses.replace(
+            tokens, access_expires_at=now - timedelta(seconds=1), issued_at=now - timedelta(seconds=700)
+        )
+        vault.store_tokens(connection, spent)
+        db.session.commit()
+
+
+def advance_ledger_clock(sandbox: str, seconds: int = 600) -> None:
+    """Move the sandbox ledgers' clock forward (past the access tokens' life by default)."""
+    requests.post(f"{sandbox}/_control/clock", json={"advance_seconds": seconds}, timeout=10).raise_for_status()
+
+
+@contextlib.contextmanager
+def refresh_processes(
+    app, database_url: str, redis_url: str, script: Path, *args: str, count: int
+) -> Iterator[list[subprocess.Popen]]:
+    """Run ``count`` processes of ``script`` (a refresher answering on stdout) until the block ends.
+
+    Yields them once each has said "ready"; on the way out their stdin is closed, which ends them.
+    """
+    processes = [
+        subprocess.Popen(
+            [sys.executable, str(script), *args],
+            cwd=ROOT,
+            env=process_env(app, database_url, redis_url),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(count)
+    ]
+    try:
+        for process in processes:
+            assert process.stdout.readline().strip() == "ready"
+        yield processes
+    finally:
+        for process in processes:
+            process.stdin.close()
+        for process in processes:
+            process.wait(timeout=30)
+
+
+def tell(processes: list[subprocess.Popen], line: str) -> list[str]:
+    """Send ``line`` to every process; return each one's answer line."""
+    for process in processes:
+        process.stdin.write(f"{line}\n")
+        process.stdin.flush()
+    return [process.stdout.readline().strip() for process in processes]

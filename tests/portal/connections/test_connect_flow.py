@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html
+
 import pytest
 import requests
 
@@ -167,11 +169,13 @@ def test_state_from_another_browser_session_is_refused(app, db, flow, unit_id, m
 
 def test_unknown_provider_and_region_are_refused(flow, unit_id, db):
     bad_region = flow.start(unit_id, "exact-online", "xx")
-    assert bad_region.status_code == 400 and "Not a valid choice" in bad_region.get_data(as_text=True)
+    text = html.unescape(bad_region.get_data(as_text=True))
+    assert bad_region.status_code == 400 and "'xx' is not an Exact Online instance" in text and "nl or be" in text
     no_region = flow.start(unit_id, "exact-online", "")
     assert no_region.status_code == 400 and "Choose the Exact Online instance" in no_region.get_data(as_text=True)
     bad_provider = flow.start(unit_id, "sage")
     assert bad_provider.status_code == 400
+    assert "'sage' is not a ledger Ledgerlink connects to" in html.unescape(bad_provider.get_data(as_text=True))
     assert db.session.scalar(db.select(db.func.count(Connection.id))) == 0
 
 
@@ -205,7 +209,8 @@ def test_settings_refuse_bad_input_and_change_nothing(app, db, flow, unit_id):
     bad = flow.post(f"/connections/{cid}/settings", sending_method="carrier-pigeon", sync_from="31-12-2026")
     assert bad.status_code == 400
     text = bad.get_data(as_text=True)
-    assert "Not a valid choice" in text and "YYYY-MM-DD" in text
+    assert "'carrier-pigeon' is not a sending method" in html.unescape(text) and "saas or ledger" in text
+    assert "Not a valid choice" not in text and "YYYY-MM-DD" in text
     assert _connection(db, cid).sync_from == before
 
 

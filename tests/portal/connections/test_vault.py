@@ -2,12 +2,7 @@
 
 from __future__ import annotations
 
-import dataclasses
-import os
-import subprocess
-import sys
 import time
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -16,41 +11,17 @@ import requests
 from portal.connections import vault
 from portal.integrations.base import NeedsReauthorization
 from portal.models import AuditEvent, Connection, ConnectionStatus
-from tests.portal.connections.conftest import BEXIO_MAIN, QBO_US
+from tests.portal.connections.conftest import (
+    BEXIO_MAIN,
+    TOKEN_CASES,
+    advance_ledger_clock,
+    connect_token_case,
+    refresh_processes,
+    spend_access_token,
+    tell,
+)
 
-ROOT = Path(__file__).resolve().parents[3]
 WORKER = Path(__file__).with_name("refresh_worker.py")
-
-CASES = {
-    "exact-online": {"region": "nl", "company": "3010001", "user": "jan.devries"},
-    "quickbooks": {"company": QBO_US, "user": "u-ada", "realm_id": QBO_US},
-    "bexio": {"company": BEXIO_MAIN, "username": "max.mustermann", "company_id": BEXIO_MAIN},
-}
-
-
-def _connect(flow, unit_id, provider) -> int:
-    case = dict(CASES[provider])
-    region, company = case.pop("region", None), case.pop("company")
-    return flow.connect(unit_id, provider, region, company=company, **case)
-
-
-def _expire_access(app, connection_id: int) -> None:
-    """Make the stored access token look spent (and old enough for Exact's 570 s rule)."""
-    from portal.extensions import db
-
-    now = datetime.now(UTC)
-    with app.app_context():
-        connection = db.session.get(Connection, connection_id)
-        tokens = vault.read_tokens(connection)
-        spent = dataclasses.replace(
-            tokens, access_expires_at=now - timedelta(seconds=1), issued_at=now - timedelta(seconds=700)
-        )
-        vault.store_tokens(connection, spent)
-        db.session.commit()
-
-
-def _advance_sandbox(sandbox: str, seconds: int = 600) -> None:
-    requests.post(f"{sandbox}/_control/clock", json={"advance_seconds": seconds}, timeout=10).raise_for_status()
 
 
 def _connection(app, connection_id) -> Connection:
@@ -62,15 +33,15 @@ def _connection(app, connection_id) -> Connection:
         return connection
 
 
-@pytest.mark.parametrize("provider", list(CASES))
+@pytest.mark.parametrize("provider", list(TOKEN_CASES))
 def test_refresh_rotates_and_persists_before_use(app, flow, unit_id, provider):
-    cid = _connect(flow, unit_id, provider)
+    cid = connect_token_case(flow, unit_id, provider)
     with app.app_context():
         from portal.extensions import db
 
         old = vault.read_tokens(db.session.get(Connection, cid))
-    _expire_access(app, cid)
-    _advance_sandbox(flow.sandbox)
+    spend_access_token(app, cid)
+    advance_ledger_clock(flow.sandbox)
     with app.app_context():
         new = vault.refresh(cid)
         stored = vault.read_tokens(db.session.get(Connection, cid))
@@ -83,7 +54,7 @@ def test_refresh_rotates_and_persists_before_use(app, flow, unit_id, provider):
 
 
 def test_exact_refresh_is_not_attempted_within_570_seconds(app, flow, unit_id):
-    cid = _connect(flow, unit_id, "exact-online")
+    cid = connect_token_case(flow, unit_id, "exact-online")
     with app.app_context():
         from portal.extensions import db
 
@@ -93,11 +64,11 @@ def test_exact_refresh_is_not_attempted_within_570_seconds(app, flow, unit_id):
 
 
 def test_a_revoked_consent_moves_the_connection_to_needs_reauthorization(app, flow, unit_id):
-    cid = _connect(flow, unit_id, "bexio")
+    cid = connect_token_case(flow, unit_id, "bexio")
     requests.post(
         f"{flow.sandbox}/_control/bexio/revoke_tokens", json={"company_id": BEXIO_MAIN}, timeout=10
     ).raise_for_status()
-    _expire_access(app, cid)
+    spend_access_token(app, cid)
     with app.app_context(), pytest.raises(NeedsReauthorization):
         vault.refresh(cid)
     connection = _connection(app, cid)
@@ -113,7 +84,7 @@ def test_a_revoked_consent_moves_the_connection_to_needs_reauthorization(app, fl
 
 
 def test_tokens_are_never_stored_or_shown_in_plain_text(app, flow, unit_id, database_url):
-    cid = _connect(flow, unit_id, "quickbooks")
+    cid = connect_token_case(flow, unit_id, "quickbooks")
     from portal.extensions import db
 
     with app.app_context():
@@ -128,44 +99,17 @@ def test_tokens_are_never_stored_or_shown_in_plain_text(app, flow, unit_id, data
     assert "refresh_token" not in repr(tokens) or tokens.refresh_token not in repr(tokens)
 
 
-@pytest.mark.parametrize("provider", list(CASES))
+@pytest.mark.parametrize("provider", list(TOKEN_CASES))
 def test_eight_processes_refreshing_at_once_never_break_the_connection(
     app, flow, unit_id, provider, database_url, redis_url
 ):
-    cid = _connect(flow, unit_id, provider)
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url,
-        "REDIS_URL": redis_url,
-        "LEDGERLINK_SANDBOX_URL": flow.sandbox,
-        "LEDGERLINK_SECRET_KEY": app.config["SECRET_KEY"],
-        "LEDGERLINK_TOKEN_KEYS": app.config["TOKEN_KEYS"],
-        "LEDGERLINK_EMBEDDED_WORKER": "false",
-        "PYTHONPATH": str(ROOT),
-    }
-    workers = [
-        subprocess.Popen(
-            [sys.executable, str(WORKER), str(cid)],
-            cwd=ROOT,
-            env=env,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        for _ in range(8)
-    ]
-    try:
-        for worker in workers:
-            assert worker.stdout.readline().strip() == "ready"
+    cid = connect_token_case(flow, unit_id, provider)
+    with refresh_processes(app, database_url, redis_url, WORKER, str(cid), count=8) as workers:
         seen = set()
         for _round in range(4):
-            _advance_sandbox(flow.sandbox)
-            _expire_access(app, cid)
-            at = time.time() + 0.3
-            for worker in workers:
-                worker.stdin.write(f"go {at}\n")
-                worker.stdin.flush()
-            answers = [worker.stdout.readline().strip() for worker in workers]
+            advance_ledger_clock(flow.sandbox)
+            spend_access_token(app, cid)
+            answers = tell(workers, f"go {time.time() + 0.3}")
             assert all(a.startswith("ok ") for a in answers), answers
             fingerprints = {a.split()[1] for a in answers}
             assert len(fingerprints) == 1, answers  # every process ended with the same token set
@@ -177,14 +121,10 @@ def test_eight_processes_refreshing_at_once_never_break_the_connection(
                 vault.fresh_adapter(db.session.get(Connection, cid)).company_info()
         if provider != "quickbooks":  # QBO returns the same refresh token within ~24 h (qbo §1)
             assert len(seen) == 4  # one real rotation per round, not eight
-    finally:
-        for worker in workers:
-            worker.stdin.close()
-            worker.wait(timeout=30)
 
 
 def test_health_probe_reports_and_recovers(app, flow, unit_id):
-    cid = _connect(flow, unit_id, "quickbooks")
+    cid = connect_token_case(flow, unit_id, "quickbooks")
     runner = app.test_cli_runner()
     ok = runner.invoke(args=["health", "probe"])
     assert ok.exit_code == 0 and f"#{cid}" in ok.output and "reachable" in ok.output
@@ -203,14 +143,18 @@ def test_health_probe_reports_and_recovers(app, flow, unit_id):
     from portal.extensions import db
 
     with app.app_context():
-        kinds = list(db.session.scalars(db.select(AuditEvent.kind).filter_by(subject_id=cid, actor_label="system")))
+        kinds = list(
+            db.session.scalars(
+                db.select(AuditEvent.kind).filter_by(subject_id=cid, actor_label="system").order_by(AuditEvent.id)
+            )
+        )
     assert kinds == ["connection.failing", "connection.connected"]
 
 
 def test_token_keys_rotate(app, flow, unit_id):
     from cryptography.fernet import Fernet
 
-    cid = _connect(flow, unit_id, "bexio")
+    cid = connect_token_case(flow, unit_id, "bexio")
     old_key = app.config["TOKEN_KEYS"]
     new_key = Fernet.generate_key().decode()
     app.config["TOKEN_KEYS"] = f"{new_key},{old_key}"

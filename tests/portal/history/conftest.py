@@ -17,16 +17,14 @@ FROM, TO = date(2025, 1, 1), date(2025, 12, 31)
 
 
 @pytest.fixture(autouse=True)
-def backfill_settings(app):
+def backfill_settings(app, monkeypatch):
     """Small chunks, and no pacing: pacing under the quota is measured in bench/backfill.py.
 
     The sandbox quotas stay on; the tests stay within them without waiting for minute windows.
+    Settings the app did not have are removed again afterwards, not left as None.
     """
-    settings = {"HISTORY_CHUNK_SIZE": 2, "RATE_LIMITER": False}
-    saved = {key: app.config.get(key) for key in settings}
-    app.config.update(settings)
-    yield
-    app.config.update(saved)
+    monkeypatch.setitem(app.config, "HISTORY_CHUNK_SIZE", 2)
+    monkeypatch.setitem(app.config, "RATE_LIMITER", False)
 
 
 @pytest.fixture

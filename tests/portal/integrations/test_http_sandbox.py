@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import logging
+import os
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 import requests
+from flask import Flask, make_response, request
 
 from portal.integrations import specs
 from portal.integrations.base import (
@@ -20,6 +24,8 @@ from portal.integrations.base import (
     Unavailable,
 )
 from portal.integrations.errors_catalog import ErrorClass, explain
+from portal.integrations.http import pooled_session
+from tests.sandbox_server import ServedApp
 
 from .conftest import (
     BEXIO_COMPANY,
@@ -297,3 +303,56 @@ def test_minorversion_goes_to_the_api_only(sandbox, make_http):
     response = http.get(api_url(Q, PROBES[Q]), token=tokens.access_token)
     assert "minorversion=75" in response.url
     assert requests.utils.urlparse(response.url).path.startswith("/quickbooks/api/v3/company/")
+
+
+def _established_connections_to(url: str) -> int:
+    """Count this process's open TCP connections to ``url``'s port (Linux /proc)."""
+    port = urlsplit(url).port
+    sockets = set()
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            sockets.add(target[8:-1])
+    count = 0
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        remote_port, state, inode = int(fields[2].split(":")[1], 16), fields[3], fields[9]
+        count += remote_port == port and state == "01" and inode in sockets
+    return count
+
+
+def test_adapters_built_one_after_another_reuse_one_kept_alive_connection(sandbox, make_http):
+    """Each job builds its own adapter; their calls share the thread's pooled connection, none is left open."""
+    tokens = None
+    before = _established_connections_to(sandbox)
+    for _ in range(30):  # make_http keeps every instance alive, as a long job holding its adapters would
+        http, _seen = make_http(B)
+        tokens = tokens or connect(sandbox, http)
+        assert http.get(api_url(B, PROBES[B]), token=tokens.access_token).status_code == 200
+    assert _established_connections_to(sandbox) - before <= 1
+
+
+def test_the_pooled_session_keeps_no_cookie_from_one_call_for_the_next():
+    """A cookie a ledger sets for one customer's call is never sent with the next customer's."""
+    app = Flask("cookies")
+
+    @app.get("/set")
+    def set_cookie():
+        response = make_response("set")
+        response.set_cookie("balancer", "customer-a")
+        return response
+
+    @app.get("/echo")
+    def echo():
+        return request.headers.get("Cookie", "")
+
+    served = ServedApp(app, threads=2)
+    try:
+        session = pooled_session()
+        assert session.get(f"{served.url}/set", timeout=5).text == "set"
+        assert session.get(f"{served.url}/echo", timeout=5).text == ""
+    finally:
+        served.close()

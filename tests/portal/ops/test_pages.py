@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 
@@ -154,6 +154,30 @@ def test_dashboard_counts_invoices_waiting_longer_than_the_delay(app, ops_client
     assert f'id="connection-{cid}"' in listed
 
 
+def test_dashboard_states_when_its_kept_figures_were_counted(app, ops_client, world):
+    client, _ = ops_client
+    cid = world.connection()
+
+    def read() -> tuple[str, str, tuple[str, str]]:
+        html = client.get("/ops/").get_data(as_text=True)
+        age = re.search(r'id="figures-age">.*? counted at <time datetime="([^"]+)">(\d\d:\d\d:\d\d) UTC</time>', html)
+        assert age, "the dashboard says when its figures were counted"
+        counts = tuple(re.search(rf'data-count="{name}">(\d+)</a>', html).group(1) for name in ("healthy", "paused"))
+        return age.group(1), age.group(2), counts
+
+    counted, shown, counts = read()
+    assert counts == ("1", "0") and counted.startswith(utcnow().date().isoformat()) and counted[11:19] == shown
+    with app.app_context():
+        _db.session.get(Connection, cid).status = ConnectionStatus.paused
+        _db.session.commit()
+    again, _, counts = read()
+    # Within the minute the figures (and their stated time) are the ones kept; in a new minute both are new.
+    assert (again, counts) == (counted, ("1", "0")) if again[:16] == counted[:16] else counts == ("0", "1")
+    world.connection()  # a new connection: everything is counted again at once
+    latest, _, counts = read()
+    assert datetime.fromisoformat(latest) > datetime.fromisoformat(counted) and counts == ("1", "1")
+
+
 # -- connections ------------------------------------------------------------------------------
 
 
@@ -186,6 +210,36 @@ def test_connections_filters_search_and_sort(app, ops_client, world):
     ):
         response = client.get(f"/ops/connections?{bad}")
         assert response.status_code == 400 and words in response.get_data(as_text=True), bad
+
+
+def test_connection_search_finds_organizations_units_and_companies(app, ops_client, world):
+    client, _ = ops_client
+    a = world.connection(org_name="Jansen Bakkerij", company_name="Alpha BV")
+    b = world.connection("quickbooks", org_name="Other Trading", company_name="Jansen Holding")
+    c = world.connection("bexio", org_name="Third", company_name="Gamma 50% AG", company="4455")
+    with app.app_context():
+        unit = _db.session.get(Connection, c).business_unit
+        unit.name = "Zuid Filiaal"
+        _db.session.commit()
+
+    def listed(url: str) -> tuple[list[int], str]:
+        html = client.get(url).get_data(as_text=True)
+        total = re.search(r"(\d+) connection\(s\)", html).group(1)
+        return [int(x) for x in re.findall(r'id="connection-(\d+)"', html)], total
+
+    assert listed("/ops/connections?q=JANSEN") == ([a, b], "2")  # organization, then company; by organization
+    assert listed("/ops/connections?q=filiaal") == ([c], "1")  # the unit's name
+    assert listed("/ops/connections?q=4455") == ([c], "1")  # the company number
+    assert listed("/ops/connections?q=50%25") == ([c], "1")  # a percent sign is a character, not a wildcard
+    assert listed("/ops/connections?q=5_%25") == ([], "0")
+    app.config["PAGE_SIZE"] = 1
+    try:
+        assert listed("/ops/connections?q=jansen") == ([a], "2")
+        assert listed("/ops/connections?q=jansen&page=2") == ([b], "2")
+        assert listed("/ops/connections") == ([a], "3")
+        assert listed("/ops/connections?page=3") == ([c], "3")
+    finally:
+        app.config["PAGE_SIZE"] = 25
 
 
 def test_connections_htmx_fragment_and_pagination(app, ops_client, world):

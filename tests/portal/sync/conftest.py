@@ -7,10 +7,10 @@ from datetime import date, timedelta
 from decimal import Decimal
 
 import pytest
-import requests
 
 from tests.portal.connections.conftest import BEXIO_MAIN, QBO_US, flow, sandbox  # noqa: F401 - fixtures
 from tests.portal.mappings.conftest import GOOD_DEFAULTS
+from tests.portal.sync.rq_workers import control, sandbox_get
 
 #: provider → (region, company, consent choices) for Flow.connect.
 CONNECT = {
@@ -24,39 +24,47 @@ PROVIDERS = list(CONNECT)
 NO_TAX_LINE: dict[str, dict[str, str]] = {}
 
 
+#: provider → the field of an invoice in the sandbox ledger that carries our reference (the invoice number).
+REFERENCE_FIELD = {"exact-online": "YourRef", "quickbooks": "DocNumber", "bexio": "api_reference"}
+
+
+def ledger_invoices(sandbox_url: str, provider: str) -> list[dict]:
+    """Return every invoice of the provider's company (of :data:`CONNECT`) in the sandbox ledger."""
+    data = sandbox_get(sandbox_url, f"ledger/{provider}/{CONNECT[provider][1]}")
+    if provider == "exact-online":
+        return data["tables"].get("SalesInvoices", [])
+    if provider == "quickbooks":
+        return data["entities"].get("Invoice", [])
+    return data["invoices"]
+
+
 def ledger_documents(sandbox_url: str, provider: str, reference: str) -> list[dict]:
     """Return the sandbox ledger's invoices carrying our reference (YourRef, DocNumber, api_reference)."""
-    company = CONNECT[provider][1]
-    response = requests.get(f"{sandbox_url}/_control/ledger/{provider}/{company}", timeout=10)
-    response.raise_for_status()
-    data = response.json()
-    if provider == "exact-online":
-        return [r for r in data["tables"].get("SalesInvoices", []) if r.get("YourRef") == reference]
-    if provider == "quickbooks":
-        return [r for r in data["entities"].get("Invoice", []) if r.get("DocNumber") == reference]
-    return [r for r in data["invoices"] if r.get("api_reference") == reference]
+    return [r for r in ledger_invoices(sandbox_url, provider) if r.get(REFERENCE_FIELD[provider]) == reference]
 
 
 def fault(sandbox_url: str, **body) -> None:
     """Inject a sandbox fault."""
-    response = requests.post(f"{sandbox_url}/_control/faults", json=body, timeout=10)
-    assert response.status_code < 300, response.text
+    control(sandbox_url, "faults", body)
 
 
-@pytest.fixture
-def org_unit(app) -> dict:
-    """A fresh organization with one business unit, one customer and one product."""
+def new_organization(app, label: str, unit_names: list[str]) -> dict:
+    """Create an organization with the named business units, one customer and one product.
+
+    Returns their ids: ``org_id``, ``unit_ids`` (in the order of ``unit_names``), ``customer_id``
+    and ``product_id``. ``label`` names the organization ("<label> Holding") and its customer.
+    """
     from portal.extensions import db
     from portal.models import BusinessUnit, Customer, Organization, Product
 
     with app.app_context():
-        org = Organization(external_id=f"org-{os.urandom(3).hex()}", name="Pushtest Holding", country="NL")
-        unit = BusinessUnit(organization=org, name="Pushtest NL", country="NL", currency="EUR")
+        org = Organization(external_id=f"org-{os.urandom(3).hex()}", name=f"{label} Holding", country="NL")
+        units = [BusinessUnit(organization=org, name=name, country="NL", currency="EUR") for name in unit_names]
         customer = Customer(
             organization=org,
             external_id=f"cus-{os.urandom(3).hex()}",
-            name=f"Pushtest Customer {os.urandom(2).hex()}",
-            email="billing@pushtest.example",
+            name=f"{label} Customer {os.urandom(2).hex()}",
+            email=f"billing@{label.lower()}.example",
             street="Keizersgracht 1",
             postcode="1015 AA",
             city="Amsterdam",
@@ -69,35 +77,123 @@ def org_unit(app) -> dict:
             unit_price=Decimal("100"),
             tax_rate=Decimal("21"),
         )
-        db.session.add_all([org, unit, customer])
+        db.session.add_all([org, *units, customer])
         db.session.flush()
         product.organization_id = org.id
         db.session.add(product)
         db.session.commit()
-        return {"org_id": org.id, "unit_id": unit.id, "customer_id": customer.id, "product_id": product.id}
+        return {
+            "org_id": org.id,
+            "unit_ids": [unit.id for unit in units],
+            "customer_id": customer.id,
+            "product_id": product.id,
+        }
+
+
+def connect_unit(
+    app,
+    flow,  # noqa: F811 - a Flow, as the flow fixture imported above returns
+    unit_id: int,
+    provider: str,
+    *,
+    customer_mode: str | None = None,
+    **mapping_overrides,
+) -> int:
+    """Connect the unit to the provider's company of :data:`CONNECT` with working mappings; return the id.
+
+    The connection's reference data is read, its mappings set to the working defaults (with
+    ``mapping_overrides``), and it starts at midnight so that invoices of today are due.
+    """
+    from portal.extensions import db
+    from portal.mappings import services
+    from portal.models import Connection
+
+    region, company, choices = CONNECT[provider]
+    connection_id = flow.connect(unit_id, provider, region, company=company, **choices)
+    with app.app_context():
+        connection = db.session.get(Connection, connection_id)
+        services.refresh_reference(connection)
+        values = {**GOOD_DEFAULTS[provider], **NO_TAX_LINE.get(provider, {}), **mapping_overrides}
+        services.set_mappings(connection, values)
+        connection.sync_from = connection.sync_from.replace(hour=0, minute=0, second=0, microsecond=0)
+        if customer_mode:
+            connection.settings = {**(connection.settings or {}), "customer_mode": customer_mode}
+        db.session.commit()
+    return connection_id
+
+
+def add_invoice(
+    app,
+    org: dict,
+    unit_id: int,
+    number: str | None = None,
+    *,
+    issue_date: date | None = None,
+    quantity: str = "2",
+) -> tuple[int, str]:
+    """Add a committed one-line invoice of the unit (to ``org``'s customer, of its product); return (id, number).
+
+    ``org`` is what :func:`new_organization` returns. The line is ``quantity`` hours at 100.00
+    with 21 % tax; the invoice is of today unless ``issue_date`` says otherwise.
+    """
+    from portal.extensions import db
+    from portal.models import Invoice, InvoiceLine
+
+    number = number or f"LL-{os.urandom(3).hex().upper()}"
+    day = issue_date or date.today()
+    qty, price = Decimal(quantity), Decimal("100.00")
+    net = (qty * price).quantize(Decimal("0.01"))
+    tax = (net * Decimal("0.21")).quantize(Decimal("0.01"))
+    with app.app_context():
+        invoice = Invoice(
+            organization_id=org["org_id"],
+            business_unit_id=unit_id,
+            customer_id=org["customer_id"],
+            external_id=f"inv-{number}",
+            number=number,
+            issue_date=day,
+            due_date=day + timedelta(days=30),
+            currency="EUR",
+            subtotal=net,
+            tax_total=tax,
+            total=net + tax,
+        )
+        invoice.lines.append(
+            InvoiceLine(
+                position=1,
+                description="Consulting hours",
+                quantity=qty,
+                unit_price=price,
+                tax_rate=Decimal("21"),
+                net_amount=net,
+                tax_amount=tax,
+                product_id=org["product_id"],
+            )
+        )
+        db.session.add(invoice)
+        db.session.commit()
+        return invoice.id, number
+
+
+@pytest.fixture
+def org_unit(app) -> dict:
+    """A fresh organization with one business unit, one customer and one product."""
+    org = new_organization(app, "Pushtest", ["Pushtest NL"])
+    (unit_id,) = org["unit_ids"]
+    return {
+        "org_id": org["org_id"],
+        "unit_id": unit_id,
+        "customer_id": org["customer_id"],
+        "product_id": org["product_id"],
+    }
 
 
 @pytest.fixture
 def connect(app, flow, org_unit):  # noqa: F811 - the flow fixture imported above
     """Connect the unit to ``provider``, read its reference data and set working defaults; return the id."""
-    from portal.extensions import db
-    from portal.mappings import services
-    from portal.models import Connection
 
     def do(provider: str, *, customer_mode: str | None = None, **mapping_overrides) -> int:
-        region, company, choices = CONNECT[provider]
-        connection_id = flow.connect(org_unit["unit_id"], provider, region, company=company, **choices)
-        with app.app_context():
-            connection = db.session.get(Connection, connection_id)
-            services.refresh_reference(connection)
-            values = {**GOOD_DEFAULTS[provider], **NO_TAX_LINE.get(provider, {}), **mapping_overrides}
-            services.set_mappings(connection, values)
-            # Invoices of today must be due: start the connection at midnight.
-            connection.sync_from = connection.sync_from.replace(hour=0, minute=0, second=0, microsecond=0)
-            if customer_mode:
-                connection.settings = {**(connection.settings or {}), "customer_mode": customer_mode}
-            db.session.commit()
-        return connection_id
+        return connect_unit(app, flow, org_unit["unit_id"], provider, customer_mode=customer_mode, **mapping_overrides)
 
     return do
 
@@ -105,44 +201,9 @@ def connect(app, flow, org_unit):  # noqa: F811 - the flow fixture imported abov
 @pytest.fixture
 def make_invoice(app, org_unit):
     """Return a function adding a committed invoice with one line; returns (id, number)."""
-    from portal.extensions import db
-    from portal.models import Invoice, InvoiceLine
 
     def make(number: str | None = None, *, issue_date: date | None = None, quantity: str = "2") -> tuple[int, str]:
-        number = number or f"LL-{os.urandom(3).hex().upper()}"
-        day = issue_date or date.today()
-        qty, price = Decimal(quantity), Decimal("100.00")
-        net = (qty * price).quantize(Decimal("0.01"))
-        tax = (net * Decimal("0.21")).quantize(Decimal("0.01"))
-        with app.app_context():
-            invoice = Invoice(
-                organization_id=org_unit["org_id"],
-                business_unit_id=org_unit["unit_id"],
-                customer_id=org_unit["customer_id"],
-                external_id=f"inv-{number}",
-                number=number,
-                issue_date=day,
-                due_date=day + timedelta(days=30),
-                currency="EUR",
-                subtotal=net,
-                tax_total=tax,
-                total=net + tax,
-            )
-            invoice.lines.append(
-                InvoiceLine(
-                    position=1,
-                    description="Consulting hours",
-                    quantity=qty,
-                    unit_price=price,
-                    tax_rate=Decimal("21"),
-                    net_amount=net,
-                    tax_amount=tax,
-                    product_id=org_unit["product_id"],
-                )
-            )
-            db.session.add(invoice)
-            db.session.commit()
-            return invoice.id, number
+        return add_invoice(app, org_unit, org_unit["unit_id"], number, issue_date=issue_date, quantity=quantity)
 
     return make
 

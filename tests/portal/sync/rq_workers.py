@@ -1,8 +1,8 @@
 """Real ``rq worker`` processes for sync tests, started as production starts them (Makefile ``worker``).
 
-Each worker is its own process running ``jobs.worker.LedgerlinkWorker`` with the JSON serializer
-and RQ's scheduler, on the test's Redis and database, talking to the sandbox over HTTP. Tests
-stop the workers they start by process id.
+Each worker is its own process running ``jobs.worker.LedgerlinkWorker`` (or a subclass a test
+names, such as the fault matrix's) with the JSON serializer and RQ's scheduler, on the test's Redis
+and database, talking to the sandbox over HTTP. Tests stop the workers they start by process id.
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import requests
+
+from tests.portal.connections.conftest import process_env
 
 ROOT = Path(__file__).resolve().parents[3]
 #: Generous: a loaded 2-core machine starts a worker (and the Flask app inside it) slowly.
@@ -40,42 +42,33 @@ def wait_for(predicate: Callable[[], Any], *, timeout: float = WAIT_SECONDS, wha
 
 
 class WorkerProcess:
-    """One ``rq worker`` process on the sync, history and default queues."""
+    """One ``rq worker`` process on the sync, history and default queues.
 
-    def __init__(self, app, database_url: str, redis_url: str, log_dir: Path, name: str) -> None:
-        env = {
-            **os.environ,
-            "DATABASE_URL": database_url,
-            "REDIS_URL": redis_url,
-            "LEDGERLINK_SECRET_KEY": app.config["SECRET_KEY"],
-            "LEDGERLINK_TOKEN_KEYS": app.config["TOKEN_KEYS"],
-            "LEDGERLINK_EMBEDDED_WORKER": "false",
-            "LEDGERLINK_SANDBOX_URL": app.config["SANDBOX_URL"],
-        }
+    ``worker_class`` is the dotted name of the RQ worker class the process runs (production's by
+    default). The process gets its own process group, which :meth:`kill` and :meth:`stop` end whole.
+    """
+
+    def __init__(
+        self,
+        app,
+        database_url: str,
+        redis_url: str,
+        log_dir: Path,
+        name: str,
+        *,
+        worker_class: str = "jobs.worker.LedgerlinkWorker",
+    ) -> None:
         self.name = f"{name}-{os.urandom(3).hex()}"
         self.log_path = log_dir / f"{self.name}.log"
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
         self.process = subprocess.Popen(
             [
-                sys.executable,
-                "-m",
-                "rq.cli",
-                "worker",
-                "--with-scheduler",
-                "-w",
-                "jobs.worker.LedgerlinkWorker",
-                "-S",
-                "rq.serializers.JSONSerializer",
-                "-u",
-                redis_url,
-                "-n",
-                self.name,
-                "sync",
-                "history",
-                "default",
+                *(sys.executable, "-m", "rq.cli", "worker", "--with-scheduler"),
+                *("-w", worker_class, "-S", "rq.serializers.JSONSerializer"),
+                *("-u", redis_url, "-n", self.name, "sync", "history", "default"),
             ],
             cwd=ROOT,
-            env=env,
+            env=process_env(app, database_url, redis_url),
             stdout=self._log,
             stderr=subprocess.STDOUT,
             # Its own process group: killing the worker also kills the scheduler process RQ forks
@@ -86,6 +79,10 @@ class WorkerProcess:
     @property
     def pid(self) -> int:
         return self.process.pid
+
+    @property
+    def alive(self) -> bool:
+        return self.process.poll() is None
 
     def log_tail(self, chars: int = 3000) -> str:
         """Return the end of the worker's output (for assertion messages)."""
@@ -98,11 +95,11 @@ class WorkerProcess:
         self.process.wait(30)
 
     def stop(self) -> None:
-        """Stop the worker (warm shutdown, then SIGKILL if it does not go)."""
-        if self.process.poll() is None:
+        """Stop the worker (warm shutdown: the current job finishes), then SIGKILL if it does not go."""
+        if self.alive:
             self.process.send_signal(signal.SIGTERM)
             try:
-                self.process.wait(20)
+                self.process.wait(30)
             except subprocess.TimeoutExpired:
                 self.kill()
         _kill_group(self.process.pid)  # whatever the worker left behind
@@ -165,18 +162,21 @@ def records(app, connection_id: int) -> list[dict]:
         ]
 
 
+def control(sandbox_url: str, path: str, body: dict | None = None, method: str = "POST") -> Any:
+    """Call the sandbox control API (``/_control/<path>``) and return its JSON."""
+    response = requests.request(method, f"{sandbox_url}/_control/{path}", json=body, timeout=10)
+    assert response.status_code < 300, f"{method} {path}: {response.status_code} {response.text}"
+    return response.json()
+
+
 def sandbox_get(sandbox_url: str, path: str) -> Any:
     """GET a sandbox control resource and return its JSON."""
-    response = requests.get(f"{sandbox_url}/_control/{path}", timeout=10)
-    response.raise_for_status()
-    return response.json()
+    return control(sandbox_url, path, method="GET")
 
 
 def sandbox_post(sandbox_url: str, path: str, body: dict) -> Any:
     """POST to a sandbox control resource and return its JSON."""
-    response = requests.post(f"{sandbox_url}/_control/{path}", json=body, timeout=10)
-    assert response.status_code < 300, response.text
-    return response.json()
+    return control(sandbox_url, path, body)
 
 
 def _kill_group(pid: int) -> None:

@@ -133,3 +133,40 @@ def test_payments_are_not_pushed_in_pull_mode(app, sandbox, connect, org_unit, a
     _, counts, _ = run_push(app, connection_id)
 
     assert counts == {"invoices": 1, "pushed": 1} and records(app, connection_id, "payment") == []
+
+
+def test_an_exact_credit_note_whose_booking_was_refused_is_booked_on_the_next_run(
+    app, sandbox, connect, org_unit, api, monkeypatch
+):
+    from portal.integrations.base import Rejected, get_adapter_class
+
+    connection_id = connect("exact-online")
+    invoice_id, _ = ingest_invoice(app, api, org_unit)
+    assert run_push(app, connection_id)[1]["pushed"] == 1
+    ingest_credit_note(api, invoice_id)
+    cls = get_adapter_class("exact-online")
+    printed = []
+
+    def refuse(self, external_id, **kwargs):
+        printed.append(external_id)
+        raise Rejected(
+            provider="exact-online",
+            status=400,
+            provider_text="PrintedSalesInvoices: the document could not be processed",
+        )
+
+    monkeypatch.setattr(cls, "finalize_invoice", refuse)
+    status, counts, message = run_push(app, connection_id)
+
+    assert status == "succeeded" and counts["pushed"] == 1 and counts["finalize_failed"] == 1, (counts, message)
+    [note] = records(app, connection_id, "credit_note")
+    assert note.state.value == "pushed" and note.finalize_state.value == "failed" and printed == [note.external_id]
+    assert "could not be processed" in note.finalize_error
+    monkeypatch.undo()
+
+    status, counts, message = run_push(app, connection_id)
+
+    assert status == "succeeded" and counts == {"invoices": 0, "credit_note_steps": 1}, (counts, message)
+    [note] = records(app, connection_id, "credit_note")
+    assert note.finalize_state.value == "finalized" and note.finalize_error is None and note.external_number
+    assert run_push(app, connection_id)[1] == {"invoices": 0}

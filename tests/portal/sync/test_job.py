@@ -66,3 +66,45 @@ def test_a_rate_limit_stops_the_run_and_leaves_the_record_pending(app, sandbox, 
     assert status == "succeeded"
     assert counts == {"invoices": 2, "pending": 1, "rate_limited": 1}
     assert "rate limit" in message
+
+
+def test_a_long_pacing_wait_renews_the_lock_of_the_run_for_its_whole_length(
+    app, sandbox, connect, make_invoice, monkeypatch
+):
+    import time
+
+    from portal.extensions import queue
+    from portal.sync import limiter, schedule
+
+    connection_id = connect("exact-online")
+    make_invoice()
+    lock_key = schedule.lock_key(connection_id)
+    window = limiter.window_key("exact-online", "3010001", "minute")
+    now = [time.time()]
+    waits: list[tuple[float, float]] = []
+
+    def sleep(seconds: float) -> None:
+        """Stand in for a wait: note what the lock has left as it starts, then let the time pass."""
+        left = queue.connection.pttl(lock_key) / 1000
+        waits.append((seconds, left))
+        now[0] += seconds
+        if left > seconds:
+            queue.connection.pexpire(lock_key, int((left - seconds) * 1000))
+        else:
+            queue.connection.delete(lock_key)  # the lock would have expired during the wait
+
+    monkeypatch.setattr(
+        limiter, "from_config", lambda config, rconn: limiter.RateLimiter(rconn, sleep=sleep, clock=lambda: now[0])
+    )
+    # The division's minute is spent until 85 s from now: the first call waits that long.
+    with app.app_context():
+        queue.connection.hset(window, mapping={"used": 60, "limit": 60, "reset": int((now[0] + 85) * 1000)})
+
+    status, counts, message = _run_job(app, connection_id)
+
+    assert status == "succeeded" and counts["pushed"] == 1, (counts, message)
+    assert waits and waits[0][0] > 80
+    for seconds, left in waits:  # renewed for the wait plus the lock's usual time before each wait
+        assert left > seconds + schedule.LOCK_TIMEOUT - 5, waits
+    with app.app_context():
+        assert not queue.connection.exists(lock_key)  # released by the run, not expired under it

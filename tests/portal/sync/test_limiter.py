@@ -246,3 +246,14 @@ def test_a_small_window_is_taken_slot_by_slot(rconn, company):
     for _ in range(3):
         shared.acquire("bexio", company)
     assert int(rconn.hget(key, "used")) == 3
+
+
+def test_a_reset_reported_hours_ahead_holds_the_budget_for_one_window_at_most(rconn, company):
+    """A provider clock far ahead of ours cannot keep the minute budget spent for hours."""
+    clock = FakeTime()
+    shared = limiter(rconn, clock)
+    shared.observe("exact-online", company, snapshot(60, 0, T0 + 9 * 3600))  # spent "until" 9 h from now
+
+    shared.acquire("exact-online", company)
+
+    assert 0 < sum(clock.slept) <= 62  # waited out one minute window, not nine hours

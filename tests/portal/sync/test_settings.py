@@ -92,3 +92,40 @@ def test_out_of_range_delay_interval_and_unknown_mode_are_refused_precisely(app,
     assert "Choose how payments sync: pull, push or off." in text
     assert "Give a pull interval from 15 to 1440 minutes." in text
     assert _settings(app, connection_id) == before
+
+
+def test_the_invoice_e_mail_text_set_on_the_mappings_page_is_the_one_the_push_sends_and_the_settings_form_shows(
+    app, sandbox, connect, org_unit, api, monkeypatch
+):
+    from portal.connections.forms import SettingsForm
+    from portal.extensions import db
+    from portal.integrations.base import get_adapter_class
+    from portal.mappings import services as mappings
+    from portal.models import Connection
+    from tests.portal.sync.test_pipeline import ingest_invoice, run_push, set_settings
+
+    connection_id = connect("bexio")
+    set_settings(app, connection_id, sending_method="ledger", auto_send=True)
+    text = "Guten Tag, Ihre Rechnung: [Network Link]"
+    with app.app_context():
+        connection = db.session.get(Connection, connection_id)
+        mappings.save_defaults(connection, {}, {"invoice_email_text": text}, None)
+        db.session.commit()
+    cls = get_adapter_class("bexio")
+    finalize, sent = cls.finalize_invoice, []
+
+    def spy(self, external_id, **kwargs):
+        sent.append(kwargs.get("message"))
+        return finalize(self, external_id, **kwargs)
+
+    monkeypatch.setattr(cls, "finalize_invoice", spy)
+    ingest_invoice(app, api, org_unit)
+
+    status, counts, message = run_push(app, connection_id)
+
+    assert status == "succeeded" and counts.get("sent") == 1, (counts, message)
+    assert sent == [text]
+    with app.test_request_context():
+        connection = db.session.get(Connection, connection_id)
+        assert mappings.mapping_settings(connection)["invoice_email_text"] == text
+        assert SettingsForm.for_connection(connection).email_message.data == text
