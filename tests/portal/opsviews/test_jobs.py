@@ -152,20 +152,13 @@ def test_the_console_reads_a_constant_number_of_queries_and_exports_csv(app, ops
 
 def _forking_worker(app, database_url: str, redis_url: str, log_path):
     """Start ``rq worker`` with RQ's forking worker class, which can stop a running job."""
-    import os
     import subprocess
     import sys
     from pathlib import Path
 
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url,
-        "REDIS_URL": redis_url,
-        "LEDGERLINK_SECRET_KEY": app.config["SECRET_KEY"],
-        "LEDGERLINK_TOKEN_KEYS": app.config["TOKEN_KEYS"],
-        "LEDGERLINK_EMBEDDED_WORKER": "false",
-        "LEDGERLINK_SANDBOX_URL": app.config["SANDBOX_URL"],
-    }
+    from tests.portal.connections.conftest import process_env
+
+    env = process_env(app, database_url, redis_url)
     log = open(log_path, "wb")  # noqa: SIM115 - closed with the process below
     command = [sys.executable, "-m", "rq.cli", "worker", "-w", "rq.worker.Worker"]
     command += ["-S", "rq.serializers.JSONSerializer", "-u", redis_url, "default"]

@@ -9,17 +9,13 @@ refuses nothing: no 429, no record failed or left behind, every invoice exactly 
 
 from __future__ import annotations
 
-import os
 import time
-from datetime import date, timedelta
-from decimal import Decimal
 from urllib.parse import parse_qs, urlsplit
 
 import redis
 import requests
 
-from tests.portal.mappings.conftest import GOOD_DEFAULTS
-from tests.portal.sync.conftest import CONNECT, ledger_documents
+from tests.portal.sync.conftest import CONNECT, add_invoice, connect_unit, ledger_documents
 from tests.portal.sync.rq_workers import (
     enqueue_push,
     records,
@@ -48,64 +44,6 @@ def _second_unit(app, org_unit) -> int:
         db.session.add(unit)
         db.session.commit()
         return unit.id
-
-
-def _connect(app, flow, unit_id: int) -> int:
-    """Connect ``unit_id`` to the Exact division with working mappings (as the ``connect`` fixture does)."""
-    from portal.extensions import db
-    from portal.mappings import services
-    from portal.models import Connection
-
-    region, company, choices = CONNECT[PROVIDER]
-    connection_id = flow.connect(unit_id, PROVIDER, region, company=company, **choices)
-    with app.app_context():
-        connection = db.session.get(Connection, connection_id)
-        services.refresh_reference(connection)
-        services.set_mappings(connection, GOOD_DEFAULTS[PROVIDER])
-        connection.sync_from = connection.sync_from.replace(hour=0, minute=0, second=0, microsecond=0)
-        db.session.commit()
-    return connection_id
-
-
-def _invoices(app, org_unit, unit_id: int, count: int) -> list[str]:
-    """Add ``count`` committed one-line invoices of today to the unit; return their numbers."""
-    from portal.extensions import db
-    from portal.models import Invoice, InvoiceLine
-
-    numbers = []
-    with app.app_context():
-        for _ in range(count):
-            number = f"LL-{os.urandom(3).hex().upper()}"
-            net, tax = Decimal("200.00"), Decimal("42.00")
-            invoice = Invoice(
-                organization_id=org_unit["org_id"],
-                business_unit_id=unit_id,
-                customer_id=org_unit["customer_id"],
-                external_id=f"inv-{number}",
-                number=number,
-                issue_date=date.today(),
-                due_date=date.today() + timedelta(days=30),
-                currency="EUR",
-                subtotal=net,
-                tax_total=tax,
-                total=net + tax,
-            )
-            invoice.lines.append(
-                InvoiceLine(
-                    position=1,
-                    description="Consulting hours",
-                    quantity=Decimal("2"),
-                    unit_price=Decimal("100.00"),
-                    tax_rate=Decimal("21"),
-                    net_amount=net,
-                    tax_amount=tax,
-                    product_id=org_unit["product_id"],
-                )
-            )
-            db.session.add(invoice)
-            numbers.append(number)
-        db.session.commit()
-    return numbers
 
 
 def _forget_limiter_windows(redis_url: str) -> None:
@@ -184,9 +122,10 @@ def test_two_workers_on_one_division_stay_within_its_quota(
     app, sandbox, flow, org_unit, connect, database_url, redis_url, tmp_path
 ):
     units = [org_unit["unit_id"], _second_unit(app, org_unit)]
-    connections = [connect(PROVIDER), _connect(app, flow, units[1])]
+    connections = [connect(PROVIDER), connect_unit(app, flow, units[1], PROVIDER)]
     numbers = {
-        cid: _invoices(app, org_unit, unit, INVOICES_PER_UNIT) for cid, unit in zip(connections, units, strict=True)
+        cid: [add_invoice(app, org_unit, unit)[1] for _ in range(INVOICES_PER_UNIT)]
+        for cid, unit in zip(connections, units, strict=True)
     }
     sandbox_post(sandbox, "quotas", QUOTA)
     _forget_limiter_windows(redis_url)
