@@ -178,7 +178,7 @@ def invoice_json(inv: Invoice) -> dict[str, Any]:
         "number": inv.number,
         "customer": inv.customer.external_id,
         "issue_date": inv.issue_date.isoformat(),
-        "due_date": inv.due_date.isoformat(),
+        "due_date": inv.due_date.isoformat() if inv.due_date else None,
         "currency": inv.currency,
         "lines": _lines_json(inv.lines, _product_ids(inv.lines)),
         "subtotal": _money(inv.subtotal),
@@ -422,7 +422,7 @@ def put_invoice(org_id: str, external_id: str):
         "customer_id": customer.id,
         "number": data["number"],
         "issue_date": data["issue_date"],
-        "due_date": data["due_date"],
+        "due_date": data.get("due_date"),
         "currency": data["currency"],
         **totals,
     }

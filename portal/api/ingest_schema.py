@@ -305,7 +305,11 @@ INVOICE_FIELDS: dict[str, Field] = {
     "number": _s(64, "Invoice number as printed.", required=True, not_empty=True),
     "customer": _s(ID_MAX, "External id of a customer sent before.", required=True, not_empty=True),
     "issue_date": Field("date", required=True),
-    "due_date": Field("date", "On or after issue_date.", required=True),
+    "due_date": Field(
+        "date",
+        "On or after issue_date. Absent or null: the connection's due days apply, else the ledger's payment terms.",
+        nullable=True,
+    ),
     "currency": Field("string", "Must be the business unit's currency.", required=True, **_CURRENCY),
     "lines": Field("array", items=_line_fields(credit=False), min_items=1, required=True),
     **_TOTALS,

@@ -446,10 +446,20 @@ class BexioAdapter(LedgerAdapter):
         """Create a draft invoice with ``api_reference`` = our reference (custom positions, §3.2).
 
         Lines carry the mapped sales tax id and revenue account id; net prices, tax added.
+        ``is_valid_to`` is the draft's due date: bexio's documentation gives no rule for an
+        invoice without one and no payment term to derive it from, so it is always sent (§3.2).
+
+        :raise Rejected: when the draft has no due date (before creating anything), naming the fix.
         """
         existing = self.find_by_reference("invoice", draft.reference)
         if existing is not None:
             return existing
+        if draft.due_date is None:
+            raise Rejected(
+                f"Invoice {draft.number} has no due date and bexio needs one (is_valid_to): "
+                "set Due days on the mappings page of this connection, or send the invoice with a due_date",
+                provider=self.provider,
+            )
         positions = []
         for line in draft.lines:
             position: dict[str, Any] = {
@@ -471,7 +481,7 @@ class BexioAdapter(LedgerAdapter):
             "mwst_type": 0,
             "mwst_is_net": True,
             "is_valid_from": draft.issue_date.isoformat(),
-            "is_valid_to": (draft.due_date or draft.issue_date).isoformat(),
+            "is_valid_to": draft.due_date.isoformat(),
             "positions": positions,
         }
         created = self._call("POST", f"{API}/2.0/kb_invoice", json=body)

@@ -107,7 +107,8 @@ class Invoice(_Document, db.Model):
     organization_id: Mapped[int] = mapped_column(ForeignKey("organization.id", ondelete="CASCADE"))
     business_unit_id: Mapped[int] = mapped_column(ForeignKey("business_unit.id", ondelete="CASCADE"))
     customer_id: Mapped[int] = mapped_column(ForeignKey("customer.id"), index=True)
-    due_date: Mapped[date] = mapped_column(Date)
+    #: None: the push takes the connection's due days, else the ledger's payment terms decide.
+    due_date: Mapped[date | None] = mapped_column(Date)
     status: Mapped[InvoiceStatus] = mapped_column(
         Enum(InvoiceStatus, name="invoice_status", native_enum=False, length=16), default=InvoiceStatus.open
     )

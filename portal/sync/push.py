@@ -34,6 +34,7 @@ import hashlib
 import json
 import time
 from collections.abc import Callable
+from datetime import date, timedelta
 from typing import Any
 
 from sqlalchemy import insert, select
@@ -226,6 +227,20 @@ def _lines(resolver: _Resolver, lines) -> tuple[LineDraft, ...]:
     return tuple(drafts)
 
 
+def due_date_for(connection: Connection, issue_date: date, own: date | None) -> date | None:
+    """Return the due date a document is pushed with: its own, else issue date + the connection's due days.
+
+    None (no own date and no due days set on the mappings page) leaves the due date to the
+    ledger's payment condition / terms.
+    """
+    if own is not None:
+        return own
+    days = mappings.mapping_settings(connection).get("due_days")
+    if days is None or days == "":
+        return None
+    return issue_date + timedelta(days=int(days))
+
+
 def invoice_draft(
     connection: Connection, invoice: Invoice, customer_id: str, resolver: _Resolver | None = None
 ) -> DocumentDraft:
@@ -240,7 +255,7 @@ def invoice_draft(
         number=invoice.number,
         customer_id=customer_id,
         issue_date=invoice.issue_date,
-        due_date=invoice.due_date,
+        due_date=due_date_for(connection, invoice.issue_date, invoice.due_date),
         currency=invoice.currency,
         lines=_lines(resolver, invoice.lines),
         journal=defaults.get("journal"),

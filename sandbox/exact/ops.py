@@ -488,11 +488,13 @@ def print_sales_invoice(div: Division, body: object, now_ms: int, lang: str, sta
     if (year, period) in div.closed:
         raise ExactError(status, text("period_closed", lang, year=year, period=period))
     number_ = invoice["InvoiceNumber"] or next_invoice_number(div, invoice["Journal"], invoice_date)
-    condition = div.by_code("PaymentConditions", invoice["PaymentCondition"])
+    # The due date moves with the invoice date: one derived from the payment condition stays
+    # date + PaymentDays, one posted with the invoice is kept when the date does not change.
+    before = invoice["InvoiceDate"] or invoice["OrderDate"] or invoice_date
     invoice.update(
         InvoiceNumber=number_,
         InvoiceDate=invoice_date,
-        DueDate=invoice_date + int((condition or {}).get("PaymentDays", 0)) * 86_400_000,
+        DueDate=(invoice["DueDate"] if invoice["DueDate"] is not None else before) + (invoice_date - before),
         Status=50,
         StatusDescription="Processed",
     )

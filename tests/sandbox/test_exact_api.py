@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import time
+from datetime import UTC, date, datetime, timedelta
 
 import requests
 
@@ -235,6 +236,23 @@ def test_print_processes_invoice_numbers_it_books_entry_document_receivable_and_
     reprint = api.post(f"{NL_MAIN}/salesinvoice/PrintedSalesInvoices", {"InvoiceID": invoice["InvoiceID"]})
     assert error_value(reprint) == "Reeds verwerkt"
     assert api.put(f"{INVOICES}(guid'{invoice['InvoiceID']}')", {"YourRef": "x"}).status_code == 500
+
+
+def _odata_day(value: str) -> date:
+    return datetime.fromtimestamp(int(value[6:-2]) / 1000, tz=UTC).date()
+
+
+def test_a_posted_due_date_is_kept_and_an_absent_one_follows_the_payment_condition(sandbox_url):
+    api = api_for(sandbox_url)
+    day = date.today()
+    own = create_invoice(api, InvoiceDate=day.isoformat(), DueDate=(day + timedelta(days=45)).isoformat())
+    derived = create_invoice(api, InvoiceDate=day.isoformat(), PaymentCondition="21")
+    for invoice in (own, derived):
+        printed = api.post(f"{NL_MAIN}/salesinvoice/PrintedSalesInvoices", {"InvoiceID": invoice["InvoiceID"]})
+        assert printed.status_code == 201, printed.text
+    dues = [_odata_day(api.get(f"{INVOICES}(guid'{i['InvoiceID']}')").json()["d"]["DueDate"]) for i in (own, derived)]
+    # §3.6: without DueDate it is the date + the condition's days ("21 dagen"); a posted one stays.
+    assert dues == [day + timedelta(days=45), day + timedelta(days=21)]
 
 
 def test_mark_paid_removes_the_invoice_from_receivables_list(sandbox_url):

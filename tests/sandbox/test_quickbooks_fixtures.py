@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
@@ -118,6 +119,10 @@ def test_create_invoice_matches_recording(us):
     assert inv["Balance"] == inv["TotalAmt"] == 100
     assert inv["Line"][-1] == {"Amount": 100, "DetailType": "SubTotalLineDetail", "SubTotalLineDetail": {}}
     assert inv["Line"][0]["SalesItemLineDetail"]["TaxCodeRef"] == {"value": "NON"}
+    # Sent without DueDate, the recording falls due 30 days after TxnDate (the company's terms, Net 30).
+    recorded_days = date.fromisoformat(body["Invoice"]["DueDate"]) - date.fromisoformat(body["Invoice"]["TxnDate"])
+    assert recorded_days == timedelta(days=30)
+    assert date.fromisoformat(inv["DueDate"]) - date.fromisoformat(inv["TxnDate"]) == recorded_days
 
 
 def test_create_customer_matches_recording(us):

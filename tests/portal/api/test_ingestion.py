@@ -105,6 +105,32 @@ def _create_update_same(put, resource, external_id, body, change):
     return created.get_json(), updated.get_json()
 
 
+def test_an_invoice_without_a_due_date_is_accepted_and_answers_null(app, client, key, put, org):
+    body = invoice_body(org)
+    del body["due_date"]
+    created = put("invoices", "inv-nodue", body)
+    assert created.status_code == 201, created.get_json()
+    assert created.get_json()["due_date"] is None
+    headers = {"Authorization": f"Bearer {key}"}
+    shown = client.get(f"/api/v1/organizations/{org['id']}/invoices/inv-nodue", headers=headers)
+    assert shown.status_code == 200 and shown.get_json()["due_date"] is None
+
+    dated = put("invoices", "inv-nodue", {**body, "due_date": TODAY})
+    assert dated.status_code == 200 and dated.get_json()["due_date"] == TODAY
+    # null removes it again; a date before the issue date is still refused.
+    assert put("invoices", "inv-nodue", {**body, "due_date": None}).get_json()["due_date"] is None
+    assert problems(put("invoices", "inv-nodue", {**body, "due_date": "2000-01-01"})) == [
+        "due_date: is before issue_date"
+    ]
+
+    from portal.extensions import db
+    from portal.models import Invoice
+
+    with app.app_context():
+        stored = db.session.scalar(db.select(Invoice).where(Invoice.external_id == "inv-nodue"))
+        assert stored.due_date is None
+
+
 def test_customers_and_products_are_upserted_idempotently(put):
     customer = {"name": "Acme BV", "email": "ap@acme.example", "country": "NL", "vat_number": "NL123"}
     first, changed = _create_update_same(put, "customers", "cus-9", customer, {"city": "Utrecht"})
