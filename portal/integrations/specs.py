@@ -97,6 +97,23 @@ class Quotas:
     day_headers: QuotaHeaders | None = None
     #: Wait after a 429 that carries no reset header (qbo §5: 60 s).
     default_retry_after: timedelta = timedelta(seconds=60)
+    #: Routes counted in a minute budget of their own, with its limit: group name → calls per minute.
+    route_limits: Mapping[str, int] = field(default_factory=dict)
+
+    def route_group(self, url: str) -> str | None:
+        """Return the budget group of a call to ``url`` when its route has a budget of its own, else None."""
+        if not self.route_limits:
+            return None
+        path = urlsplit(url).path
+        if path.endswith("/search") and "/2.0/accounts" not in path:
+            group = "search"
+        elif path.endswith("/pdf"):
+            group = "pdf"
+        elif "/2.0/article" in path:
+            group = "article"
+        else:
+            return None
+        return group if group in self.route_limits else None
 
 
 @dataclass(frozen=True)
@@ -378,6 +395,9 @@ BEXIO_SPEC = ProviderSpec(
         per_minute=1000,
         # ratelimit-reset is seconds until the 60 s window ends (§5).
         minute_headers=QuotaHeaders("ratelimit-limit", "ratelimit-remaining", "ratelimit-reset", "seconds"),
+        # The recorded ratelimit-limit headers differ per route: searches and PDFs 250, articles 400,
+        # everything else 1000 (§5), each its own window.
+        route_limits=MappingProxyType({"search": 250, "pdf": 250, "article": 400}),
     ),
     page_size=500,
     max_page_size=2000,

@@ -199,6 +199,19 @@ def _within_one_length(window, now_ms: int, seconds: int | None):
     return window if window.reset_at <= latest else replace(window, reset_at=latest)
 
 
+def _budget(provider: str, company: str, url: str) -> tuple[str, int | None]:
+    """Return whose budget a call to ``url`` counts in and, for a route with its own, its limit.
+
+    A route with a budget of its own (bexio's searches, PDFs, articles) is counted as
+    ``<company>:<group>``, so its limit never replaces the company's general one.
+    """
+    spec = specs.get_spec(provider)
+    group = spec.quotas.route_group(url)
+    if group is None:
+        return company, None
+    return f"{company}:{group}", spec.quotas.route_limits[group]
+
+
 def window_key(provider: str, company: str, window: str) -> str:
     """Return the Redis key of one (provider, company) window."""
     return f"{KEY_PREFIX}:{provider}:{company}:{window}"
@@ -245,17 +258,19 @@ class RateLimiter:
         """
         if info.company is None:
             return
-        self.acquire(info.provider, str(info.company), share=share)
+        budget, limit = _budget(info.provider, str(info.company), info.url)
+        self.acquire(info.provider, budget, share=share, route_limit=limit)
 
     def on_response(self, info: ResponseInfo) -> None:
         """Correct the company's windows from the response's quota headers."""
         if info.company is None or info.quota is None:
             return
-        self.observe(info.provider, str(info.company), info.quota)
+        budget, _limit = _budget(info.provider, str(info.company), info.url)
+        self.observe(info.provider, budget, info.quota)
 
     # -- the work -----------------------------------------------------------------------------
 
-    def acquire(self, provider: str, company: str, *, share: float = 1.0) -> None:
+    def acquire(self, provider: str, company: str, *, share: float = 1.0, route_limit: int | None = None) -> None:
         """Take one slot in every window of (provider, company), pacing as needed.
 
         With ``share`` below 1 the caller waits once that part of a window is used, whoever used
@@ -267,7 +282,7 @@ class RateLimiter:
             self._spare[(provider, company, share)] = (spare[0] - 1, spare[1])
             return
         spec = specs.get_spec(provider)
-        windows = windows_for(spec)
+        windows = windows_for(spec) if route_limit is None else (Window("minute", 60, route_limit),)
         keys = [window_key(provider, company, w.name) for w in windows]
         started = self._clock()
         while True:

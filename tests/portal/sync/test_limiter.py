@@ -257,3 +257,39 @@ def test_a_reset_reported_hours_ahead_holds_the_budget_for_one_window_at_most(rc
     shared.acquire("exact-online", company)
 
     assert 0 < sum(clock.slept) <= 62  # waited out one minute window, not nine hours
+
+
+BEXIO_API = "https://api.bexio.com"
+
+
+def _bexio_call(shared: RateLimiter, company: str, method: str, path: str, quota: QuotaSnapshot) -> None:
+    url = f"{BEXIO_API}{path}"
+    shared.before_request(RequestInfo("bexio", company, method, url))
+    shared.on_response(ResponseInfo("bexio", company, method, url, 200, {}, quota, 0.01))
+
+
+def test_bexio_searches_count_in_their_own_budget_and_never_lower_the_general_one(rconn, company):
+    """bexio limits searches to 250 a minute and other calls to 1000 (§5): two windows, not one flipping."""
+    clock = FakeTime()
+    shared = limiter(rconn, clock)
+    for n in range(1, 4):
+        _bexio_call(shared, company, "POST", "/2.0/kb_invoice/search", snapshot(250, 250 - n, T0 + 30))
+        _bexio_call(shared, company, "POST", "/2.0/kb_invoice", snapshot(1000, 1000 - 2 * n, T0 + 30))
+        _bexio_call(shared, company, "GET", "/2.0/kb_invoice/7", snapshot(1000, 1000 - 2 * n - 1, T0 + 30))
+
+    general = shared.state("bexio", company)["minute"]
+    searches = shared.state("bexio", f"{company}:search")["minute"]
+    assert general["limit"] == 1000 and searches["limit"] == 250
+    assert general["used"] >= 6 and searches["used"] >= 3  # slots taken ahead count as used
+    assert clock.slept == []
+
+
+def test_a_spent_bexio_search_budget_paces_searches_only(rconn, company):
+    clock = FakeTime()
+    shared = limiter(rconn, clock)
+    _bexio_call(shared, company, "POST", "/2.0/contact/search", snapshot(250, 0, T0 + 20))  # searches spent
+
+    shared.acquire("bexio", company)  # a write goes at once
+    assert clock.slept == []
+    shared.before_request(RequestInfo("bexio", company, "POST", f"{BEXIO_API}/2.0/contact/search"))
+    assert 0 < sum(clock.slept) <= 21  # the next search waits for its own window
