@@ -137,6 +137,9 @@ class QuickBooksAdapter(LedgerAdapter):
         super().__init__(**options)
         #: CompanyInfo.Country, read once: it decides the US or the global tax model (§6).
         self._country: str | None = None
+        #: Invoice Id → DocNumber of invoices this adapter created or found: final as they are,
+        #: so finalizing one without sending needs no call to read its number back.
+        self._numbers: dict[str, str] = {}
 
     # -- OAuth (§1) -------------------------------------------------------------------------------
 
@@ -463,12 +466,15 @@ class QuickBooksAdapter(LedgerAdapter):
         return self._push_document("credit_note", draft)
 
     def _push_document(self, kind: str, draft: DocumentDraft) -> PushResult:
-        existing = self.find_by_reference(kind, draft.number)
-        if existing is not None:
-            return existing
-        entity = _ENTITIES[kind]
-        created = self._write(entity, self._document_payload(kind, draft), requestid=request_id(kind, draft.reference))
-        return PushResult(str(created["Id"]), created.get("DocNumber"))
+        result = self.find_by_reference(kind, draft.number)
+        if result is None:
+            entity = _ENTITIES[kind]
+            body = self._document_payload(kind, draft)
+            created = self._write(entity, body, requestid=request_id(kind, draft.reference))
+            result = PushResult(str(created["Id"]), created.get("DocNumber"))
+        if kind == "invoice" and result.external_number:
+            self._numbers[result.external_id] = result.external_number
+        return result
 
     def _document_payload(self, kind: str, draft: DocumentDraft) -> dict[str, Any]:
         """Return the Invoice / CreditMemo body: lines, tax in the company's model, dates, terms."""
@@ -536,6 +542,8 @@ class QuickBooksAdapter(LedgerAdapter):
         EmailSent is not sent again. ``message`` has no place in QuickBooks' send call and is
         not used; ``email`` becomes ``sendTo`` (it replaces the invoice's BillEmail).
         """
+        if not send and str(external_id) in self._numbers:
+            return self._numbers[str(external_id)]  # final since it was created: nothing to read back
         invoice = self._call("GET", self._url(f"invoice/{external_id}"))["Invoice"]
         if not send or invoice.get("EmailStatus") == "EmailSent":
             return invoice.get("DocNumber")

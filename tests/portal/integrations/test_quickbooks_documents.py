@@ -176,6 +176,17 @@ def test_non_us_lines_carry_the_mapped_tax_code_and_quickbooks_refuses_lines_wit
 # -- sending, attachments ----------------------------------------------------------------------
 
 
+def test_finalizing_an_invoice_it_just_created_without_sending_reads_nothing_back(sandbox, connected):
+    """QuickBooks invoices are final when created: the number from the create answer is the number."""
+    adapter, seen = connected()
+    pushed = adapter.push_invoice(draft("FIN-1"))
+    calls_before = len(seen)
+    assert adapter.finalize_invoice(pushed.external_id, send=False) == "FIN-1"
+    assert len(seen) == calls_before
+    other, _ = connected()  # another job's adapter, after a crash, reads it back
+    assert other.finalize_invoice(pushed.external_id, send=False) == "FIN-1"
+
+
 def test_finalize_sends_once_and_returns_the_number(sandbox, connected):
     adapter, seen = connected()
     pushed = adapter.push_invoice(draft("SEND-1"))
