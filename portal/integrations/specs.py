@@ -105,7 +105,7 @@ class Quotas:
         if not self.route_limits:
             return None
         path = urlsplit(url).path
-        if path.endswith("/search") and "/2.0/accounts" not in path:
+        if path.endswith("/search") and not any(f"/2.0/{name}/" in path for name in ("accounts", "country")):
             group = "search"
         elif path.endswith("/pdf"):
             group = "pdf"

@@ -91,7 +91,8 @@ def error_response(status: int, message: str, errors: list[str] | None = None) -
 
 def limit_group(path: str) -> str:
     """Return the quota group of an API path (§5: limits differ per route)."""
-    if path.endswith("/search") and "/2.0/accounts" not in path:
+    # Account and country searches answer with the general limit (recorded: search-countries 1000).
+    if path.endswith("/search") and "/2.0/accounts/" not in path and "/2.0/country/" not in path:
         return "search"
     if path.endswith("/pdf"):
         return "pdf"

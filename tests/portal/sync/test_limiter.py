@@ -293,3 +293,15 @@ def test_a_spent_bexio_search_budget_paces_searches_only(rconn, company):
     assert clock.slept == []
     shared.before_request(RequestInfo("bexio", company, "POST", f"{BEXIO_API}/2.0/contact/search"))
     assert 0 < sum(clock.slept) <= 21  # the next search waits for its own window
+
+
+def test_bexio_account_and_country_searches_count_in_the_general_budget():
+    from portal.integrations import specs
+
+    quotas = specs.get_spec("bexio").quotas
+    assert quotas.route_group(f"{BEXIO_API}/2.0/contact/search") == "search"
+    assert quotas.route_group(f"{BEXIO_API}/2.0/article/search") == "search"  # recorded: 250, not 400
+    assert quotas.route_group(f"{BEXIO_API}/2.0/article/12") == "article"
+    assert quotas.route_group(f"{BEXIO_API}/2.0/country/search") is None  # recorded: 1000
+    assert quotas.route_group(f"{BEXIO_API}/2.0/accounts/search") is None
+    assert quotas.route_group(f"{BEXIO_API}/2.0/kb_invoice/4/pdf") == "pdf"
