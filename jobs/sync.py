@@ -11,7 +11,6 @@ from datetime import UTC, datetime
 from flask import current_app
 from redis.exceptions import LockError
 
-from portal import audit
 from portal.connections import services, vault
 from portal.extensions import db, queue
 from portal.integrations.base import NeedsReauthorization, RateLimited
@@ -258,12 +257,16 @@ def _stopped(counts: Counter[str], connection: Connection, exc: Exception) -> st
     detail = services.note_failure(connection, exc)
     if isinstance(exc, NeedsReauthorization):
         if connection.status is not ConnectionStatus.needs_reauthorization:
-            _change_status(connection, ConnectionStatus.needs_reauthorization, f"Access lost: {detail}")
+            services.change_status(
+                connection, ConnectionStatus.needs_reauthorization, f"Access lost: {detail}", by="Push"
+            )
         db.session.commit()
         return f"Stopped: the ledger no longer accepts this connection's access ({detail}). Reconnect it."
     outages, delay = schedule.backoff(connection.id)
     if outages >= schedule.FAILING_AFTER and connection.status is ConnectionStatus.connected:
-        _change_status(connection, ConnectionStatus.failing, f"{outages} pushes in a row stopped: {detail}")
+        services.change_status(
+            connection, ConnectionStatus.failing, f"{outages} pushes in a row stopped: {detail}", by="Push"
+        )
     db.session.commit()
     at = datetime.now(UTC) + delay
     retry = schedule.enqueue_push(connection, at=at, reason=f"Retry after the ledger was unavailable ({outages}x).")
@@ -280,20 +283,5 @@ def _succeeded(connection: Connection) -> None:
     connection = db.session.get(Connection, connection.id)
     services.note_success(connection)
     if connection.status is ConnectionStatus.failing:
-        _change_status(connection, ConnectionStatus.connected, "A push reached the ledger again")
+        services.change_status(connection, ConnectionStatus.connected, "A push reached the ledger again", by="Push")
     db.session.commit()
-
-
-def _change_status(connection: Connection, target: ConnectionStatus, reason: str) -> None:
-    before = connection.status.value
-    connection.transition(target, reason)
-    audit.record(
-        f"connection.{target.value}",
-        subject_type="Connection",
-        subject_id=connection.id,
-        organization_id=connection.business_unit.organization_id,
-        summary=f"Push: {reason}",
-        before={"status": before},
-        after={"status": target.value, "reason": reason},
-        actor_label="system",
-    )

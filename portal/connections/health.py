@@ -7,7 +7,6 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 
-from .. import audit
 from ..extensions import db
 from ..integrations.base import LedgerError, NeedsReauthorization
 from ..models import Connection, ConnectionStatus
@@ -53,12 +52,14 @@ def probe_all(*, warn_within: timedelta = timedelta(days=14)) -> list[ProbeResul
             connection = db.session.get(Connection, connection_id)
             detail = services.note_failure(connection, exc)
             if connection.status is ConnectionStatus.connected:
-                _change_status(connection, ConnectionStatus.failing, detail)
+                services.change_status(connection, ConnectionStatus.failing, detail, by="Health probe")
             ok = False
         else:
             services.note_success(connection)
             if connection.status in (ConnectionStatus.failing, ConnectionStatus.needs_reauthorization):
-                _change_status(connection, ConnectionStatus.connected, "Health probe succeeded")
+                services.change_status(
+                    connection, ConnectionStatus.connected, "Health probe succeeded", by="Health probe"
+                )
             ok, detail = True, "reachable"
         expiring = bool(connection.refresh_expires_at and connection.refresh_expires_at - now < warn_within)
         if expiring:
@@ -66,21 +67,6 @@ def probe_all(*, warn_within: timedelta = timedelta(days=14)) -> list[ProbeResul
         db.session.commit()
         results.append(ProbeResult(connection_id, label, connection.status, ok, detail, expiring))
     return results
-
-
-def _change_status(connection: Connection, target: ConnectionStatus, reason: str) -> None:
-    before = connection.status.value
-    connection.transition(target, reason)
-    audit.record(
-        f"connection.{target.value}",
-        subject_type="Connection",
-        subject_id=connection.id,
-        organization_id=connection.business_unit.organization_id,
-        summary=f"Health probe: {reason}",
-        before={"status": before},
-        after={"status": target.value, "reason": reason},
-        actor_label="system",
-    )
 
 
 def rotate_token_keys() -> int:

@@ -436,3 +436,19 @@ def note_failure(connection: Connection, exc: Exception) -> str:
     connection.last_error, connection.last_error_at = text, _now()
     explanation = errors_catalog.explain(exc) if isinstance(exc, LedgerError) else None
     return f"{explanation.explanation} ({text})" if explanation else text
+
+
+def change_status(connection: Connection, target: ConnectionStatus, reason: str, *, by: str) -> None:
+    """Move the connection to ``target`` and audit it as the system's doing (``by``: "Push", "Health probe")."""
+    before = connection.status.value
+    connection.transition(target, reason)
+    audit.record(
+        f"connection.{target.value}",
+        subject_type="Connection",
+        subject_id=connection.id,
+        organization_id=connection.business_unit.organization_id,
+        summary=f"{by}: {reason}",
+        before={"status": before},
+        after={"status": target.value, "reason": reason},
+        actor_label="system",
+    )

@@ -9,7 +9,7 @@ from playwright.sync_api import expect
 
 from tests.e2e.conftest import screenshot
 from tests.portal.oplog.conftest import connect, flow, make_invoice, org_unit, sandbox  # noqa: F401
-from tests.portal.reconcile.conftest import run_queued_jobs
+from tests.portal.sync.rq_workers import run_queued_jobs
 
 pytestmark = pytest.mark.e2e
 

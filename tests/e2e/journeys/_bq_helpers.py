@@ -8,7 +8,8 @@ import re
 from playwright.sync_api import Page, expect
 
 from tests.e2e.conftest import search
-from tests.e2e.journeys.conftest import IngestApi, latest_run, run_queued_jobs, schedule_tick
+from tests.e2e.journeys.conftest import IngestApi, latest_run, schedule_tick
+from tests.portal.sync.rq_workers import run_queued_jobs
 
 
 def start_connect(page: Page, live_server: str, org: dict, ledger: str) -> None:

@@ -264,20 +264,6 @@ def schedule_tick(app, *, minutes_later: int = 0) -> str:
     )
 
 
-def run_queued_jobs(app) -> None:
-    """Work every queued job once on the test's Redis, in this process, as a worker would."""
-    from rq.serializers import JSONSerializer
-
-    from portal.extensions import queue
-    from portal.queue import AppContextWorker
-
-    with app.app_context():
-        state = queue.state
-        worker = AppContextWorker(list(state.queues.values()), connection=state.connection, serializer=JSONSerializer)
-        worker.flask_app = app
-        worker.work(burst=True, logging_level="WARNING")
-
-
 def latest_run(app, kind: str) -> dict:
     """Return the newest SyncRun of ``kind`` (a SyncRunKind value) as a dict of status, counts, message."""
     from portal.extensions import db

@@ -21,11 +21,11 @@ from tests.e2e.journeys.conftest import (
     login,
     make_org,
     pick_option,
-    run_queued_jobs,
     sandbox_control,
     schedule_tick,
     screenshot,
 )
+from tests.portal.sync.rq_workers import run_queued_jobs
 
 pytestmark = pytest.mark.e2e
 

@@ -19,10 +19,10 @@ from tests.e2e.journeys.conftest import (
     make_org,
     mark_paid,
     pick_option,
-    run_queued_jobs,
     schedule_tick,
     screenshot,
 )
+from tests.portal.sync.rq_workers import run_queued_jobs
 
 pytestmark = pytest.mark.e2e
 

@@ -10,7 +10,7 @@ from rq.job import Job, JobStatus
 from sqlalchemy import select
 
 from tests.conftest import csrf_token_of
-from tests.portal.opsviews.conftest import run_queued_jobs
+from tests.portal.sync.rq_workers import run_queued_jobs
 
 EXPLODE = "tests.portal.opsviews.sample_jobs.explode"
 SETTLE = "tests.portal.opsviews.sample_jobs.settle"

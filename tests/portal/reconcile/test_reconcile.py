@@ -8,8 +8,8 @@ import pytest
 from sqlalchemy import select
 
 from tests.conftest import csrf_token_of
-from tests.portal.reconcile.conftest import run_queued_jobs
 from tests.portal.sync.conftest import PROVIDERS
+from tests.portal.sync.rq_workers import run_queued_jobs
 
 
 def _extra_in_ledger(app, connection_id: int, make_invoice) -> str:

@@ -183,3 +183,17 @@ def _kill_group(pid: int) -> None:
     """SIGKILL every process of the worker's process group (the worker and its scheduler)."""
     with contextlib.suppress(ProcessLookupError, PermissionError):  # already gone
         os.killpg(pid, signal.SIGKILL)
+
+
+def run_queued_jobs(flask_app) -> None:
+    """Work every queued job once on the test's Redis, in this process, as a worker would."""
+    from rq.serializers import JSONSerializer
+
+    from portal.extensions import queue
+    from portal.queue import AppContextWorker
+
+    with flask_app.app_context():
+        state = queue.state
+        worker = AppContextWorker(list(state.queues.values()), connection=state.connection, serializer=JSONSerializer)
+        worker.flask_app = flask_app
+        worker.work(burst=True, logging_level="WARNING")
