@@ -19,11 +19,12 @@ loop over ``--n`` invoices only; the session, token and templates are set up and
 (``--warmup`` invoices) before. Raw runs before and after the pipeline (the sandbox's ledger
 grows, and its look-ups by reference slow with it) and the mean of both times is the baseline.
 
-The pipeline's worker makes and writes the operation log in a thread of the job while the job
-waits for the ledger (the push itself is one invoice after the other). Beside it, a **serial**
-figure: the same push by a worker with ``OPERATION_LOG_WRITER`` off (every bit of the worker's
-work in series with the ledger calls), timed after the raw run that follows the pipeline and
-measured against the mean of that raw run and one more after it.
+The pipeline's job creates the invoices one after the other in its own thread, while two lanes
+beside it look up the next invoices and do the steps after the push of those created (each
+lane in order), and a writer thread makes and writes the operation log. Beside it, a **serial**
+figure: the same push by a worker with ``PUSH_LANES`` and ``OPERATION_LOG_WRITER`` off (every
+call and every bit of the worker's work in series, like the raw loop), timed after the raw run
+that follows the pipeline and measured against the mean of that raw run and one more after it.
 
 Customers are linked before timing on both sides (the first, untimed push creates the customer),
 so each timed invoice is one look-up by reference and one creation on both sides.
@@ -68,7 +69,8 @@ TOKEN_KEYS = "nKxGk3sSgq3I5YcdwHcXjzD0Q4oC8bVtPvyZ6J1mQ2E="  # noqa: S105 - a th
 
 #: Run in the server process: the sandbox alone (no portal), quotas off, 16 waitress threads.
 #: Quotas off still sends the providers' quota headers, which the shared limiter obeys (Exact's
-#: 60/min would pace the pipeline to 0.5 invoices/s): scaled by 1000 they say "plenty left".
+#: 60/min would pace the pipeline to 0.5 invoices/s): scaled by 1000 they say "plenty left". The
+#: worker scales the budgets it keeps where no header reports one by as much (RATE_LIMIT_SCALE).
 SERVER = """
 import sys
 from waitress import serve
@@ -185,7 +187,8 @@ def start_redis(workdir: Path) -> tuple[str, subprocess.Popen | None]:
 def worker_env(database_url: str, redis_url: str, sandbox_url: str, *, serial: bool = False) -> dict:
     """Return the environment of a worker process on the bench's database, Redis and sandbox.
 
-    ``serial``: the job writes its operation log in its own thread (no writer thread).
+    ``serial``: the job makes every call and writes its operation log in its own thread (no lanes,
+    no writer thread).
     """
     env = {
         **os.environ,
@@ -195,9 +198,13 @@ def worker_env(database_url: str, redis_url: str, sandbox_url: str, *, serial: b
         "LEDGERLINK_TOKEN_KEYS": TOKEN_KEYS,
         "LEDGERLINK_EMBEDDED_WORKER": "false",
         "LEDGERLINK_SANDBOX_URL": sandbox_url,
+        # The sandbox's quotas are off: the limiter's documented budgets (QuickBooks reports none
+        # in headers) are scaled like the sandbox's headers. It still takes every slot in Redis.
+        "LEDGERLINK_RATE_LIMIT_SCALE": "1000",
     }
     if serial:
         env["LEDGERLINK_OPERATION_LOG_WRITER"] = "false"
+        env["LEDGERLINK_PUSH_LANES"] = "false"
     return env
 
 
@@ -282,6 +289,7 @@ def make_app(database_url: str, redis_url: str, sandbox_url: str, instance: Path
             "TOKEN_KEYS": TOKEN_KEYS,
             "SANDBOX_URL": sandbox_url,
             "SERVER_NAME": None,
+            "RATE_LIMIT_SCALE": 1000,  # as the worker (see worker_env)
         }
     )
     app.instance_path = str(instance)
@@ -623,6 +631,10 @@ def bench_provider(app, args, sandbox_url: str, redis_url: str, database_url: st
     tag = name[:2].upper()
     ids = setup_unit(app, tag)
     connection_id = connect(app, sandbox_url, ids["unit_id"], provider)
+    if args.latency_ms:
+        # Every API call of the provider waits this long in the sandbox, on both sides alike.
+        body = {"provider": provider.key, "kind": "latency", "ms": args.latency_ms}
+        requests.post(f"{sandbox_url}/_control/faults", json=body, timeout=TIMEOUT).raise_for_status()
 
     # One invoice pushed in this process: links the customer and shows the per-invoice calls.
     template_number = f"CP-{tag}-{os.urandom(3).hex().upper()}"
@@ -700,8 +712,8 @@ def bench_provider(app, args, sandbox_url: str, redis_url: str, database_url: st
         f"| per invoice: {shape}"
     )
     print(
-        f"{'':13} the pipeline's operation log is made and written by a thread of the job while it waits "
-        f"for the ledger (the push itself is serial); all in series: {result['serial']:.1f} inv/s vs raw "
+        f"{'':13} the pipeline overlaps look-ups and after-push steps with the creations (lanes, each in "
+        f"order) and writes its log in a thread; all in series: {result['serial']:.1f} inv/s vs raw "
         f"{serial_raw:.1f} = {result['serial_ratio']:.2f}"
         + (f" ({result['serial_unpaced_ratio']:.2f} without the limiter's waits)" if serial_paced else "")
     )
@@ -712,9 +724,8 @@ def bench_provider(app, args, sandbox_url: str, redis_url: str, database_url: st
     )
     result["unpaced_ratio"] = result["ratio"]
     if paced:
-        # QuickBooks sends no quota headers: the limiter keeps to the documented 500 calls/min per
-        # realm, which the raw loop ignores. That pacing is the product's duty, not overhead: the
-        # goal is judged on the time without the limiter's waits (both are printed).
+        # The budgets are scaled for the sandbox's quotas being off: any pacing left is printed
+        # apart (and counts against the goal).
         unpaced = args.n / (pipe_s - paced)
         result["unpaced_ratio"] = unpaced / raw_rate
         print(
@@ -736,6 +747,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=10, help="untimed invoices per side first (default 10)")
     parser.add_argument("--providers", default="exact,qbo,bexio", help="comma list of exact, qbo, bexio")
     parser.add_argument("--profile", action="store_true", help="then profile a worker pushing --n more (cProfile)")
+    parser.add_argument(
+        "--latency-ms", type=int, default=0, help="the sandbox answers every API call this much later (default 0)"
+    )
     args = parser.parse_args(argv)
 
     work = Path(tempfile.mkdtemp(prefix="push-pipeline-bench-"))
@@ -751,7 +765,8 @@ def main(argv: list[str] | None = None) -> int:
         app = make_app(database_url, redis_url, sandbox_url, work)
         database = "PostgreSQL" if database_url.startswith("postgres") else "SQLite"
         print(
-            f"push pipeline vs raw: n={args.n} per side, warm-up {args.warmup}; sandbox {sandbox_url} (quotas off), "
+            f"push pipeline vs raw: n={args.n} per side, warm-up {args.warmup}; sandbox {sandbox_url} (quotas off, "
+            f"{args.latency_ms} ms latency per call), "
             f"{database}, Redis {redis_url}; work dir {work}"
         )
         for name in [p.strip() for p in args.providers.split(",") if p.strip()]:
@@ -759,7 +774,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         for process in reversed(processes):
             stop(process)
-    worst = min(r["unpaced_ratio"] for r in results)
+    worst = min(r["ratio"] for r in results)
     summary = "; ".join(
         f"{r['provider']} {r['pipeline']:.1f} vs {r['raw']:.0f} inv/s = {r['ratio']:.2f}"
         + (
@@ -767,13 +782,14 @@ def main(argv: list[str] | None = None) -> int:
             if r["paced"]
             else ""
         )
-        + f" [log in series: {r['serial_unpaced_ratio']:.2f}]"
+        + f" [all in series: {r['serial_unpaced_ratio']:.2f}]"
         for r in results
     )
     verdict = "meets" if worst >= GOAL else "below"
     print(
-        f"SUMMARY push_pipeline n={args.n} ({'PostgreSQL' if database_url.startswith('postgres') else 'SQLite'}, "
-        f"1 rq worker): pipeline/raw {summary}; worst {worst:.2f} without quota pacing ({verdict} the {GOAL} goal)"
+        f"SUMMARY push_pipeline n={args.n} latency={args.latency_ms}ms "
+        f"({'PostgreSQL' if database_url.startswith('postgres') else 'SQLite'}, "
+        f"1 rq worker): pipeline/raw {summary}; worst {worst:.2f} ({verdict} the {GOAL} goal)"
     )
     return 0
 

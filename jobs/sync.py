@@ -53,7 +53,8 @@ def push_connection(run: SyncRun, log) -> dict:
     connection = db.session.get(Connection, connection_id)
     if connection is None or not connection.is_live:
         raise LookupError(f"connection {connection_id} does not exist or is disconnected")
-    lock = queue.connection.lock(schedule.lock_key(connection_id), timeout=schedule.LOCK_TIMEOUT)
+    # Not thread-local: the run's lanes renew it too while the rate limiter makes them wait.
+    lock = queue.connection.lock(schedule.lock_key(connection_id), timeout=schedule.LOCK_TIMEOUT, thread_local=False)
     if not lock.acquire(blocking=False):
         run.message = "Another push of this connection is running; it pushes these records."
         return {"already_running": 1}
@@ -190,7 +191,10 @@ def _push_all(run: SyncRun, log, connection: Connection, lease: _Lease) -> dict:
             run.progress_total += len(items)
             db.session.commit()
             if push_one is None:
-                push.push_invoices(connection, items, adapter, chunk_done=chunk_done)
+                helpers = None
+                if current_app.config.get("PUSH_LANES", True):
+                    helpers = functools.partial(vault.joined_adapter, connection, adapter)
+                push.push_invoices(connection, items, adapter, chunk_done=chunk_done, helpers=helpers)
                 if stopped:
                     return dict(counts)
                 continue

@@ -30,6 +30,12 @@ DEFAULTS = {
     "RATE_LIMITER": True,
     #: Longest the limiter sleeps for a quota window; a longer wait reschedules the job instead.
     "RATE_LIMIT_MAX_WAIT_SECONDS": 90,
+    #: Multiplies the documented budgets the limiter keeps where a provider reports none in its
+    #: headers (QuickBooks, bexio's routes): 1 is as documented; a sandbox with quotas off takes more.
+    "RATE_LIMIT_SCALE": 1,
+    #: A push looks the next invoices up and does the steps after the push (PDF, finalize, send)
+    #: in two threads beside its own, each in order; off: every call in the job's thread.
+    "PUSH_LANES": True,
     #: Default minutes a new or changed record waits before the scheduler pushes it (at most 60).
     "SYNC_DELAY_MINUTES": 5,
     #: Days the per-connection operation log keeps provider calls.

@@ -151,6 +151,20 @@ def fresh_adapter(connection: Connection) -> LedgerAdapter:
     )
 
 
+def joined_adapter(connection: Connection, adapter: LedgerAdapter) -> LedgerAdapter:
+    """Return another adapter of ``connection`` on ``adapter``'s grant (one token set, refreshed once).
+
+    For a second thread of the same job: its own HTTP session, the same tokens (see
+    :meth:`~portal.integrations.base.LedgerAdapter.share_state`).
+    """
+    connection_id = connection.id
+    joined = providers.adapter_for(
+        connection, tokens=adapter.tokens, token_updater=lambda t: _persist_in_own_session(connection_id, t)
+    )
+    joined.share_state(adapter)
+    return joined
+
+
 def _persist_in_own_session(connection_id: int, tokens: TokenSet) -> None:
     with Session(db.engine) as session:
         connection = session.get(Connection, connection_id)

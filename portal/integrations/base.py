@@ -23,6 +23,7 @@ import base64
 import hashlib
 import importlib
 import secrets
+import threading
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
@@ -477,9 +478,28 @@ class LedgerAdapter(abc.ABC):
         self.client_secret = client_secret
         self.region = self.spec.region(region)
         self.company_id = company_id
-        self.tokens = tokens
+        self._tokens = _SharedTokens(tokens)
         # Rotated tokens are persisted the moment they arrive (STYLE 19).
         self.token_updater = token_updater
+
+    @property
+    def tokens(self) -> TokenSet | None:
+        """The grant's current token set (shared with the adapters joined by :meth:`share_state`)."""
+        return self._tokens.value
+
+    @tokens.setter
+    def tokens(self, value: TokenSet | None) -> None:
+        self._tokens.value = value
+
+    def share_state(self, other: LedgerAdapter) -> None:
+        """Work on ``other``'s grant from now on: one token set, refreshed once for both.
+
+        A job that calls the ledger from several threads gives each thread an adapter of its own
+        (its own HTTP session) joined to the first one: a rotated refresh token reaches every one
+        of them, and two of them never refresh with the same single-use token. Providers add
+        what else their adapters learn as they go (e.g. numbers read at creation).
+        """
+        self._tokens = other._tokens
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} region={self.region.key} company={self.company_id}>"
@@ -550,8 +570,12 @@ class LedgerAdapter(abc.ABC):
 
     # Documents
     @abc.abstractmethod
-    def push_invoice(self, draft: DocumentDraft) -> PushResult:
-        """Create an invoice (lines, PDF) in the ledger."""
+    def push_invoice(self, draft: DocumentDraft, *, looked_up: bool = False) -> PushResult:
+        """Create an invoice in the ledger, or return the one there with our reference already.
+
+        ``looked_up``: the caller has just looked the reference up (:meth:`find_by_reference`)
+        and found nothing, so the invoice is created without looking again.
+        """
 
     @abc.abstractmethod
     def push_credit_note(self, draft: DocumentDraft) -> PushResult:
@@ -740,11 +764,26 @@ class LedgerAdapter(abc.ABC):
 
         :raise NeedsReauthorization: when the adapter holds no tokens.
         """
-        if self.tokens is None:
+        return self._usable_tokens().access_token
+
+    def _usable_tokens(self) -> TokenSet:
+        """Return the token set to call with, refreshed first when its access token has expired.
+
+        :raise NeedsReauthorization: when the adapter holds no tokens.
+        """
+        tokens = self.tokens
+        if tokens is None:
             raise NeedsReauthorization(f"not connected to {self.spec.name}", reason="no_tokens", provider=self.provider)
-        if self.tokens.access_expired() and self.tokens.refresh_token:
-            self.refresh()
-        return self.tokens.access_token
+        if tokens.access_expired() and tokens.refresh_token:
+            self._refresh_once(tokens)
+            tokens = self.tokens
+        return tokens
+
+    def _refresh_once(self, seen: TokenSet | None) -> None:
+        """Refresh, unless an adapter sharing this grant already replaced the ``seen`` token set."""
+        with self._tokens.lock:
+            if self.tokens is seen:
+                self.refresh()
 
     def _call(self, method: str, url: str, **kwargs: Any) -> Any:
         """Call the API with the access token, refreshing once on ``AuthExpired``; return the JSON.
@@ -752,12 +791,13 @@ class LedgerAdapter(abc.ABC):
         Returns None for empty bodies (204, Exact PUT/DELETE).
         """
         kwargs.setdefault("company", self.company_id)
+        used = self._usable_tokens()
         try:
-            response = self.http.request(method, url, token=self._access_token(), **kwargs)
+            response = self.http.request(method, url, token=used.access_token, **kwargs)
         except AuthExpired:
             if self.tokens is None or not self.tokens.refresh_token:
                 raise
-            self.refresh()
+            self._refresh_once(used)  # unless an adapter sharing the grant has refreshed it since
             response = self.http.request(method, url, token=self.tokens.access_token, **kwargs)
         if not response.content:
             return None
@@ -773,6 +813,16 @@ class LedgerAdapter(abc.ABC):
                 provider_text=response.text[:200],
                 outcome_unknown=method.upper() != "GET",
             ) from None
+
+
+class _SharedTokens:
+    """The token set of one grant, held for every adapter that shares it (:meth:`LedgerAdapter.share_state`)."""
+
+    __slots__ = ("lock", "value")
+
+    def __init__(self, value: TokenSet | None) -> None:
+        self.value = value
+        self.lock = threading.Lock()
 
 
 def _replace_refresh(tokens: TokenSet, previous: TokenSet) -> TokenSet:

@@ -442,8 +442,10 @@ class BexioAdapter(LedgerAdapter):
 
     # -- invoices ---------------------------------------------------------------------------------
 
-    def push_invoice(self, draft: DocumentDraft) -> PushResult:
+    def push_invoice(self, draft: DocumentDraft, *, looked_up: bool = False) -> PushResult:
         """Create a draft invoice with ``api_reference`` = our reference (custom positions, §3.2).
+
+        Unless ``looked_up``, an invoice with that reference already there is returned instead.
 
         Lines carry the mapped sales tax id and revenue account id; net prices, tax added.
         ``is_valid_to`` is the draft's due date: bexio's documentation gives no rule for an
@@ -451,7 +453,7 @@ class BexioAdapter(LedgerAdapter):
 
         :raise Rejected: when the draft has no due date (before creating anything), naming the fix.
         """
-        existing = self.find_by_reference("invoice", draft.reference)
+        existing = None if looked_up else self.find_by_reference("invoice", draft.reference)
         if existing is not None:
             return existing
         if draft.due_date is None:

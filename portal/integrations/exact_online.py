@@ -446,13 +446,15 @@ class ExactOnlineAdapter(LedgerAdapter):
         number = found[0].get("InvoiceNumber")
         return PushResult(found[0]["InvoiceID"], str(number) if number else None, created=False)
 
-    def push_invoice(self, draft: DocumentDraft) -> PushResult:
+    def push_invoice(self, draft: DocumentDraft, *, looked_up: bool = False) -> PushResult:
         """Create an open sales invoice with ``YourRef`` = our reference (lines need an item GUID).
+
+        Unless ``looked_up``, an invoice with that reference already there is returned instead.
 
         ``InvoiceDate`` is sent so a date in a closed period or outside every financial year is
         refused now, with Exact's own text, not only when the invoice is printed.
         """
-        existing = self.find_by_reference("invoice", draft.reference)
+        existing = None if looked_up else self.find_by_reference("invoice", draft.reference)
         if existing is not None:
             return existing
         return self._post_sales_invoice(self._invoice_body(draft))

@@ -141,6 +141,12 @@ class QuickBooksAdapter(LedgerAdapter):
         #: so finalizing one without sending needs no call to read its number back.
         self._numbers: dict[str, str] = {}
 
+    def share_state(self, other: LedgerAdapter) -> None:
+        """Share ``other``'s grant and the numbers it knows (an invoice it created, finalized by this one)."""
+        super().share_state(other)
+        if isinstance(other, QuickBooksAdapter):
+            self._numbers = other._numbers
+
     # -- OAuth (§1) -------------------------------------------------------------------------------
 
     def authorization_url(self, *, redirect_uri: str, state: str, code_verifier: str | None = None) -> str:
@@ -450,12 +456,13 @@ class QuickBooksAdapter(LedgerAdapter):
 
     # -- documents (§3 Invoice / CreditMemo, §6) ----------------------------------------------------
 
-    def push_invoice(self, draft: DocumentDraft) -> PushResult:
+    def push_invoice(self, draft: DocumentDraft, *, looked_up: bool = False) -> PushResult:
         """Create an invoice with DocNumber = our number and a requestid derived from our reference (§2.4, §6).
 
-        A lookup by DocNumber first makes a re-run after an unknown outcome create nothing twice.
+        A lookup by DocNumber first (unless the caller has just ``looked_up``) makes a re-run after
+        an unknown outcome create nothing twice.
         """
-        return self._push_document("invoice", draft)
+        return self._push_document("invoice", draft, looked_up=looked_up)
 
     def push_credit_note(self, draft: DocumentDraft) -> PushResult:
         """Create a credit memo with DocNumber = our number, lines mapped like invoices (§3 CreditMemo).
@@ -465,8 +472,8 @@ class QuickBooksAdapter(LedgerAdapter):
         """
         return self._push_document("credit_note", draft)
 
-    def _push_document(self, kind: str, draft: DocumentDraft) -> PushResult:
-        result = self.find_by_reference(kind, draft.number)
+    def _push_document(self, kind: str, draft: DocumentDraft, *, looked_up: bool = False) -> PushResult:
+        result = None if looked_up else self.find_by_reference(kind, draft.number)
         if result is None:
             entity = _ENTITIES[kind]
             body = self._document_payload(kind, draft)

@@ -16,8 +16,8 @@ import re
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from queue import SimpleQueue
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -214,7 +214,19 @@ def _json_or_text(text: str, secrets: list[str]) -> str:
         return _scrub(text, secrets)
     # The whole text is scrubbed once (token-like runs, e-mail addresses, the call's secrets), as
     # ``redact_data`` of the HTTP layer would scrub each string of it: only secret keys are masked first.
-    return _scrub(json.dumps(_mask_keys(data), ensure_ascii=False, indent=1, default=str), secrets)
+    # Kept on one line (the page lays it out, see :func:`readable`): more of a body fits the cap,
+    # and a push, which logs every call, does not pay for the layout.
+    return _scrub(json.dumps(_mask_keys(data), ensure_ascii=False, default=str), secrets)
+
+
+def readable(body: str | None) -> str:
+    """Return a logged body laid out for reading: JSON indented, anything else (a cut body, a form) as kept."""
+    if not body or body[0] not in "[{":
+        return body or ""
+    try:
+        return json.dumps(json.loads(body), ensure_ascii=False, indent=1)
+    except ValueError:
+        return body
 
 
 def _scrub(text: str, secrets: list[str]) -> str:
@@ -350,6 +362,27 @@ def buffered(app: Flask) -> Iterator[None]:
             local.writer = None
             writer.close()
         flush_held(app)
+
+
+def share_buffer(app: Flask) -> Callable[[], AbstractContextManager[None]]:
+    """Return how another thread joins this thread's :func:`buffered` block.
+
+    Inside the returned context, that thread's entries are held and written with this thread's
+    (by its writer). Only for threads that finish before the block ends.
+    """
+    local = _state(app)["local"]
+    depth, writer = getattr(local, "depth", 0), getattr(local, "writer", None)
+
+    @contextmanager
+    def join() -> Iterator[None]:
+        joined = _state(app)["local"]
+        joined.depth, joined.writer = depth, writer
+        try:
+            yield
+        finally:
+            joined.depth, joined.writer = 0, None
+
+    return join
 
 
 def flush_held(app: Flask) -> None:

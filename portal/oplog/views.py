@@ -11,7 +11,7 @@ from ..models import OperationLog, Role
 from ..opsviews.export import csv_response, query_rows
 from ..params import date_arg, page_arg, page_size, text_arg
 from ..security import require_role
-from . import services
+from . import capture, services
 
 bp = Blueprint("oplog", __name__)
 
@@ -80,5 +80,7 @@ def show_operation(connection_id: int, operation_id: int):
         connection=connection,
         name=specs.get_spec(connection.provider).name,
         operation=operation,
+        request_body=capture.readable(operation.request_body),
+        response_body=capture.readable(operation.response_body),
         filters=_filters(),
     )

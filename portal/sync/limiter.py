@@ -232,8 +232,11 @@ class RateLimiter:
         margin_ms: int = DEFAULT_MARGIN_MS,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.time,
+        scale: float = 1.0,
     ) -> None:
         self.redis = connection
+        #: Multiplies the documented budgets (a window's limit until a provider header reports one).
+        self.scale = scale
         self.max_wait = max_wait
         self.margin_ms = margin_ms
         self._sleep = sleep
@@ -283,6 +286,8 @@ class RateLimiter:
             return
         spec = specs.get_spec(provider)
         windows = windows_for(spec) if route_limit is None else (Window("minute", 60, route_limit),)
+        if self.scale != 1:
+            windows = tuple(replace(w, limit=max(1, int(w.limit * self.scale))) for w in windows)
         keys = [window_key(provider, company, w.name) for w in windows]
         started = self._clock()
         while True:
@@ -398,7 +403,11 @@ def from_config(config, connection: redis.Redis) -> RateLimiter | None:
     """Return the app's limiter, or None when ``RATE_LIMITER`` is off."""
     if not config.get("RATE_LIMITER", True):
         return None
-    return RateLimiter(connection, max_wait=float(config.get("RATE_LIMIT_MAX_WAIT_SECONDS", 90)))
+    return RateLimiter(
+        connection,
+        max_wait=float(config.get("RATE_LIMIT_MAX_WAIT_SECONDS", 90)),
+        scale=float(config.get("RATE_LIMIT_SCALE", 1)),
+    )
 
 
 def window_usage(

@@ -32,11 +32,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 import time
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
+from flask import current_app
 from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload, undefer
@@ -76,6 +82,8 @@ from ..models import (
 )
 from ..models.connection import SendingMethod
 from ..models.external_record import FinalizeState, PdfState
+from ..oplog import capture as oplog
+from .lanes import Lane
 
 #: Errors about the connection or the moment, not the record: the record stays pending
 #: (retryable, never failed) and the error is raised again so the caller stops and reschedules.
@@ -407,91 +415,119 @@ def complete_invoice(
     :raise LedgerError: one of :data:`CONNECTION_ERRORS` (the step stays to do).
     """
     record = record or record_for(connection, RecordKind.invoice, invoice.id)
-    if not steps_due(record):
+    order = step_order(connection, invoice, record)
+    if order is None:
         return record
-    if record.pdf_state in (None, PdfState.failed):
-        _attach_pdf(connection, invoice, adapter, record)
+    if order.pdf_due:
+        stop = _apply_pdf(connection, record, _call_pdf(adapter, order))
         db.session.commit()
-    if record.finalize_state in (None, FinalizeState.failed):
-        _finalize(connection, invoice, adapter, record)
+        if stop is not None:
+            raise stop
+    if order.finalize_due:
+        stop = _apply_finalize(connection, record, _call_finalize(adapter, order), order.send)
         db.session.commit()
+        if stop is not None:
+            raise stop
     return record
 
 
-def _do_steps(
-    connection: Connection,
-    invoice: Invoice,
-    adapter: LedgerAdapter,
-    record: ExternalRecord,
-    commit: Callable[[], object],
-) -> None:
-    """Do the steps still to do for :func:`push_invoices`, which commits their markers with the chunk.
+@dataclass(frozen=True)
+class StepOrder:
+    """What the steps after the push of one invoice need, read from the database beforehand.
 
-    Finalizing and sending are harmless to repeat (adapters make them idempotent), so a marker
-    lost in a crash only repeats the step. A PDF sent to the ledger is another matter (an upload
-    is not worth repeating, nor a retry of each): ``commit`` is called right after it, so that
-    the record and its PDF marker are kept at once, as :func:`complete_invoice` does.
-
-    :raise LedgerError: one of :data:`CONNECTION_ERRORS` (the step stays to do).
+    Made in the job's thread, so that the calls themselves can run in another (a lane).
     """
+
+    external_id: str
+    filename: str
+    pdf: bytes | None
+    pdf_due: bool
+    finalize_due: bool
+    send: bool
+    email: str | None
+    message: str | None
+
+
+def step_order(connection: Connection, invoice: Invoice, record: ExternalRecord) -> StepOrder | None:
+    """Return the steps still to do (or to try again) of a pushed invoice, or None when none are."""
     if not steps_due(record):
-        return
-    if record.pdf_state in (None, PdfState.failed):
-        _attach_pdf(connection, invoice, adapter, record)
-        if record.pdf_state in (PdfState.attached, PdfState.failed):
-            commit()
-    if record.finalize_state in (None, FinalizeState.failed):
-        _finalize(connection, invoice, adapter, record)
-
-
-def _step_failed(connection: Connection, error: LedgerError) -> str:
-    """Return the words of a failed step; raise again errors about the connection or the moment.
-
-    :raise LedgerError: the same error for :data:`CONNECTION_ERRORS`.
-    """
-    if isinstance(error, CONNECTION_ERRORS):
-        raise error
-    return explain(connection, error)[1]
-
-
-def _attach_pdf(connection: Connection, invoice: Invoice, adapter: LedgerAdapter, record: ExternalRecord) -> None:
-    content = invoice.pdf
-    if not content:
-        record.pdf_state, record.pdf_error = PdfState.no_pdf, None
-    else:
-        try:
-            attachment_id = adapter.attach_pdf(record.external_id, filename=f"{invoice.number}.pdf", content=content)
-        except NotSupported:
-            record.pdf_state, record.pdf_error = PdfState.not_supported, None
-        except LedgerError as exc:
-            record.pdf_state, record.pdf_error = PdfState.failed, _step_failed(connection, exc)
-        else:
-            record.pdf_state, record.pdf_error = PdfState.attached, None
-            record.pdf_attachment_id = str(attachment_id) if attachment_id is not None else None
-
-
-def _finalize(connection: Connection, invoice: Invoice, adapter: LedgerAdapter, record: ExternalRecord) -> None:
+        return None
     send = sends_by_ledger(connection)
+    return StepOrder(
+        external_id=str(record.external_id),
+        filename=f"{invoice.number}.pdf",
+        pdf=invoice.pdf or None,
+        pdf_due=record.pdf_state in (None, PdfState.failed),
+        finalize_due=record.finalize_state in (None, FinalizeState.failed),
+        send=send,
+        email=invoice.customer.email,
+        message=email_message(connection) if send else None,
+    )
+
+
+#: What one step's call came to: ("ok", what the ledger returned), ("error", the LedgerError),
+#: or ("no_pdf", None) when there was nothing to attach.
+StepCall = tuple[str, Any]
+
+
+def _call_pdf(adapter: LedgerAdapter, order: StepOrder) -> StepCall:
+    if not order.pdf:
+        return ("no_pdf", None)
     try:
-        number = adapter.finalize_invoice(
-            record.external_id,
-            send=send,
-            email=invoice.customer.email,
-            message=email_message(connection) if send else None,
-        )
-    except NotSupported as exc:
-        record.finalize_state, record.finalize_error = FinalizeState.not_supported, explain(connection, exc)[1]
+        return ("ok", adapter.attach_pdf(order.external_id, filename=order.filename, content=order.pdf))
     except LedgerError as exc:
-        record.finalize_state, record.finalize_error = FinalizeState.failed, _step_failed(connection, exc)
+        return ("error", exc)
+
+
+def _call_finalize(adapter: LedgerAdapter, order: StepOrder) -> StepCall:
+    try:
+        number = adapter.finalize_invoice(order.external_id, send=order.send, email=order.email, message=order.message)
+    except LedgerError as exc:
+        return ("error", exc)
+    return ("ok", number)
+
+
+def _stops(call: StepCall) -> bool:
+    return call[0] == "error" and isinstance(call[1], CONNECTION_ERRORS)
+
+
+def _apply_pdf(connection: Connection, record: ExternalRecord, call: StepCall) -> LedgerError | None:
+    """Set the PDF step's outcome on the record; return an error about the connection (left to do) to raise."""
+    kind, value = call
+    if kind == "no_pdf":
+        record.pdf_state, record.pdf_error = PdfState.no_pdf, None
+    elif kind == "ok":
+        record.pdf_state, record.pdf_error = PdfState.attached, None
+        record.pdf_attachment_id = str(value) if value is not None else None
+    elif isinstance(value, NotSupported):
+        record.pdf_state, record.pdf_error = PdfState.not_supported, None
+    elif isinstance(value, CONNECTION_ERRORS):
+        return value
     else:
-        now = utcnow()
-        record.finalize_state = FinalizeState.sent if send else FinalizeState.finalized
-        record.finalize_error = None
-        record.finalized_at = record.finalized_at or now
-        if send:
-            record.sent_at = now
-        if number:
-            record.external_number = str(number)
+        record.pdf_state, record.pdf_error = PdfState.failed, explain(connection, value)[1]
+    return None
+
+
+def _apply_finalize(connection: Connection, record: ExternalRecord, call: StepCall, send: bool) -> LedgerError | None:
+    """Set the finalize step's outcome on the record; return an error about the connection (left to do) to raise."""
+    kind, value = call
+    if kind == "error":
+        if isinstance(value, NotSupported):
+            record.finalize_state, record.finalize_error = FinalizeState.not_supported, explain(connection, value)[1]
+        elif isinstance(value, CONNECTION_ERRORS):
+            return value
+        else:
+            record.finalize_state, record.finalize_error = FinalizeState.failed, explain(connection, value)[1]
+        return None
+    now = utcnow()
+    record.finalize_state = FinalizeState.sent if send else FinalizeState.finalized
+    record.finalize_error = None
+    record.finalized_at = record.finalized_at or now
+    if send:
+        record.sent_at = now
+    if value:
+        record.external_number = str(value)
+    return None
 
 
 def email_message(connection: Connection) -> str | None:
@@ -536,6 +572,7 @@ def push_invoices(
     *,
     chunk_done: Callable[[list[Outcome]], bool] | None = None,
     chunk_size: int = CHUNK_SIZE,
+    helpers: Callable[[], LedgerAdapter] | None = None,
 ) -> None:
     """Push many invoices exactly once, in chunks of one transaction each (the job's path).
 
@@ -543,11 +580,15 @@ def push_invoices(
     (attempt + 1) in **one** commit before any of their ledger calls; the ledger's ids and
     numbers, the moves to pushed, failed or needs action and the step markers are then committed
     together once the chunk is through (or :data:`CHUNK_SECONDS` have passed; and right after a
-    PDF upload, see :func:`_do_steps`). A crash before that commit leaves the chunk's records
-    pending: the next run looks each up by reference and adopts what the ledger has, and repeats
-    the finalize and send steps, which adapters make harmless. Mappings are read
-    once per call, and the chunk's invoices, lines, customers, records and customer links with
-    one query each.
+    PDF upload). A crash before that commit leaves the chunk's records pending: the next run
+    looks each up by reference and adopts what the ledger has, and repeats the finalize and send
+    steps, which adapters make harmless. Mappings are read once per call, and the chunk's
+    invoices, lines, customers, records and customer links with one query each.
+
+    With ``helpers`` (it returns an adapter joined to ``adapter``), the look-ups of the next
+    invoices and the steps after the push of those created run in lanes beside this thread
+    (:mod:`portal.sync.lanes`), each lane in order; without, every call runs here, one after
+    the other. Either way the records are only written in this thread.
 
     ``chunk_done(outcomes)`` is called just before each commit (what it changes on the session
     is committed with the outcomes); it returns False to stop after that chunk.
@@ -561,71 +602,222 @@ def push_invoices(
     # the connection: nobody else writes these records); each chunk is let go of when done.
     expire, session.expire_on_commit = session.expire_on_commit, False
     try:
-        for start in range(0, len(invoice_ids), chunk_size):
-            loaded: list = []
-            try:
-                go_on = _push_chunk(
-                    connection, invoice_ids[start : start + chunk_size], adapter, resolver, chunk_done, loaded
-                )
-            finally:
-                for obj in loaded:
-                    if obj in session:
-                        session.expunge(obj)
-            if not go_on:
-                return
+        with _lanes(adapter, helpers) as lanes:
+            for start in range(0, len(invoice_ids), chunk_size):
+                loaded: list = []
+                try:
+                    go_on = _Chunk(connection, adapter, resolver, chunk_done, lanes).push(
+                        invoice_ids[start : start + chunk_size], loaded
+                    )
+                finally:
+                    for obj in loaded:
+                        if obj in session:
+                            session.expunge(obj)
+                if not go_on:
+                    return
     finally:
         session.expire_on_commit = expire
 
 
-def _push_chunk(
-    connection: Connection,
-    ids: list[int],
-    adapter: LedgerAdapter,
-    resolver: _Resolver,
-    chunk_done: Callable[[list[Outcome]], bool] | None,
-    loaded: list,
-) -> bool:
-    invoices = _load_chunk(ids)
-    records = _chunk_records(connection, ids)
-    loaded += [*invoices, *records.values(), *{invoice.customer for invoice in invoices}]
-    links = _customer_links(connection, {invoice.customer_id for invoice in invoices})
-    creates = customers.customer_mode(connection) != "link_only"
-    # Step 1 for the whole chunk: every record pending (attempt + 1), one commit.
-    unknown: dict[int, bool] = {}
-    for invoice in invoices:
-        record = records[invoice.id]
-        if record.state is not RecordState.pushed:
-            unknown[invoice.id] = _mark(record, reference=invoice.number, payload=_document_payload(invoice))
-    db.session.commit()
+#: Invoices whose look-ups may be under way ahead of the one being created (lanes only) ...
+LOOKAHEAD = 4
+#: ... and pushed invoices whose steps may be under way before this thread waits for the oldest.
+STEPS_AHEAD = 4
 
-    outcomes: list[Outcome] = []
-    started = time.monotonic()
 
-    def commit() -> bool:
-        """Steps 4 of the outcomes so far, in one transaction; return whether to go on."""
-        nonlocal started
-        go_on = chunk_done(outcomes) if chunk_done is not None else True
-        outcomes.clear()
+@dataclass
+class _Lanes:
+    """Where a push's look-ups and steps run, and the adapters they run with."""
+
+    lookups: Lane
+    steps: Lane
+    lookup_adapter: LedgerAdapter
+    steps_adapter: LedgerAdapter
+    #: Set once a step met an error about the connection: later steps are not started (Exact
+    #: numbers invoices when they are finalized, in the order they were created).
+    halted: threading.Event
+
+    @property
+    def threaded(self) -> bool:
+        return self.lookups.threaded
+
+    def call_pdf(self, order: StepOrder) -> StepCall | None:
+        """Attach the PDF of one invoice in the steps lane (None: not tried, a step before stopped)."""
+        return self._guarded(_call_pdf, order)
+
+    def call_finalize(self, order: StepOrder) -> StepCall | None:
+        """Finalize (and send) one invoice in the steps lane (None: not tried, a step before stopped)."""
+        return self._guarded(_call_finalize, order)
+
+    def _guarded(self, call: Callable[[LedgerAdapter, StepOrder], StepCall], order: StepOrder) -> StepCall | None:
+        if self.halted.is_set():
+            return None
+        made = call(self.steps_adapter, order)
+        if _stops(made):
+            self.halted.set()
+        return made
+
+
+@contextmanager
+def _lanes(adapter: LedgerAdapter, helpers: Callable[[], LedgerAdapter] | None) -> Iterator[_Lanes]:
+    """Open the push's lanes: threads with adapters of their own (``helpers``), else this thread and ``adapter``."""
+    if helpers is None:
+        serial = Lane("lookups", threaded=False), Lane("steps", threaded=False)
+        yield _Lanes(*serial, adapter, adapter, threading.Event())
+        return
+    app = current_app._get_current_object()
+    join_log = oplog.share_buffer(app)
+
+    @contextmanager
+    def enter() -> Iterator[None]:
+        with app.app_context(), join_log():
+            yield
+
+    lookup_adapter, steps_adapter = helpers(), helpers()
+    with ExitStack() as stack:
+        lookups = stack.enter_context(Lane("ledgerlink-push-lookups", enter=enter))
+        steps = stack.enter_context(Lane("ledgerlink-push-steps", enter=enter))
+        yield _Lanes(lookups, steps, lookup_adapter, steps_adapter, threading.Event())
+
+
+def _finished(future: Future | None) -> bool:
+    return future is None or future.done()
+
+
+class _Chunk:
+    """One chunk of :func:`push_invoices`: one transaction, its calls in this thread and the lanes."""
+
+    def __init__(
+        self,
+        connection: Connection,
+        adapter: LedgerAdapter,
+        resolver: _Resolver,
+        chunk_done: Callable[[list[Outcome]], bool] | None,
+        lanes: _Lanes,
+    ) -> None:
+        self.connection = connection
+        self.adapter = adapter
+        self.resolver = resolver
+        self.chunk_done = chunk_done
+        self.lanes = lanes
+        self.outcomes: list[Outcome] = []
+        self.started = time.monotonic()
+        #: Look-ups under way, by invoice id, and the invoices still to look up.
+        self.lookups: dict[int, Future] = {}
+        self.to_look_up: deque[Invoice] = deque()
+        #: Pushed invoices whose steps are under way: record, markers before, order, and the
+        #: futures of the PDF and finalize calls (None: not to do).
+        self.steps: deque[tuple[ExternalRecord, tuple, StepOrder, Future | None, Future | None]] = deque()
+
+    def push(self, ids: list[int], loaded: list) -> bool:
+        """Push the invoices with these ids; return whether to go on with the next chunk.
+
+        :raise LedgerError: one of :data:`CONNECTION_ERRORS`, after committing what was done.
+        """
+        connection = self.connection
+        invoices = _load_chunk(ids)
+        # Step 1 for the whole chunk: every record pending (attempt + 1), one commit.
+        records = _chunk_records(connection, invoices)
+        loaded += [*invoices, *records.values(), *{invoice.customer for invoice in invoices}]
+        links = _customer_links(connection, {invoice.customer_id for invoice in invoices})
+        creates = customers.customer_mode(connection) != "link_only"
         db.session.commit()
-        started = time.monotonic()
-        return go_on
+        due = [invoice for invoice in invoices if records[invoice.id].state is not RecordState.pushed]
+        self.started = time.monotonic()
 
-    with db.session.no_autoflush:
-        for invoice in invoices:
-            record = records[invoice.id]
-            before = (record.pdf_state, record.finalize_state)
-            try:
-                if record.state is not RecordState.pushed:
-                    _push_one(connection, invoice, adapter, resolver, record, unknown[invoice.id], links, creates)
-                if record.state is RecordState.pushed:
-                    _do_steps(connection, invoice, adapter, record, commit)
-            except LedgerError:  # one of CONNECTION_ERRORS: keep what is done, then stop the run
-                commit()
-                raise
-            outcomes.append((record, before))
-            if time.monotonic() - started >= CHUNK_SECONDS and not commit():
-                return False
-    return commit()
+        # A number twice in the chunk is looked up at its turn: the first one may be created by then.
+        numbers = [invoice.number for invoice in due]
+        self.to_look_up.extend(invoice for invoice in due if numbers.count(invoice.number) == 1)
+        try:
+            return self._push_all(invoices, records, links, creates)
+        except BaseException:
+            for future in self.lookups.values():
+                future.cancel()  # look-ups not started are not needed any more
+            raise
+
+    def _push_all(
+        self, invoices: list[Invoice], records: dict[int, ExternalRecord], links: dict[int, str], creates: bool
+    ) -> bool:
+        connection = self.connection
+        with db.session.no_autoflush:
+            for invoice in invoices:
+                record = records[invoice.id]
+                before = (record.pdf_state, record.finalize_state)
+                try:
+                    if record.state is not RecordState.pushed:
+                        self._look_ahead(invoice)
+                        looked = self.lookups.pop(invoice.id, None) or self.lanes.lookups.submit(
+                            self.lanes.lookup_adapter.find_by_reference, "invoice", invoice.number
+                        )
+                        _push_one(connection, invoice, self.adapter, self.resolver, record, looked, links, creates)
+                except LedgerError as exc:  # one of CONNECTION_ERRORS: keep what is done, then stop the run
+                    self._stop(exc)
+                order = step_order(connection, invoice, record) if record.state is RecordState.pushed else None
+                if order is None:
+                    self.outcomes.append((record, before))
+                else:
+                    lane = self.lanes.steps
+                    pdf = lane.submit(self.lanes.call_pdf, order) if order.pdf_due else None
+                    final = lane.submit(self.lanes.call_finalize, order) if order.finalize_due else None
+                    self.steps.append((record, before, order, pdf, final))
+                stop = self._settle(keep=STEPS_AHEAD)
+                if stop is not None:
+                    self._stop(stop)
+                if time.monotonic() - self.started >= CHUNK_SECONDS and not self._commit():
+                    self._settle(keep=0)
+                    self._commit()
+                    return False
+        stop = self._settle(keep=0)
+        if stop is not None:
+            self._stop(stop)
+        return self._commit()
+
+    def _look_ahead(self, current: Invoice) -> None:
+        """Start the look-ups of the invoices coming next (lanes only), up to :data:`LOOKAHEAD`."""
+        ahead = LOOKAHEAD if self.lanes.threaded else 0
+        while self.to_look_up and (self.to_look_up[0].id == current.id or len(self.lookups) < ahead):
+            invoice = self.to_look_up.popleft()
+            self.lookups[invoice.id] = self.lanes.lookups.submit(
+                self.lanes.lookup_adapter.find_by_reference, "invoice", invoice.number
+            )
+            if invoice.id == current.id and not ahead:
+                return
+
+    def _settle(self, keep: int) -> LedgerError | None:
+        """Apply the steps done, in order, waiting for the oldest while more than ``keep`` are under way.
+
+        :return: the first error about the connection a step met (its step and all later ones
+            stay to do), else None.
+        """
+        stop: LedgerError | None = None
+        while self.steps and (len(self.steps) > keep or _finished(self.steps[0][-1] or self.steps[0][-2])):
+            record, before, order, pdf, final = self.steps.popleft()
+            errors = []
+            made = pdf.result() if pdf is not None else None
+            if made is not None:
+                errors.append(_apply_pdf(self.connection, record, made))
+                if record.pdf_state in (PdfState.attached, PdfState.failed):
+                    self._commit()  # an upload is not worth repeating: its marker is kept at once
+            made = final.result() if final is not None else None
+            if made is not None:
+                errors.append(_apply_finalize(self.connection, record, made, order.send))
+            self.outcomes.append((record, before))
+            stop = stop or next((error for error in errors if error is not None), None)
+        return stop
+
+    def _stop(self, error: LedgerError) -> None:
+        """Stop the run on an error about the connection: apply the steps under way, commit, raise it."""
+        self._settle(keep=0)
+        self._commit()
+        raise error
+
+    def _commit(self) -> bool:
+        """Steps 4 of the outcomes so far, in one transaction; return whether to go on."""
+        go_on = self.chunk_done(self.outcomes) if self.chunk_done is not None else True
+        self.outcomes.clear()
+        db.session.commit()
+        self.started = time.monotonic()
+        return go_on
 
 
 def _customer_links(connection: Connection, customer_ids: set[int]) -> dict[int, str]:
@@ -647,30 +839,47 @@ def _load_chunk(ids: list[int]) -> list[Invoice]:
     return list(db.session.scalars(stmt))
 
 
-def _chunk_records(connection: Connection, ids: list[int]) -> dict[int, ExternalRecord]:
-    """Return the invoice records of these ids, creating the missing ones (committed at once)."""
+def _chunk_records(connection: Connection, invoices: list[Invoice]) -> dict[int, ExternalRecord]:
+    """Return the records of these invoices, each not pushed yet marked pending (step 1, not committed).
 
-    def read() -> dict[int, ExternalRecord]:
-        stmt = select(ExternalRecord).where(
-            ExternalRecord.connection_id == connection.id,
-            ExternalRecord.kind == RecordKind.invoice,
-            ExternalRecord.local_id.in_(ids),
-        )
-        return {record.local_id: record for record in db.session.scalars(stmt)}
-
-    found = read()
-    missing = [i for i in ids if i not in found]
+    Missing records are inserted marked already (one INSERT … RETURNING), the others marked in place.
+    """
+    ids = [invoice.id for invoice in invoices]
+    stmt = select(ExternalRecord).where(
+        ExternalRecord.connection_id == connection.id,
+        ExternalRecord.kind == RecordKind.invoice,
+        ExternalRecord.local_id.in_(ids),
+    )
+    found = {record.local_id: record for record in db.session.scalars(stmt)}
+    new: set[int] = set()
+    missing = [invoice for invoice in invoices if invoice.id not in found]
     if missing:
+        now = utcnow()
         rows = [
-            {"connection_id": connection.id, "kind": RecordKind.invoice, "local_id": i, "attempts": 0} for i in missing
+            {
+                "connection_id": connection.id,
+                "kind": RecordKind.invoice,
+                "local_id": invoice.id,
+                "state": RecordState.pending,
+                "attempts": 1,
+                "last_attempt_at": now,
+                "reference": invoice.number,
+                "payload_hash": _payload_hash(_document_payload(invoice)),
+            }
+            for invoice in missing
         ]
         try:
-            db.session.execute(insert(ExternalRecord), rows)
-            db.session.commit()
-        except IntegrityError:  # another worker made some first: use theirs
+            created = db.session.scalars(insert(ExternalRecord).returning(ExternalRecord), rows).all()
+        except IntegrityError:  # another worker made some first: use theirs (each committed), marked below
             db.session.rollback()
-            return {i: record_for(connection, RecordKind.invoice, i) for i in ids}
-        found = read()
+            found = {i: record_for(connection, RecordKind.invoice, i) for i in ids}
+        else:
+            found.update((record.local_id, record) for record in created)
+            new = {record.local_id for record in created}
+    for invoice in invoices:
+        record = found[invoice.id]
+        if invoice.id not in new and record.state is not RecordState.pushed:
+            _mark(record, reference=invoice.number, payload=_document_payload(invoice))
     return found
 
 
@@ -691,16 +900,20 @@ def _push_one(
     adapter: LedgerAdapter,
     resolver: _Resolver,
     record: ExternalRecord,
-    unknown: bool,
+    looked_up: Future,
     links: dict[int, str],
     create_customers: bool,
 ) -> None:
     """Steps 2 to 4 of one invoice of a chunk, its outcome set on ``record`` (not committed).
 
+    ``looked_up`` is the look-up of the invoice's reference in the ledger (its future): an
+    invoice already there, from an attempt whose outcome is unknown or from elsewhere, is
+    adopted; otherwise the invoice is created without looking again.
+
     :raise LedgerError: one of :data:`CONNECTION_ERRORS` (the record stays pending with the error).
     """
     try:
-        found = adapter.find_by_reference("invoice", invoice.number) if unknown else None
+        found = looked_up.result()
         if found is None:
             customer_id = links.get(invoice.customer_id)
             if customer_id is None:
@@ -711,7 +924,7 @@ def _push_one(
                 with db.session.no_autoflush:
                     customer_id = _ledger_customer_id(connection, invoice.customer, adapter)
                 links[invoice.customer_id] = customer_id
-            found = adapter.push_invoice(invoice_draft(connection, invoice, customer_id, resolver))
+            found = adapter.push_invoice(invoice_draft(connection, invoice, customer_id, resolver), looked_up=True)
     except CustomerNotPushed as exc:
         record.transition(
             RecordState.needs_action,

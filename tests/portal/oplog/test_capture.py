@@ -248,3 +248,14 @@ def test_the_logs_scrub_masks_exactly_as_the_http_layers(text, secret):
     from portal.oplog.capture import _scrub
 
     assert _scrub(text, [secret]) == scrub(text, [secret])
+
+
+def test_a_json_body_is_stored_on_one_line():
+    from portal.oplog.capture import entry
+
+    row = entry(
+        _response(b'{\n  "Invoice": {\n    "Id": "7",\n    "DocNumber": "INV-7"\n  }\n}', "application/json"),
+        connection_id=1,
+        provider="quickbooks",
+    )
+    assert row["response_body"] == '{"Invoice": {"Id": "7", "DocNumber": "INV-7"}}'

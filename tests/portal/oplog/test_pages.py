@@ -114,3 +114,17 @@ def test_purge_drops_entries_past_the_configured_days(app, sandbox, connect, add
     assert "Removed 1 operation log entries older than 14 days." in result.output
     with app.app_context():
         assert db.session.scalar(select(func.count(OperationLog.id))) == fresh + 3
+
+
+def test_a_json_body_is_kept_on_one_line_and_laid_out_on_the_page(app, sandbox, connect, ops_client, add_operations):
+    from portal.oplog.capture import readable
+
+    connection_id = connect("bexio")
+    (op_id,) = add_operations(
+        connection_id, request_body='{"title": "INV-7", "positions": [{"amount": "2"}]}', response_body='{"id": 4',
+    )  # fmt: skip
+    client, _ = ops_client
+    page = client.get(f"/connections/{connection_id}/operations/{op_id}").get_data(as_text=True)
+    assert '{\n "title": "INV-7",\n "positions": [\n  {\n   "amount": "2"\n  }\n ]\n}' in page.replace("&#34;", '"')
+    assert '{"id": 4' in page.replace("&#34;", '"')  # a body cut at the cap is shown as kept
+    assert readable("grant_type=x&scope=y") == "grant_type=x&scope=y" and readable(None) == ""

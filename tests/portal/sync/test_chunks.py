@@ -95,8 +95,8 @@ def test_a_crash_before_the_chunk_commit_leaves_pending_records_that_the_next_ru
         def __getattr__(self, name):
             return getattr(self.adapter, name)
 
-        def push_invoice(self, draft):
-            result = self.adapter.push_invoice(draft)
+        def push_invoice(self, draft, **options):
+            result = self.adapter.push_invoice(draft, **options)
             self.created += 1
             if self.created == 2:
                 raise Crash
@@ -133,13 +133,13 @@ def test_a_rate_limit_in_a_chunk_keeps_what_was_pushed_before_it(app, sandbox, c
         def __getattr__(self, name):
             return getattr(self.adapter, name)
 
-        def push_invoice(self, draft):
+        def push_invoice(self, draft, **options):
             self.calls += 1
             if self.calls == 2:
                 from datetime import UTC, datetime, timedelta
 
                 raise RateLimited("spent", retry_at=datetime.now(UTC) + timedelta(seconds=30), provider="bexio")
-            return self.adapter.push_invoice(draft)
+            return self.adapter.push_invoice(draft, **options)
 
     with pytest.raises(RateLimited):
         _push(app, connection_id, ids, chunk_size=10, adapter_wrapper=LimitedOnSecond)

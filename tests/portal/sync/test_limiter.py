@@ -305,3 +305,30 @@ def test_bexio_account_and_country_searches_count_in_the_general_budget():
     assert quotas.route_group(f"{BEXIO_API}/2.0/country/search") is None  # recorded: 1000
     assert quotas.route_group(f"{BEXIO_API}/2.0/accounts/search") is None
     assert quotas.route_group(f"{BEXIO_API}/2.0/kb_invoice/4/pdf") == "pdf"
+
+
+def test_a_scale_multiplies_the_documented_budget_until_a_header_reports_the_real_one(rconn, company):
+    clock = FakeTime()
+    scaled = limiter(rconn, clock, scale=2)
+
+    scaled.observe("exact-online", company, snapshot(60, 60, T0 + 30))  # a reported limit wins over the scale
+    for _ in range(60):
+        scaled.acquire("exact-online", company)
+    assert clock.slept == []
+    scaled.acquire("exact-online", company)
+    assert len(clock.slept) == 1
+
+    realm = f"{company}-realm"  # QuickBooks reports nothing and documents 500 calls a minute per realm
+    for _ in range(1000):
+        scaled.acquire("quickbooks", realm)
+    assert len(clock.slept) == 1
+    scaled.acquire("quickbooks", realm)
+    assert len(clock.slept) == 2  # the 1,001st of the minute waits for the next one
+
+
+def test_the_scale_comes_from_the_configuration(rconn):
+    from portal.sync.limiter import from_config
+
+    assert from_config({"RATE_LIMIT_SCALE": 1000}, rconn).scale == 1000
+    assert from_config({}, rconn).scale == 1
+    assert from_config({"RATE_LIMITER": False, "RATE_LIMIT_SCALE": 1000}, rconn) is None
