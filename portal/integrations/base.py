@@ -598,6 +598,15 @@ class LedgerAdapter(abc.ABC):
         :return: the ledger's invoice number when it is known now (None when unchanged/unknown).
         """
 
+    def final_without_call(self, external_id: str, *, send: bool) -> tuple[bool, str | None]:
+        """Say whether finalizing needs no call to the ledger, and the invoice's number if so.
+
+        (True, number) where the invoice is final already and this adapter knows its number
+        (QuickBooks: created final, its DocNumber read at creation); :meth:`finalize_invoice`
+        would return that number without a call. The default: (False, None).
+        """
+        return False, None
+
     def attach_pdf(self, external_id: str, *, filename: str, content: bytes) -> str | None:
         """Attach the SaaS's PDF to a pushed invoice; return the attachment's id.
 

@@ -540,6 +540,11 @@ class QuickBooksAdapter(LedgerAdapter):
             self._country = (self.company_info().country or "").upper()
         return self._country in ("US", "USA")
 
+    def final_without_call(self, external_id: str, *, send: bool) -> tuple[bool, str | None]:
+        """Say whether the invoice is one this adapter created (final, DocNumber known) and is not to be sent."""
+        number = None if send else self._numbers.get(str(external_id))
+        return number is not None, number
+
     def finalize_invoice(
         self, external_id: str, *, send: bool, email: str | None = None, message: str | None = None
     ) -> str | None:
@@ -549,8 +554,9 @@ class QuickBooksAdapter(LedgerAdapter):
         EmailSent is not sent again. ``message`` has no place in QuickBooks' send call and is
         not used; ``email`` becomes ``sendTo`` (it replaces the invoice's BillEmail).
         """
-        if not send and str(external_id) in self._numbers:
-            return self._numbers[str(external_id)]  # final since it was created: nothing to read back
+        known, number = self.final_without_call(external_id, send=send)
+        if known:
+            return number
         invoice = self._call("GET", self._url(f"invoice/{external_id}"))["Invoice"]
         if not send or invoice.get("EmailStatus") == "EmailSent":
             return invoice.get("DocNumber")

@@ -680,6 +680,12 @@ def _lanes(adapter: LedgerAdapter, helpers: Callable[[], LedgerAdapter] | None) 
         yield _Lanes(lookups, steps, lookup_adapter, steps_adapter, threading.Event())
 
 
+def _settled(result: Any) -> Future:
+    future: Future = Future()
+    future.set_result(result)
+    return future
+
+
 def _finished(future: Future | None) -> bool:
     return future is None or future.done()
 
@@ -756,10 +762,7 @@ class _Chunk:
                 if order is None:
                     self.outcomes.append((record, before))
                 else:
-                    lane = self.lanes.steps
-                    pdf = lane.submit(self.lanes.call_pdf, order) if order.pdf_due else None
-                    final = lane.submit(self.lanes.call_finalize, order) if order.finalize_due else None
-                    self.steps.append((record, before, order, pdf, final))
+                    self.steps.append((record, before, order, *self._start_steps(order)))
                 stop = self._settle(keep=STEPS_AHEAD)
                 if stop is not None:
                     self._stop(stop)
@@ -782,6 +785,20 @@ class _Chunk:
             )
             if invoice.id == current.id and not ahead:
                 return
+
+    def _start_steps(self, order: StepOrder) -> tuple[Future | None, Future | None]:
+        """Give the steps of one invoice to the steps lane; return the futures of the PDF and finalize calls.
+
+        A step that needs no call (no PDF to attach; an invoice the adapter knows final, not to
+        be sent) is settled here: the lane is kept for calls.
+        """
+        lane, pdf, final = self.lanes.steps, None, None
+        if order.pdf_due:
+            pdf = _settled(("no_pdf", None)) if not order.pdf else lane.submit(self.lanes.call_pdf, order)
+        if order.finalize_due:
+            known, number = self.adapter.final_without_call(order.external_id, send=order.send)
+            final = _settled(("ok", number)) if known else lane.submit(self.lanes.call_finalize, order)
+        return pdf, final
 
     def _settle(self, keep: int) -> LedgerError | None:
         """Apply the steps done, in order, waiting for the oldest while more than ``keep`` are under way.

@@ -404,10 +404,10 @@ class Case:
             )
         return "runs " + ", ".join(f"{n} {status}" for status, n in sorted(statuses.items()))
 
-    def slow_down(self) -> None:
+    def slow_down(self, ms: int = LATENCY_MS) -> None:
         """Add latency to every provider request so that faults land in the middle of runs."""
         for target in self.targets:
-            control(self.sandbox, "faults", {"provider": target.provider, "kind": "latency", "ms": LATENCY_MS})
+            control(self.sandbox, "faults", {"provider": target.provider, "kind": "latency", "ms": ms})
 
     def each_provider(self, body: Callable[[Target], dict]) -> None:
         for target in self.targets:
