@@ -29,7 +29,7 @@ from sqlalchemy.exc import OperationalError
 
 from ..database import utcnow
 from ..extensions import db
-from ..integrations.http import _GUID, _TOKENISH, MASK, _sensitive_key, redact_url, scrub
+from ..integrations.http import _GUID, _SENSITIVE_FRAGMENTS, _TOKENISH, MASK, _sensitive_key, redact_url, scrub
 from ..models import OperationLog
 
 log = logging.getLogger(__name__)
@@ -208,6 +208,10 @@ def _response_text(response: requests.Response, secrets: list[str]) -> str:
 
 
 def _json_or_text(text: str, secrets: list[str]) -> str:
+    if "\n" not in text and "\\u" not in text and not _names_a_sensitive_key(text):
+        # On one line already, nothing spelled in escapes, and no key in it can be one whose value
+        # is masked: kept as it came.
+        return _scrub(text, secrets)
     try:
         data = json.loads(text)
     except ValueError:
@@ -227,6 +231,12 @@ def readable(body: str | None) -> str:
         return json.dumps(json.loads(body), ensure_ascii=False, indent=1)
     except ValueError:
         return body
+
+
+def _names_a_sensitive_key(text: str) -> bool:
+    """Say whether any key in ``text`` could be a secret or personal-data one (any text that names such a key does)."""
+    lowered = text.lower()
+    return any(fragment in lowered for fragment in _SENSITIVE_FRAGMENTS)
 
 
 def _scrub(text: str, secrets: list[str]) -> str:

@@ -7,6 +7,7 @@ GROUP BY), operators ``= < > <= >= IN LIKE`` (LIKE knows only ``%``), single-quo
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -293,6 +294,7 @@ def _is_number(text: str) -> bool:
     return text.isascii() and text.isdigit()
 
 
+@functools.lru_cache(maxsize=1024)
 def _as_datetime(text: str) -> datetime | None:
     try:
         value = datetime.fromisoformat(text.replace("Z", "+00:00"))
@@ -318,7 +320,8 @@ def _coerce(actual: Any, literal: Any) -> tuple[Any, Any] | None:
     if _is_number(text) and _is_number(lit):
         # Ids are strings of digits; compare them as numbers so Id > '9' behaves.
         return int(text), int(lit)
-    if len(text) > 10 and len(lit) > 10 and (a := _as_datetime(text)) and (b := _as_datetime(lit)):
+    # The literal first: it is the same for every row, and most are no date-time at all.
+    if len(text) > 10 and len(lit) > 10 and (b := _as_datetime(lit)) and (a := _as_datetime(text)):
         return a, b
     if len(lit) > 10 and len(text) == 10 and (b := _as_datetime(lit)):
         return text, b.date().isoformat()

@@ -259,3 +259,11 @@ def test_a_json_body_is_stored_on_one_line():
         provider="quickbooks",
     )
     assert row["response_body"] == '{"Invoice": {"Id": "7", "DocNumber": "INV-7"}}'
+
+
+def test_a_key_spelled_in_escapes_is_still_masked():
+    from portal.oplog.capture import entry
+
+    body = b'{"\\u0065\\u006d\\u0061\\u0069\\u006c": "ada\\u0040example.com", "Id": "7"}'
+    row = entry(_response(body, "application/json"), connection_id=1, provider="quickbooks")
+    assert "ada" not in row["response_body"] and '"Id": "7"' in row["response_body"]
