@@ -748,6 +748,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--providers", default="exact,qbo,bexio", help="comma list of exact, qbo, bexio")
     parser.add_argument("--profile", action="store_true", help="then profile a worker pushing --n more (cProfile)")
     parser.add_argument(
+        "--rounds", type=int, default=1, help="measure each provider this many times; the median ratio counts"
+    )
+    parser.add_argument(
         "--latency-ms", type=int, default=0, help="the sandbox answers every API call this much later (default 0)"
     )
     args = parser.parse_args(argv)
@@ -769,21 +772,30 @@ def main(argv: list[str] | None = None) -> int:
             f"{args.latency_ms} ms latency per call), "
             f"{database}, Redis {redis_url}; work dir {work}"
         )
-        for name in [p.strip() for p in args.providers.split(",") if p.strip()]:
-            results.append(bench_provider(app, args, sandbox_url, redis_url, database_url, work, name))
+        names = [p.strip() for p in args.providers.split(",") if p.strip()]
+        # Rounds take turns across the providers, so that a slow spell of the machine spreads over all.
+        for _round in range(args.rounds):
+            for name in names:
+                results.append(bench_provider(app, args, sandbox_url, redis_url, database_url, work, name))
     finally:
         for process in reversed(processes):
             stop(process)
-    worst = min(r["ratio"] for r in results)
+    # Per provider, the round with the median ratio stands for it (all rounds' ratios are shown).
+    chosen = []
+    for key in dict.fromkeys(r["provider"] for r in results):
+        rounds = sorted((r for r in results if r["provider"] == key), key=lambda r: r["ratio"])
+        chosen.append((rounds[(len(rounds) - 1) // 2], [r["ratio"] for r in rounds]))
+    worst = min(r["ratio"] for r, _ in chosen)
     summary = "; ".join(
         f"{r['provider']} {r['pipeline']:.1f} vs {r['raw']:.0f} inv/s = {r['ratio']:.2f}"
+        + (f" (median of {', '.join(f'{x:.2f}' for x in ratios)})" if len(ratios) > 1 else "")
         + (
             f" (limiter paced {r['paced']:.0f} s to the documented quota; {r['unpaced_ratio']:.2f} without)"
             if r["paced"]
             else ""
         )
         + f" [all in series: {r['serial_unpaced_ratio']:.2f}]"
-        for r in results
+        for r, ratios in chosen
     )
     verdict = "meets" if worst >= GOAL else "below"
     print(
