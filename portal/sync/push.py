@@ -40,7 +40,7 @@ from concurrent.futures import Future
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from flask import current_app
 from sqlalchemy import insert, select
@@ -131,12 +131,7 @@ def _payload_hash(payload: Any) -> str:
 
 def _begin(record: ExternalRecord, *, reference: str | None, payload: Any) -> bool:
     """Mark an attempt as started and commit; return whether the previous attempt's outcome is unknown."""
-    unknown = record.state is RecordState.pending and record.attempts > 0
-    record.transition(RecordState.pending)
-    record.attempts += 1
-    record.last_attempt_at = utcnow()
-    record.reference = reference
-    record.payload_hash = _payload_hash(payload)
+    unknown = _mark(record, reference=reference, payload=payload)
     db.session.commit()
     return unknown
 
@@ -686,8 +681,20 @@ def _settled(result: Any) -> Future:
     return future
 
 
-def _finished(future: Future | None) -> bool:
-    return future is None or future.done()
+class _Steps(NamedTuple):
+    """The steps under way of one pushed invoice: the futures of its PDF and finalize calls (None: not to do)."""
+
+    record: ExternalRecord
+    before: tuple[PdfState | None, FinalizeState | None]
+    order: StepOrder
+    pdf: Future | None
+    final: Future | None
+
+    @property
+    def done(self) -> bool:
+        """Say whether its calls are over (the lane runs them in order: the last one's end says so)."""
+        last = self.final or self.pdf
+        return last is None or last.done()
 
 
 class _Chunk:
@@ -711,9 +718,8 @@ class _Chunk:
         #: Look-ups under way, by invoice id, and the invoices still to look up.
         self.lookups: dict[int, Future] = {}
         self.to_look_up: deque[Invoice] = deque()
-        #: Pushed invoices whose steps are under way: record, markers before, order, and the
-        #: futures of the PDF and finalize calls (None: not to do).
-        self.steps: deque[tuple[ExternalRecord, tuple, StepOrder, Future | None, Future | None]] = deque()
+        #: Pushed invoices whose steps are under way, oldest first.
+        self.steps: deque[_Steps] = deque()
 
     def push(self, ids: list[int], loaded: list) -> bool:
         """Push the invoices with these ids; return whether to go on with the next chunk.
@@ -731,9 +737,11 @@ class _Chunk:
         due = [invoice for invoice in invoices if records[invoice.id].state is not RecordState.pushed]
         self.started = time.monotonic()
 
-        # A number twice in the chunk is looked up at its turn: the first one may be created by then.
-        numbers = [invoice.number for invoice in due]
-        self.to_look_up.extend(invoice for invoice in due if numbers.count(invoice.number) == 1)
+        if self.lanes.threaded:
+            # Look-ups go ahead, except of a number twice in the chunk: looked up at its turn, when
+            # the first one may be created.
+            numbers = [invoice.number for invoice in due]
+            self.to_look_up.extend(invoice for invoice in due if numbers.count(invoice.number) == 1)
         try:
             return self._push_all(invoices, records, links, creates)
         except BaseException:
@@ -751,10 +759,7 @@ class _Chunk:
                 before = (record.pdf_state, record.finalize_state)
                 try:
                     if record.state is not RecordState.pushed:
-                        self._look_ahead(invoice)
-                        looked = self.lookups.pop(invoice.id, None) or self.lanes.lookups.submit(
-                            self.lanes.lookup_adapter.find_by_reference, "invoice", invoice.number
-                        )
+                        looked = self._looked_up(invoice)
                         _push_one(connection, invoice, self.adapter, self.resolver, record, looked, links, creates)
                 except LedgerError as exc:  # one of CONNECTION_ERRORS: keep what is done, then stop the run
                     self._stop(exc)
@@ -762,7 +767,7 @@ class _Chunk:
                 if order is None:
                     self.outcomes.append((record, before))
                 else:
-                    self.steps.append((record, before, order, *self._start_steps(order)))
+                    self.steps.append(_Steps(record, before, order, *self._start_steps(order)))
                 stop = self._settle(keep=STEPS_AHEAD)
                 if stop is not None:
                     self._stop(stop)
@@ -775,16 +780,15 @@ class _Chunk:
             self._stop(stop)
         return self._commit()
 
-    def _look_ahead(self, current: Invoice) -> None:
-        """Start the look-ups of the invoices coming next (lanes only), up to :data:`LOOKAHEAD`."""
-        ahead = LOOKAHEAD if self.lanes.threaded else 0
-        while self.to_look_up and (self.to_look_up[0].id == current.id or len(self.lookups) < ahead):
+    def _looked_up(self, current: Invoice) -> Future:
+        """Return the look-up of ``current``, first starting those of the next invoices (up to :data:`LOOKAHEAD`)."""
+        while self.to_look_up and len(self.lookups) < LOOKAHEAD:
             invoice = self.to_look_up.popleft()
-            self.lookups[invoice.id] = self.lanes.lookups.submit(
-                self.lanes.lookup_adapter.find_by_reference, "invoice", invoice.number
-            )
-            if invoice.id == current.id and not ahead:
-                return
+            self.lookups[invoice.id] = self._look_up(invoice)
+        return self.lookups.pop(current.id, None) or self._look_up(current)
+
+    def _look_up(self, invoice: Invoice) -> Future:
+        return self.lanes.lookups.submit(self.lanes.lookup_adapter.find_by_reference, "invoice", invoice.number)
 
     def _start_steps(self, order: StepOrder) -> tuple[Future | None, Future | None]:
         """Give the steps of one invoice to the steps lane; return the futures of the PDF and finalize calls.
@@ -794,7 +798,7 @@ class _Chunk:
         """
         lane, pdf, final = self.lanes.steps, None, None
         if order.pdf_due:
-            pdf = _settled(("no_pdf", None)) if not order.pdf else lane.submit(self.lanes.call_pdf, order)
+            pdf = _settled(_call_pdf(self.adapter, order)) if not order.pdf else lane.submit(self.lanes.call_pdf, order)
         if order.finalize_due:
             known, number = self.adapter.final_without_call(order.external_id, send=order.send)
             final = _settled(("ok", number)) if known else lane.submit(self.lanes.call_finalize, order)
@@ -807,7 +811,7 @@ class _Chunk:
             stay to do), else None.
         """
         stop: LedgerError | None = None
-        while self.steps and (len(self.steps) > keep or _finished(self.steps[0][-1] or self.steps[0][-2])):
+        while self.steps and (len(self.steps) > keep or self.steps[0].done):
             record, before, order, pdf, final = self.steps.popleft()
             errors = []
             made = pdf.result() if pdf is not None else None
