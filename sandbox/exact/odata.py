@@ -391,3 +391,19 @@ def parse_skiptoken(text: str | None) -> str | None:
     if match is None:
         raise ODataError("The skip token value is not valid.")
     return match.group(1).lower()
+
+
+def parse_sync_skiptoken(text: str | None) -> int | None:
+    """Return the Timestamp a sync endpoint's ``$skiptoken=<Timestamp>L`` continues after.
+
+    Sync rows are keyed by ``Timestamp`` (Edm.Int64), so the token is that key's literal, with or
+    without the ``L`` suffix.
+
+    :raise ODataError: when the token is not an integer literal.
+    """
+    if not text:
+        return None
+    match = re.fullmatch(r"(\d{1,19})[lL]?", text.strip())
+    if match is None:
+        raise ODataError("The skip token value is not valid.")
+    return int(match.group(1))

@@ -237,6 +237,19 @@ def create_item(div: Division, body: dict, now_ms: int, lang: str, status: int) 
     return div.insert(schema.ITEM, record, now_ms, code_field="Code")
 
 
+def update_item(div: Division, record: dict, body: dict, now_ms: int, lang: str, status: int) -> None:
+    """Apply a PUT on logistics/Items: dates in ISO-8601 or ``/Date(ms)/`` are stored as epoch ms (§3.0)."""
+    check_properties(schema.ITEM, body)
+    if "Code" in body and body["Code"] != record["Code"] and body["Code"] in div.codes.get("Items", {}):
+        raise ExactError(status, text("exists", lang))
+    _assign(schema.ITEM, record, {k: v for k, v in body.items() if k not in ("ID", "Code")})
+    if body.get("SalesVatCode"):
+        record["SalesVatCode"] = pad_right(str(record["SalesVatCode"]), 3)
+    if body.get("Unit"):
+        record["Unit"] = pad_right(str(record["Unit"]), 8)
+    div.touch(record, now_ms)
+
+
 def _assign(entity: schema.Entity, record: dict, body: dict) -> None:
     """Copy plain properties from a request body, converting dates."""
     for name, value in body.items():

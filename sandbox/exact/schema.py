@@ -7,8 +7,10 @@ are appended. The other entities follow the fact sheet and picqer's entity class
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import json
+from dataclasses import dataclass, field, replace
 from functools import cached_property
+from pathlib import Path
 
 ACCOUNT_FIELDS = (
     ("Accountant", None),
@@ -986,6 +988,21 @@ class Endpoint:
     needs_select: bool = False
     #: Sync endpoints filter only on Timestamp (§3.12).
     sync: bool = False
+    #: The real, mixed-case service path (``sync/CRM/Accounts``), from the reference.
+    path: str = ""
+    #: Properties Exact documents for this endpoint that the sandbox does not model: they may be
+    #: selected, filtered and ordered on, and always read null (``properties.json``).
+    unmodelled: tuple[str, ...] = ()
+
+    @cached_property
+    def selectable(self) -> frozenset[str]:
+        """Return every name ``$select`` accepts: modelled fields, navigation and documented ones."""
+        return frozenset(self.entity.names) | frozenset(self.unmodelled)
+
+    @cached_property
+    def filterable(self) -> frozenset[str]:
+        """Return every name ``$filter`` and ``$orderby`` accept (no navigation properties)."""
+        return frozenset(n for n, _ in self.entity.fields) | frozenset(self.unmodelled)
 
 
 _G = frozenset({"GET"})
@@ -1040,6 +1057,26 @@ ENDPOINTS: dict[str, Endpoint] = {
     "sync/documents/documents": _sync(DOCUMENT),
     "sync/deleted": _sync(DELETED),
 }
+
+#: Documented properties per endpoint, as Exact's REST reference lists them (real-cased paths).
+DOCUMENTED: dict[str, tuple[str, ...]] = {
+    path: tuple(names)
+    for path, names in json.loads((Path(__file__).parent / "properties.json").read_text(encoding="utf-8"))[
+        "endpoints"
+    ].items()
+}
+
+
+def _documented(key: str, endpoint: Endpoint) -> Endpoint:
+    path = next((p for p in DOCUMENTED if p.lower() == key), key)
+    modelled = set(endpoint.entity.names)
+    extra = tuple(n for n in DOCUMENTED.get(path, ()) if n not in modelled)
+    return replace(endpoint, path=path, unmodelled=extra)
+
+
+ENDPOINTS = {key: _documented(key, endpoint) for key, endpoint in ENDPOINTS.items()}
+#: current/Me has no division segment and no entry in ENDPOINTS; its documented properties.
+ME_ENDPOINT = _documented("current/me", Endpoint(ME, frozenset({"GET"})))
 
 #: sync/Deleted EntityType codes (§3.12, LF sync/Deleted.go).
 DELETED_TYPES = {

@@ -140,6 +140,8 @@ class Division:
     prices: dict[str, float] = field(default_factory=dict)
     #: (child table, parent key) -> child keys, so lines are found without scanning the table.
     children: dict[tuple[str, str], dict[str, None]] = field(default_factory=dict)
+    #: sync/SalesInvoice/SalesInvoices: line id -> (its invoice's Timestamp when stamped, the row's Timestamp).
+    line_stamps: dict[str, tuple[int, int]] = field(default_factory=dict)
     hid: int = 0
     #: Settings a test can change through /_control.
     invoice_number_at_entry: bool = False

@@ -14,7 +14,7 @@ from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 from flask import Blueprint, Response, current_app, g, jsonify, render_template_string, request, url_for
 
-from . import ops, schema
+from . import atom, ops, schema
 from .messages import ExactError
 from .odata import (
     ODataError,
@@ -25,6 +25,7 @@ from .odata import (
     parse_orderby,
     parse_select,
     parse_skiptoken,
+    parse_sync_skiptoken,
     sort_records,
 )
 from .state import REGIONS, AccessToken, AuthCode, Chain, Division, User, new_guid
@@ -208,7 +209,12 @@ CHAIN_ERROR = "Token is not allowed, because of invalid or empty chainId"
 
 @bp.post("/api/oauth2/token")
 def token():
-    """Exchange a code or a refresh token (form body, client credentials in the body, §1.4)."""
+    """Exchange a code or a refresh token (form body, client credentials in the body, §1.4).
+
+    Exact reads ``client_id`` and ``client_secret`` from the form body only: credentials sent
+    solely in an HTTP Basic ``Authorization`` header (RFC 6749 §2.3.1) leave the client
+    unauthenticated (400 ``invalid_client``), and a header beside body credentials is ignored.
+    """
     emulator = _emulator()
     state, ctx, region = emulator.state, emulator.ctx, g.exact_region
     form = request.form
@@ -411,6 +417,25 @@ def finish_api(response: Response) -> Response:
         response = emulator.inject_after_commit(str(division), response)
     if response.status_code >= 400:
         emulator.count_error(response.status_code)
+    if response.mimetype == "application/json" and not atom.wants_json(request.headers.get("Accept")):
+        response = _as_xml(response, emulator.ctx.clock.time())
+    return response
+
+
+def _as_xml(response: Response, now: float) -> Response:
+    """Answer in Exact's default format, Atom/XML, a client that did not ask for JSON (WCF)."""
+    division, resource = g.get("exact_division"), str(g.get("exact_resource") or "")
+    api_root = f"{request.url_root}exact-online/{g.get('exact_region') or ''}/api/v1"
+    root = f"{api_root}/" if division is None else f"{api_root}/{division}/"
+    match = _RESOURCE.match(resource)
+    href = match.group("set") if match else resource
+    if match and match.group("key") is not None and match.group("nav"):
+        href = f"{match.group('set')}({match.group('key')})/{match.group('nav')}"
+    body, content_type = atom.to_xml(
+        response.get_json(silent=True), base=root, title=href.rsplit("/", 1)[-1], href=href, now=now
+    )
+    response.set_data(body)
+    response.headers["Content-Type"] = content_type
     return response
 
 
@@ -477,7 +502,7 @@ def _me(emulator: ExactOnlineEmulator, user: User) -> Response:
             UserName=user.username,
         )
     prefix = _api_root()
-    select = parse_select(request.args.get("$select"), schema.ME.names, schema.ME.type_name)
+    select = parse_select(request.args.get("$select"), schema.ME_ENDPOINT.selectable, schema.ME.type_name)
     # Me is a collection envelope with one row (§2, DN GetCurrentDivision).
     body = render(schema.ME, record, prefix, select)
     body["__metadata"]["uri"] = f"{prefix}/current/Me(guid'{user.id}')"
@@ -523,14 +548,7 @@ def _rows(emulator: ExactOnlineEmulator, endpoint: schema.Endpoint, div: Divisio
     if entity is schema.DELETED:
         return list(div.deleted)
     if entity is schema.SYNCSALESINVOICE:
-        invoices = div.table("SalesInvoices")
-        rows = []
-        for line in div.table("SalesInvoiceLines").values():
-            header = invoices.get(line["InvoiceID"])
-            if header is not None:
-                # One row per line with the header's fields (§3.12, PQ SyncSalesInvoice.php).
-                rows.append({**header, **line, "Timestamp": header["Timestamp"]})
-        return rows
+        return _sync_invoice_rows(div)
     if entity is schema.RECEIVABLESLIST:
         return [
             {
@@ -560,13 +578,31 @@ def _rows(emulator: ExactOnlineEmulator, endpoint: schema.Endpoint, div: Divisio
     return list(div.table(entity.table).values())
 
 
+def _sync_invoice_rows(div: Division) -> list[dict]:
+    """Return sync/SalesInvoice/SalesInvoices: one row per line with its header's fields (§3.12).
+
+    Each row has its own Timestamp, its key on this endpoint (PQ SyncSalesInvoice.php): a line's
+    stamp is renewed, from the division's row-version counter, whenever its invoice changed since
+    the stamp was given. Callers hold the state lock.
+    """
+    invoices = div.table("SalesInvoices")
+    rows = []
+    for header in invoices.values():
+        for line in div.child_rows("SalesInvoiceLines", header["InvoiceID"]):
+            seen = div.line_stamps.get(line["ID"])
+            if seen is None or seen[0] != header["Timestamp"]:
+                seen = (header["Timestamp"], div.next_timestamp())
+                div.line_stamps[line["ID"]] = seen
+            rows.append({**header, **line, "Timestamp": seen[1]})
+    return rows
+
+
 def _collection(emulator: ExactOnlineEmulator, endpoint: schema.Endpoint, div: Division, prefix: str) -> Response:
     entity, args = endpoint.entity, request.args
-    plain = [n for n, _ in entity.fields]
     raw_filter = args.get("$filter")
-    flt = parse_filter(raw_filter, plain, entity.type_name) if raw_filter else None
-    select = parse_select(args.get("$select"), entity.names, entity.type_name)
-    order = parse_orderby(args.get("$orderby"), plain, entity.type_name)
+    flt = parse_filter(raw_filter, endpoint.filterable, entity.type_name) if raw_filter else None
+    select = parse_select(args.get("$select"), endpoint.selectable, entity.type_name)
+    order = parse_orderby(args.get("$orderby"), endpoint.filterable, entity.type_name)
     top = parse_count("$top", args.get("$top"))
     skip = parse_count("$skip", args.get("$skip")) or 0
     expand = {e.strip() for e in (args.get("$expand") or "").split(",") if e.strip()}
@@ -590,16 +626,20 @@ def _collection(emulator: ExactOnlineEmulator, endpoint: schema.Endpoint, div: D
     if flt is not None:
         rows = [r for r in rows if flt.matches(r)]
     if endpoint.sync:
+        # Sync rows are keyed by their Timestamp (an Edm.Int64): pages continue after the last one.
         rows.sort(key=lambda r: r["Timestamp"])
+        last = parse_sync_skiptoken(args.get("$skiptoken"))
+        if last is not None:
+            rows = [r for r in rows if r["Timestamp"] > last]
     else:
         sort_records(rows, order, entity.key)
-    after = parse_skiptoken(args.get("$skiptoken"))
-    if after is not None:
-        keys = [str(r.get(entity.key)) for r in rows]
-        if after in keys:
-            rows = rows[keys.index(after) + 1 :]
-        elif not order and not endpoint.sync:
-            rows = [r for r in rows if str(r.get(entity.key)) > after]
+        after = parse_skiptoken(args.get("$skiptoken"))
+        if after is not None:
+            keys = [str(r.get(entity.key)) for r in rows]
+            if after in keys:
+                rows = rows[keys.index(after) + 1 :]
+            elif not order:
+                rows = [r for r in rows if str(r.get(entity.key)) > after]
     total = len(rows)
     rows = rows[skip:]
     state = emulator.state
@@ -607,20 +647,24 @@ def _collection(emulator: ExactOnlineEmulator, endpoint: schema.Endpoint, div: D
     limit = page_size if top is None else min(top, page_size)
     page = rows[:limit]
     results = [render(entity, r, prefix, select, expand, div) for r in page]
+    if endpoint.sync:
+        for result, row in zip(results, page, strict=True):
+            result["__metadata"]["uri"] = f"{prefix}/{endpoint.path}({row['Timestamp']}L)"
     envelope: dict = {"results": results}
     if args.get("$inlinecount") == "allpages":
         envelope["__count"] = str(total)
     more = len(rows) > len(page) and (top is None or top > len(page))
     if more and page:
-        envelope["__next"] = _next_link(page[-1].get(entity.key), None if top is None else top - len(page))
+        token = f"{page[-1]['Timestamp']}L" if endpoint.sync else f"guid'{page[-1].get(entity.key)}'"
+        envelope["__next"] = _next_link(token, None if top is None else top - len(page))
     return jsonify(d=envelope)
 
 
-def _next_link(last_key: object, top_left: int | None) -> str:
+def _next_link(skiptoken: str, top_left: int | None) -> str:
     params = [(k, v) for k, v in request.args.items(multi=True) if k not in ("$skiptoken", "$skip", "$top")]
     if top_left is not None:
         params.append(("$top", str(top_left)))
-    params.append(("$skiptoken", f"guid'{last_key}'"))
+    params.append(("$skiptoken", skiptoken))
     # Exact leaves $, quotes, commas and parentheses readable in __next (DN fixture).
     query = urlencode(params, safe="$',()", quote_via=quote)
     return f"{request.base_url}?{query}"
@@ -724,7 +768,7 @@ def _dispatch(emulator: ExactOnlineEmulator, div: Division | None, resource: str
             rows = div.child_rows(child_table, key)
             return jsonify(d={"results": [render(child, r, prefix) for r in rows] if child else []})
         if request.method == "GET":
-            select = parse_select(request.args.get("$select"), entity.names, entity.type_name)
+            select = parse_select(request.args.get("$select"), endpoint.selectable, entity.type_name)
             expand = {e.strip() for e in (request.args.get("$expand") or "").split(",") if e.strip()}
             return jsonify(d=render(entity, record, prefix, select, expand, div))
         if request.method == "PUT":
@@ -759,13 +803,7 @@ def _update(entity, div, record, body, now_ms, lang, status) -> None:
     elif entity is schema.SALESINVOICE:
         ops.update_sales_invoice(div, record, body, now_ms, lang, status)
     elif entity is schema.ITEM:
-        ops.check_properties(entity, body)
-        if "Code" in body and body["Code"] != record["Code"] and body["Code"] in div.codes.get("Items", {}):
-            raise ExactError(status, ops.text("exists", lang))
-        for name, value in body.items():
-            if name in record and name not in ("ID", "Code"):
-                record[name] = value
-        div.touch(record, now_ms)
+        ops.update_item(div, record, body, now_ms, lang, status)
     else:
         raise ExactError(405, "The requested resource does not support http method 'PUT'.")
 

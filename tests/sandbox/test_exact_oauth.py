@@ -234,7 +234,9 @@ def test_every_region_can_be_connected(sandbox_url):
 
 
 def test_unknown_region_is_404_in_exact_error_shape(sandbox_url):
-    response = requests.get(f"{sandbox_url}/exact-online/xx/api/v1/current/Me", timeout=10)
+    response = requests.get(
+        f"{sandbox_url}/exact-online/xx/api/v1/current/Me", headers={"Accept": "application/json"}, timeout=10
+    )
     assert response.status_code == 404
     assert "Unknown Exact Online site" in error_value(response)
 
