@@ -533,9 +533,10 @@ class LedgerHttp:
         method = method.upper()
         target = self.hosts.resolve(url)
         query = dict(params or {})
+        sent_headers = {"Accept": "application/json", **(headers or {})}
         if urlsplit(url).netloc in self._api_origins:
             query = {**self.spec.api_params, **query}
-        sent_headers = {"Accept": "application/json", **(headers or {})}
+            sent_headers.update(self.spec.api_headers)
         if token:
             sent_headers["Authorization"] = f"Bearer {token}"
         secrets = self._secrets(token, data, json, auth)

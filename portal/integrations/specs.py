@@ -165,6 +165,9 @@ class ProviderSpec:
     capabilities: Capabilities
     #: Query parameters sent on every API call (qbo §2.1: minorversion).
     api_params: Mapping[str, str] = field(default_factory=lambda: _frozen({}))
+    #: Headers sent on every API call, whatever the caller passes (Exact answers Atom XML, not
+    #: JSON, to a request without ``Accept: application/json``, exact-online.md §3.0).
+    api_headers: Mapping[str, str] = field(default_factory=lambda: _frozen({}))
     #: Real origin → path prefix of that host in the sandbox (sandbox/README.md).
     sandbox_prefixes: Mapping[str, str] = field(default_factory=lambda: _frozen({}))
 
@@ -258,6 +261,7 @@ EXACT_ONLINE_SPEC = ProviderSpec(
         idempotency_param=None,
         revoke=False,
     ),
+    api_headers=_frozen({"Accept": "application/json"}),
     sandbox_prefixes=_frozen({f"https://{host}": f"/exact-online/{key}" for key, (_, host) in _EXACT_SITES.items()}),
 )
 

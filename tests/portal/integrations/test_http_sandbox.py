@@ -305,6 +305,17 @@ def test_minorversion_goes_to_the_api_only(sandbox, make_http):
     assert requests.utils.urlparse(response.url).path.startswith("/quickbooks/api/v3/company/")
 
 
+def test_exact_api_calls_always_ask_for_json_whatever_a_caller_passes(sandbox, make_http):
+    http, _ = make_http(E)
+    tokens = connect(sandbox, http)
+    response = http.get(api_url(E, PROBES[E]), token=tokens.access_token, headers={"Accept": "*/*"})
+    assert response.request.headers["Accept"] == "application/json"
+    assert response.json()["d"]["results"]
+    # Without the header Exact (and the sandbox) answers Atom XML, which the adapter cannot read.
+    bare = requests.get(response.url, headers={"Authorization": f"Bearer {tokens.access_token}"}, timeout=10)
+    assert bare.headers["Content-Type"].startswith("application/atom+xml;type=feed")
+
+
 def _established_connections_to(url: str) -> int:
     """Count this process's open TCP connections to ``url``'s port (Linux /proc)."""
     port = urlsplit(url).port
