@@ -17,6 +17,7 @@ from flask import Blueprint, Response, g, request
 from . import faults as F
 from . import ops
 from . import query as Q
+from .catalog import BY_LOWER, unemulated
 from .faults import QBOFault
 from .ledger import ENTITY_PATHS, NAME_LISTS, ORDER_DEFAULT, QUERYABLE, Realm
 from .oauth import ACCOUNTING
@@ -27,6 +28,8 @@ if TYPE_CHECKING:
 QBO_VERSION = "1988.128"
 _REALM_PATH = re.compile(r"/v3/company/([^/]+)")
 _ID = re.compile(r"^\d+$")
+#: Real QBO entities the sandbox does not emulate: a company without any of them (catalog.py).
+UNEMULATED = unemulated(set(QUERYABLE.values()))
 _BOUNDARY = re.compile(r'boundary="?([^";]+)"?', re.IGNORECASE)
 PDF_TEMPLATE = (
     "%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n2 0 obj<</Type/Pages/Kids[3 0 R]/Count 1>>endobj\n"
@@ -312,6 +315,9 @@ def build(emu: QuickBooksEmulator) -> Blueprint:
     def execute_query(realm: Realm, text: str) -> dict:
         parsed = Q.parse(text)
         entity = QUERYABLE.get(parsed.entity.lower())
+        if entity is None and BY_LOWER.get(parsed.entity.lower()) in UNEMULATED:
+            # A real entity the sandbox does not keep: the company has none of it.
+            return {"totalCount": 0} if parsed.count else {}
         if entity is None:
             raise F.invalid_query(f"QueryValidationError: invalid context declaration: {parsed.entity}")
         for cond in parsed.conditions:
@@ -372,6 +378,8 @@ def build(emu: QuickBooksEmulator) -> Blueprint:
     @bp.get("/v3/company/<realm_id>/<segment>/<obj_id>")
     def read_entity(realm_id: str, segment: str, obj_id: str):
         realm = realm_or_fail()
+        if segment not in ENTITY_PATHS and BY_LOWER.get(segment) in UNEMULATED and _ID.match(obj_id):
+            raise F.not_found()  # none exists in the company (catalog.py)
         entity = entity_for(segment)
         if not _ID.match(obj_id):
             raise QBOFault("2030", "Invalid ID", f"Id should be a valid number. Supplied value:{obj_id}", element="Id")
@@ -467,12 +475,19 @@ def build(emu: QuickBooksEmulator) -> Blueprint:
             since = since.replace(tzinfo=realm.tz)
         since_ts = since.timestamp()
         if since_ts < now() - 30 * 86400:
-            # CDC looks back at most 30 days (fact sheet §2.5).
-            raise F.invalid_query("QueryValidationError: changedSince must be within the last 30 days")
-        out, total = [], 0
+            # CDC looks back at most 30 days (fact sheet §2.5); the wording QBO answers with
+            # (QuickBooksSharp#19), as an "Unsupported Operation" fault.
+            raise F.unsupported_operation(
+                f"Operation cdc with changedSince date {since_arg} which is older than fixed days is not supported."
+            )
+        out: list[dict] = []
+        total = 0
         with realm.lock:
             for name in names:
                 entity = QUERYABLE.get(name.lower())
+                if entity is None and BY_LOWER.get(name.lower()) in UNEMULATED:
+                    out.append({})  # none of it changed: the company has none
+                    continue
                 if entity is None or entity in ("CompanyInfo", "Preferences"):
                     raise F.invalid_query(f"QueryValidationError: invalid context declaration: {name}")
                 rows = [realm.entities[entity][i] for i, t in realm.changed[entity].items() if t >= since_ts]

@@ -1,4 +1,11 @@
-"""Default demo data: a US company and a UK company, their users and preferences."""
+"""Default demo data: a US company and a UK company, their users and preferences.
+
+Records are seeded at different moments of the company's past, as a real company's were: the
+chart of accounts, taxes and terms when the company was set up, items and names over the
+following months, the invoices and the payment in the last weeks. So ``CreateTime`` and
+``LastUpdatedTime`` differ from record to record, and a reader asking for what changed since a
+moment (a query on ``MetaData.LastUpdatedTime``, change data capture) gets only part of them.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +14,13 @@ from .ledger import Realm
 
 US_REALM = "9341453908059321"
 UK_REALM = "9341453908061187"
+DAY = 86_400.0
+
+
+def ago(now: float, days: float, minutes: float = 0) -> float:
+    """Return the moment ``days`` (plus ``minutes``) before ``now`` (the reset instant)."""
+    return now - days * DAY + minutes * 60
+
 
 #: Demo users who can "sign in" on the consent page; ``realms`` are the companies they may connect.
 USERS = {
@@ -112,15 +126,18 @@ def _company_info(realm: Realm, addr: dict, phone: str, email: str, start: str, 
 
 
 def _accounts(realm: Realm, ts: float, rows: list[tuple[str, str, str]]) -> None:
-    for name, account_type, sub_type in rows:
+    for i, (name, account_type, sub_type) in enumerate(rows):
         ops.save_account(
-            realm, {"Name": name, "AccountType": account_type, "AccountSubType": sub_type}, ts, update=False
+            realm,
+            {"Name": name, "AccountType": account_type, "AccountSubType": sub_type},
+            ts + i * 90,
+            update=False,
         )
 
 
 def _tax(realm: Realm, ts: float, rates: list[tuple[str, float]], codes: list[tuple[str, list[int]]]) -> None:
-    stamp = realm.meta(ts)
     for i, (name, value) in enumerate(rates, start=1):
+        at = ts + i * 60
         realm.put(
             "TaxRate",
             {
@@ -136,11 +153,12 @@ def _tax(realm: Realm, ts: float, rates: list[tuple[str, float]], codes: list[tu
                 "sparse": False,
                 "Id": str(i),
                 "SyncToken": "0",
-                "MetaData": stamp,
+                "MetaData": realm.meta(at),
             },
-            ts,
+            at,
         )
     for i, (name, rate_ids) in enumerate(codes, start=2):
+        at = ts + (len(rates) + i) * 60
         realm.put(
             "TaxCode",
             {
@@ -165,21 +183,22 @@ def _tax(realm: Realm, ts: float, rates: list[tuple[str, float]], codes: list[tu
                 "sparse": False,
                 "Id": str(i),
                 "SyncToken": "0",
-                "MetaData": stamp,
+                "MetaData": realm.meta(at),
             },
-            ts,
+            at,
         )
 
 
 def _terms(realm: Realm, ts: float) -> None:
-    for body in (
+    terms = (
         {"Name": "Due on receipt", "DueDays": 0},
         {"Name": "Net 15", "DueDays": 15},
         {"Name": "Net 30", "DueDays": 30},
         {"Name": "Net 60", "DueDays": 60},
         {"Name": "15th of next month", "DayOfMonthDue": 15},
-    ):
-        ops.save_term(realm, body, ts, update=False)
+    )
+    for i, body in enumerate(terms):
+        ops.save_term(realm, body, ts + i * 45, update=False)
 
 
 def build_us(ts: float) -> Realm:
@@ -205,7 +224,7 @@ def build_us(ts: float) -> Realm:
     )
     _accounts(
         realm,
-        ts,
+        ago(ts, 640),
         [
             ("Services", "Income", "ServiceFeeIncome"),
             ("Sales of Product Income", "Income", "SalesOfProductIncome"),
@@ -215,11 +234,11 @@ def build_us(ts: float) -> Realm:
             ("Advertising", "Expense", "AdvertisingPromotional"),
         ],
     )
-    _tax(realm, ts, [("California", 8.0), ("Arizona", 6.5)], [("California", [1]), ("Arizona", [2])])
-    _terms(realm, ts)
-    for name in ("Retail", "Wholesale", "Online"):
-        ops.save_class(realm, {"Name": name}, ts, update=False)
-    items = [
+    _tax(realm, ago(ts, 640, 30), [("California", 8.0), ("Arizona", 6.5)], [("California", [1]), ("Arizona", [2])])
+    _terms(realm, ago(ts, 640, 45))
+    for i, name in enumerate(("Retail", "Wholesale", "Online")):
+        ops.save_class(realm, {"Name": name}, ago(ts, 600 - 150 * i), update=False)
+    items: list[dict] = [
         {"Name": "Services", "Type": "Service", "IncomeAccountRef": {"value": "1"}},
         {
             "Name": "Hours",
@@ -253,9 +272,9 @@ def build_us(ts: float) -> Realm:
             "Active": False,
         },
     ]
-    for body in items:
-        ops.save_item(realm, body, ts, update=False)
-    customers = [
+    for i, body in enumerate(items):
+        ops.save_item(realm, body, ago(ts, 520 - 70 * i, 17 * i), update=False)
+    customers: list[dict] = [
         {
             "DisplayName": "Amy's Bird Sanctuary",
             "GivenName": "Amy",
@@ -289,13 +308,13 @@ def build_us(ts: float) -> Realm:
         {"DisplayName": "55 Twin Lane", "ParentRef": {"value": "5"}, "BillWithParent": True},
         {"DisplayName": "Jeff's Jalopies", "Active": False},
     ]
-    for body in customers:
-        ops.save_name(realm, "Customer", body, ts, update=False)
+    for i, body in enumerate(customers):
+        ops.save_name(realm, "Customer", body, ago(ts, 480 - 60 * i, 23 * i), update=False)
     ops.save_name(
         realm,
         "Vendor",
         {"DisplayName": "Books by Bessie", "CompanyName": "Books by Bessie"},
-        ts,
+        ago(ts, 455),
         update=False,
     )
     ops.save_name(
@@ -307,10 +326,10 @@ def build_us(ts: float) -> Realm:
             "GivenName": "Jenny",
             "FamilyName": "Robertson",
         },
-        ts,
+        ago(ts, 95),
         update=False,
     )
-    ops.save_name(realm, "Employee", {"GivenName": "Emily", "FamilyName": "Platt"}, ts, update=False)
+    ops.save_name(realm, "Employee", {"GivenName": "Emily", "FamilyName": "Platt"}, ago(ts, 610), update=False)
     inv = ops.save_sales_txn(
         realm,
         "Invoice",
@@ -324,7 +343,7 @@ def build_us(ts: float) -> Realm:
                 }
             ],
         },
-        ts,
+        ago(ts, 24, 75),
         update=False,
         params={},
     )
@@ -346,7 +365,7 @@ def build_us(ts: float) -> Realm:
                 }
             ],
         },
-        ts,
+        ago(ts, 11, 130),
         update=False,
         params={},
     )
@@ -357,9 +376,11 @@ def build_us(ts: float) -> Realm:
             "TotalAmt": 50,
             "Line": [{"Amount": 50, "LinkedTxn": [{"TxnId": inv["Id"], "TxnType": "Invoice"}]}],
         },
-        ts,
+        ago(ts, 5, 40),
         update=False,
     )
+    # An edit made yesterday: the customer's record moved on, nothing else did.
+    realm.bump("Customer", realm.entities["Customer"]["3"], ago(ts, 1, 200))
     return realm
 
 
@@ -380,7 +401,7 @@ def build_uk(ts: float) -> Realm:
     )
     _accounts(
         realm,
-        ts,
+        ago(ts, 410),
         [
             ("Sales", "Income", "SalesOfProductIncome"),
             ("Consulting Income", "Income", "ServiceFeeIncome"),
@@ -391,14 +412,14 @@ def build_uk(ts: float) -> Realm:
     )
     _tax(
         realm,
-        ts,
+        ago(ts, 410, 20),
         [("20.0% S", 20.0), ("5.0% R", 5.0), ("0.0% Z", 0.0), ("Exempt", 0.0)],
         [("20.0% S", [1]), ("5.0% R", [2]), ("0.0% Z", [3]), ("Exempt", [4]), ("No VAT", [])],
     )
-    _terms(realm, ts)
-    for name in ("Consulting", "Training"):
-        ops.save_class(realm, {"Name": name}, ts, update=False)
-    items = [
+    _terms(realm, ago(ts, 410, 40))
+    for i, name in enumerate(("Consulting", "Training")):
+        ops.save_class(realm, {"Name": name}, ago(ts, 390 - 200 * i), update=False)
+    items: list[dict] = [
         {
             "Name": "Consulting",
             "Type": "Service",
@@ -430,9 +451,9 @@ def build_uk(ts: float) -> Realm:
             "SalesTaxCodeRef": {"value": "3"},
         },
     ]
-    for body in items:
-        ops.save_item(realm, body, ts, update=False)
-    customers = [
+    for i, body in enumerate(items):
+        ops.save_item(realm, body, ago(ts, 380 - 65 * i, 11 * i), update=False)
+    customers: list[dict] = [
         {
             "DisplayName": "Acme Widgets Ltd",
             "CompanyName": "Acme Widgets Ltd",
@@ -452,8 +473,8 @@ def build_uk(ts: float) -> Realm:
         },
         {"DisplayName": "Zed Holdings", "Active": False},
     ]
-    for body in customers:
-        ops.save_name(realm, "Customer", body, ts, update=False)
+    for i, body in enumerate(customers):
+        ops.save_name(realm, "Customer", body, ago(ts, 350 - 80 * i, 29 * i), update=False)
     ops.save_sales_txn(
         realm,
         "Invoice",
@@ -472,7 +493,7 @@ def build_uk(ts: float) -> Realm:
                 }
             ],
         },
-        ts,
+        ago(ts, 16, 310),
         update=False,
         params={},
     )
