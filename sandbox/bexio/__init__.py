@@ -183,10 +183,10 @@ class BexioEmulator(ProviderEmulator):
         """
         client = self.ctx.clients.get(self.name, params.get("client_id"))
         if client is None:
-            return error_page("Client not found.")
+            return error_page("Client nicht gefunden.")
         redirect_uri = params.get("redirect_uri")
         if not client.allows_redirect(redirect_uri):
-            return error_page("Invalid parameter: redirect_uri")
+            return error_page("Ungültiger Parameter: redirect_uri")
         state = params.get("state")
 
         def fail(error: str, description: str) -> str:

@@ -122,12 +122,31 @@ def create_blueprint(emulator: BexioEmulator) -> Blueprint:
 
     # -- discovery and keys ------------------------------------------------------------------
     @bp.get(REALM + "/.well-known/openid-configuration")
+    @bp.get(REALM + "/.well-known/oauth-authorization-server")
     def discovery():
+        # Keycloak serves the same metadata under both names (RFC 8414 beside OpenID Discovery).
         base = issuer()
         doc = json.loads(json.dumps(_DISCOVERY).replace("https://auth.bexio.com/realms/bexio", base))
         resp = jsonify(doc)
         resp.headers.update(KEYCLOAK_HEADERS)
         resp.headers["Cache-Control"] = "no-cache, must-revalidate, no-transform, no-store"
+        return resp
+
+    @bp.get(REALM)
+    def realm_document():
+        """Keycloak's public realm document: the realm, its signing key and its service URLs."""
+        base = issuer()
+        resp = jsonify(
+            {
+                "realm": REALM.rsplit("/", 1)[-1],
+                "public_key": tokens.public_key_der_b64(),
+                "token-service": base + "/protocol/openid-connect",
+                "account-service": base + "/account",
+                "tokens-not-before": 0,
+            }
+        )
+        resp.headers.update(KEYCLOAK_HEADERS)
+        resp.headers["Cache-Control"] = "no-cache"
         return resp
 
     @bp.get(OIDC + "/certs")
@@ -191,8 +210,10 @@ def create_blueprint(emulator: BexioEmulator) -> Blueprint:
             f'<select id="username" name="username">{users}</select></p>'
             '<p><label for="company_id">Firma</label> '
             f'<select id="company_id" name="company_id">{companies}</select></p>'
-            '<p><button type="submit" name="decision" value="approve">Approve</button> '
-            '<button type="submit" name="decision" value="deny">Deny</button></p></form>'
+            # Keycloak's German grant page: oauthGrantRequest, doYes, doNo.
+            "<p>Wollen Sie diese Zugriffsrechte gewähren?</p>"
+            '<p><button type="submit" name="decision" value="approve">Ja</button> '
+            '<button type="submit" name="decision" value="deny">Nein</button></p></form>'
         )
         return _html("Zugriff gewähren", body, status)
 
@@ -284,7 +305,7 @@ def create_blueprint(emulator: BexioEmulator) -> Blueprint:
         client = emulator.ctx.clients.get(emulator.name, client_id) if client_id else None
         if target:
             if client is None or not client.allows_redirect(target):
-                return error_page("Invalid redirect uri")
+                return error_page("Ungültige Redirect URI")
             return redirect(add_query(target, {"state": request.values.get("state")}), code=302)
         resp = _html("Abgemeldet", '<h1 id="kc-page-title">Sie sind abgemeldet.</h1><p>Sie sind abgemeldet.</p>')
         resp.headers["content-language"] = "de-ch"

@@ -13,7 +13,7 @@ import secrets
 import uuid
 from dataclasses import dataclass, field
 
-from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 #: Access-token lifetime: not documented, 3600 s in every example (fact sheet §1.3).
@@ -52,6 +52,12 @@ def jwks() -> dict:
     return {
         "keys": [{"kid": KID, "kty": "RSA", "alg": "RS256", "use": "sig", "n": enc(numbers.n), "e": enc(numbers.e)}]
     }
+
+
+def public_key_der_b64() -> str:
+    """Return the signing key's public half as Keycloak publishes it: base64 of the DER SubjectPublicKeyInfo."""
+    der = _KEY.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return base64.b64encode(der).decode("ascii")
 
 
 def pkce_s256(verifier: str) -> str:

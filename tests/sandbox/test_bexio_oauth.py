@@ -196,7 +196,7 @@ def test_consent_refuses_a_company_the_user_does_not_belong_to(sandbox_url):
 def test_authorize_rejects_unknown_client_and_foreign_redirect_without_redirecting(sandbox_url):
     resp = requests.get(f"{oidc(sandbox_url)}/auth", params=authorize_params(client_id="nope"), timeout=10)
     assert resp.status_code == 400
-    assert "Client not found." in resp.text
+    assert "Client nicht gefunden." in resp.text
     resp = requests.get(
         f"{oidc(sandbox_url)}/auth",
         params=authorize_params(redirect_uri="https://evil.example/cb"),
@@ -204,7 +204,7 @@ def test_authorize_rejects_unknown_client_and_foreign_redirect_without_redirecti
         timeout=10,
     )
     assert resp.status_code == 400
-    assert "Invalid parameter: redirect_uri" in resp.text
+    assert "Ungültiger Parameter: redirect_uri" in resp.text
 
 
 def test_authorize_errors_redirect_like_keycloak(sandbox_url):

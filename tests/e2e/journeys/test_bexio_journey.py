@@ -52,7 +52,7 @@ def test_bexio_from_consent_to_a_sent_invoice_paid_in_bexio(app, live_server, sa
     page.get_by_label("Benutzer").select_option("max.mustermann")
     page.get_by_label("Firma").select_option(COMPANY)
     screenshot(page, "journey-bexio-consent")
-    page.get_by_role("button", name="Approve").click()
+    page.get_by_role("button", name="Ja").click()
     connection_id = pin_company(page, re.compile("Mustermann"))
     expect(page.get_by_role("heading", level=1)).to_contain_text("bexio")
     screenshot(page, "journey-bexio-connected")
