@@ -55,7 +55,11 @@ DEFAULTS = {
     "REMEMBER_COOKIE_DURATION": timedelta(days=1),
     "PERMANENT_SESSION_LIFETIME": timedelta(hours=12),
     "WTF_CSRF_TIME_LIMIT": None,  # the token lives as long as the session
-    #: Failed logins per e-mail address (and per client address) before a lock-out.
+    #: Proxies in front of the app that set X-Forwarded-For/-Proto/-Host/-Port (0: none, use the
+    #: connection itself). Behind one TLS proxy: 1. Only as many as really sit in front; a larger
+    #: number lets clients forge their address.
+    "TRUSTED_PROXIES": 0,
+    #: Failed logins per account (normalised e-mail) before a lock-out; per client address four times as many.
     "LOGIN_MAX_FAILURES": 5,
     "LOGIN_LOCKOUT_SECONDS": 15 * 60,
     #: A session without a request for this long is logged out.

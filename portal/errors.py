@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import time
+
 from flask import Flask, render_template, request
 from flask_htmx import make_response
+from flask_limiter.errors import RateLimitExceeded
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
-from .extensions import db, htmx
+from .extensions import db, htmx, limiter
 
 TITLES = {
     400: "Bad request",
@@ -43,6 +46,24 @@ def init_app(app: Flask) -> None:
     def csrf_error(exc: CSRFError):
         db.session.rollback()
         return render_error(400, CSRF_MESSAGE)
+
+    @app.errorhandler(RateLimitExceeded)
+    def throttled(exc: RateLimitExceeded):
+        db.session.rollback()
+        current = limiter.current_limit
+        wait = max(1, int(current.reset_at - time.time())) if current else 60
+        if request.endpoint == "auth.login":
+            from .auth.views import locked_page
+
+            return locked_page(wait, from_address=True)
+        if request.blueprint == "links" or request.endpoint == "connections.oauth_callback":
+            from .links.views import too_many_requests
+
+            return too_many_requests(wait)
+        response = render_error(429, f"Too many requests from your address; try again in {wait} second(s).")
+        response = app.make_response(response)
+        response.headers["Retry-After"] = str(wait)
+        return response
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):

@@ -14,6 +14,7 @@ from ..models import AuditEvent, BusinessUnit, Connection, GrantPurpose, Role
 from ..security import public, require_role
 from . import services, vault
 from .forms import ConfirmForm, ConnectForm, PickCompanyForm, SettingsForm
+from ..links.ratelimit import link_callback_limit
 from .services import ConnectError
 
 bp = Blueprint("connections", __name__)
@@ -80,8 +81,14 @@ def connect_unit(unit_id: int):
     return render_template("connections/connect.html", unit=unit, form=form, existing=existing), status
 
 
+def _is_link_consent() -> bool:
+    pending = services.peek_pending(request.args.get("state"))
+    return pending is not None and pending.get("purpose") == GrantPurpose.link.value
+
+
 @bp.get("/connections/oauth/callback")
 @public
+@link_callback_limit(_is_link_consent)
 def oauth_callback():
     # The one redirect URI registered at every provider serves two audiences. A consent started
     # from an authorization link completes without a login (the link's own guards apply);

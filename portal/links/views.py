@@ -26,7 +26,7 @@ from ..models import AuthorizationLink, BusinessUnit, Connection, OAuthGrant, Or
 from ..security import is_safe_redirect, public, require_role
 from . import services
 from .forms import CreateLinkForm, ResendForm
-from .ratelimit import hit, rate_limited
+from .ratelimit import link_limit
 from .services import LinkError, LinkRefused, LinkUnusable, LinkUsed
 
 bp = Blueprint("links", __name__)
@@ -235,7 +235,7 @@ def _approval_context(link: AuthorizationLink) -> dict[str, Any]:
 
 @bp.get("/authorize/<token>")
 @public
-@rate_limited("links")
+@link_limit
 def open_link(token: str):
     try:
         link = services.usable_link(token)
@@ -250,7 +250,7 @@ def open_link(token: str):
 
 @bp.post("/authorize/<token>")
 @public
-@rate_limited("links")
+@link_limit
 def start_link(token: str):
     try:
         link = services.usable_link(token)
@@ -268,10 +268,7 @@ def start_link(token: str):
 
 
 def complete_from_callback(pending: dict[str, Any]):
-    """Finish the provider's redirect of a link consent (called by the public OAuth callback)."""
-    wait = hit("links")
-    if wait:
-        return too_many_requests(wait)
+    """Finish the provider's redirect of a link consent (called by the public OAuth callback, which is throttled)."""
     try:
         outcome = services.complete(request.args.to_dict(), pending.get("link_id"))
     except LinkUsed:
@@ -300,7 +297,7 @@ def _completed(connection: Connection):
 
 @bp.route("/authorize/grants/<int:grant_id>", methods=["GET", "POST"])
 @public
-@rate_limited("links")
+@link_limit
 def pick_company(grant_id: int):
     try:
         link, grant = services.grant_for_pick(grant_id, session.get(SESSION_GRANTS, []))
