@@ -17,7 +17,7 @@ from ..models import Role, StaffUser
 
 #: Shortest password a staff account may have.
 MIN_PASSWORD_LENGTH = 12
-#: zxcvbn's score (0–4) a password must reach: 3 is "safely unguessable" for an online attack.
+#: zxcvbn's score (0 to 4) a password must reach: 3 is "safely unguessable" for an online attack.
 MIN_PASSWORD_SCORE = 3
 #: zxcvbn reads this much of a password (its matching is quadratic in the length).
 _ZXCVBN_MAX = 72

@@ -10,11 +10,11 @@ from flask_login import current_user
 from .. import audit
 from ..extensions import db, htmx, login_manager
 from ..integrations.base import LedgerError, NotSupported
+from ..links.ratelimit import link_callback_limit
 from ..models import AuditEvent, BusinessUnit, Connection, GrantPurpose, Role
 from ..security import public, require_role
 from . import services, vault
 from .forms import ConfirmForm, ConnectForm, PickCompanyForm, SettingsForm
-from ..links.ratelimit import link_callback_limit
 from .services import ConnectError
 
 bp = Blueprint("connections", __name__)

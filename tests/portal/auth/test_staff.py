@@ -64,7 +64,8 @@ def test_an_admin_adds_changes_and_deactivates_staff(app, client, make_staff, lo
 
     with app.app_context():
         person_id = db.session.scalar(db.select(StaffUser.id).filter_by(email="new.person@example.test"))
-    assert client.post(f"/staff/{person_id}", data={"csrf_token": token, "action": "role", "role": "ops"}).status_code == 200
+    changed = client.post(f"/staff/{person_id}", data={"csrf_token": token, "action": "role", "role": "ops"})
+    assert changed.status_code == 200
     assert _staff(app, person_id).role.value == "ops"
     reset = client.post(f"/staff/{person_id}", data={"csrf_token": token, "action": "reset_password"})
     new_password = re.search(r"<code>([^<]+)</code>", reset.get_data(as_text=True)).group(1)
