@@ -218,7 +218,7 @@ def rotate_tokens() -> None:
 
     count = rotate_token_keys()
     db.session.commit()
-    click.echo(f"Re-encrypted the tokens of {count} connection(s) with the newest key.")
+    click.echo(f"Re-encrypted {count} stored token set(s) (connections and waiting consents) with the newest key.")
 
 
 schedule_cli = AppGroup("schedule", help="Periodic work, run by cron.")
@@ -227,15 +227,19 @@ schedule_cli = AppGroup("schedule", help="Periodic work, run by cron.")
 @schedule_cli.command("tick")
 def schedule_tick() -> None:
     """Enqueue pushes and payments pulls that are due, and purge old operation log entries (cron: every minute)."""
+    from .connections.services import expire_grants
     from .oplog.services import purge_expired
     from .sync.schedule import tick
 
     result = tick()
     purged = purge_expired()
+    expired = expire_grants()
+    db.session.commit()
     click.echo(
         f"{len(result.enqueued)} push(es) enqueued, {len(result.already_queued)} already queued, "
         f"{result.not_due} connection(s) with nothing due, {len(result.payments_enqueued)} payments pull(s) "
-        f"enqueued, {purged} operation log entr{'y' if purged == 1 else 'ies'} purged."
+        f"enqueued, {purged} operation log entr{'y' if purged == 1 else 'ies'} purged, {expired} waiting "
+        "consent(s) expired."
     )
 
 

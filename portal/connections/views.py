@@ -6,12 +6,13 @@ from datetime import UTC
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
+from flask_wtf import FlaskForm
 
 from .. import audit
 from ..extensions import db, htmx, login_manager
 from ..integrations.base import LedgerError, NotSupported
 from ..links.ratelimit import link_callback_limit
-from ..models import AuditEvent, BusinessUnit, Connection, GrantPurpose, Role
+from ..models import AuditEvent, BusinessUnit, Connection, GrantPurpose, OAuthGrant, Role
 from ..security import public, require_role
 from . import services, vault
 from .forms import ConfirmForm, ConnectForm, PickCompanyForm, SettingsForm
@@ -110,14 +111,14 @@ def oauth_callback():
     if isinstance(outcome, Connection):
         flash(f"Re-authorized: the connection stays pinned to {outcome.company_label}.", "success")
         return redirect(url_for("connections.show_connection", connection_id=outcome.id))
-    return redirect(url_for("connections.pick_company", grant_id=outcome.id))
+    return redirect(url_for("connections.pick_company", handle=outcome.handle))
 
 
-@bp.route("/connections/grants/<int:grant_id>", methods=["GET", "POST"])
+@bp.route("/connections/grants/<handle>", methods=["GET", "POST"])
 @require_role(Role.support)
-def pick_company(grant_id: int):
+def pick_company(handle: str):
     try:
-        grant = services.open_grant(grant_id)
+        grant = services.open_grant(handle, staff_id=current_user.id)
     except ConnectError as exc:
         return _refused(exc, url_for("organizations.list_organizations"))
     existing = services.live_connection(grant.business_unit)
@@ -129,12 +130,18 @@ def pick_company(grant_id: int):
             connection = services.pin_company(grant, form.company.data, replace_confirmed=form.confirm_replace.data)
         except ConnectError as exc:
             db.session.rollback()
-            grant = services.open_grant(grant_id)
+            grant = services.open_grant(handle, staff_id=current_user.id)
             form.form_errors.append(exc.message)
             status = exc.status
         else:
+            reauthorized = connection.id == (existing.id if existing else None)
             db.session.commit()
-            flash(f"Connected to {connection.company_label}. Run the test next.", "success")
+            flash(
+                f"Re-authorized: the connection stays pinned to {connection.company_label}."
+                if reauthorized
+                else f"Connected to {connection.company_label}. Run the test next.",
+                "success",
+            )
             return redirect(url_for("connections.show_connection", connection_id=connection.id))
     elif form.is_submitted():
         status = 400
@@ -148,6 +155,21 @@ def pick_company(grant_id: int):
         ),
         status,
     )
+
+
+@bp.post("/business-units/<int:unit_id>/consents/<int:grant_id>/discard")
+@require_role(Role.support)
+def discard_consent(unit_id: int, grant_id: int):
+    unit = get_unit(unit_id)
+    grant = db.session.get(OAuthGrant, grant_id)
+    if grant is None or grant.business_unit_id != unit.id or not grant.waiting:
+        abort(404, description="There is no waiting consent with that id on this business unit.")
+    if not FlaskForm().validate_on_submit():
+        abort(400, description="The form was incomplete; nothing was changed.")
+    services.discard_grant(grant)
+    db.session.commit()
+    flash("The waiting consent was discarded: its access was revoked where the ledger allows.", "success")
+    return redirect(url_for("organizations.show_organization", org_id=unit.organization_id), 303)
 
 
 # -- support: the connection ----------------------------------------------------------------

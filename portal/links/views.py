@@ -279,13 +279,13 @@ def complete_from_callback(pending: dict[str, Any]):
         return _refused(refusal)
     db.session.commit()
     if isinstance(outcome, OAuthGrant):
-        session[SESSION_GRANTS] = [*session.get(SESSION_GRANTS, [])[-4:], outcome.id]
-        return redirect(url_for("links.pick_company", grant_id=outcome.id))
-    return _completed(outcome)
+        session[SESSION_GRANTS] = [*session.get(SESSION_GRANTS, [])[-4:], outcome.handle]
+        return redirect(url_for("links.pick_company", handle=outcome.handle))
+    return _completed(outcome, pending.get("link_id"))
 
 
-def _completed(connection: Connection):
-    link = db.session.scalar(db.select(AuthorizationLink).filter_by(connection_id=connection.id))
+def _completed(connection: Connection, link_id: int | None):
+    link = db.session.get(AuthorizationLink, link_id)
     services.enqueue_notifications(link)
     return render_public(
         "links/done.html",
@@ -295,12 +295,12 @@ def _completed(connection: Connection):
     )
 
 
-@bp.route("/authorize/grants/<int:grant_id>", methods=["GET", "POST"])
+@bp.route("/authorize/grants/<handle>", methods=["GET", "POST"])
 @public
 @link_limit
-def pick_company(grant_id: int):
+def pick_company(handle: str):
     try:
-        link, grant = services.grant_for_pick(grant_id, session.get(SESSION_GRANTS, []))
+        link, grant = services.grant_for_pick(handle, session.get(SESSION_GRANTS, []))
     except LinkUsed:
         return used_link()
     except LinkUnusable:
@@ -316,6 +316,6 @@ def pick_company(grant_id: int):
             except LinkRefused as refusal:
                 return _refused(refusal)
             db.session.commit()
-            session[SESSION_GRANTS] = [g for g in session.get(SESSION_GRANTS, []) if g != grant_id]
-            return _completed(connection)
+            session[SESSION_GRANTS] = [g for g in session.get(SESSION_GRANTS, []) if g != handle]
+            return _completed(connection, link.id)
     return render_public("links/pick.html", 400 if error else 200, grant=grant, error=error, **_approval_context(link))
