@@ -71,7 +71,7 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _refresh_locked(connection_id: int, *, force: bool, seen: TokenSet | None) -> TokenSet:
+def _refresh_locked(connection_id: int, *, force: bool, seen: TokenSet | None, refused: bool = False) -> TokenSet:
     """Refresh while holding the lock, in a session of its own that commits at once."""
     with Session(db.engine, expire_on_commit=False) as session:
         connection = session.get(Connection, connection_id, with_for_update=False)
@@ -81,12 +81,14 @@ def _refresh_locked(connection_id: int, *, force: bool, seen: TokenSet | None) -
         refreshed_since = seen is not None and tokens.access_token != seen.access_token
         if refreshed_since and not tokens.access_expired(leeway=timedelta(0)):
             return tokens  # another process refreshed it after the caller read it
-        if not force and not tokens.access_expired(leeway=REFRESH_LEEWAY):
+        if not (force or refused) and not tokens.access_expired(leeway=REFRESH_LEEWAY):
             return tokens  # another process refreshed it while we waited for the lock
         spec = providers.spec(connection.provider)
         earliest = spec.tokens.refresh_not_before
-        if earliest and _now() - tokens.issued_at < earliest and not tokens.access_expired(leeway=timedelta(0)):
-            # Exact refuses a refresh in the first 570 s (§1.5); the current token still works.
+        young = earliest and _now() - tokens.issued_at < earliest and not tokens.access_expired(leeway=timedelta(0))
+        if young and not refused:
+            # Exact refuses a refresh in the first 570 s (§1.5); the current token still works. (A token
+            # the ledger itself refused is refreshed all the same: by the ledger's clock it has lapsed.)
             return tokens
 
         def persist(new_tokens: TokenSet) -> None:
@@ -141,12 +143,15 @@ def _record_lost_grant(session: Session, connection: Connection, exc: NeedsReaut
     session.commit()
 
 
-def refresh(connection_id: int, *, force: bool = False, seen: TokenSet | None = None) -> TokenSet:
+def refresh(
+    connection_id: int, *, force: bool = False, seen: TokenSet | None = None, refused: bool = False
+) -> TokenSet:
     """Return a usable token set for the connection, refreshing it when due.
 
     ``seen``: the token set the caller used; when another process has replaced it since, the
     stored one is returned without a refresh. ``force``: refresh even when the clock says the
-    stored token is valid (the ledger refused it).
+    stored token is valid (still not within Exact's first 570 s). ``refused``: the ledger refused
+    ``seen`` (a 401): refresh whatever our clock says.
 
     :raise NeedsReauthorization: when the provider refuses the refresh for good (the connection
         is moved to needs_reauthorization with the provider's reason first).
@@ -160,7 +165,7 @@ def refresh(connection_id: int, *, force: bool = False, seen: TokenSet | None = 
     if not lock.acquire():
         raise VaultError(f"another process has been refreshing connection {connection_id} for too long")
     try:
-        return _refresh_locked(connection_id, force=force, seen=seen)
+        return _refresh_locked(connection_id, force=force, seen=seen, refused=refused)
     finally:
         try:
             lock.release()
@@ -190,7 +195,7 @@ def _bound_adapter(connection: Connection, tokens: TokenSet | None) -> LedgerAda
         connection,
         tokens=tokens,
         token_updater=lambda t: _persist_in_own_session(connection_id, t),
-        refresher=lambda seen, force: refresh(connection_id, force=force, seen=seen),
+        refresher=lambda seen, refused: refresh(connection_id, seen=seen, refused=refused),
         on_grant_lost=lambda exc: record_lost_grant(connection_id, exc),
     )
 

@@ -452,7 +452,7 @@ def pkce_challenge(code_verifier: str) -> str:
 TokenUpdater = Callable[[TokenSet], None]
 #: Refreshes the grant the way every process agrees on (the vault: a cross-process lock, the stored
 #: token re-read, the rotated one committed first): given the token set the caller used and whether
-#: the ledger refused it (``force``), returns the token set to use now.
+#: the ledger refused it (a 401), returns the token set to use now.
 Refresher = Callable[[TokenSet | None, bool], TokenSet]
 #: Told of every ``NeedsReauthorization`` the adapter raises (the connection records it at once).
 GrantLostHook = Callable[["NeedsReauthorization"], None]

@@ -194,7 +194,13 @@ def advance_ledger_clock(sandbox: str, seconds: int = 600) -> None:
 
 @contextlib.contextmanager
 def refresh_processes(
-    app, database_url: str, redis_url: str, script: Path, *args: str, count: int
+    app,
+    database_url: str,
+    redis_url: str,
+    script: Path,
+    *args: str,
+    count: int,
+    extra_env: dict[str, str] | None = None,
 ) -> Iterator[list[subprocess.Popen]]:
     """Run ``count`` processes of ``script`` (a refresher answering on stdout) until the block ends.
 
@@ -204,7 +210,7 @@ def refresh_processes(
         subprocess.Popen(
             [sys.executable, str(script), *args],
             cwd=ROOT,
-            env=process_env(app, database_url, redis_url),
+            env={**process_env(app, database_url, redis_url), **(extra_env or {})},
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
