@@ -65,6 +65,8 @@ DEFAULTS = {
     #: A session without a request for this long is logged out.
     "IDLE_TIMEOUT_SECONDS": 8 * 3600,
     "PAGE_SIZE": 25,
+    #: Largest request body (413 above): an API body with a 5 MB PDF (~6.7 MB as base64) fits.
+    "MAX_CONTENT_LENGTH": 10 * 1024 * 1024,
     #: Name of the invoicing SaaS whose customers Ledgerlink serves (shown to approvers).
     "SAAS_NAME": "Invoicr",
     #: Authorization links: default and longest validity, in days.

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 import time
 
 from flask import Flask, render_template, request
 from flask_htmx import make_response
 from flask_limiter.errors import RateLimitExceeded
 from flask_wtf.csrf import CSRFError
+from sqlalchemy.exc import DataError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from .extensions import db, htmx, limiter
+
+log = logging.getLogger(__name__)
 
 TITLES = {
     400: "Bad request",
@@ -18,6 +22,9 @@ TITLES = {
     403: "Not allowed",
     404: "Not found",
     405: "Not allowed",
+    413: "Too large",
+    415: "Not JSON",
+    422: "Not valid",
     429: "Too many requests",
     500: "Something went wrong",
 }
@@ -39,8 +46,31 @@ def render_error(status: int, message: str):
     ), status
 
 
+def reject_unstorable_input():
+    """Answer 400 for a query or form value no text column can hold (a NUL), before any view reads it."""
+    sources = [("query", request.args)]
+    if request.mimetype == "application/x-www-form-urlencoded":
+        sources.append(("form", request.form))
+    for source, values in sources:
+        for name, value in values.items(multi=True):
+            if "\x00" in name or "\x00" in value:
+                shown = name.replace("\x00", "\\0")[:40]
+                return render_error(
+                    400, f"The {source} value {shown!r} holds a NUL character; remove it and try again."
+                )
+    return None
+
+
 def init_app(app: Flask) -> None:
     """Register the handlers; every one rolls back what the request had not committed."""
+    app.before_request(reject_unstorable_input)
+
+    @app.errorhandler(DataError)
+    def data_error(exc: DataError):
+        # A value the database refuses (out of range, not text): the request's fault, said as such.
+        db.session.rollback()
+        log.warning("database refused a request value: %s", str(exc.orig).splitlines()[0] if exc.orig else exc)
+        return render_error(400, "A value in the request is out of range or not valid text; nothing was changed.")
 
     @app.errorhandler(CSRFError)
     def csrf_error(exc: CSRFError):
@@ -70,6 +100,9 @@ def init_app(app: Flask) -> None:
         db.session.rollback()
         if exc.code is None or exc.code < 400:
             return exc
+        if exc.code == 413:
+            limit = app.config["MAX_CONTENT_LENGTH"] // (1024 * 1024)
+            return render_error(413, f"The request body is larger than {limit} MB; send less at once.")
         return render_error(exc.code, exc.description or TITLES.get(exc.code, "Error"))
 
     @app.errorhandler(InternalServerError)

@@ -22,7 +22,7 @@ from ..extensions import db, htmx, queue
 from ..integrations import specs
 from ..models import Connection, ConnectionStatus, ExternalRecord, RecordKind, RecordState, Role
 from ..models.external_record import Resolution
-from ..params import choice_arg, int_arg, page_arg, page_size, text_arg
+from ..params import choice_arg, id_list, int_arg, page_arg, page_size, text_arg
 from ..security import is_safe_redirect, require_role
 from ..sync import actions, limiter
 from . import charts, csvexport, fixes, metrics, queries
@@ -127,9 +127,7 @@ def _ids_from_form() -> list[int]:
     raw = request.form.getlist("ids")
     if len(raw) > MAX_BULK:
         abort(400, description=f"Select at most {MAX_BULK} rows at once, or act on the whole group.")
-    if not all(v.isdigit() and len(v) <= 12 for v in raw):
-        abort(400, description="ids must be whole numbers.")
-    return [int(v) for v in raw]
+    return id_list(raw, "ids")
 
 
 def _provider_arg() -> str:
