@@ -17,6 +17,7 @@ from flask_login import current_user
 from flask_sqlalchemy.pagination import Pagination
 from sqlalchemy import func
 
+from .. import csvfiles
 from ..database import utcnow
 from ..extensions import db, htmx, queue
 from ..integrations import specs
@@ -25,7 +26,7 @@ from ..models.external_record import Resolution
 from ..params import choice_arg, id_list, int_arg, page_arg, page_size, text_arg
 from ..security import is_safe_redirect, require_role
 from ..sync import actions, limiter
-from . import charts, csvexport, fixes, metrics, queries
+from . import charts, fixes, metrics, queries
 
 bp = Blueprint("ops", __name__, url_prefix="/ops")
 #: /metrics sits at the root, where scrapers look for it.
@@ -262,7 +263,7 @@ def list_connections():
     filters = _connection_filters()
     if _wants_csv():
         stmt = queries.connections_query(filters)
-        return csvexport.csv_response(
+        return csvfiles.csv_response(
             "connections.csv",
             [
                 "connection_id",
@@ -437,7 +438,7 @@ def list_failures():
             for c in classes
             for g in c.groups
         ]
-        return csvexport.csv_response(
+        return csvfiles.csv_response(
             "failure-groups.csv",
             ["error_class", "provider", "error", "fix", "records", "organizations", "connections", "oldest"],
             lambda: rows,
@@ -534,7 +535,7 @@ def _records_csv(filename: str, stmt):
                 record.resolution_note,
             )
 
-    return csvexport.csv_response(
+    return csvfiles.csv_response(
         filename,
         [
             "record_id",

@@ -7,10 +7,10 @@ from datetime import date
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 
 from ..connections.views import get_connection
+from ..csvfiles import csv_response
 from ..extensions import db, htmx
 from ..integrations import specs
 from ..models import Role
-from ..opsviews.export import csv_response
 from ..params import date_arg, id_list
 from ..security import require_role
 from . import services
