@@ -445,12 +445,18 @@ def usable_grant(grant: OAuthGrant | None) -> OAuthGrant:
 
 
 def pin_company(
-    grant: OAuthGrant, company_id: str, *, replace_confirmed: bool = False, actor_label: str | None = None
+    grant: OAuthGrant,
+    company_id: str,
+    *,
+    replace_confirmed: bool = False,
+    shared_confirmed: bool = False,
+    actor_label: str | None = None,
 ) -> Connection:
     """Create the connection pinned to ``company_id`` from a grant.
 
-    :raise ConnectError: when the company is not reachable with this consent, or when the
-        business unit is connected already and the replacement was not confirmed.
+    :raise ConnectError: when the company is not reachable with this consent, when the business
+        unit is connected already and the replacement was not confirmed, or when the company
+        serves another organization already and that was not confirmed (409, naming them).
     """
     company = next((c for c in grant.companies if str(c["id"]) == str(company_id)), None)
     if company is None:
@@ -472,6 +478,11 @@ def pin_company(
         end_grant(grant, GrantOutcome.pinned)
         db.session.flush()
         return reauthorize_in_place(existing, tokens, actor_label=actor_label)
+    sharing = organizations_sharing(
+        grant.provider, grant.region, str(company["id"]), besides_organization=unit.organization_id
+    )
+    if sharing and not shared_confirmed:
+        raise ConnectError(sharing_warning(sharing, company_label(company)), status=409)
     if existing is not None and not replace_confirmed:
         raise ConnectError(
             f"{unit.name} is already connected to {provider_name(existing.provider)} "
@@ -503,11 +514,51 @@ def pin_company(
         subject_type="Connection",
         subject_id=connection.id,
         organization_id=unit.organization_id,
-        summary=f"Connected {unit.name} to {provider_name(connection.provider)} {connection.company_label}",
-        after={**_status_facts(connection), "sync_from": connection.sync_from.isoformat()},
+        summary=f"Connected {unit.name} to {provider_name(connection.provider)} {connection.company_label}"
+        + (f" (confirmed: also connected for {', '.join(sharing)})" if sharing else ""),
+        after={
+            **_status_facts(connection),
+            "sync_from": connection.sync_from.isoformat(),
+            **({"shared_with": sharing} if sharing else {}),
+        },
         actor_label=actor_label,
     )
     return connection
+
+
+def organizations_sharing(
+    provider: str, region: str | None, company_id: str | None, *, besides_organization: int
+) -> list[str]:
+    """Return the names of other organizations with a live connection pinned to this ledger company."""
+    if not company_id:
+        return []
+    from ..models import Organization
+
+    rows = db.session.scalars(
+        select(Organization.name)
+        .join(BusinessUnit, BusinessUnit.organization_id == Organization.id)
+        .join(Connection, Connection.business_unit_id == BusinessUnit.id)
+        .where(
+            Connection.provider == provider,
+            Connection.region.is_(None) if region is None else Connection.region == region,
+            Connection.external_company_id == str(company_id),
+            Connection.status != ConnectionStatus.disconnected,
+            Organization.id != besides_organization,
+        )
+        .distinct()
+        .order_by(Organization.name)
+    )
+    return list(rows)
+
+
+def sharing_warning(names: list[str], company: str) -> str:
+    """Return the warning that a ledger company already serves other organizations."""
+    shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+    return (
+        f"{company} is already connected for {shown}. One ledger company serving unrelated organizations "
+        "mixes their customers and invoices in one set of books; connect it only if these organizations "
+        "really share that company, and confirm it."
+    )
 
 
 def _same_company(connection: Connection, grant: OAuthGrant, company: dict[str, Any]) -> bool:

@@ -127,7 +127,12 @@ def pick_company(handle: str):
     status = 200
     if form.validate_on_submit():
         try:
-            connection = services.pin_company(grant, form.company.data, replace_confirmed=form.confirm_replace.data)
+            connection = services.pin_company(
+                grant,
+                form.company.data,
+                replace_confirmed=form.confirm_replace.data,
+                shared_confirmed=form.confirm_shared.data,
+            )
         except ConnectError as exc:
             db.session.rollback()
             grant = services.open_grant(handle, staff_id=current_user.id)
@@ -145,12 +150,21 @@ def pick_company(handle: str):
             return redirect(url_for("connections.show_connection", connection_id=connection.id))
     elif form.is_submitted():
         status = 400
+    org_id = grant.business_unit.organization_id
+    sharing = {
+        str(c["id"]): services.organizations_sharing(
+            grant.provider, grant.region, str(c["id"]), besides_organization=org_id
+        )
+        for c in grant.companies
+    }
+    shared = {company: names for company, names in sharing.items() if names}
     return (
         render_template(
             "connections/pick.html",
             grant=grant,
             form=form,
             existing=existing,
+            shared=shared,
             name=services.provider_name(grant.provider),
         ),
         status,
@@ -184,8 +198,15 @@ def show_connection(connection_id: int):
         .order_by(AuditEvent.id.desc())
         .limit(20)
     ).all()
+    shared = services.organizations_sharing(
+        connection.provider,
+        connection.region,
+        connection.external_company_id,
+        besides_organization=connection.business_unit.organization_id,
+    )
     return render_template(
         "connections/show.html",
+        shared=shared if connection.is_live else [],
         connection=connection,
         settings_form=settings_form,
         confirm_form=ConfirmForm(),

@@ -535,11 +535,28 @@ def pin(link: AuthorizationLink, grant: OAuthGrant, company_id: str) -> Connecti
             f"Pick of {company_id!r} refused: not reachable",
         )
     renewing = renewed is not None and renewed.external_company_id == str(company_id)
+    sharing = connect.organizations_sharing(
+        link.provider, link.region, str(company_id), besides_organization=link.business_unit.organization_id
+    )
+    # A company that serves other organizations is connected through a link only when the sender
+    # named it; the approver is not told who else uses it (that is the SaaS's business, not theirs).
+    if sharing and not renewing and link.expected_company_id != str(company_id):
+        raise LinkRefused(
+            link.id,
+            _("This company cannot be connected through this link. Nothing was changed; please contact the sender."),
+            f"Pick of {company_id!r} refused: the company is already connected for {', '.join(sharing)}; "
+            "a link must name it (expected company) to connect it again",
+            status=409,
+        )
     try:
         # The same company re-authorizes the connection in place; another company replaces it only
         # when the sender allowed it (ticked it, or said so in the API).
         connection = connect.pin_company(
-            grant, str(company_id), replace_confirmed=link.replace_existing, actor_label=approver_label(link)
+            grant,
+            str(company_id),
+            replace_confirmed=link.replace_existing,
+            shared_confirmed=bool(sharing),
+            actor_label=approver_label(link),
         )
     except ConnectError as exc:
         raise LinkRefused(

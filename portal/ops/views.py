@@ -304,6 +304,7 @@ def list_connections():
         pagination=pagination,
         filters=filters,
         held=queries.held_counts([c.id for c in pagination.items]),
+        shared=queries.shared_companies(list(pagination.items)),
         statuses=list(ConnectionStatus),
         providers=specs.PROVIDERS,
         provider_name=queries.provider_name,

@@ -120,6 +120,8 @@ class Flow:
         data = {"company": company_id, "csrf_token": csrf_token_of(page.get_data(as_text=True))}
         if replace:
             data["confirm_replace"] = "y"
+        if "Already connected for" in page.get_data(as_text=True):
+            data["confirm_shared"] = "y"  # as support does, having read the warning
         return self.client.post(pick_url, data=data)
 
     def connect(self, unit_id, provider, region=None, *, company, replace=False, **choices) -> int:
