@@ -34,8 +34,21 @@ CSRF_MESSAGE = (
 )
 
 
+def _approver_page() -> bool:
+    """Say whether the request is one of the public pages an approver without an account sees."""
+    return request.path.startswith("/authorize") or request.endpoint == "connections.oauth_callback"
+
+
 def render_error(status: int, message: str):
-    """Render ``message`` with ``status``: an out-of-band flash for htmx, else a page."""
+    """Render ``message`` with ``status``: an out-of-band flash for htmx, else a page.
+
+    Approvers (the public link pages) get the public layout in their language instead, never the
+    staff's wording.
+    """
+    if _approver_page() and not current_user_is_staff():
+        from .links.views import render_public
+
+        return render_public("links/error.html", status, error_status=status)
     if htmx and not htmx.boosted:
         body = render_template("_flash_oob.html", flashes=[("error", message)])
         return make_response(body, status, reswap="none")
@@ -44,6 +57,13 @@ def render_error(status: int, message: str):
     return render_template(
         "errors/error.html", status=status, title=TITLES.get(status, "Error"), message=message
     ), status
+
+
+def current_user_is_staff() -> bool:
+    """Say whether a staff member is logged in (staff completing their own consent see staff pages)."""
+    from flask_login import current_user
+
+    return bool(getattr(current_user, "is_authenticated", False))
 
 
 def reject_unstorable_input():

@@ -201,6 +201,7 @@ def complete_authorization(args: dict[str, str]) -> OAuthGrant | Connection:
     if not args.get("code"):
         raise ConnectError(f"{name}'s answer carries no authorization code. Nothing was changed; try again.")
     adapter = providers.build_adapter(provider, region=region)
+    tokens = None
     try:
         tokens = adapter.exchange_code(
             code=args["code"],
@@ -210,6 +211,7 @@ def complete_authorization(args: dict[str, str]) -> OAuthGrant | Connection:
         )
         companies = adapter.list_companies()
     except LedgerError as exc:
+        revoke_tokens(provider, region, tokens)  # a consent nobody can use is not left live at the ledger
         said = exc.provider_text or str(exc)
         raise ConnectError(
             f"{name} refused to complete the authorization: {said}. Nothing was changed; start the connection again."

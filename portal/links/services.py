@@ -427,12 +427,7 @@ def complete(args: dict[str, str], link_id: int) -> Connection | OAuthGrant:
     try:
         outcome = connect.complete_authorization(args)
     except ConnectError as exc:
-        raise LinkRefused(
-            link.id,
-            _("The authorization could not be completed, so nothing was connected.") + " " + exc.message,
-            exc.message,
-            status=exc.status,
-        ) from exc
+        raise LinkRefused(link.id, approver_words(exc, name), exc.message, status=exc.status) from exc
     assert isinstance(outcome, OAuthGrant)  # purpose link never reconnects
     grant = outcome
     try:
@@ -566,7 +561,7 @@ def pin(link: AuthorizationLink, grant: OAuthGrant, company_id: str) -> Connecti
                 "that connection. Nothing was changed; please contact the sender."
             )
             if exc.status == 409
-            else _("The authorization could not be completed, so nothing was connected.") + " " + exc.message,
+            else approver_words(exc, provider_name(link.provider)),
             exc.message,
             status=exc.status,
         ) from exc
@@ -576,6 +571,40 @@ def pin(link: AuthorizationLink, grant: OAuthGrant, company_id: str) -> Connecti
     done = "Re-authorized the connection to" if renewing else "Connected to"
     add_event(link, LinkEventKind.completed, f"{done} {connection.company_label}", actor=approver_label(link))
     return connection
+
+
+#: Longest piece of a ledger's own words shown to an approver (its first line, cut here).
+PROVIDER_TEXT_SHOWN = 160
+
+
+def summarise(text: str | None) -> str:
+    """Return the first line of a provider's text, cut to PROVIDER_TEXT_SHOWN characters (escaped when shown)."""
+    line = (text or "").strip().splitlines()[0].strip() if (text or "").strip() else ""
+    return line if len(line) <= PROVIDER_TEXT_SHOWN else line[: PROVIDER_TEXT_SHOWN - 1].rstrip() + "…"
+
+
+def approver_words(exc: ConnectError, ledger: str) -> str:
+    """Say to an approver, in their language, why their consent could not be completed.
+
+    Staff see the full story in the link's events; the approver gets what they can act on, with the
+    ledger's own words summarised.
+    """
+    from ..integrations.base import LedgerError
+
+    cause = exc.__cause__
+    if isinstance(cause, LedgerError):
+        said = summarise(cause.provider_text or str(cause))
+        return _(
+            "%(ledger)s did not complete the authorization (it said: %(said)s), so nothing was connected. "
+            "Open the link you received again to retry.",
+            ledger=ledger,
+            said=said,
+        )
+    return _(
+        "Your answer from %(ledger)s could not be matched to a request started in this browser, so nothing was "
+        "connected. Open the link you received again, in one browser, to retry.",
+        ledger=ledger,
+    )
 
 
 def record_refusal(refusal: LinkRefused) -> None:
