@@ -224,7 +224,7 @@ def _staff_page(form: NewStaffForm | None = None, status: int = 200, **context):
         render_template(
             "auth/staff.html",
             people=people,
-            form=form or NewStaffForm(),
+            form=form or NewStaffForm(formdata=None),
             action_form=StaffActionForm(),
             roles=[r.value for r in Role],
             **context,
