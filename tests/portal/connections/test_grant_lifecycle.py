@@ -236,3 +236,13 @@ def test_revoking_a_token_set_kills_it_at_the_ledger(app, flow, demo_data, provi
         assert _working(app, provider, company, tokens) == []
     except LedgerError as exc:  # pragma: no cover - a failure here says which call misbehaved
         raise AssertionError(exc) from exc
+
+
+def test_a_link_consent_on_another_company_is_revoked_at_the_ledger(app, demo_data, make_link, approver, sandbox):  # noqa: F811 - fixtures imported above
+    """Exact repro: a refused consent (another company than the link's) stayed live at the provider."""
+    (unit,) = _units(app, 1)
+    _link_id, token = make_link(unit, provider="quickbooks", region=None, expected_company_id=QBO_US)
+    refused = approver.approve(token, user="u-ada", realm_id=QBO_UK)
+    assert refused.status_code == 409
+    assert _sandbox_grants(sandbox, QBO_UK) and all(g["revoked"] for g in _sandbox_grants(sandbox, QBO_UK))
+    assert _grants(app) == [] and _every_ciphertext(app) == []
