@@ -222,7 +222,7 @@ def _ensure_development_secrets(app: Flask) -> None:
             f"TOKEN_KEYS = {fernet_key!r}\n"
         )
         path.chmod(0o600)
-    generated = {}
+    generated: dict[str, object] = {}
     exec(compile(path.read_text(), str(path), "exec"), generated)  # noqa: S102 - our own generated file
     for key in ("SECRET_KEY", "TOKEN_KEYS"):
         if not app.config.get(key):

@@ -22,6 +22,7 @@ from flask import (
 from flask_htmx import make_response
 from flask_login import current_user, login_user, logout_user
 from itsdangerous import BadSignature, URLSafeTimedSerializer
+from werkzeug.wrappers import Response as BaseResponse
 
 from ..database import utcnow
 from ..extensions import db, htmx, limiter, login_manager
@@ -72,7 +73,7 @@ def unauthorized():
     return redirect(target)
 
 
-def forget_browser(response: Response) -> Response:
+def forget_browser(response: BaseResponse) -> BaseResponse:
     """Log this browser out for good: flask-login's state, the session and the remember-me cookie."""
     logout_user()
     session.clear()  # this drops flask-login's "clear the cookie" note too, so the cookie is deleted here
@@ -107,7 +108,7 @@ def _known_device(email: str) -> str | None:
     return str(data.get("d") or "")[:32] or None
 
 
-def _remember_device(response: Response, email: str) -> None:
+def _remember_device(response: BaseResponse, email: str) -> None:
     value = _device_serializer().dumps({"a": _account_hash(email), "d": secrets.token_hex(12)})
     response.set_cookie(
         DEVICE_COOKIE,

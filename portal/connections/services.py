@@ -233,7 +233,7 @@ def complete_authorization(args: dict[str, str]) -> OAuthGrant | Connection:
         expires_at=_now() + GRANT_TTL,
         handle_hash=hash_handle(handle),
     )
-    grant.handle = handle  # type: ignore[attr-defined] - shown once, in the redirect to the pick page
+    grant.handle = handle  # type: ignore[attr-defined]  # shown once, in the redirect to the pick page
     if grant.purpose is GrantPurpose.reconnect:
         return _finish_reconnect(grant, unit, tokens)
     db.session.add(grant)
@@ -474,6 +474,8 @@ def pin_company(
         )
     unit = grant.business_unit
     existing = live_connection(unit)
+    if not grant.token_ciphertext:
+        raise ConnectError("This authorization holds no tokens any more; connect again.", status=409)
     tokens = vault.cipher().decrypt(grant.token_ciphertext)
     if existing is not None and _same_company(existing, grant, company):
         # The same company again: renew the existing connection's access, never replace it.

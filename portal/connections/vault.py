@@ -214,5 +214,7 @@ def joined_adapter(connection: Connection, adapter: LedgerAdapter) -> LedgerAdap
 def _persist_in_own_session(connection_id: int, tokens: TokenSet) -> None:
     with Session(db.engine) as session:
         connection = session.get(Connection, connection_id)
+        if connection is None:  # deleted meanwhile: nothing to keep the tokens on
+            return
         store_tokens(connection, tokens)
         session.commit()

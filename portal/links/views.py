@@ -285,8 +285,9 @@ def complete_from_callback(pending: dict[str, Any]):
 
 
 def _completed(connection: Connection, link_id: int | None):
-    link = db.session.get(AuthorizationLink, link_id)
-    services.enqueue_notifications(link)
+    link = db.session.get(AuthorizationLink, link_id) if link_id else None
+    if link is not None:
+        services.enqueue_notifications(link)
     return render_public(
         "links/done.html",
         org_name=connection.business_unit.organization.name,

@@ -35,6 +35,8 @@ class StaffUser(UserMixin, db.Model):
     """A member of the SaaS's support, ops or admin staff."""
 
     __tablename__ = "staff_user"
+    # ``login_sid`` below is a plain attribute of the loaded object, not a column.
+    __allow_unmapped__ = True
 
     id: Mapped[int] = mapped_column(primary_key=True)
     #: Login name; stored lower-case.
@@ -54,7 +56,7 @@ class StaffUser(UserMixin, db.Model):
     session_version: Mapped[int] = mapped_column(default=1, server_default="1")
 
     #: The login session this object was loaded for (set by the session store, never stored).
-    login_sid = None
+    login_sid: str | None = None
 
     def get_id(self) -> str:
         """Return the id flask-login keeps in the session and the remember-me cookie.
@@ -62,7 +64,7 @@ class StaffUser(UserMixin, db.Model):
         It names the person, their session version and the login session, so that a cookie outlives
         neither a logout (the session is ended in the store) nor a raised version.
         """
-        return f"{self.id}:{self.session_version}:{getattr(self, 'login_sid', None) or ''}"
+        return f"{self.id}:{self.session_version}:{self.login_sid or ''}"
 
     def end_all_sessions(self) -> None:
         """Make every session and remember-me cookie of this person stop working."""
