@@ -8,7 +8,6 @@ from datetime import timedelta
 
 from flask import (
     Blueprint,
-    Response,
     abort,
     current_app,
     flash,
