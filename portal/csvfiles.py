@@ -42,12 +42,18 @@ def cell(value: Any) -> str:
     if isinstance(value, date):
         return value.isoformat()
     text = str(value.value) if isinstance(value, Enum) else str(value)
-    return "'" + text if text.startswith(FORMULA_STARTS) else text
+    return "'" + text if _guarded(text) else text
+
+
+def _guarded(text: str) -> bool:
+    # Text that already starts with apostrophes before a formula character gets one more, so that
+    # :func:`uncell` gives back exactly what was written.
+    return text.lstrip("'").startswith(FORMULA_STARTS)
 
 
 def uncell(text: str) -> str:
     """Return an imported cell as it was before :func:`cell` guarded it (``'=x`` → ``=x``)."""
-    if text.startswith("'") and text[1:].startswith(FORMULA_STARTS):
+    if text.startswith("'") and _guarded(text[1:]):
         return text[1:]
     return text
 
