@@ -260,11 +260,9 @@ def _stopped(counts: Counter[str], connection: Connection, exc: Exception) -> st
         return f"Paused by the ledger's rate limit until {exc.retry_at.isoformat()}; the rest waits ({again})."
     detail = services.note_failure(connection, exc)
     if isinstance(exc, NeedsReauthorization):
-        if connection.status is not ConnectionStatus.needs_reauthorization:
-            services.change_status(
-                connection, ConnectionStatus.needs_reauthorization, f"Access lost: {detail}", by="Push"
-            )
         db.session.commit()
+        # Recorded already by the adapter that met it; this covers a lost grant met any other way.
+        vault.record_lost_grant(connection.id, exc)
         return f"Stopped: the ledger no longer accepts this connection's access ({detail}). Reconnect it."
     outages, delay = schedule.backoff(connection.id)
     if outages >= schedule.FAILING_AFTER and connection.status is ConnectionStatus.connected:

@@ -22,7 +22,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     logs.configure(app.config.get("LOG_FORMAT", "text"))
 
     from . import errors, security
-    from .extensions import csrf, db, htmx, login_manager, migrate, queue
+    from .extensions import csrf, db, htmx, limiter, login_manager, migrate, queue
 
     db.init_app(app)
     migrate.init_app(
@@ -36,6 +36,8 @@ def create_app(test_config: dict | None = None) -> Flask:
     csrf.init_app(app)
     htmx.init_app(app)
     queue.init_app(app)
+    app.config.setdefault("RATELIMIT_STORAGE_URI", app.config["REDIS_URL"] or "memory://")
+    limiter.init_app(app)
     security.init_app(app)
     errors.init_app(app)
 
@@ -91,9 +93,23 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     if app.config["MOUNT_SANDBOX"]:
         _mount_sandbox(app)
+    _trust_proxies(app)
     if app.config["EMBEDDED_WORKER"]:
         queue.start_embedded_worker(app)
     return app
+
+
+def _trust_proxies(app: Flask) -> None:
+    """Read the client's address, scheme and host from TRUSTED_PROXIES hops of X-Forwarded-* headers.
+
+    Behind a TLS proxy the app sees plain HTTP from the proxy's address: without this, redirect
+    URIs would say http:// and every client would share the proxy's address in the throttles.
+    """
+    from werkzeug.middleware.proxy_fix import ProxyFix
+
+    hops = int(app.config.get("TRUSTED_PROXIES") or 0)
+    if hops:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops)  # type: ignore[method-assign]
 
 
 def _mount_sandbox(app: Flask) -> None:

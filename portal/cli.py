@@ -16,7 +16,13 @@ seed_cli = AppGroup("seed", help="Create demo data.")
 @click.option("--email", required=True, help="Login e-mail address.")
 @click.option("--role", required=True, type=click.Choice(["support", "ops", "admin"]))
 @click.option("--name", default="", help="Display name.")
-@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True, help="At least 12 characters.")
+@click.option(
+    "--password",
+    prompt=True,
+    hide_input=True,
+    confirmation_prompt=True,
+    help="At least 12 characters and hard to guess.",
+)
 def create_user(email: str, role: str, name: str, password: str) -> None:
     """Create a staff account."""
     from .auth.services import StaffError, create_staff
@@ -27,6 +33,80 @@ def create_user(email: str, role: str, name: str, password: str) -> None:
         raise click.ClickException(str(exc)) from exc
     db.session.commit()
     click.echo(f"Created {user.email} with role {user.role.value}.")
+
+
+@users_cli.command("list")
+def list_users() -> None:
+    """List staff accounts: e-mail, role, active or not, last login."""
+    from .models import StaffUser
+
+    for user in db.session.scalars(db.select(StaffUser).order_by(StaffUser.email)):
+        last = user.last_login_at.strftime("%Y-%m-%d %H:%M") if user.last_login_at else "never"
+        click.echo(f"{user.email}\t{user.role.value}\t{'active' if user.active else 'deactivated'}\t{last}")
+
+
+def _staff_change(email: str, change) -> None:
+    from .auth.services import StaffError, find_staff
+
+    try:
+        user = find_staff(email)
+        message = change(user)
+    except StaffError as exc:
+        db.session.rollback()
+        raise click.ClickException(str(exc)) from exc
+    db.session.commit()
+    click.echo(message)
+
+
+@users_cli.command("deactivate")
+@click.option("--email", required=True)
+def deactivate_user(email: str) -> None:
+    """Deactivate a staff account and end its sessions (its history stays)."""
+    from .auth.services import set_active
+
+    _staff_change(email, lambda u: f"{u.email} deactivated." if set_active(u, False, actor="cli") else "No change.")
+
+
+@users_cli.command("reactivate")
+@click.option("--email", required=True)
+def reactivate_user(email: str) -> None:
+    """Let a deactivated staff account log in again."""
+    from .auth.services import set_active
+
+    _staff_change(email, lambda u: f"{u.email} reactivated." if set_active(u, True, actor="cli") else "No change.")
+
+
+@users_cli.command("set-role")
+@click.option("--email", required=True)
+@click.option("--role", required=True, type=click.Choice(["support", "ops", "admin"]))
+def set_user_role(email: str, role: str) -> None:
+    """Change a staff member's role (their sessions end)."""
+    from .auth.services import change_role
+
+    _staff_change(email, lambda u: f"{u.email} is {role}." if change_role(u, role, actor="cli") else "No change.")
+
+
+@users_cli.command("reset-password")
+@click.option("--email", required=True)
+@click.option("--password", default=None, help="The new password; a random one is printed when not given.")
+def reset_user_password(email: str, password: str | None) -> None:
+    """Give a staff member a new password and end their sessions."""
+    from .auth.services import reset_password
+
+    _staff_change(email, lambda u: f"New password for {u.email}: {reset_password(u, password, actor='cli')}")
+
+
+@users_cli.command("end-sessions")
+@click.option("--email", required=True)
+def end_user_sessions(email: str) -> None:
+    """Log a staff member out on every browser."""
+    from .auth.services import end_sessions
+
+    def change(user) -> str:
+        end_sessions(user, actor="cli")
+        return f"Every session of {user.email} ended."
+
+    _staff_change(email, change)
 
 
 @seed_cli.command("demo")
@@ -138,7 +218,7 @@ def rotate_tokens() -> None:
 
     count = rotate_token_keys()
     db.session.commit()
-    click.echo(f"Re-encrypted the tokens of {count} connection(s) with the newest key.")
+    click.echo(f"Re-encrypted {count} stored token set(s) (connections and waiting consents) with the newest key.")
 
 
 schedule_cli = AppGroup("schedule", help="Periodic work, run by cron.")
@@ -147,15 +227,19 @@ schedule_cli = AppGroup("schedule", help="Periodic work, run by cron.")
 @schedule_cli.command("tick")
 def schedule_tick() -> None:
     """Enqueue pushes and payments pulls that are due, and purge old operation log entries (cron: every minute)."""
+    from .connections.services import expire_grants
     from .oplog.services import purge_expired
     from .sync.schedule import tick
 
     result = tick()
     purged = purge_expired()
+    expired = expire_grants()
+    db.session.commit()
     click.echo(
         f"{len(result.enqueued)} push(es) enqueued, {len(result.already_queued)} already queued, "
         f"{result.not_due} connection(s) with nothing due, {len(result.payments_enqueued)} payments pull(s) "
-        f"enqueued, {purged} operation log entr{'y' if purged == 1 else 'ies'} purged."
+        f"enqueued, {purged} operation log entr{'y' if purged == 1 else 'ies'} purged, {expired} waiting "
+        "consent(s) expired."
     )
 
 

@@ -55,12 +55,18 @@ DEFAULTS = {
     "REMEMBER_COOKIE_DURATION": timedelta(days=1),
     "PERMANENT_SESSION_LIFETIME": timedelta(hours=12),
     "WTF_CSRF_TIME_LIMIT": None,  # the token lives as long as the session
-    #: Failed logins per e-mail address (and per client address) before a lock-out.
+    #: Proxies in front of the app that set X-Forwarded-For/-Proto/-Host/-Port (0: none, use the
+    #: connection itself). Behind one TLS proxy: 1. Only as many as really sit in front; a larger
+    #: number lets clients forge their address.
+    "TRUSTED_PROXIES": 0,
+    #: Failed logins per account (normalised e-mail) before a lock-out; per client address four times as many.
     "LOGIN_MAX_FAILURES": 5,
     "LOGIN_LOCKOUT_SECONDS": 15 * 60,
     #: A session without a request for this long is logged out.
     "IDLE_TIMEOUT_SECONDS": 8 * 3600,
     "PAGE_SIZE": 25,
+    #: Largest request body (413 above): an API body with a 5 MB PDF (~6.7 MB as base64) fits.
+    "MAX_CONTENT_LENGTH": 10 * 1024 * 1024,
     #: Name of the invoicing SaaS whose customers Ledgerlink serves (shown to approvers).
     "SAAS_NAME": "Invoicr",
     #: Authorization links: default and longest validity, in days.
@@ -128,13 +134,78 @@ def _check_production(app: Flask) -> None:
     ]
     if missing:
         raise UnsafeConfigError("production mode needs " + ", ".join(missing) + " (see README.md, Configuration)")
-    if app.config.get("WEBHOOK_URL") and len(str(app.config.get("WEBHOOK_SECRET") or "")) < 32:
-        raise UnsafeConfigError("LEDGERLINK_WEBHOOK_URL needs LEDGERLINK_WEBHOOK_SECRET (32+ characters) to sign")
-    if len(str(app.config["SECRET_KEY"])) < 32:
-        raise UnsafeConfigError("LEDGERLINK_SECRET_KEY must be at least 32 characters")
+    problems = []
+    if app.config.get("SANDBOX_URL") or app.config.get("MOUNT_SANDBOX"):
+        problems.append(
+            "LEDGERLINK_SANDBOX_URL / LEDGERLINK_MOUNT_SANDBOX are set: production talks to the real ledgers "
+            "(the sandboxes' public development clients would carry every customer's OAuth traffic); unset them"
+        )
+    problems += _weak_secret("LEDGERLINK_SECRET_KEY", app.config["SECRET_KEY"])
+    if app.config.get("WEBHOOK_URL"):
+        problems += _weak_secret("LEDGERLINK_WEBHOOK_SECRET", app.config.get("WEBHOOK_SECRET"), needed_for="signing")
+    problems += _bad_token_keys(app.config["TOKEN_KEYS"])
+    problems += _sandbox_clients(app)
+    proxies = app.config.get("TRUSTED_PROXIES")
+    if isinstance(proxies, bool) or not isinstance(proxies, int) or not 0 <= proxies <= 5:
+        problems.append(f"LEDGERLINK_TRUSTED_PROXIES must be the number of proxies in front (0 to 5), not {proxies!r}")
+    if problems:
+        raise UnsafeConfigError("unsafe production settings: " + "; ".join(problems) + " (see README.md, Production)")
     app.config.update(
         SESSION_COOKIE_SECURE=True, REMEMBER_COOKIE_SECURE=True, EMBEDDED_WORKER=False, MOUNT_SANDBOX=False
     )
+
+
+#: A secret must have at least this many characters and be this hard to guess (zxcvbn, log10 of the
+#: guesses: 24 is about 80 bits; 32 random URL-safe characters score 32, a repeated word far less).
+SECRET_MIN_LENGTH = 32
+SECRET_MIN_GUESSES_LOG10 = 24
+
+
+def _weak_secret(name: str, value: object, needed_for: str = "") -> list[str]:
+    """Return why a secret is unfit for production (empty when it is fine); never echoes it."""
+    from zxcvbn import zxcvbn
+
+    text = str(value or "")
+    if len(text) < SECRET_MIN_LENGTH:
+        return [
+            f"{name} must have at least {SECRET_MIN_LENGTH} characters" + (f" for {needed_for}" if needed_for else "")
+        ]
+    guesses = zxcvbn(text[:72])["guesses_log10"]
+    if guesses < SECRET_MIN_GUESSES_LOG10:
+        return [
+            f"{name} is too easy to guess (words, repeats or patterns); generate one, e.g. "
+            "python -c 'import secrets; print(secrets.token_urlsafe(48))'"
+        ]
+    return []
+
+
+def _bad_token_keys(keys: object) -> list[str]:
+    """Return why TOKEN_KEYS cannot protect tokens (empty when every key is a random Fernet key)."""
+    from .integrations.tokens import TokenCipher, TokenKeyError
+
+    try:
+        TokenCipher(str(keys or ""))
+    except TokenKeyError as exc:
+        return [f"LEDGERLINK_{exc}"]
+    problems = []
+    for position, key in enumerate((k.strip() for k in str(keys).split(",") if k.strip()), start=1):
+        raw = base64.urlsafe_b64decode(key)
+        if len(set(raw)) < 16:  # 32 random bytes have about 30 distinct values; a made-up key far fewer
+            problems.append(
+                f"LEDGERLINK_TOKEN_KEYS entry {position} is not random; generate it with Fernet.generate_key()"
+            )
+    return problems
+
+
+def _sandbox_clients(app: Flask) -> list[str]:
+    """Refuse OAuth clients that are the sandboxes' public development clients."""
+    from .connections.providers import PROVIDERS, SANDBOX_CLIENTS
+
+    return [
+        f"LEDGERLINK_{prefix}_CLIENT_SECRET is the sandbox's public development secret"
+        for provider, prefix in PROVIDERS.items()
+        if app.config.get(f"{prefix}_CLIENT_SECRET") == SANDBOX_CLIENTS[provider][1]
+    ]
 
 
 def _ensure_development_secrets(app: Flask) -> None:
@@ -151,7 +222,7 @@ def _ensure_development_secrets(app: Flask) -> None:
             f"TOKEN_KEYS = {fernet_key!r}\n"
         )
         path.chmod(0o600)
-    generated = {}
+    generated: dict[str, object] = {}
     exec(compile(path.read_text(), str(path), "exec"), generated)  # noqa: S102 - our own generated file
     for key in ("SECRET_KEY", "TOKEN_KEYS"):
         if not app.config.get(key):

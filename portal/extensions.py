@@ -8,6 +8,7 @@ from flask_wtf import CSRFProtect
 
 from .database import Base
 from .queue import JobQueue
+from .throttles import AppLimiter, client_address
 
 db = SQLAlchemy(model_class=Base)
 migrate = Migrate()
@@ -15,3 +16,5 @@ login_manager = LoginManager()
 csrf = CSRFProtect()
 htmx = HTMX()
 queue = JobQueue()
+#: Request throttles per client address (the real one: behind a proxy, ProxyFix sets it), in Redis.
+limiter = AppLimiter(key_func=client_address, key_prefix="ledgerlink:throttle", headers_enabled=True)

@@ -7,6 +7,7 @@ or a test can see what would have been sent without any mail server.
 from __future__ import annotations
 
 import json
+import re
 import smtplib
 from email.message import EmailMessage
 from email.utils import make_msgid
@@ -85,10 +86,19 @@ def read_outbox(limit: int = 50) -> list[dict[str, Any]]:
     return [json.loads(line) for line in reversed(lines[-limit:]) if line.strip()]
 
 
+#: A link token in a message: 256 random bits that open an approver's consent.
+_LINK_TOKEN = re.compile(r"(/authorize/)([A-Za-z0-9_-]{6})[A-Za-z0-9_-]{14,}")
+
+
+def hide_link_tokens(text: str) -> str:
+    """Return ``text`` with authorization-link tokens shortened to their first characters."""
+    return _LINK_TOKEN.sub(r"\1\2…", text)
+
+
 # -- support: what development would have sent ------------------------------------------------
 @bp.get("/outbox")
 @require_role(Role.support)
 def show_outbox():
-    return render_template(
-        "mail/outbox.html", messages=read_outbox(), smtp_host=current_app.config.get("SMTP_HOST") or None
-    )
+    # The recipient's copy is the one that opens a link: staff see which link went where, not the token.
+    messages = [{**m, "body": hide_link_tokens(m.get("body", ""))} for m in read_outbox()]
+    return render_template("mail/outbox.html", messages=messages, smtp_host=current_app.config.get("SMTP_HOST") or None)

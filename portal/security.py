@@ -86,4 +86,8 @@ def init_app(app: Flask) -> None:
             response.headers.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
         if request.headers.get("HX-Request"):
             response.headers.add("Vary", "HX-Request")
+        if request.endpoint != "static":
+            # Every page, fragment, export and API answer may hold customers' data: never kept by a
+            # browser's or a proxy's cache (the back button on a shared computer shows nothing after logout).
+            response.headers.setdefault("Cache-Control", "no-store")
         return response

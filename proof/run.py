@@ -139,7 +139,11 @@ def write_report(scale: str, counts: dict, benches: list[dict], pytest_status: i
     matrix = _json("faults-matrix.json")
     rows = matrix.get("rows", matrix) if isinstance(matrix, dict) else matrix
     lines += ["", "## Fault matrix", "", *_matrix_table(rows or [])]
-    for title, name in (("Refresh races", "refresh-races.json"), ("Security scan", "security-scan.json")):
+    for title, name in (
+        ("Refresh races", "refresh-races.json"),
+        ("Push races", "push-races.json"),
+        ("Security scan", "security-scan.json"),
+    ):
         data = _json(name)
         lines += ["", f"## {title}", "", "```json", json.dumps(data, indent=2) if data else "(not run)", "```"]
     lines += ["", "## Benchmarks", ""]

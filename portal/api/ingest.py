@@ -16,7 +16,6 @@ Decisions:
 
 from __future__ import annotations
 
-import json
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
@@ -43,6 +42,7 @@ from ..models import (
     RecordState,
 )
 from . import ingest_schema as schema
+from . import jsonbody
 from .auth import api_key_required
 from .views import bp
 
@@ -62,7 +62,7 @@ class Refused(Exception):
 def _refused(exc: Refused):
     db.session.rollback()
     body: dict[str, Any] = {"status": exc.status, "message": exc.message}
-    if exc.status == 422:
+    if exc.status == 422 or exc.problems:
         body["problems"] = exc.problems
     return {"error": body}, exc.status
 
@@ -75,18 +75,16 @@ def _invalid(problems: list[dict[str, str]]) -> Refused:
 def _body(fields: dict[str, schema.Field], external_id: str) -> tuple[dict[str, Any], list[dict[str, str]]]:
     """Parse the JSON body exactly (decimals, no NaN) and clean it; return it with its problems."""
 
-    def no_constants(name: str):
-        raise ValueError(name)
-
     problems: list[dict[str, str]] = []
     if len(external_id) > schema.ID_MAX or not external_id.strip():
         problems.append({"path": "(url) id", "message": f"must have 1 to {schema.ID_MAX} characters"})
     try:
-        data = json.loads(request.get_data(cache=True) or b"", parse_float=Decimal, parse_constant=no_constants)
-    except (ValueError, RecursionError):
-        raise _invalid(
-            [{"path": "(body)", "message": "must be a JSON object (Content-Type: application/json)"}]
-        ) from None
+        data = jsonbody.parse()
+    except jsonbody.BodyError as exc:
+        problem = {"path": exc.path, "message": exc.message.removeprefix(f"{exc.path}: ")}
+        if exc.status == 422:
+            raise _invalid([problem]) from None
+        raise Refused(exc.status, exc.message, [problem]) from None
     cleaned = schema.clean_object(data, fields, "", problems)
     return cleaned, problems
 

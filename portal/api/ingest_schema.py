@@ -20,6 +20,7 @@ INT_MAX = 2**31 - 1
 #: Control characters no text field may hold (PostgreSQL refuses NUL); tab and line breaks are fine.
 _CONTROL_CLASS = r"[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]"
 _CONTROL = re.compile(_CONTROL_CLASS)
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
 ANY_TEXT = r"[\s\S]*"
 #: Largest PDF accepted (decoded bytes).
 PDF_MAX_BYTES = 5 * 1024 * 1024
@@ -27,6 +28,10 @@ PDF_MAX_BYTES = 5 * 1024 * 1024
 ID_MAX = 64
 
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+#: Dates a billing record may carry (the ledgers refuse, or misfile, anything outside).
+DATE_MIN, DATE_MAX = date(1970, 1, 1), date(2099, 12, 31)
+#: Most lines a document may have (the ledgers cap them lower or slow to a crawl above).
+MAX_LINES = 1000
 
 
 @dataclass(frozen=True)
@@ -49,6 +54,7 @@ class Field:
     #: For arrays: the fields of each item (an object), and the least number of items.
     items: dict[str, Field] | None = None
     min_items: int = 0
+    max_items: int | None = None
     not_empty: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -71,7 +77,7 @@ class Field:
                 s["contentEncoding"] = "base64"
                 s["contentMediaType"] = "application/pdf"
         elif self.kind == "date":
-            s = {"type": "string", "format": "date"}
+            s = {"type": "string", "format": "date", "description": f"From {DATE_MIN} to {DATE_MAX}."}
         elif self.kind == "integer":
             s = {"type": "integer", "maximum": INT_MAX}
             if self.minimum is not None:
@@ -89,6 +95,8 @@ class Field:
             s = {"type": "string", "enum": list(self.choices)}
         elif self.kind == "array":
             s = {"type": "array", "items": object_schema(self.items or {}), "minItems": self.min_items}
+            if self.max_items is not None:
+                s["maxItems"] = self.max_items
         else:  # pragma: no cover - a definition error
             raise ValueError(self.kind)
         if self.description:
@@ -127,6 +135,8 @@ class Field:
         if self.kind == "string":
             if _CONTROL.search(value):
                 return bad("must not contain control characters (such as NUL); remove them")
+            if _SURROGATE.search(value):
+                return bad("must be valid text (it holds a lone UTF-16 surrogate such as \\ud800)")
             if self.not_empty and not value.strip():
                 return bad("must not be empty")
             if self.max_length and len(value) > self.max_length:
@@ -142,9 +152,12 @@ class Field:
             try:
                 if not _DATE.match(value):
                     raise ValueError(value)
-                return date.fromisoformat(value)
+                day = date.fromisoformat(value)
             except ValueError:
                 return bad("must be a date (YYYY-MM-DD)")
+            if not DATE_MIN <= day <= DATE_MAX:
+                return bad(f"must be a date from {DATE_MIN} to {DATE_MAX}")
+            return day
         if self.kind == "pdf":
             try:
                 data = base64.b64decode(value, validate=True)
@@ -174,6 +187,8 @@ class Field:
                 return bad("must be an array")
             if len(value) < self.min_items:
                 return bad(f"must have at least {self.min_items} item(s)")
+            if self.max_items is not None and len(value) > self.max_items:
+                return bad(f"must have at most {self.max_items} items")
             return [clean_object(item, self.items or {}, f"{path}[{i}]", problems) for i, item in enumerate(value)]
         raise ValueError(self.kind)  # pragma: no cover
 
@@ -311,7 +326,7 @@ INVOICE_FIELDS: dict[str, Field] = {
         nullable=True,
     ),
     "currency": Field("string", "Must be the business unit's currency.", required=True, **_CURRENCY),
-    "lines": Field("array", items=_line_fields(credit=False), min_items=1, required=True),
+    "lines": Field("array", items=_line_fields(credit=False), min_items=1, max_items=MAX_LINES, required=True),
     **_TOTALS,
     "pdf": Field("pdf", f"The PDF, base64, at most {PDF_MAX_BYTES} bytes; absent keeps, null removes.", nullable=True),
 }
@@ -322,7 +337,7 @@ CREDIT_NOTE_FIELDS: dict[str, Field] = {
     "issue_date": Field("date", required=True),
     "currency": Field("string", "Must be the invoice's currency.", required=True, **_CURRENCY),
     "reason": Field("string", nullable=True, max_length=2000),
-    "lines": Field("array", items=_line_fields(credit=True), min_items=1, required=True),
+    "lines": Field("array", items=_line_fields(credit=True), min_items=1, max_items=MAX_LINES, required=True),
     **_TOTALS,
 }
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from flask import Blueprint, g, request
+from flask import Blueprint, g
 from sqlalchemy import select
 
 from ..extensions import db
 from ..links import services as links
 from ..links.services import LinkError
 from ..models import AuthorizationLink, BusinessUnit, Organization
+from . import jsonbody
 from .auth import api_key_required
 from .ingest_schema import _CONTROL_CLASS
 
@@ -60,7 +61,10 @@ def _actor() -> str:
 
 
 def _payload() -> dict[str, Any]:
-    data = request.get_json(silent=True)
+    try:
+        data = jsonbody.parse()
+    except jsonbody.BodyError as exc:
+        raise PayloadError(exc.message, None if exc.path == "(body)" else exc.path, status=exc.status) from None
     if not isinstance(data, dict):
         raise PayloadError("The body must be a JSON object (Content-Type: application/json).")
     unknown = sorted(set(data) - set(LINK_FIELDS))

@@ -42,6 +42,7 @@ class PickCompanyForm(FlaskForm):
 
     company = RadioField("Company", validators=[InputRequired(message="Pick the company to connect.")], choices=[])
     confirm_replace = BooleanField("Replace the current connection of this business unit")
+    confirm_shared = BooleanField("Connect it although another organization uses this company")
 
 
 class SettingsForm(FlaskForm):

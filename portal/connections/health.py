@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from ..extensions import db
 from ..integrations.base import LedgerError, NeedsReauthorization
-from ..models import Connection, ConnectionStatus
+from ..models import Connection, ConnectionStatus, OAuthGrant
 from . import services, vault
 
 #: Statuses a probe looks at: paused connections are left alone, disconnected ones are history.
@@ -70,10 +70,14 @@ def probe_all(*, warn_within: timedelta = timedelta(days=14)) -> list[ProbeResul
 
 
 def rotate_token_keys() -> int:
-    """Re-encrypt every stored token set with the newest of TOKEN_KEYS; return how many."""
+    """Re-encrypt every stored token set (connections and waiting consents) with the newest of TOKEN_KEYS.
+
+    Returns how many ciphertexts were re-encrypted.
+    """
     cipher = vault.cipher()
     count = 0
-    for connection in db.session.scalars(select(Connection).where(Connection.token_ciphertext.is_not(None))):
-        connection.token_ciphertext = cipher.rotate(connection.token_ciphertext)
-        count += 1
+    for model in (Connection, OAuthGrant):
+        for row in db.session.scalars(select(model).where(model.token_ciphertext.is_not(None))):
+            row.token_ciphertext = cipher.rotate(row.token_ciphertext)
+            count += 1
     return count

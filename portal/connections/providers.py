@@ -8,7 +8,7 @@ from typing import Any
 from flask import current_app
 
 from ..integrations import specs
-from ..integrations.base import LedgerAdapter, TokenSet, get_adapter_class
+from ..integrations.base import GrantLostHook, LedgerAdapter, Refresher, TokenSet, get_adapter_class
 from ..integrations.http import LedgerHttp
 from ..models import Connection
 from ..oplog import capture as oplog
@@ -86,6 +86,8 @@ def build_adapter(
     company_id: str | None = None,
     tokens: TokenSet | None = None,
     token_updater: Callable[[TokenSet], None] | None = None,
+    refresher: Refresher | None = None,
+    on_grant_lost: GrantLostHook | None = None,
 ) -> LedgerAdapter:
     """Return the provider's adapter talking to the configured hosts."""
     client_id, secret = client_credentials(provider)
@@ -97,6 +99,8 @@ def build_adapter(
         company_id=company_id,
         tokens=tokens,
         token_updater=token_updater,
+        refresher=refresher,
+        on_grant_lost=on_grant_lost,
     )
 
 
@@ -105,6 +109,8 @@ def adapter_for(
     *,
     tokens: TokenSet | None = None,
     token_updater: Callable[[TokenSet], None] | None = None,
+    refresher: Refresher | None = None,
+    on_grant_lost: GrantLostHook | None = None,
 ) -> LedgerAdapter:
     """Return the adapter of an existing connection; its calls go to the connection's operation log."""
     adapter = build_adapter(
@@ -113,6 +119,8 @@ def adapter_for(
         company_id=connection.external_company_id,
         tokens=tokens,
         token_updater=token_updater,
+        refresher=refresher,
+        on_grant_lost=on_grant_lost,
     )
     oplog.attach(adapter.http, connection.id, connection.provider)
     return adapter

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import secrets
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -15,9 +17,19 @@ from sqlalchemy import select
 from .. import audit
 from ..extensions import db, queue
 from ..integrations import specs
-from ..integrations.base import Company, LedgerError
-from ..models import BusinessUnit, Connection, ConnectionStatus, GrantPurpose, OAuthGrant, SendingMethod
+from ..integrations.base import Company, LedgerError, TokenSet
+from ..models import (
+    BusinessUnit,
+    Connection,
+    ConnectionStatus,
+    GrantOutcome,
+    GrantPurpose,
+    OAuthGrant,
+    SendingMethod,
+)
 from . import providers, vault
+
+log = logging.getLogger(__name__)
 
 #: How long a started consent may take before its state is forgotten.
 PENDING_TTL_SECONDS = 15 * 60
@@ -189,6 +201,7 @@ def complete_authorization(args: dict[str, str]) -> OAuthGrant | Connection:
     if not args.get("code"):
         raise ConnectError(f"{name}'s answer carries no authorization code. Nothing was changed; try again.")
     adapter = providers.build_adapter(provider, region=region)
+    tokens = None
     try:
         tokens = adapter.exchange_code(
             code=args["code"],
@@ -198,13 +211,16 @@ def complete_authorization(args: dict[str, str]) -> OAuthGrant | Connection:
         )
         companies = adapter.list_companies()
     except LedgerError as exc:
+        revoke_tokens(provider, region, tokens)  # a consent nobody can use is not left live at the ledger
         said = exc.provider_text or str(exc)
         raise ConnectError(
             f"{name} refused to complete the authorization: {said}. Nothing was changed; start the connection again."
         ) from exc
     unit = db.session.get(BusinessUnit, pending["business_unit_id"])
     if unit is None:
+        revoke_tokens(provider, region, tokens)
         raise ConnectError("The business unit of this request no longer exists.", status=404)
+    handle = secrets.token_urlsafe(32)
     grant = OAuthGrant(
         purpose=GrantPurpose(pending["purpose"]),
         business_unit_id=unit.id,
@@ -215,17 +231,109 @@ def complete_authorization(args: dict[str, str]) -> OAuthGrant | Connection:
         companies=[_company_dict(c) for c in companies],
         created_by_id=pending["staff_id"],
         expires_at=_now() + GRANT_TTL,
+        handle_hash=hash_handle(handle),
     )
+    grant.handle = handle  # type: ignore[attr-defined]  # shown once, in the redirect to the pick page
     if grant.purpose is GrantPurpose.reconnect:
-        return _finish_reconnect(grant, unit)
+        return _finish_reconnect(grant, unit, tokens)
     db.session.add(grant)
     db.session.flush()
     return grant
 
 
-def _finish_reconnect(grant: OAuthGrant, unit: BusinessUnit) -> Connection:
+def hash_handle(handle: str) -> str:
+    """Return the stored form of a grant's handle."""
+    return hashlib.sha256(handle.encode()).hexdigest()
+
+
+def revoke_tokens(provider: str, region: str | None, tokens: TokenSet | None) -> bool:
+    """Revoke a consent's tokens at the ledger where it can (QuickBooks, bexio); say whether it did.
+
+    Never raises: a failed revocation is logged, and the caller forgets the tokens either way.
+    """
+    if tokens is None:
+        return False
+    try:
+        return providers.build_adapter(provider, region=region, tokens=tokens).revoke()
+    except (LedgerError, providers.ProviderNotConfigured) as exc:
+        log.warning("revoking a %s consent failed: %s", provider, exc)
+        return False
+
+
+def end_grant(grant: OAuthGrant, outcome: GrantOutcome) -> None:
+    """End a grant: revoke its tokens at the ledger (unless they became a connection's) and purge them."""
+    if grant.ended_at is not None:
+        return
+    if outcome is not GrantOutcome.pinned and grant.token_ciphertext:
+        try:
+            tokens = vault.cipher().decrypt(grant.token_ciphertext)
+        except Exception:
+            tokens = None
+        revoke_tokens(grant.provider, grant.region, tokens)
+    grant.token_ciphertext = None
+    grant.ended_at = _now()
+    grant.outcome = outcome
+    if outcome is GrantOutcome.pinned:
+        grant.consumed_at = grant.ended_at
+
+
+def expire_grants(now: datetime | None = None) -> int:
+    """End every grant nobody picked a company for in time (revoked where the ledger can); return how many.
+
+    Run by ``flask schedule tick`` every minute; the caller commits.
+    """
+    now = now or _now()
+    due = db.session.scalars(
+        select(OAuthGrant).where(OAuthGrant.ended_at.is_(None), OAuthGrant.expires_at <= now).order_by(OAuthGrant.id)
+    ).all()
+    for grant in due:
+        end_grant(grant, GrantOutcome.expired)
+        audit.record(
+            "connection.consent_expired",
+            subject_type="BusinessUnit",
+            subject_id=grant.business_unit_id,
+            organization_id=grant.business_unit.organization_id,
+            summary=f"A {provider_name(grant.provider)} consent waited {GRANT_TTL.seconds // 60} minutes for a "
+            "company to be picked; its access was revoked where the ledger allows and the tokens deleted",
+            actor_label="system",
+        )
+    return len(due)
+
+
+def waiting_grants(unit: BusinessUnit) -> list[OAuthGrant]:
+    """Return the unit's consents that still wait for a company to be picked."""
+    return list(
+        db.session.scalars(
+            select(OAuthGrant)
+            .where(
+                OAuthGrant.business_unit_id == unit.id, OAuthGrant.ended_at.is_(None), OAuthGrant.expires_at > _now()
+            )
+            .order_by(OAuthGrant.id.desc())
+        )
+    )
+
+
+def discard_grant(grant: OAuthGrant) -> None:
+    """Drop a waiting consent on support's request (revoked where the ledger can, tokens deleted), audited."""
+    end_grant(grant, GrantOutcome.discarded)
+    from ..models import AuthorizationLink
+
+    for link in db.session.scalars(select(AuthorizationLink).where(AuthorizationLink.grant_id == grant.id)):
+        link.grant_id = None
+    audit.record(
+        "connection.consent_discarded",
+        subject_type="BusinessUnit",
+        subject_id=grant.business_unit_id,
+        organization_id=grant.business_unit.organization_id,
+        summary=f"Discarded a waiting {provider_name(grant.provider)} consent; its access was revoked where the "
+        "ledger allows and the tokens deleted",
+    )
+
+
+def _finish_reconnect(grant: OAuthGrant, unit: BusinessUnit, tokens: TokenSet) -> Connection:
     connection = db.session.get(Connection, grant.connection_id)
     if connection is None or not connection.is_live:
+        revoke_tokens(grant.provider, grant.region, tokens)
         raise ConnectError("The connection to re-authorize was disconnected meanwhile; connect anew instead.")
     pinned = connection.external_company_id
     reachable = [c for c in grant.companies if c.get("accessible", True)]
@@ -237,6 +345,8 @@ def _finish_reconnect(grant: OAuthGrant, unit: BusinessUnit) -> Connection:
             f"untouched. Ask the approver to grant access to {connection.company_label}, or disconnect "
             "and connect the other company as a new connection."
         )
+        # The refused consent is live at the ledger: revoke it there where the ledger can.
+        revoke_tokens(grant.provider, grant.region, tokens)
         raise ConnectError(
             message,
             status=409,
@@ -249,18 +359,30 @@ def _finish_reconnect(grant: OAuthGrant, unit: BusinessUnit) -> Connection:
                 "after": {"offered": [c["id"] for c in reachable], "pinned": pinned},
             },
         )
+    return reauthorize_in_place(connection, tokens)
+
+
+def reauthorize_in_place(connection: Connection, tokens: TokenSet, *, actor_label: str | None = None) -> Connection:
+    """Give a live connection a new consent's tokens; everything else stays.
+
+    Same id, settings, mappings, customer links, records and ``sync_from``. The previous tokens are
+    forgotten, not revoked: at a ledger that ties access to the company and the app (QuickBooks),
+    revoking them could end the new consent too.
+    """
     before = _status_facts(connection)
-    vault.store_tokens(connection, vault.cipher().decrypt(grant.token_ciphertext))
+    vault.store_tokens(connection, tokens)
     if connection.status is not ConnectionStatus.paused:
         connection.transition(ConnectionStatus.connected, "Re-authorized")
     audit.record(
         "connection.reauthorized",
         subject_type="Connection",
         subject_id=connection.id,
-        organization_id=unit.organization_id,
-        summary=f"Re-authorized {provider_name(connection.provider)} for {connection.company_label}",
+        organization_id=connection.business_unit.organization_id,
+        summary=f"Re-authorized {provider_name(connection.provider)} for {connection.company_label} "
+        "(same connection, settings, mappings and records)",
         before=before,
         after=_status_facts(connection),
+        actor_label=actor_label,
     )
     return connection
 
@@ -276,16 +398,17 @@ def _status_facts(connection: Connection) -> dict[str, Any]:
     }
 
 
-def open_grant(grant_id: int, unit_check: bool = True) -> OAuthGrant:
-    """Load a grant that can still be used.
-
-    :raise ConnectError: when it is unknown, used or expired.
-    """
-    grant = db.session.get(OAuthGrant, grant_id)
+def _usable(grant: OAuthGrant | None) -> OAuthGrant:
     if grant is None:
-        raise ConnectError(f"There is no pending authorization {grant_id}.", status=404)
-    if grant.consumed_at is not None:
-        raise ConnectError("This authorization was already used to pin a company.", status=409)
+        raise ConnectError("There is no such pending authorization.", status=404)
+    if grant.ended_at is not None:
+        used = grant.consumed_at is not None
+        raise ConnectError(
+            "This authorization was already used to pin a company."
+            if used
+            else "This authorization was discarded or expired; its access was revoked. Connect again.",
+            status=409,
+        )
     if grant.expires_at <= _now():
         raise ConnectError(
             "This authorization waited too long (30 minutes) for a company to be picked; connect again.",
@@ -294,13 +417,48 @@ def open_grant(grant_id: int, unit_check: bool = True) -> OAuthGrant:
     return grant
 
 
+def open_grant(handle: str, *, staff_id: int | None) -> OAuthGrant:
+    """Load the staff member's own grant by its handle.
+
+    A grant opens only for the person who started its consent; an approver's (link) grant only
+    through its link's pages. Every other case reads as unknown.
+
+    :raise ConnectError: when it is unknown, not this person's, a link's, used or expired.
+    """
+    grant = grant_by_handle(handle)
+    if grant is None or grant.purpose is GrantPurpose.link or grant.created_by_id != staff_id:
+        raise ConnectError("There is no such pending authorization for you.", status=404)
+    return _usable(grant)
+
+
+def grant_by_handle(handle: str | None) -> OAuthGrant | None:
+    """Return the grant a handle belongs to, or None."""
+    if not handle or len(handle) > 100:
+        return None
+    return db.session.scalar(select(OAuthGrant).where(OAuthGrant.handle_hash == hash_handle(handle)))
+
+
+def usable_grant(grant: OAuthGrant | None) -> OAuthGrant:
+    """Return ``grant`` when it still waits for a pick.
+
+    :raise ConnectError: when it is unknown, used, discarded or expired.
+    """
+    return _usable(grant)
+
+
 def pin_company(
-    grant: OAuthGrant, company_id: str, *, replace_confirmed: bool = False, actor_label: str | None = None
+    grant: OAuthGrant,
+    company_id: str,
+    *,
+    replace_confirmed: bool = False,
+    shared_confirmed: bool = False,
+    actor_label: str | None = None,
 ) -> Connection:
     """Create the connection pinned to ``company_id`` from a grant.
 
-    :raise ConnectError: when the company is not reachable with this consent, or when the
-        business unit is connected already and the replacement was not confirmed.
+    :raise ConnectError: when the company is not reachable with this consent, when the business
+        unit is connected already and the replacement was not confirmed, or when the company
+        serves another organization already and that was not confirmed (409, naming them).
     """
     company = next((c for c in grant.companies if str(c["id"]) == str(company_id)), None)
     if company is None:
@@ -316,6 +474,19 @@ def pin_company(
         )
     unit = grant.business_unit
     existing = live_connection(unit)
+    if not grant.token_ciphertext:
+        raise ConnectError("This authorization holds no tokens any more; connect again.", status=409)
+    tokens = vault.cipher().decrypt(grant.token_ciphertext)
+    if existing is not None and _same_company(existing, grant, company):
+        # The same company again: renew the existing connection's access, never replace it.
+        end_grant(grant, GrantOutcome.pinned)
+        db.session.flush()
+        return reauthorize_in_place(existing, tokens, actor_label=actor_label)
+    sharing = organizations_sharing(
+        grant.provider, grant.region, str(company["id"]), besides_organization=unit.organization_id
+    )
+    if sharing and not shared_confirmed:
+        raise ConnectError(sharing_warning(sharing, company_label(company)), status=409)
     if existing is not None and not replace_confirmed:
         raise ConnectError(
             f"{unit.name} is already connected to {provider_name(existing.provider)} "
@@ -337,21 +508,69 @@ def pin_company(
         sync_from=_now(),
         status=ConnectionStatus.pending_authorization,
     )
-    vault.store_tokens(connection, vault.cipher().decrypt(grant.token_ciphertext))
+    vault.store_tokens(connection, tokens)
     connection.transition(ConnectionStatus.connected, "Authorized")
     db.session.add(connection)
-    grant.consumed_at = _now()
+    end_grant(grant, GrantOutcome.pinned)
     db.session.flush()
     audit.record(
         "connection.connected",
         subject_type="Connection",
         subject_id=connection.id,
         organization_id=unit.organization_id,
-        summary=f"Connected {unit.name} to {provider_name(connection.provider)} {connection.company_label}",
-        after={**_status_facts(connection), "sync_from": connection.sync_from.isoformat()},
+        summary=f"Connected {unit.name} to {provider_name(connection.provider)} {connection.company_label}"
+        + (f" (confirmed: also connected for {', '.join(sharing)})" if sharing else ""),
+        after={
+            **_status_facts(connection),
+            "sync_from": connection.sync_from.isoformat(),
+            **({"shared_with": sharing} if sharing else {}),
+        },
         actor_label=actor_label,
     )
     return connection
+
+
+def organizations_sharing(
+    provider: str, region: str | None, company_id: str | None, *, besides_organization: int
+) -> list[str]:
+    """Return the names of other organizations with a live connection pinned to this ledger company."""
+    if not company_id:
+        return []
+    from ..models import Organization
+
+    rows = db.session.scalars(
+        select(Organization.name)
+        .join(BusinessUnit, BusinessUnit.organization_id == Organization.id)
+        .join(Connection, Connection.business_unit_id == BusinessUnit.id)
+        .where(
+            Connection.provider == provider,
+            Connection.region.is_(None) if region is None else Connection.region == region,
+            Connection.external_company_id == str(company_id),
+            Connection.status != ConnectionStatus.disconnected,
+            Organization.id != besides_organization,
+        )
+        .distinct()
+        .order_by(Organization.name)
+    )
+    return list(rows)
+
+
+def sharing_warning(names: list[str], company: str) -> str:
+    """Return the warning that a ledger company already serves other organizations."""
+    shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+    return (
+        f"{company} is already connected for {shown}. One ledger company serving unrelated organizations "
+        "mixes their customers and invoices in one set of books; connect it only if these organizations "
+        "really share that company, and confirm it."
+    )
+
+
+def _same_company(connection: Connection, grant: OAuthGrant, company: dict[str, Any]) -> bool:
+    return (connection.provider, connection.region, connection.external_company_id) == (
+        grant.provider,
+        grant.region,
+        str(company["id"]),
+    )
 
 
 def update_settings(
@@ -410,6 +629,10 @@ def disconnect(connection: Connection, *, reason: str = "Disconnected by support
             )
     before = _status_facts(connection)
     vault.purge_tokens(connection)
+    for grant in db.session.scalars(
+        select(OAuthGrant).where(OAuthGrant.connection_id == connection.id, OAuthGrant.ended_at.is_(None))
+    ):
+        end_grant(grant, GrantOutcome.discarded)
     connection.transition(ConnectionStatus.disconnected, reason)
     audit.record(
         "connection.disconnected",

@@ -5,6 +5,11 @@ done by one process at a time per connection (a Redis lock shared by every worke
 is re-read after the lock is taken (another process may have refreshed it already), and a
 rotated refresh token is committed *before* the new access token is used, so a crash can never
 lose the only valid refresh token.
+
+This is the one refresh path: the adapters the vault builds refresh through :func:`refresh`
+whether their token lapsed by the clock (mid-job, in a lane) or the ledger refused it (a 401),
+and every ``NeedsReauthorization`` they raise is recorded on the connection at once by
+:func:`record_lost_grant`.
 """
 
 from __future__ import annotations
@@ -66,19 +71,24 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _refresh_locked(connection_id: int, *, force: bool) -> TokenSet:
+def _refresh_locked(connection_id: int, *, force: bool, seen: TokenSet | None, refused: bool = False) -> TokenSet:
     """Refresh while holding the lock, in a session of its own that commits at once."""
     with Session(db.engine, expire_on_commit=False) as session:
         connection = session.get(Connection, connection_id, with_for_update=False)
         if connection is None:
             raise VaultError(f"connection {connection_id} does not exist")
         tokens = read_tokens(connection)
-        if not force and not tokens.access_expired(leeway=REFRESH_LEEWAY):
+        refreshed_since = seen is not None and tokens.access_token != seen.access_token
+        if refreshed_since and not tokens.access_expired(leeway=timedelta(0)):
+            return tokens  # another process refreshed it after the caller read it
+        if not (force or refused) and not tokens.access_expired(leeway=REFRESH_LEEWAY):
             return tokens  # another process refreshed it while we waited for the lock
         spec = providers.spec(connection.provider)
         earliest = spec.tokens.refresh_not_before
-        if earliest and _now() - tokens.issued_at < earliest and not tokens.access_expired(leeway=timedelta(0)):
-            # Exact refuses a refresh in the first 570 s (§1.5); the current token still works.
+        young = earliest and _now() - tokens.issued_at < earliest and not tokens.access_expired(leeway=timedelta(0))
+        if young and not refused:
+            # Exact refuses a refresh in the first 570 s (§1.5); the current token still works. (A token
+            # the ledger itself refused is refreshed all the same: by the ledger's clock it has lapsed.)
             return tokens
 
         def persist(new_tokens: TokenSet) -> None:
@@ -91,32 +101,57 @@ def _refresh_locked(connection_id: int, *, force: bool) -> TokenSet:
         try:
             new_tokens = adapter.refresh()
         except NeedsReauthorization as exc:
-            reason = exc.provider_text or str(exc)
-            if connection.status is not ConnectionStatus.disconnected:
-                before = connection.status.value
-                connection.transition(ConnectionStatus.needs_reauthorization, f"Refresh refused: {reason}")
-                connection.last_error, connection.last_error_at = f"Refresh refused: {reason}", _now()
-                session.add(
-                    AuditEvent(
-                        actor_label="system",
-                        organization_id=connection.business_unit.organization_id,
-                        kind="connection.needs_reauthorization",
-                        subject_type="Connection",
-                        subject_id=connection.id,
-                        summary=f"The ledger refused a token refresh: {reason}"[:500],
-                        before={"status": before},
-                        after={"status": connection.status.value, "reason": connection.status_reason},
-                    )
-                )
-                session.commit()
+            _record_lost_grant(session, connection, exc, what="Refresh refused")
             raise
         if connection.token_refreshed_at != new_tokens.issued_at:
             persist(new_tokens)  # an adapter that did not call the updater still gets persisted
         return new_tokens
 
 
-def refresh(connection_id: int, *, force: bool = False) -> TokenSet:
+def record_lost_grant(connection_id: int, exc: NeedsReauthorization, *, what: str = "Access refused") -> None:
+    """Move the connection to needs re-authorization at once and audit it (idempotent; own session).
+
+    The one place that records a lost grant, whichever path met it: a refresh, a call refused
+    with a 401 or a 403 that needs a new consent, mid-job or in a lane, a check or the health probe.
+    """
+    with Session(db.engine, expire_on_commit=False) as session:
+        connection = session.get(Connection, connection_id)
+        if connection is not None:
+            _record_lost_grant(session, connection, exc, what=what)
+
+
+def _record_lost_grant(session: Session, connection: Connection, exc: NeedsReauthorization, *, what: str) -> None:
+    if connection.status in (ConnectionStatus.disconnected, ConnectionStatus.needs_reauthorization):
+        return
+    reason = exc.provider_text or str(exc)
+    before = connection.status.value
+    words = f"{what}: {reason}"
+    connection.transition(ConnectionStatus.needs_reauthorization, words[:1000])
+    connection.last_error, connection.last_error_at = words, _now()
+    session.add(
+        AuditEvent(
+            actor_label="system",
+            organization_id=connection.business_unit.organization_id,
+            kind="connection.needs_reauthorization",
+            subject_type="Connection",
+            subject_id=connection.id,
+            summary=words[:500],
+            before={"status": before},
+            after={"status": connection.status.value, "reason": connection.status_reason},
+        )
+    )
+    session.commit()
+
+
+def refresh(
+    connection_id: int, *, force: bool = False, seen: TokenSet | None = None, refused: bool = False
+) -> TokenSet:
     """Return a usable token set for the connection, refreshing it when due.
+
+    ``seen``: the token set the caller used; when another process has replaced it since, the
+    stored one is returned without a refresh. ``force``: refresh even when the clock says the
+    stored token is valid (still not within Exact's first 570 s). ``refused``: the ledger refused
+    ``seen`` (a 401): refresh whatever our clock says.
 
     :raise NeedsReauthorization: when the provider refuses the refresh for good (the connection
         is moved to needs_reauthorization with the provider's reason first).
@@ -130,7 +165,7 @@ def refresh(connection_id: int, *, force: bool = False) -> TokenSet:
     if not lock.acquire():
         raise VaultError(f"another process has been refreshing connection {connection_id} for too long")
     try:
-        return _refresh_locked(connection_id, force=force)
+        return _refresh_locked(connection_id, force=force, seen=seen, refused=refused)
     finally:
         try:
             lock.release()
@@ -139,15 +174,29 @@ def refresh(connection_id: int, *, force: bool = False) -> TokenSet:
 
 
 def fresh_adapter(connection: Connection) -> LedgerAdapter:
-    """Return an adapter for ``connection`` whose access token is valid now."""
+    """Return an adapter for ``connection`` whose access token is valid now.
+
+    Its every refresh goes through :func:`refresh` and its every lost grant through
+    :func:`record_lost_grant`.
+
+    :raise NeedsReauthorization: when the ledger refuses the refresh (recorded on the connection).
+    """
     tokens = read_tokens(connection)
     if tokens.access_expired(leeway=REFRESH_LEEWAY):
-        tokens = refresh(connection.id)
+        tokens = refresh(connection.id, seen=tokens)
         db.session.refresh(connection)
+    return _bound_adapter(connection, tokens)
+
+
+def _bound_adapter(connection: Connection, tokens: TokenSet | None) -> LedgerAdapter:
     # The id is read now: a long job may clear its session, detaching ``connection``, before a refresh.
     connection_id = connection.id
     return providers.adapter_for(
-        connection, tokens=tokens, token_updater=lambda t: _persist_in_own_session(connection_id, t)
+        connection,
+        tokens=tokens,
+        token_updater=lambda t: _persist_in_own_session(connection_id, t),
+        refresher=lambda seen, refused: refresh(connection_id, seen=seen, refused=refused),
+        on_grant_lost=lambda exc: record_lost_grant(connection_id, exc),
     )
 
 
@@ -157,10 +206,7 @@ def joined_adapter(connection: Connection, adapter: LedgerAdapter) -> LedgerAdap
     For a second thread of the same job: its own HTTP session, the same tokens (see
     :meth:`~portal.integrations.base.LedgerAdapter.share_state`).
     """
-    connection_id = connection.id
-    joined = providers.adapter_for(
-        connection, tokens=adapter.tokens, token_updater=lambda t: _persist_in_own_session(connection_id, t)
-    )
+    joined = _bound_adapter(connection, adapter.tokens)
     joined.share_state(adapter)
     return joined
 
@@ -168,5 +214,7 @@ def joined_adapter(connection: Connection, adapter: LedgerAdapter) -> LedgerAdap
 def _persist_in_own_session(connection_id: int, tokens: TokenSet) -> None:
     with Session(db.engine) as session:
         connection = session.get(Connection, connection_id)
+        if connection is None:  # deleted meanwhile: nothing to keep the tokens on
+            return
         store_tokens(connection, tokens)
         session.commit()

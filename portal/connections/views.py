@@ -6,11 +6,13 @@ from datetime import UTC
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
+from flask_wtf import FlaskForm
 
 from .. import audit
 from ..extensions import db, htmx, login_manager
 from ..integrations.base import LedgerError, NotSupported
-from ..models import AuditEvent, BusinessUnit, Connection, GrantPurpose, Role
+from ..links.ratelimit import link_callback_limit
+from ..models import AuditEvent, BusinessUnit, Connection, GrantPurpose, OAuthGrant, Role
 from ..security import public, require_role
 from . import services, vault
 from .forms import ConfirmForm, ConnectForm, PickCompanyForm, SettingsForm
@@ -80,8 +82,14 @@ def connect_unit(unit_id: int):
     return render_template("connections/connect.html", unit=unit, form=form, existing=existing), status
 
 
+def _is_link_consent() -> bool:
+    pending = services.peek_pending(request.args.get("state"))
+    return pending is not None and pending.get("purpose") == GrantPurpose.link.value
+
+
 @bp.get("/connections/oauth/callback")
 @public
+@link_callback_limit(_is_link_consent)
 def oauth_callback():
     # The one redirect URI registered at every provider serves two audiences. A consent started
     # from an authorization link completes without a login (the link's own guards apply);
@@ -103,14 +111,14 @@ def oauth_callback():
     if isinstance(outcome, Connection):
         flash(f"Re-authorized: the connection stays pinned to {outcome.company_label}.", "success")
         return redirect(url_for("connections.show_connection", connection_id=outcome.id))
-    return redirect(url_for("connections.pick_company", grant_id=outcome.id))
+    return redirect(url_for("connections.pick_company", handle=outcome.handle))
 
 
-@bp.route("/connections/grants/<int:grant_id>", methods=["GET", "POST"])
+@bp.route("/connections/grants/<handle>", methods=["GET", "POST"])
 @require_role(Role.support)
-def pick_company(grant_id: int):
+def pick_company(handle: str):
     try:
-        grant = services.open_grant(grant_id)
+        grant = services.open_grant(handle, staff_id=current_user.id)
     except ConnectError as exc:
         return _refused(exc, url_for("organizations.list_organizations"))
     existing = services.live_connection(grant.business_unit)
@@ -119,28 +127,63 @@ def pick_company(grant_id: int):
     status = 200
     if form.validate_on_submit():
         try:
-            connection = services.pin_company(grant, form.company.data, replace_confirmed=form.confirm_replace.data)
+            connection = services.pin_company(
+                grant,
+                form.company.data,
+                replace_confirmed=form.confirm_replace.data,
+                shared_confirmed=form.confirm_shared.data,
+            )
         except ConnectError as exc:
             db.session.rollback()
-            grant = services.open_grant(grant_id)
+            grant = services.open_grant(handle, staff_id=current_user.id)
             form.form_errors.append(exc.message)
             status = exc.status
         else:
+            reauthorized = connection.id == (existing.id if existing else None)
             db.session.commit()
-            flash(f"Connected to {connection.company_label}. Run the test next.", "success")
+            flash(
+                f"Re-authorized: the connection stays pinned to {connection.company_label}."
+                if reauthorized
+                else f"Connected to {connection.company_label}. Run the test next.",
+                "success",
+            )
             return redirect(url_for("connections.show_connection", connection_id=connection.id))
     elif form.is_submitted():
         status = 400
+    org_id = grant.business_unit.organization_id
+    sharing = {
+        str(c["id"]): services.organizations_sharing(
+            grant.provider, grant.region, str(c["id"]), besides_organization=org_id
+        )
+        for c in grant.companies
+    }
+    shared = {company: names for company, names in sharing.items() if names}
     return (
         render_template(
             "connections/pick.html",
             grant=grant,
             form=form,
             existing=existing,
+            shared=shared,
             name=services.provider_name(grant.provider),
         ),
         status,
     )
+
+
+@bp.post("/business-units/<int:unit_id>/consents/<int:grant_id>/discard")
+@require_role(Role.support)
+def discard_consent(unit_id: int, grant_id: int):
+    unit = get_unit(unit_id)
+    grant = db.session.get(OAuthGrant, grant_id)
+    if grant is None or grant.business_unit_id != unit.id or not grant.waiting:
+        abort(404, description="There is no waiting consent with that id on this business unit.")
+    if not FlaskForm().validate_on_submit():
+        abort(400, description="The form was incomplete; nothing was changed.")
+    services.discard_grant(grant)
+    db.session.commit()
+    flash("The waiting consent was discarded: its access was revoked where the ledger allows.", "success")
+    return redirect(url_for("organizations.show_organization", org_id=unit.organization_id), 303)
 
 
 # -- support: the connection ----------------------------------------------------------------
@@ -155,8 +198,15 @@ def show_connection(connection_id: int):
         .order_by(AuditEvent.id.desc())
         .limit(20)
     ).all()
+    shared = services.organizations_sharing(
+        connection.provider,
+        connection.region,
+        connection.external_company_id,
+        besides_organization=connection.business_unit.organization_id,
+    )
     return render_template(
         "connections/show.html",
+        shared=shared if connection.is_live else [],
         connection=connection,
         settings_form=settings_form,
         confirm_form=ConfirmForm(),

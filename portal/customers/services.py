@@ -15,7 +15,6 @@ Customer mode (``Connection.settings["customer_mode"]``), read by the sync engin
 from __future__ import annotations
 
 import csv
-import io
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -25,7 +24,7 @@ from typing import Any
 from flask_login import current_user
 from sqlalchemy import delete, func, insert, or_, select
 
-from .. import audit
+from .. import audit, csvfiles
 from ..database import utcnow
 from ..extensions import db
 from ..integrations.base import LedgerCustomer
@@ -515,19 +514,14 @@ def import_links_csv(connection: Connection, data: bytes | str) -> int:
     """
     if isinstance(data, bytes):
         try:
-            text = data.decode("utf-8-sig")
-        except UnicodeDecodeError as exc:
-            raise CsvImportError([f"The file is not UTF-8 text (byte {exc.start} is not)."]) from exc
+            text = csvfiles.decode(data)
+        except csvfiles.CsvReadError as exc:
+            raise CsvImportError([str(exc)]) from exc
     else:
         text = data.lstrip("\ufeff")
     if not text.strip():
         raise CsvImportError(["The file is empty: give a header row (customer,ledger_id) and one row per link."])
-    try:
-        dialect = csv.Sniffer().sniff(text.split("\n", 1)[0], delimiters=",;\t")
-        delimiter = dialect.delimiter
-    except csv.Error:
-        delimiter = ","
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
+    reader = csvfiles.reader(text)
     errors: list[str] = []
     try:
         header = [h.strip().lower() for h in next(reader)]
@@ -557,7 +551,8 @@ def import_links_csv(connection: Connection, data: bytes | str) -> int:
         if len(row) != len(header):
             errors.append(f"Row {line}: expected {len(header)} values as in the header, found {len(row)}.")
             continue
-        customer_ref, external_id = row[customer_col].strip(), row[ledger_col].strip()
+        customer_ref = csvfiles.uncell(row[customer_col].strip())
+        external_id = csvfiles.uncell(row[ledger_col].strip())
         if not customer_ref:
             errors.append(f"Row {line}: the customer is empty.")
         if not external_id:

@@ -10,6 +10,7 @@ from ..extensions import db
 from ..formfields import shown
 from ..models import Connection, Role, SyncRun, SyncRunKind
 from ..models.customer_link import LedgerCustomerCache, LinkSuggestion
+from ..params import id_list, is_whole_number
 from ..runs import start_run
 from ..security import require_role
 from . import services
@@ -43,7 +44,8 @@ def latest_run(connection: Connection) -> SyncRun | None:
 
 def _int_arg(name: str, default: int, low: int = 0, high: int = 100_000) -> int:
     try:
-        return max(low, min(high, int(request.args.get(name, default))))
+        raw = str(request.args.get(name, default)).strip()
+        return max(low, min(high, int(raw))) if is_whole_number(raw) else default
     except (TypeError, ValueError):
         return default
 
@@ -175,7 +177,7 @@ def confirm_suggestions(connection_id: int):
         if request.form.get("action") == "selected":
             if not selected:
                 raise LinkError("Select the suggestions to confirm.")
-            result = services.confirm_suggestions(connection, suggestion_ids=[int(s) for s in selected])
+            result = services.confirm_suggestions(connection, suggestion_ids=id_list(selected, "suggestion"))
         else:
             if form.min_score.data is None:
                 raise LinkError("Give the minimum score to confirm.")

@@ -121,7 +121,7 @@ def _preview_answer(connection, form, *, preview=None, error=None, status=200):
 
 
 @bp.post("/connections/<int:connection_id>/history")
-@require_role(Role.support)
+@require_role(Role.ops)  # a back-fill writes into the customer's books
 def start_history(connection_id: int):
     connection = get_connection(connection_id)
     form = BackfillForm()
@@ -214,18 +214,18 @@ def _control(backfill_id: int, action):
 
 
 @bp.post("/history/<int:backfill_id>/pause")
-@require_role(Role.support)
+@require_role(Role.ops)  # a back-fill writes into the customer's books
 def pause_backfill(backfill_id: int):
     return _control(backfill_id, services.request_pause)
 
 
 @bp.post("/history/<int:backfill_id>/resume")
-@require_role(Role.support)
+@require_role(Role.ops)  # a back-fill writes into the customer's books
 def resume_backfill(backfill_id: int):
     return _control(backfill_id, services.resume)
 
 
 @bp.post("/history/<int:backfill_id>/cancel")
-@require_role(Role.support)
+@require_role(Role.ops)  # a back-fill writes into the customer's books
 def cancel_backfill(backfill_id: int):
     return _control(backfill_id, services.request_cancel)

@@ -450,6 +450,12 @@ def pkce_challenge(code_verifier: str) -> str:
 
 
 TokenUpdater = Callable[[TokenSet], None]
+#: Refreshes the grant the way every process agrees on (the vault: a cross-process lock, the stored
+#: token re-read, the rotated one committed first): given the token set the caller used and whether
+#: the ledger refused it (a 401), returns the token set to use now.
+Refresher = Callable[[TokenSet | None, bool], TokenSet]
+#: Told of every ``NeedsReauthorization`` the adapter raises (the connection records it at once).
+GrantLostHook = Callable[["NeedsReauthorization"], None]
 
 
 # -- the contract ---------------------------------------------------------------------------------
@@ -472,6 +478,8 @@ class LedgerAdapter(abc.ABC):
         company_id: str | None = None,
         tokens: TokenSet | None = None,
         token_updater: TokenUpdater | None = None,
+        refresher: Refresher | None = None,
+        on_grant_lost: GrantLostHook | None = None,
     ) -> None:
         self.http = http
         self.client_id = client_id
@@ -481,6 +489,10 @@ class LedgerAdapter(abc.ABC):
         self._tokens = _SharedTokens(tokens)
         # Rotated tokens are persisted the moment they arrive (STYLE 19).
         self.token_updater = token_updater
+        #: The one refresh path of a stored connection; without one (a consent being completed, the
+        #: vault's own refresh) the adapter refreshes by itself.
+        self.refresher = refresher
+        self.on_grant_lost = on_grant_lost
 
     @property
     def tokens(self) -> TokenSet | None:
@@ -773,7 +785,15 @@ class LedgerAdapter(abc.ABC):
 
         :raise NeedsReauthorization: when the adapter holds no tokens.
         """
-        return self._usable_tokens().access_token
+        try:
+            return self._usable_tokens().access_token
+        except NeedsReauthorization as exc:
+            self._grant_lost(exc)
+            raise
+
+    def _grant_lost(self, exc: NeedsReauthorization) -> None:
+        if self.on_grant_lost is not None:
+            self.on_grant_lost(exc)
 
     def _usable_tokens(self) -> TokenSet:
         """Return the token set to call with, refreshed first when its access token has expired.
@@ -784,30 +804,36 @@ class LedgerAdapter(abc.ABC):
         if tokens is None:
             raise NeedsReauthorization(f"not connected to {self.spec.name}", reason="no_tokens", provider=self.provider)
         if tokens.access_expired() and tokens.refresh_token:
-            self._refresh_once(tokens)
+            self._refresh_once(tokens, force=False)
             tokens = self.tokens
         return tokens
 
-    def _refresh_once(self, seen: TokenSet | None) -> None:
-        """Refresh, unless an adapter sharing this grant already replaced the ``seen`` token set."""
+    def _refresh_once(self, seen: TokenSet | None, *, force: bool) -> None:
+        """Refresh, unless an adapter sharing this grant already replaced the ``seen`` token set.
+
+        ``force``: the ledger refused ``seen`` (a 401) although its clock says it is valid.
+        With a refresher (a stored connection) the refresh goes through it, so that it is the one
+        refresh path of every process; threads of one job sharing the grant wait for each other here.
+        """
         with self._tokens.lock:
-            if self.tokens is seen:
+            if self.tokens is not seen:
+                return
+            if self.refresher is not None:
+                self.tokens = self.refresher(seen, force)
+            else:
                 self.refresh()
 
     def _call(self, method: str, url: str, **kwargs: Any) -> Any:
         """Call the API with the access token, refreshing once on ``AuthExpired``; return the JSON.
 
-        Returns None for empty bodies (204, Exact PUT/DELETE).
+        Returns None for empty bodies (204, Exact PUT/DELETE). A ``NeedsReauthorization`` from any
+        step (refresh or call) reaches ``on_grant_lost`` before it is raised.
         """
-        kwargs.setdefault("company", self.company_id)
-        used = self._usable_tokens()
         try:
-            response = self.http.request(method, url, token=used.access_token, **kwargs)
-        except AuthExpired:
-            if self.tokens is None or not self.tokens.refresh_token:
-                raise
-            self._refresh_once(used)  # unless an adapter sharing the grant has refreshed it since
-            response = self.http.request(method, url, token=self.tokens.access_token, **kwargs)
+            response = self._send(method, url, **kwargs)
+        except NeedsReauthorization as exc:
+            self._grant_lost(exc)
+            raise
         if not response.content:
             return None
         try:
@@ -822,6 +848,17 @@ class LedgerAdapter(abc.ABC):
                 provider_text=response.text[:200],
                 outcome_unknown=method.upper() != "GET",
             ) from None
+
+    def _send(self, method: str, url: str, **kwargs: Any) -> Any:
+        kwargs.setdefault("company", self.company_id)
+        used = self._usable_tokens()
+        try:
+            return self.http.request(method, url, token=used.access_token, **kwargs)
+        except AuthExpired:
+            if self.tokens is None or not self.tokens.refresh_token:
+                raise
+            self._refresh_once(used, force=True)  # unless an adapter sharing the grant has refreshed it since
+            return self.http.request(method, url, token=self.tokens.access_token, **kwargs)
 
 
 class _SharedTokens:

@@ -54,7 +54,31 @@ MASK = "***"
 # -- redaction ------------------------------------------------------------------------------------
 
 #: Key fragments whose values are secrets or personal data wherever they appear (JSON, form, query).
-_SENSITIVE_FRAGMENTS = ("token", "secret", "password", "authorization", "verifier", "mail", "phone", "sendto")
+_SENSITIVE_FRAGMENTS = (
+    "token",
+    "secret",
+    "password",
+    "authorization",
+    "verifier",
+    "signature",
+    # Personal data of the customers: how to reach them, where they live, who they are to the tax office.
+    "mail",
+    "phone",
+    "sendto",
+    "street",
+    "address",
+    "line1",
+    "line2",
+    "line3",
+    "postcode",
+    "postal",
+    "zip",
+    "vatnumber",
+    "vat_number",
+    "vatidentifier",
+    "vat_identifier",
+    "taxidentifier",
+)
 #: Keys that are secrets only in forms and query strings (an OAuth ``code``), not in JSON,
 #: where Exact's account ``Code`` and QBO's error ``code`` are useful and harmless.
 _FORM_ONLY_KEYS = frozenset({"code", "assertion", "session_state"})
@@ -76,13 +100,39 @@ def _sensitive_key(key: str, *, form: bool) -> bool:
     return any(fragment in lowered for fragment in _SENSITIVE_FRAGMENTS)
 
 
+_URL = re.compile(r"https?://[^\s\"'<>\\]+")
+
+
+def _mask_run(match: re.Match) -> str:
+    return match.group(0) if _GUID.fullmatch(match.group(0)) else MASK
+
+
+def _url_kept(url: str) -> str:
+    """Return a URL with secret query values and token-like path segments masked; scheme, host and port kept."""
+    parts = urlsplit(redact_url(url))
+    path = "/".join(_TOKENISH.sub(_mask_run, segment) for segment in parts.path.split("/"))
+    return urlunsplit(parts._replace(path=path))
+
+
+def scrub_runs(text: str) -> str:
+    """Return ``text`` with token-like runs masked, URLs readable (host:port and path kept, secrets masked)."""
+    if "://" not in text:
+        return _TOKENISH.sub(_mask_run, text)
+    pieces, last = [], 0
+    for match in _URL.finditer(text):
+        pieces.append(_TOKENISH.sub(_mask_run, text[last : match.start()]))
+        pieces.append(_url_kept(match.group(0)))
+        last = match.end()
+    pieces.append(_TOKENISH.sub(_mask_run, text[last:]))
+    return "".join(pieces)
+
+
 def scrub(text: str, secrets: Iterable[str] = ()) -> str:
-    """Return ``text`` with known secrets, token-like runs and e-mail addresses masked."""
+    """Return ``text`` with known secrets, token-like runs and e-mail addresses masked (URLs kept readable)."""
     for secret in secrets:
         if secret and len(secret) >= 4:
             text = text.replace(secret, MASK)
-    text = _TOKENISH.sub(lambda m: m.group(0) if _GUID.fullmatch(m.group(0)) else MASK, text)
-    return _EMAIL.sub(MASK, text)
+    return _EMAIL.sub(MASK, scrub_runs(text))
 
 
 def redact_data(value: Any, *, form: bool = False) -> Any:

@@ -1,46 +1,26 @@
-"""A fixed-window request counter per client address in Redis, shared by every web process."""
+"""The throttle of the public link pages: LINK_RATE_LIMIT requests per client address per window.
+
+Flask-Limiter counts in Redis, shared by every web process, keyed on the real client address
+(behind a proxy, ProxyFix reads it from TRUSTED_PROXIES hops of X-Forwarded-For). Every link page
+and the OAuth callback of a link consent share one budget per address.
+"""
 
 from __future__ import annotations
 
-import functools
-import time
-from collections.abc import Callable
-from typing import TypeVar
+from flask import current_app
 
-from flask import current_app, request
-
-from ..extensions import queue
-
-F = TypeVar("F", bound=Callable)
+from ..extensions import limiter
 
 
-def hit(bucket: str) -> int:
-    """Count a request of this client in the current window; return seconds to wait (0 = allowed)."""
-    limit = int(current_app.config["LINK_RATE_LIMIT"])
-    window = int(current_app.config["LINK_RATE_WINDOW_SECONDS"])
-    now = int(time.time())
-    start = now - now % window
-    key = f"ledgerlink:rate:{bucket}:{request.remote_addr or '-'}:{start}"
-    pipe = queue.connection.pipeline()
-    pipe.incr(key)
-    pipe.expire(key, window + 1, nx=True)
-    count, _ = pipe.execute()
-    return 0 if int(count) <= limit else max(start + window - now, 1)
+def _limit() -> str:
+    config = current_app.config
+    return f"{int(config['LINK_RATE_LIMIT'])} per {int(config['LINK_RATE_WINDOW_SECONDS'])} seconds"
 
 
-def rate_limited(bucket: str) -> Callable[[F], F]:
-    """Answer 429 with a clear page once a client exceeds LINK_RATE_LIMIT requests per window."""
+#: Decorates a view of the link pages with the shared budget.
+link_limit = limiter.shared_limit(_limit, scope="links")
 
-    def decorate(view: F) -> F:
-        @functools.wraps(view)
-        def wrapper(*args, **kwargs):
-            wait = hit(bucket)
-            if wait:
-                from .views import too_many_requests
 
-                return too_many_requests(wait)
-            return view(*args, **kwargs)
-
-        return wrapper  # type: ignore[return-value]
-
-    return decorate
+def link_callback_limit(is_link_consent):
+    """Return the shared budget for the OAuth callback, counted only when it completes a link consent."""
+    return limiter.shared_limit(_limit, scope="links", exempt_when=lambda: not is_link_consent())

@@ -31,6 +31,7 @@ from ..models import (
     AuthorizationLinkEvent,
     BusinessUnit,
     Connection,
+    GrantOutcome,
     GrantPurpose,
     LinkEventKind,
     LinkStatus,
@@ -258,7 +259,7 @@ def revoke(link: AuthorizationLink, *, reason: str = "Revoked by support", actor
     if expire_if_due(link) or not link.status.usable:
         raise LinkError(f"This link is {link.status.value} already; nothing to revoke.", status=409)
     link.transition(LinkStatus.revoked)
-    link.grant_id = None
+    _end_waiting_grant(link)
     add_event(link, LinkEventKind.revoked, reason, actor=actor)
 
 
@@ -295,7 +296,7 @@ def resend(
     expire_if_due(link)
     if link.status.usable:
         link.transition(LinkStatus.revoked)
-        link.grant_id = None
+        _end_waiting_grant(link)
         add_event(link, LinkEventKind.revoked, f"Replaced by link #{new.id} (resent)", actor=actor)
     if email_to:
         email_link(new, token, email_to, actor=actor)
@@ -306,9 +307,18 @@ def expire_if_due(link: AuthorizationLink) -> bool:
     """Move a usable link past its expiry to expired (with its event); say whether it is expired."""
     if link.status.usable and link.is_past_expiry():
         link.transition(LinkStatus.expired)
-        link.grant_id = None
+        _end_waiting_grant(link)
         add_event(link, LinkEventKind.expired, f"Expired at {link.expires_at:%Y-%m-%d %H:%M} UTC", actor="system")
     return link.status is LinkStatus.expired
+
+
+def _end_waiting_grant(link: AuthorizationLink) -> None:
+    """End the consent a link's approver had not picked a company for yet (revoked where the ledger can)."""
+    if link.grant_id is not None:
+        grant = db.session.get(OAuthGrant, link.grant_id)
+        if grant is not None:
+            connect.end_grant(grant, GrantOutcome.superseded)
+    link.grant_id = None
 
 
 def links_of_units(unit_ids: list[int], limit: int = 50) -> list[AuthorizationLink]:
@@ -417,14 +427,19 @@ def complete(args: dict[str, str], link_id: int) -> Connection | OAuthGrant:
     try:
         outcome = connect.complete_authorization(args)
     except ConnectError as exc:
-        raise LinkRefused(
-            link.id,
-            _("The authorization could not be completed, so nothing was connected.") + " " + exc.message,
-            exc.message,
-            status=exc.status,
-        ) from exc
+        raise LinkRefused(link.id, approver_words(exc, name), exc.message, status=exc.status) from exc
     assert isinstance(outcome, OAuthGrant)  # purpose link never reconnects
     grant = outcome
+    try:
+        return _complete_with(link, grant)
+    except LinkRefused:
+        # Nothing is kept of a refused consent; it is live at the ledger, so it is revoked there.
+        connect.end_grant(grant, GrantOutcome.refused)
+        raise
+
+
+def _complete_with(link: AuthorizationLink, grant: OAuthGrant) -> Connection | OAuthGrant:
+    name = provider_name(link.provider)
     reachable = [c for c in grant.companies if c.get("accessible", True)]
     offered = ", ".join(connect.company_label(c) for c in reachable) or _("no company at all")
     expected, renewed = expected_company(link)
@@ -478,23 +493,24 @@ def _wrong_company(link: AuthorizationLink, offered: str, expected: str, renewed
     )
 
 
-def grant_for_pick(grant_id: int, session_grants: list[int]) -> tuple[AuthorizationLink, OAuthGrant]:
-    """Return the link and grant an approver picks a company for, in the session that made it.
+def grant_for_pick(handle: str, session_handles: list[str]) -> tuple[AuthorizationLink, OAuthGrant]:
+    """Return the link and grant an approver picks a company for, in the browser session that consented.
 
-    :raise LinkUnusable: when the grant is not this session's, not a link's, or expired.
+    :raise LinkUnusable: when the grant is not this session's, not a link's, ended or expired.
     """
-    if grant_id not in session_grants:
+    if not handle or handle not in session_handles:
         raise LinkUnusable
-    link = db.session.scalar(select(AuthorizationLink).where(AuthorizationLink.grant_id == grant_id))
+    grant = connect.grant_by_handle(handle)
+    if grant is None or grant.purpose is not GrantPurpose.link:
+        raise LinkUnusable
+    link = db.session.scalar(select(AuthorizationLink).where(AuthorizationLink.grant_id == grant.id))
     if link is None:
         raise LinkUnusable
     link = _live_link(link.id)
     try:
-        grant = connect.open_grant(grant_id)
+        grant = connect.usable_grant(grant)
     except ConnectError as exc:
         raise LinkUnusable from exc
-    if grant.purpose is not GrantPurpose.link:
-        raise LinkUnusable
     return link, grant
 
 
@@ -513,10 +529,29 @@ def pin(link: AuthorizationLink, grant: OAuthGrant, company_id: str) -> Connecti
             _("That company is not one your consent reaches. Nothing was connected."),
             f"Pick of {company_id!r} refused: not reachable",
         )
+    renewing = renewed is not None and renewed.external_company_id == str(company_id)
+    sharing = connect.organizations_sharing(
+        link.provider, link.region, str(company_id), besides_organization=link.business_unit.organization_id
+    )
+    # A company that serves other organizations is connected through a link only when the sender
+    # named it; the approver is not told who else uses it (that is the SaaS's business, not theirs).
+    if sharing and not renewing and link.expected_company_id != str(company_id):
+        raise LinkRefused(
+            link.id,
+            _("This company cannot be connected through this link. Nothing was changed; please contact the sender."),
+            f"Pick of {company_id!r} refused: the company is already connected for {', '.join(sharing)}; "
+            "a link must name it (expected company) to connect it again",
+            status=409,
+        )
     try:
-        # The link decides about replacement: the sender ticked it (or said so in the API).
+        # The same company re-authorizes the connection in place; another company replaces it only
+        # when the sender allowed it (ticked it, or said so in the API).
         connection = connect.pin_company(
-            grant, str(company_id), replace_confirmed=link.replace_existing, actor_label=approver_label(link)
+            grant,
+            str(company_id),
+            replace_confirmed=link.replace_existing,
+            shared_confirmed=bool(sharing),
+            actor_label=approver_label(link),
         )
     except ConnectError as exc:
         raise LinkRefused(
@@ -526,15 +561,50 @@ def pin(link: AuthorizationLink, grant: OAuthGrant, company_id: str) -> Connecti
                 "that connection. Nothing was changed; please contact the sender."
             )
             if exc.status == 409
-            else _("The authorization could not be completed, so nothing was connected.") + " " + exc.message,
+            else approver_words(exc, provider_name(link.provider)),
             exc.message,
             status=exc.status,
         ) from exc
     link.connection_id = connection.id
     link.grant_id = None
     link.transition(LinkStatus.completed)
-    add_event(link, LinkEventKind.completed, f"Connected to {connection.company_label}", actor=approver_label(link))
+    done = "Re-authorized the connection to" if renewing else "Connected to"
+    add_event(link, LinkEventKind.completed, f"{done} {connection.company_label}", actor=approver_label(link))
     return connection
+
+
+#: Longest piece of a ledger's own words shown to an approver (its first line, cut here).
+PROVIDER_TEXT_SHOWN = 160
+
+
+def summarise(text: str | None) -> str:
+    """Return the first line of a provider's text, cut to PROVIDER_TEXT_SHOWN characters (escaped when shown)."""
+    line = (text or "").strip().splitlines()[0].strip() if (text or "").strip() else ""
+    return line if len(line) <= PROVIDER_TEXT_SHOWN else line[: PROVIDER_TEXT_SHOWN - 1].rstrip() + "…"
+
+
+def approver_words(exc: ConnectError, ledger: str) -> str:
+    """Say to an approver, in their language, why their consent could not be completed.
+
+    Staff see the full story in the link's events; the approver gets what they can act on, with the
+    ledger's own words summarised.
+    """
+    from ..integrations.base import LedgerError
+
+    cause = exc.__cause__
+    if isinstance(cause, LedgerError):
+        said = summarise(cause.provider_text or str(cause))
+        return _(
+            "%(ledger)s did not complete the authorization (it said: %(said)s), so nothing was connected. "
+            "Open the link you received again to retry.",
+            ledger=ledger,
+            said=said,
+        )
+    return _(
+        "Your answer from %(ledger)s could not be matched to a request started in this browser, so nothing was "
+        "connected. Open the link you received again, in one browser, to retry.",
+        ledger=ledger,
+    )
 
 
 def record_refusal(refusal: LinkRefused) -> None:

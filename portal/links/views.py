@@ -26,7 +26,7 @@ from ..models import AuthorizationLink, BusinessUnit, Connection, OAuthGrant, Or
 from ..security import is_safe_redirect, public, require_role
 from . import services
 from .forms import CreateLinkForm, ResendForm
-from .ratelimit import hit, rate_limited
+from .ratelimit import link_limit
 from .services import LinkError, LinkRefused, LinkUnusable, LinkUsed
 
 bp = Blueprint("links", __name__)
@@ -235,7 +235,7 @@ def _approval_context(link: AuthorizationLink) -> dict[str, Any]:
 
 @bp.get("/authorize/<token>")
 @public
-@rate_limited("links")
+@link_limit
 def open_link(token: str):
     try:
         link = services.usable_link(token)
@@ -250,7 +250,7 @@ def open_link(token: str):
 
 @bp.post("/authorize/<token>")
 @public
-@rate_limited("links")
+@link_limit
 def start_link(token: str):
     try:
         link = services.usable_link(token)
@@ -268,10 +268,7 @@ def start_link(token: str):
 
 
 def complete_from_callback(pending: dict[str, Any]):
-    """Finish the provider's redirect of a link consent (called by the public OAuth callback)."""
-    wait = hit("links")
-    if wait:
-        return too_many_requests(wait)
+    """Finish the provider's redirect of a link consent (called by the public OAuth callback, which is throttled)."""
     try:
         outcome = services.complete(request.args.to_dict(), pending.get("link_id"))
     except LinkUsed:
@@ -282,14 +279,15 @@ def complete_from_callback(pending: dict[str, Any]):
         return _refused(refusal)
     db.session.commit()
     if isinstance(outcome, OAuthGrant):
-        session[SESSION_GRANTS] = [*session.get(SESSION_GRANTS, [])[-4:], outcome.id]
-        return redirect(url_for("links.pick_company", grant_id=outcome.id))
-    return _completed(outcome)
+        session[SESSION_GRANTS] = [*session.get(SESSION_GRANTS, [])[-4:], outcome.handle]
+        return redirect(url_for("links.pick_company", handle=outcome.handle))
+    return _completed(outcome, pending.get("link_id"))
 
 
-def _completed(connection: Connection):
-    link = db.session.scalar(db.select(AuthorizationLink).filter_by(connection_id=connection.id))
-    services.enqueue_notifications(link)
+def _completed(connection: Connection, link_id: int | None):
+    link = db.session.get(AuthorizationLink, link_id) if link_id else None
+    if link is not None:
+        services.enqueue_notifications(link)
     return render_public(
         "links/done.html",
         org_name=connection.business_unit.organization.name,
@@ -298,12 +296,12 @@ def _completed(connection: Connection):
     )
 
 
-@bp.route("/authorize/grants/<int:grant_id>", methods=["GET", "POST"])
+@bp.route("/authorize/grants/<handle>", methods=["GET", "POST"])
 @public
-@rate_limited("links")
-def pick_company(grant_id: int):
+@link_limit
+def pick_company(handle: str):
     try:
-        link, grant = services.grant_for_pick(grant_id, session.get(SESSION_GRANTS, []))
+        link, grant = services.grant_for_pick(handle, session.get(SESSION_GRANTS, []))
     except LinkUsed:
         return used_link()
     except LinkUnusable:
@@ -319,6 +317,6 @@ def pick_company(grant_id: int):
             except LinkRefused as refusal:
                 return _refused(refusal)
             db.session.commit()
-            session[SESSION_GRANTS] = [g for g in session.get(SESSION_GRANTS, []) if g != grant_id]
-            return _completed(connection)
+            session[SESSION_GRANTS] = [g for g in session.get(SESSION_GRANTS, []) if g != handle]
+            return _completed(connection, link.id)
     return render_public("links/pick.html", 400 if error else 200, grant=grant, error=error, **_approval_context(link))

@@ -10,12 +10,11 @@ with or without a byte-order mark. An import is all or nothing: any bad row chan
 from __future__ import annotations
 
 import csv
-import io
 from dataclasses import dataclass, field
 
 from sqlalchemy import select
 
-from .. import audit
+from .. import audit, csvfiles
 from ..extensions import db
 from ..models import Connection, Mapping, Product
 from . import services
@@ -51,9 +50,7 @@ def parse_csv(text: str, allowed_fields: list[str]) -> ParsedCsv:
     if not text.strip():
         result.errors.append("The file is empty: it needs a header row and one row per product.")
         return result
-    first_line = text.splitlines()[0] if text.splitlines() else ""
-    delimiter = ";" if first_line.count(";") > first_line.count(",") else ","
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
+    reader = csvfiles.reader(text)
     try:
         header = [h.strip().lower() for h in next(reader)]
     except (csv.Error, StopIteration) as exc:
@@ -92,7 +89,7 @@ def parse_csv(text: str, allowed_fields: list[str]) -> ParsedCsv:
         if len(cells) != len(header):
             result.errors.append(f"Row {number}: {len(cells)} cell(s), but the header has {len(header)}.")
             continue
-        record = dict(zip(header, cells, strict=True))
+        record = dict(zip(header, (csvfiles.uncell(c) for c in cells), strict=True))
         product_id = record[ID_COLUMN].strip()
         if not product_id:
             result.errors.append(f"Row {number}: {ID_COLUMN} is empty.")
@@ -106,14 +103,9 @@ def parse_csv(text: str, allowed_fields: list[str]) -> ParsedCsv:
 
 
 def write_csv(fields: list[str], rows: list[dict[str, str]]) -> str:
-    """Return CSV text with a header of the id, info and field columns and one line per row."""
-    out = io.StringIO(newline="")
-    writer = csv.writer(out, lineterminator="\r\n")
+    """Return CSV text with a header of the id, info and field columns and one line per row (formulas guarded)."""
     columns = [ID_COLUMN, *INFO_COLUMNS, *fields]
-    writer.writerow(columns)
-    for row in rows:
-        writer.writerow([row.get(c, "") for c in columns])
-    return out.getvalue()
+    return csvfiles.csv_text(columns, ([row.get(c, "") for c in columns] for row in rows))
 
 
 def export_csv(connection: Connection) -> str:
@@ -151,11 +143,9 @@ def import_csv(connection: Connection, raw: bytes, *, staff_id: int | None = Non
         result.errors.append(f"The file is {len(raw):,} bytes; the limit is {MAX_BYTES:,}.")
         return result
     try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        result.errors.append(
-            f"The file is not UTF-8 text (byte {exc.start + 1} cannot be read): save it as 'CSV UTF-8'."
-        )
+        text = csvfiles.decode(raw)
+    except csvfiles.CsvReadError as exc:
+        result.errors.append(str(exc))
         return result
     cat = services.catalog_of(connection)
     parsed = parse_csv(text, [f.key for f in cat.override_fields])

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from datetime import date
 
-from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
+from .. import csvfiles
 from ..connections import services as connection_services
 from ..connections import vault
 from ..extensions import db, htmx
@@ -242,11 +243,7 @@ def run_preflight(connection_id: int):
 def export_mappings(connection_id: int):
     connection = get_connection(connection_id)
     filename = f"ledgerlink-mappings-{connection.id}-{date.today().isoformat()}.csv"
-    return Response(
-        csvio.export_csv(connection),
-        mimetype="text/csv",
-        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
-    )
+    return csvfiles.text_download(filename, csvio.export_csv(connection))
 
 
 @bp.route("/connections/<int:connection_id>/mappings/import", methods=["GET", "POST"])

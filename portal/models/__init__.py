@@ -16,6 +16,7 @@ from .billing import (
 from .connection import (
     Connection,
     ConnectionStatus,
+    GrantOutcome,
     GrantPurpose,
     OAuthGrant,
     SendingMethod,
@@ -46,6 +47,7 @@ __all__ = [
     "Customer",
     "CustomerLink",
     "ExternalRecord",
+    "GrantOutcome",
     "GrantPurpose",
     "IllegalTransition",
     "Invoice",

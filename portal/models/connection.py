@@ -165,10 +165,27 @@ class GrantPurpose(enum.StrEnum):
     link = "link"
 
 
-class OAuthGrant(db.Model):
-    """Tokens from a completed consent, held until support pins a company (or they expire).
+class GrantOutcome(enum.StrEnum):
+    """How a consent grant ended; an ended grant holds no tokens."""
 
-    Nothing becomes a connection until a company is picked; an abandoned grant expires.
+    #: Its tokens became a connection's (a company was pinned, or a connection re-authorized in place).
+    pinned = "pinned"
+    #: Refused (another company than the one required); revoked at the ledger where it can.
+    refused = "refused"
+    #: Nobody picked a company within GRANT_TTL; revoked at the ledger where it can.
+    expired = "expired"
+    #: Dropped by support or the approver; revoked at the ledger where it can.
+    discarded = "discarded"
+    #: Its link was revoked, resent or expired; revoked at the ledger where it can.
+    superseded = "superseded"
+
+
+class OAuthGrant(db.Model):
+    """Tokens from a completed consent, held until a company is pinned (or the grant ends).
+
+    Nothing becomes a connection until a company is picked. The pick page is reached by a secret
+    handle (only its SHA-256 is stored) by the staff member who started the consent, or by the
+    approver through the link's own pages; every ending purges the tokens.
     """
 
     __tablename__ = "oauth_grant"
@@ -182,13 +199,26 @@ class OAuthGrant(db.Model):
     connection_id: Mapped[int | None] = mapped_column(ForeignKey("connection.id", ondelete="CASCADE"))
     provider: Mapped[str] = mapped_column(String(32))
     region: Mapped[str | None] = mapped_column(String(8))
-    #: The consent's token set, encrypted like a connection's.
-    token_ciphertext: Mapped[str] = mapped_column(Text, deferred=True)
+    #: The consent's token set, encrypted like a connection's; None once the grant ended.
+    token_ciphertext: Mapped[str | None] = mapped_column(Text, deferred=True)
+    #: SHA-256 (hex) of the secret handle in the pick page's URL; the handle itself is never stored.
+    handle_hash: Mapped[str | None] = mapped_column(String(64), unique=True, index=True)
     #: What the token can reach: [{"id", "name", "number", "country", "accessible", "reason"}].
     companies: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff_user.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     consumed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: When and how the grant ended (its tokens purged); None while it waits for a pick.
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    outcome: Mapped[GrantOutcome | None] = mapped_column(
+        Enum(GrantOutcome, name="grant_outcome", native_enum=False, length=32)
+    )
 
     business_unit: Mapped[BusinessUnit] = relationship()
+    created_by: Mapped[StaffUser | None] = relationship()
+
+    @property
+    def waiting(self) -> bool:
+        """Say whether the grant still waits for a company to be picked (not ended, not expired)."""
+        return self.ended_at is None and self.expires_at > utcnow()

@@ -35,6 +35,8 @@ class StaffUser(UserMixin, db.Model):
     """A member of the SaaS's support, ops or admin staff."""
 
     __tablename__ = "staff_user"
+    # ``login_sid`` below is a plain attribute of the loaded object, not a column.
+    __allow_unmapped__ = True
 
     id: Mapped[int] = mapped_column(primary_key=True)
     #: Login name; stored lower-case.
@@ -49,9 +51,27 @@ class StaffUser(UserMixin, db.Model):
     active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: Raised to end every session of the person at once (log out everywhere, deactivation,
+    #: password reset, role change): a session or remember-me cookie of an older version is refused.
+    session_version: Mapped[int] = mapped_column(default=1, server_default="1")
+
+    #: The login session this object was loaded for (set by the session store, never stored).
+    login_sid: str | None = None
+
+    def get_id(self) -> str:
+        """Return the id flask-login keeps in the session and the remember-me cookie.
+
+        It names the person, their session version and the login session, so that a cookie outlives
+        neither a logout (the session is ended in the store) nor a raised version.
+        """
+        return f"{self.id}:{self.session_version}:{self.login_sid or ''}"
+
+    def end_all_sessions(self) -> None:
+        """Make every session and remember-me cookie of this person stop working."""
+        self.session_version = (self.session_version or 1) + 1
 
     def set_password(self, password: str) -> None:
-        """Store a hash of ``password``."""
+        """Store a hash of ``password`` (the caller checks it against the password policy)."""
         self.password_hash = generate_password_hash(password)
 
     def check_password(self, password: str) -> bool:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import threading
 import time
 from collections import deque
@@ -29,7 +28,7 @@ from sqlalchemy.exc import OperationalError
 
 from ..database import utcnow
 from ..extensions import db
-from ..integrations.http import _GUID, _SENSITIVE_FRAGMENTS, _TOKENISH, MASK, _sensitive_key, redact_url, scrub
+from ..integrations.http import _SENSITIVE_FRAGMENTS, MASK, _sensitive_key, redact_url, scrub, scrub_runs
 from ..models import OperationLog
 
 log = logging.getLogger(__name__)
@@ -209,18 +208,20 @@ def _response_text(response: requests.Response, secrets: list[str]) -> str:
 
 def _json_or_text(text: str, secrets: list[str]) -> str:
     if "\n" not in text and "\\u" not in text and not _names_a_sensitive_key(text):
-        # On one line already, nothing spelled in escapes, and no key in it can be one whose value
-        # is masked: kept as it came.
-        return _scrub(text, secrets)
+        # On one line already, nothing spelled in escapes, no key in it one whose value is masked,
+        # and nothing to mask in it (the common case): kept as it came, without re-encoding.
+        scrubbed = _scrub(text, secrets)
+        if scrubbed == text:
+            return text
     try:
         data = json.loads(text)
     except ValueError:
         return _scrub(text, secrets)
-    # The whole text is scrubbed once (token-like runs, e-mail addresses, the call's secrets), as
-    # ``redact_data`` of the HTTP layer would scrub each string of it: only secret keys are masked first.
-    # Kept on one line (the page lays it out, see :func:`readable`): more of a body fits the cap,
-    # and a push, which logs every call, does not pay for the layout.
-    return _scrub(json.dumps(_mask_keys(data), ensure_ascii=False, default=str), secrets)
+    # Keys are names, never masked (a long key read as a token became "***"); secret and personal-data
+    # keys have their values masked, every other string value is scrubbed (token-like runs, e-mail
+    # addresses, the call's secrets) as ``redact_data`` of the HTTP layer does. Kept on one line (the
+    # page lays it out, see :func:`readable`): more of a body fits the cap.
+    return json.dumps(_mask_keys(data, secrets), ensure_ascii=False, default=str)
 
 
 def readable(body: str | None) -> str:
@@ -246,19 +247,17 @@ def _scrub(text: str, secrets: list[str]) -> str:
     for secret in secrets:
         if secret and len(secret) >= 4:
             text = text.replace(secret, MASK)
-    return _TOKENISH.sub(_token_or_guid, text)
+    return scrub_runs(text)
 
 
-def _token_or_guid(match: re.Match) -> str:
-    return match.group(0) if _GUID.fullmatch(match.group(0)) else MASK
-
-
-def _mask_keys(value: Any) -> Any:
-    """Return JSON data with the values of secret and personal-data keys masked (see ``redact_data``)."""
+def _mask_keys(value: Any, secrets: list[str]) -> Any:
+    """Return JSON data with secret and personal-data values masked and every other string scrubbed; keys kept."""
     if isinstance(value, dict):
-        return {k: (MASK if _sensitive_key(str(k), form=False) else _mask_keys(v)) for k, v in value.items()}
+        return {k: (MASK if _sensitive_key(str(k), form=False) else _mask_keys(v, secrets)) for k, v in value.items()}
     if isinstance(value, list):
-        return [_mask_keys(v) for v in value]
+        return [_mask_keys(v, secrets) for v in value]
+    if isinstance(value, str):
+        return _scrub(value, secrets)
     return value
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from flask import Blueprint, abort, render_template
 
 from ..connections.views import get_connection
+from ..csvfiles import csv_response, query_rows
 from ..extensions import db, htmx
 from ..integrations import specs
 from ..models import OperationLog, Role
-from ..opsviews.export import csv_response, query_rows
 from ..params import date_arg, page_arg, page_size, text_arg
 from ..security import require_role
 from . import capture, services

@@ -275,6 +275,37 @@ def held_counts(connection_ids: list[int]) -> dict[int, dict[str, int]]:
     return found
 
 
+def shared_companies(connections: list[Connection]) -> dict[int, int]:
+    """Return, for each given live connection whose ledger company other organizations use too, how many.
+
+    One query: live connections grouped by (provider, region, company), counting organizations.
+    """
+    keys = {(c.provider, c.region or "", c.external_company_id) for c in connections if c.external_company_id}
+    if not keys:
+        return {}
+    region = func.coalesce(Connection.region, "")
+    rows = db.session.execute(
+        select(
+            Connection.provider,
+            region,
+            Connection.external_company_id,
+            func.count(BusinessUnit.organization_id.distinct()),
+        )
+        .join(BusinessUnit, Connection.business_unit_id == BusinessUnit.id)
+        .where(
+            Connection.status != ConnectionStatus.disconnected,
+            Connection.external_company_id.in_({k[2] for k in keys}),
+        )
+        .group_by(Connection.provider, region, Connection.external_company_id)
+    )
+    organizations = {(provider, reg, company): n for provider, reg, company, n in rows}
+    return {
+        c.id: organizations[key] - 1
+        for c in connections
+        if c.is_live and organizations.get(key := (c.provider, c.region or "", c.external_company_id), 0) > 1
+    }
+
+
 # -- dashboard --------------------------------------------------------------------------------
 
 

@@ -17,15 +17,16 @@ from flask_login import current_user
 from flask_sqlalchemy.pagination import Pagination
 from sqlalchemy import func
 
+from .. import csvfiles
 from ..database import utcnow
 from ..extensions import db, htmx, queue
 from ..integrations import specs
 from ..models import Connection, ConnectionStatus, ExternalRecord, RecordKind, RecordState, Role
 from ..models.external_record import Resolution
-from ..params import choice_arg, int_arg, page_arg, page_size, text_arg
+from ..params import choice_arg, id_list, int_arg, page_arg, page_size, text_arg
 from ..security import is_safe_redirect, require_role
 from ..sync import actions, limiter
-from . import charts, csvexport, fixes, metrics, queries
+from . import charts, fixes, metrics, queries
 
 bp = Blueprint("ops", __name__, url_prefix="/ops")
 #: /metrics sits at the root, where scrapers look for it.
@@ -127,9 +128,7 @@ def _ids_from_form() -> list[int]:
     raw = request.form.getlist("ids")
     if len(raw) > MAX_BULK:
         abort(400, description=f"Select at most {MAX_BULK} rows at once, or act on the whole group.")
-    if not all(v.isdigit() and len(v) <= 12 for v in raw):
-        abort(400, description="ids must be whole numbers.")
-    return [int(v) for v in raw]
+    return id_list(raw, "ids")
 
 
 def _provider_arg() -> str:
@@ -264,7 +263,7 @@ def list_connections():
     filters = _connection_filters()
     if _wants_csv():
         stmt = queries.connections_query(filters)
-        return csvexport.csv_response(
+        return csvfiles.csv_response(
             "connections.csv",
             [
                 "connection_id",
@@ -305,6 +304,7 @@ def list_connections():
         pagination=pagination,
         filters=filters,
         held=queries.held_counts([c.id for c in pagination.items]),
+        shared=queries.shared_companies(list(pagination.items)),
         statuses=list(ConnectionStatus),
         providers=specs.PROVIDERS,
         provider_name=queries.provider_name,
@@ -439,7 +439,7 @@ def list_failures():
             for c in classes
             for g in c.groups
         ]
-        return csvexport.csv_response(
+        return csvfiles.csv_response(
             "failure-groups.csv",
             ["error_class", "provider", "error", "fix", "records", "organizations", "connections", "oldest"],
             lambda: rows,
@@ -536,7 +536,7 @@ def _records_csv(filename: str, stmt):
                 record.resolution_note,
             )
 
-    return csvexport.csv_response(
+    return csvfiles.csv_response(
         filename,
         [
             "record_id",

@@ -10,6 +10,7 @@ from sqlalchemy import Select, or_, select
 
 from ..extensions import db
 from ..models import AuditEvent, Organization, StaffUser
+from ..params import is_id
 
 #: Subject types naming a connection (older writers used the lower-case form).
 CONNECTION_SUBJECTS = ("Connection", "connection")
@@ -43,7 +44,7 @@ def events(filters: Filters, *, connection_id: int | None = None) -> Select:
     if connection_id is not None:
         stmt = stmt.where(AuditEvent.subject_type.in_(CONNECTION_SUBJECTS), AuditEvent.subject_id == connection_id)
     if filters.organization:
-        if filters.organization.isdigit():
+        if is_id(filters.organization):
             stmt = stmt.where(AuditEvent.organization_id == int(filters.organization))
         else:
             escaped = filters.organization.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

@@ -5,12 +5,12 @@ from __future__ import annotations
 from flask import Blueprint, abort, flash, redirect, render_template, url_for
 
 from ..connections.views import get_connection
+from ..csvfiles import csv_response, query_rows
 from ..extensions import db, htmx
 from ..models import Organization, Role
 from ..params import date_arg, int_arg, page_arg, page_size, text_arg
 from ..security import require_role
 from . import auditlog, jobs
-from .export import csv_response, query_rows
 
 bp = Blueprint("opsviews", __name__)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, render_template
 
+from ..connections import services as connect
 from ..extensions import db, htmx
 from ..models import InvoiceStatus, Organization, PaymentMethod, Role
 from ..params import choice_arg, date_arg, int_arg, page_arg, page_size, text_arg
@@ -72,6 +73,8 @@ def show_organization(org_id: int):
         connections=services.live_connections(org),
         summary=services.organization_summary(org),
         sections=SECTIONS,
+        waiting=[g for unit in services.business_units(org) for g in connect.waiting_grants(unit)],
+        provider_names={key: connect.provider_name(key) for key in connect.providers.PROVIDERS},
     )
 
 

@@ -7,11 +7,11 @@ from datetime import date
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 
 from ..connections.views import get_connection
+from ..csvfiles import csv_response
 from ..extensions import db, htmx
 from ..integrations import specs
 from ..models import Role
-from ..opsviews.export import csv_response
-from ..params import date_arg
+from ..params import date_arg, id_list
 from ..security import require_role
 from . import services
 
@@ -106,9 +106,7 @@ def repush_missing(connection_id: int):
     connection = get_connection(connection_id)
     date_from, date_to = _period_from(request.form)
     back = url_for("reconcile.show_reconciliation", connection_id=connection.id, **{"from": date_from, "to": date_to})
-    chosen = request.form.getlist("invoice")
-    if any(not value.isdigit() for value in chosen):
-        abort(400, description="invoice must be the id of a missing invoice (a whole number).")
+    chosen = [str(i) for i in id_list(request.form.getlist("invoice"), "invoice")]
     try:
         date_from, date_to = services.check_range(date_from, date_to)
         report = services.build_report(connection, date_from, date_to)

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.e2e
 def test_preview_start_watch_and_reconcile(app, live_server, page, make_staff, connect, old_invoices, backfill_of):  # noqa: F811
     connection_id = connect("exact-online")
     numbers = old_invoices(5)
-    user = make_staff("support")
+    user = make_staff("ops")
 
     page.goto(f"{live_server}/connections/{connection_id}")
     page.get_by_label("E-mail address").fill(user["email"])

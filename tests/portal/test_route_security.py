@@ -27,6 +27,37 @@ PUBLIC = {
 
 STATE_CHANGING = {"POST", "PUT", "PATCH", "DELETE"}
 
+#: Roles the README's "Roles" paragraph promises, per action: what writes into a customer's books
+#: beyond a single record (back-fills, re-syncs, retries, pause/resume) is ops; staff management admin.
+ROLES = {
+    "history.show_history": Role.support,
+    "history.preview_history": Role.support,
+    "history.show_backfill": Role.support,
+    "history.start_history": Role.ops,
+    "history.pause_backfill": Role.ops,
+    "history.resume_backfill": Role.ops,
+    "history.cancel_backfill": Role.ops,
+    "ops.bulk_connections": Role.ops,
+    "ops.retry_failures": Role.ops,
+    "auth.list_staff": Role.admin,
+    "auth.update_staff": Role.admin,
+    "auth.show_account": Role.support,
+    "auth.logout_everywhere": Role.support,
+    "connections.connect_unit": Role.support,
+    "links.create_link": Role.support,
+}
+
+
+def test_routes_declare_the_roles_the_readme_promises(app):
+    declared = {rule.endpoint: getattr(view, "required_role", None) for rule, view in _endpoints(app)}
+    assert {endpoint: declared.get(endpoint) for endpoint in ROLES} == ROLES
+    from pathlib import Path
+
+    readme = " ".join((Path(__file__).resolve().parents[2] / "README.md").read_text().split())
+    assert "`support` (connections, mappings, links, customer links, tests, back-fill previews) < `ops`" in readme
+    assert "`ops` (also re-syncs, back-fills: start, pause, resume, cancel; retries, pause/resume" in readme
+    assert "`admin` (also staff management)" in readme
+
 
 def _is_api(view) -> bool:
     """API routes authenticate with a key and declare their scope instead of a role."""

@@ -171,10 +171,34 @@ def _line(**changes):
 
 
 API_CASES: list[ApiCase] = [
-    ApiCase("not JSON", "customers", b"name=Acme", "(body)", "JSON object"),
+    ApiCase("not JSON", "customers", b"name=Acme", "(body)", "not valid JSON at line 1, column 1", status=400),
     ApiCase("an array", "customers", b"[1, 2]", "(body)", "object"),
-    ApiCase("NaN", "customers", b'{"name": NaN, "country": "NL"}', "(body)", "JSON"),
-    ApiCase("nested a million deep", "customers", b"[" * 100_000, "(body)", "JSON"),
+    ApiCase(
+        "NaN",
+        "customers",
+        b'{"name": NaN, "country": "NL"}',
+        "(body)",
+        "NaN is not a JSON number at line 1, column 10",
+        status=400,
+    ),
+    ApiCase(
+        "Infinity",
+        "customers",
+        b'{"name": "A",\n "x": -Infinity}',
+        "(body)",
+        "-Infinity is not a JSON number at line 2, column 7",
+        status=400,
+    ),
+    ApiCase("cut off", "customers", b'{"name": "Acme", "country": ', "(body)", "at line 1, column 29", status=400),
+    ApiCase("nested a million deep", "customers", b"[" * 100_000, "(body)", "JSON", status=400),
+    ApiCase("lone surrogate", "customers", b'{"name": "Acme \\ud800", "country": "NL"}', "name", "surrogate"),
+    ApiCase(
+        "a key with a surrogate",
+        "customers",
+        b'{"name": "Acme", "\\udfff": 1}',
+        "(body)",
+        "key holds a lone UTF-16 surrogate",
+    ),
     ApiCase("empty name", "customers", _customer(name="  "), "name", "empty"),
     ApiCase("country in words", "customers", _customer(country="Netherlands"), "country", "ISO 3166"),
     ApiCase("enormous name", "customers", _customer(name="A" * 100_000), "name", "at most 200"),

@@ -40,7 +40,7 @@ def valid_value(f: schema.Field) -> st.SearchStrategy:
     elif f.kind == "enum":
         base = st.sampled_from(f.choices)
     elif f.kind == "date":
-        base = st.dates(min_value=date(1900, 1, 1), max_value=date(2999, 12, 31)).map(date.isoformat)
+        base = st.dates(min_value=schema.DATE_MIN, max_value=schema.DATE_MAX).map(date.isoformat)
     elif f.kind == "boolean":
         base = st.booleans()
     elif f.kind == "integer":

@@ -149,12 +149,10 @@ def test_exopen_shared_link_then_recreate_only_with_the_same_division(
         screenshot(approver, "journey-exopen-8-same-division-accepted")
     finally:
         approver.context.close()
+    # The same division re-authorizes the existing connection in place: same id, its data kept.
     connections = _live(app, org["unit_id"])
-    assert [(c, s) for _, c, s in connections] == [
-        (EXACT_NL_DIVISION, "disconnected"),
-        (EXACT_NL_DIVISION, "connected"),
-    ], connections
-    new_id = connections[-1][0]
+    assert connections == [(first_id, EXACT_NL_DIVISION, "connected")], connections
+    new_id = first_id
     with app.app_context():
         link = db.session.get(AuthorizationLink, second_link_id)
         assert link.status is LinkStatus.completed and link.connection_id == new_id

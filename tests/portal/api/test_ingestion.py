@@ -146,11 +146,11 @@ def test_invoices_compute_totals_and_keep_the_pdf(app, put, org):
     pdf = base64.b64encode(b"%PDF-1.4 test").decode()
     body = invoice_body(org, pdf=pdf, total="217.80")
     body["lines"][0]["product"] = "prd-1"
-    first, changed = _create_update_same(put, "invoices", "inv-1", body, {"due_date": "2999-01-01", "total": None})
+    first, changed = _create_update_same(put, "invoices", "inv-1", body, {"due_date": "2099-01-01", "total": None})
     assert (first["subtotal"], first["tax_total"], first["total"]) == ("180.00", "37.80", "217.80")
     assert first["lines"][0]["product"] == "prd-1" and first["lines"][1]["net_amount"] == "-20.00"
     assert first["pdf_bytes"] == 13 and changed["pdf_bytes"] == 13  # absent keeps, so null must be sent to remove
-    assert changed["due_date"] == "2999-01-01" and changed["updated_at"] > first["updated_at"]
+    assert changed["due_date"] == "2099-01-01" and changed["updated_at"] > first["updated_at"]
     lines_changed = put("invoices", "inv-1", {**body, "lines": body["lines"][:1], "total": "242.00"})
     assert lines_changed.status_code == 200 and len(lines_changed.get_json()["lines"]) == 1
     assert put("invoices", "inv-1", {**body, "pdf": None, "total": None}).get_json()["pdf_bytes"] is None
@@ -350,7 +350,7 @@ _line = st.fixed_dictionaries(
 )
 def test_random_bodies_never_cause_a_server_error(put, org, body):
     response = put("invoices", "inv-h", body)
-    assert response.status_code in (200, 201, 422), response.get_data(as_text=True)
+    assert response.status_code in (200, 201, 400, 415, 422), response.get_data(as_text=True)
 
 
 def test_the_openapi_document_is_well_formed_and_complete(app, client):

@@ -138,9 +138,16 @@ def test_bad_payloads_get_precise_422s(app, client, api_key, org_external_id, un
     assert error["field"] == field and phrase in error["message"], error
 
 
-def test_a_non_json_body_is_a_422(client, api_key):
-    response = client.post(API, data="provider=bexio", headers={"Authorization": f"Bearer {api_key()}"})
-    assert response.status_code == 422 and "JSON object" in response.get_json()["error"]["message"]
+def test_a_body_that_is_not_json_is_refused_saying_so(client, api_key):
+    key = api_key()
+    response = client.post(API, data="provider=bexio", headers={"Authorization": f"Bearer {key}"})
+    assert response.status_code == 415 and "Content-Type: application/json" in response.get_json()["error"]["message"]
+    bad = client.post(
+        API,
+        data=b'{"provider": bexio}',
+        headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+    )
+    assert bad.status_code == 400 and "line 1, column 14" in bad.get_json()["error"]["message"]
 
 
 def test_the_api_revokes_a_link(app, client, api_key, org_external_id, unit_id, sandbox):  # noqa: F811

@@ -120,6 +120,8 @@ class Flow:
         data = {"company": company_id, "csrf_token": csrf_token_of(page.get_data(as_text=True))}
         if replace:
             data["confirm_replace"] = "y"
+        if "Already connected for" in page.get_data(as_text=True):
+            data["confirm_shared"] = "y"  # as support does, having read the warning
         return self.client.post(pick_url, data=data)
 
     def connect(self, unit_id, provider, region=None, *, company, replace=False, **choices) -> int:
@@ -194,7 +196,13 @@ def advance_ledger_clock(sandbox: str, seconds: int = 600) -> None:
 
 @contextlib.contextmanager
 def refresh_processes(
-    app, database_url: str, redis_url: str, script: Path, *args: str, count: int
+    app,
+    database_url: str,
+    redis_url: str,
+    script: Path,
+    *args: str,
+    count: int,
+    extra_env: dict[str, str] | None = None,
 ) -> Iterator[list[subprocess.Popen]]:
     """Run ``count`` processes of ``script`` (a refresher answering on stdout) until the block ends.
 
@@ -204,7 +212,7 @@ def refresh_processes(
         subprocess.Popen(
             [sys.executable, str(script), *args],
             cwd=ROOT,
-            env=process_env(app, database_url, redis_url),
+            env={**process_env(app, database_url, redis_url), **(extra_env or {})},
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,

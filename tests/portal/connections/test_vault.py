@@ -13,6 +13,7 @@ from portal.integrations.base import NeedsReauthorization
 from portal.models import AuditEvent, Connection, ConnectionStatus
 from tests.portal.connections.conftest import (
     BEXIO_MAIN,
+    QBO_US,
     TOKEN_CASES,
     advance_ledger_clock,
     connect_token_case,
@@ -152,20 +153,31 @@ def test_health_probe_reports_and_recovers(app, flow, unit_id):
 
 
 def test_token_keys_rotate(app, flow, unit_id):
+    """Every ciphertext is re-encrypted: the connection's and a consent still waiting for a pick."""
     from cryptography.fernet import Fernet
 
+    from portal.models import BusinessUnit, OAuthGrant
+
     cid = connect_token_case(flow, unit_id, "bexio")
+    with app.app_context():
+        from portal.extensions import db
+
+        other_unit = db.session.scalars(db.select(BusinessUnit.id).where(BusinessUnit.id != unit_id)).first()
+    waiting = flow.authorize(other_unit, "quickbooks", user="u-ada", realm_id=QBO_US)
+    assert waiting.status_code == 302 and "/connections/grants/" in waiting.headers["Location"]
     old_key = app.config["TOKEN_KEYS"]
     new_key = Fernet.generate_key().decode()
     app.config["TOKEN_KEYS"] = f"{new_key},{old_key}"
     try:
         result = app.test_cli_runner().invoke(args=["tokens", "rotate"])
-        assert result.exit_code == 0 and "1 connection" in result.output
+        assert result.exit_code == 0 and "Re-encrypted 2 stored token set(s)" in result.output, result.output
         app.config["TOKEN_KEYS"] = new_key  # the old key can go now
         with app.app_context():
             from portal.extensions import db
 
             assert vault.read_tokens(db.session.get(Connection, cid)).access_token
+            grant = db.session.scalars(db.select(OAuthGrant).where(OAuthGrant.ended_at.is_(None))).one()
+            assert vault.cipher().decrypt(grant.token_ciphertext).refresh_token
     finally:
         app.config["TOKEN_KEYS"] = old_key
         with app.app_context():

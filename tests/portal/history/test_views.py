@@ -10,13 +10,15 @@ def _form(token, **extra):
     return {"csrf_token": token, "date_from": "2025-01-01", "date_to": "2025-12-31", "kinds": ["invoice"], **extra}
 
 
-def test_support_previews_starts_and_watches_a_back_fill(
+def test_support_previews_ops_starts_and_both_watch_a_back_fill(
     app, client, login, make_staff, sandbox, connect, old_invoices, backfill_of
 ):
     connection_id = connect("exact-online")
     old_invoices(3)
+    support = app.test_client()
+    support_token = login(make_staff("support"), client=support)
     client = app.test_client()
-    token = login(make_staff("support"), client=client)
+    token = login(make_staff("ops"), client=client)
 
     page = client.get(f"/connections/{connection_id}/history")
     assert page.status_code == 200 and "Historical push" in page.get_data(as_text=True)
@@ -30,9 +32,15 @@ def test_support_previews_starts_and_watches_a_back_fill(
     assert re.search(r'data-kind="invoice".*?data-count="create">3<', html, re.S)
     assert "Estimated duration" in html
 
+    # A back-fill writes years of documents into the customer's books: support previews, ops start it.
+    page = support.get(f"/connections/{connection_id}/history").get_data(as_text=True)
+    assert "Start the push" not in page and "ops start" in page
+    assert support.post(f"/connections/{connection_id}/history", data=_form(support_token)).status_code == 403
     started = client.post(f"/connections/{connection_id}/history", data=_form(token))
     assert started.status_code == 302
     backfill_id = int(started.headers["Location"].rsplit("/", 1)[1])
+    assert support.post(f"/history/{backfill_id}/cancel", data={"csrf_token": support_token}).status_code == 403
+    assert "Pause</button>" not in support.get(f"/history/{backfill_id}").get_data(as_text=True)
     running = client.get(f"/history/{backfill_id}/progress", headers={"HX-Request": "true"})
     assert running.status_code == 200 and 'hx-trigger="every 2s"' in running.get_data(as_text=True)
 
@@ -57,7 +65,7 @@ def test_a_bad_range_says_what_to_fix_and_starts_nothing(app, client, login, mak
 
     connection_id = connect("exact-online")
     client = app.test_client()
-    token = login(make_staff("support"), client=client)
+    token = login(make_staff("ops"), client=client)
     answer = client.post(
         f"/connections/{connection_id}/history",
         data=_form(token, date_from="2025-06-01", date_to="2025-01-01"),
@@ -77,7 +85,7 @@ def test_pause_resume_and_cancel_from_the_page_are_audited_and_need_csrf(
     connection_id = connect("exact-online")
     old_invoices(2)
     client = app.test_client()
-    token = login(make_staff("support"), client=client)
+    token = login(make_staff("ops"), client=client)
     backfill_id = backfill_of.start(connection_id, ["invoice"])
 
     assert client.post(f"/history/{backfill_id}/pause").status_code == 400  # no CSRF token
@@ -99,23 +107,15 @@ def test_pause_resume_and_cancel_from_the_page_are_audited_and_need_csrf(
     assert kinds == ["history.started", "history.paused", "history.resumed", "history.cancelled"]
 
 
-def test_pages_need_a_login_and_the_support_role(app, client, connect):
+def test_pages_need_a_login_support_to_look_and_ops_to_write(app, client, connect):
     connection_id = connect("exact-online")
     assert app.test_client().get(f"/connections/{connection_id}/history").status_code in (302, 401)
     from portal.history import views
 
-    for endpoint in (
-        "show_history",
-        "preview_history",
-        "start_history",
-        "show_backfill",
-        "show_progress",
-        "list_records",
-        "pause_backfill",
-        "resume_backfill",
-        "cancel_backfill",
-    ):
+    for endpoint in ("show_history", "preview_history", "show_backfill", "show_progress", "list_records"):
         assert getattr(views, endpoint).required_role.value == "support"
+    for endpoint in ("start_history", "pause_backfill", "resume_backfill", "cancel_backfill"):
+        assert getattr(views, endpoint).required_role.value == "ops"
 
 
 def test_cli_preview_and_push_wait_print_json(app, sandbox, connect, old_invoices):

@@ -106,11 +106,11 @@ def _meet_before_refreshing(adapter, barrier: threading.Barrier) -> None:
     real = adapter._refresh_once
     first = [True]
 
-    def gated(seen):
+    def gated(seen, *, force):
         if first[0]:
             first[0] = False
             barrier.wait(WAIT)
-        return real(seen)
+        return real(seen, force=force)
 
     adapter._refresh_once = gated
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 import re
 
+from tests.portal.connections.conftest import flow  # noqa: F401 - fixture
 from tests.portal.links.conftest import NL_USER, counts, link_state
 
 
@@ -59,11 +60,12 @@ def test_a_replacing_link_stays_on_the_pinned_division_unless_support_names_anot
     assert counts(app)[0] == before[0] and _connections(db, unit_id) == [("connected", "3010001")]
     assert link_state(app, link_id)[1][-1] == "wrong_division_attempted"
 
-    # Consent reaching both divisions: the pinned one is kept, without asking the approver to pick.
+    # Consent reaching both divisions: the pinned one is kept, without asking the approver to pick,
+    # and the connection is re-authorized in place (not replaced).
     done = approver.approve(token, user=NL_USER, divisions=["3010001", "3010002"])
     assert done.status_code == 200, done.get_data(as_text=True)
     assert link_state(app, link_id)[0] == "completed"
-    assert _connections(db, unit_id) == [("disconnected", "3010001"), ("connected", "3010001")]
+    assert _connections(db, unit_id) == [("connected", "3010001")]
 
     # Support chose otherwise: a named division is what the link expects.
     other_id, other = _create_on_page(support, unit_id, replace_existing="y", expected_company_id="3010002")
@@ -101,3 +103,83 @@ def test_a_link_replacing_another_ledger_lets_the_approver_choose(app, db, make_
     assert db.session.get(AuthorizationLink, link_id).expected_company_id is None
     assert approver.approve(token, user=NL_USER, divisions=["3010002"]).status_code == 200
     assert _connections(db, unit_id) == [("disconnected", BEXIO_MAIN), ("connected", "3010002")]
+
+
+def test_renewing_through_a_link_keeps_the_connection_and_everything_on_it(
+    app, db, make_link, approver, support, unit_id
+):
+    """Exact repro: a replacing link approved for the same division re-authorizes in place."""
+    from datetime import UTC, datetime
+
+    from portal.models import (
+        AuditEvent,
+        AuthorizationLink,
+        Connection,
+        Customer,
+        CustomerLink,
+        ExternalRecord,
+        LinkMethod,
+        Mapping,
+        RecordKind,
+        RecordState,
+    )
+
+    _first, token = make_link(unit_id)
+    assert approver.approve(token, user=NL_USER, divisions=["3010001"]).status_code == 200
+    connection = db.session.scalars(db.select(Connection).where(Connection.business_unit_id == unit_id)).one()
+    cid = connection.id
+    customer = db.session.scalars(
+        db.select(Customer).where(Customer.organization_id == connection.business_unit.organization_id)
+    ).first()
+    connection.settings = {**connection.settings, "sending_method": "ledger", "auto_send": True}
+    connection.sync_from = datetime(2024, 1, 1, tzinfo=UTC)
+    db.session.add(Mapping(connection_id=cid, field="journal", value="70"))
+    db.session.add(
+        CustomerLink(connection_id=cid, customer_id=customer.id, external_id="acc-1", method=LinkMethod.manual)
+    )
+    db.session.add(
+        ExternalRecord(
+            connection_id=cid,
+            kind=RecordKind.customer,
+            local_id=customer.id,
+            external_id="acc-1",
+            state=RecordState.pushed,
+        )
+    )
+    # The connection lost its grant meanwhile: that is what a renewal is for.
+    connection.transition(connection.status.needs_reauthorization, "Refresh refused: invalid_grant")
+    db.session.commit()
+    old_tokens = connection.token_ciphertext
+
+    link_id, token = make_link(unit_id, replace_existing=True)
+    done = approver.approve(token, user=NL_USER, divisions=["3010001"])
+    assert done.status_code == 200, done.get_data(as_text=True)
+
+    db.session.expire_all()
+    (renewed,) = db.session.scalars(db.select(Connection).where(Connection.business_unit_id == unit_id)).all()
+    assert renewed.id == cid and renewed.status.value == "connected"
+    assert renewed.token_ciphertext and renewed.token_ciphertext != old_tokens
+    assert renewed.settings["sending_method"] == "ledger" and renewed.settings["auto_send"] is True
+    assert renewed.sync_from == datetime(2024, 1, 1, tzinfo=UTC)
+    for model in (Mapping, CustomerLink, ExternalRecord):
+        assert db.session.scalar(db.select(db.func.count()).select_from(model).where(model.connection_id == cid)) == 1
+    assert link_state(app, link_id)[0] == "completed"
+    assert db.session.get(AuthorizationLink, link_id).connection_id == cid
+    kinds = db.session.scalars(
+        db.select(AuditEvent.kind).where(AuditEvent.subject_type == "Connection", AuditEvent.subject_id == cid)
+    ).all()
+    assert "connection.reauthorized" in kinds and "connection.disconnected" not in kinds
+
+
+def test_staff_picking_the_same_company_again_renews_in_place(app, db, flow, unit_id):  # noqa: F811 - fixture imported above
+    """Connecting the unit's own company again (even with "replace" ticked) keeps the connection."""
+    from portal.models import Connection
+    from tests.portal.connections.conftest import connect_token_case
+
+    cid = connect_token_case(flow, unit_id, "bexio")
+    again = flow.connect(
+        unit_id, "bexio", company="q69vysq7fkzl", replace=True, username="max.mustermann", company_id="q69vysq7fkzl"
+    )
+    assert again == cid
+    assert _connections(db, unit_id) == [("connected", "q69vysq7fkzl")]
+    assert db.session.get(Connection, cid).is_live

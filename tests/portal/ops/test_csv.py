@@ -8,7 +8,9 @@ import io
 from hypothesis import given
 from hypothesis import strategies as st
 
-from portal.ops.csvexport import FORMULA_PREFIXES, rows_to_csv, safe_cell
+from portal.csvfiles import FORMULA_STARTS as FORMULA_PREFIXES
+from portal.csvfiles import cell as safe_cell
+from portal.csvfiles import rows_to_csv
 
 
 def _rows(response) -> list[dict]:
@@ -18,7 +20,7 @@ def _rows(response) -> list[dict]:
 
 
 def test_downloads_are_streamed(app):
-    from portal.ops.csvexport import csv_response
+    from portal.csvfiles import csv_response
 
     with app.test_request_context("/ops/connections?format=csv"):
         response = csv_response("x.csv", ["a"], lambda: ([i] for i in range(3)))
