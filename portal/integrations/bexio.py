@@ -557,7 +557,9 @@ class BexioAdapter(LedgerAdapter):
             )
         except Rejected as exc:
             raise NotSent(
-                str(exc.args[0]) if exc.args and not exc.provider_text else f"bexio did not e-mail invoice {number}",
+                str(exc.args[0])
+                if exc.args and not exc.provider_text
+                else f"bexio issued invoice {number} but did not e-mail it; fix the cause, then choose Send again",
                 provider=self.provider,
                 provider_code=exc.provider_code,
                 provider_text=exc.provider_text,

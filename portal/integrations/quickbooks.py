@@ -672,7 +672,8 @@ class QuickBooksAdapter(LedgerAdapter):
             )["Invoice"]
         except Rejected as exc:
             raise NotSent(
-                f"QuickBooks did not e-mail invoice {number}: {exc.provider_text or exc}",
+                f"QuickBooks did not e-mail invoice {number}. Give the customer an e-mail address (in the SaaS: "
+                "the next push sends it to QuickBooks), then choose Send again",
                 provider=self.provider,
                 provider_code=exc.provider_code,
                 provider_text=exc.provider_text,

@@ -371,6 +371,7 @@ def push_customer(connection: Connection, customer: Customer, adapter: LedgerAda
     except LedgerError as exc:
         return _store_error(record, exc)
     customers.link_created_by_push(connection, customer, created.id, method)
+    identity.remember(connection, [created])  # the links page names it without a fetch
     return _store_result(record, PushResult(str(created.id), created.code, created=found is None))
 
 

@@ -208,8 +208,9 @@ def test_finalize_sends_once_and_returns_the_number(sandbox, connected):
 def test_send_without_any_address_carries_quickbooks_words(connected):
     adapter, _ = connected()
     pushed = adapter.push_invoice(draft("SEND-2", customer="6"))  # 55 Twin Lane has no e-mail address
-    with pytest.raises(NotSent, match="Email address is missing") as refused:
+    with pytest.raises(NotSent, match="Give the customer an e-mail address") as refused:
         adapter.finalize_invoice(pushed.external_id, send=True)
+    assert "Email address is missing" in refused.value.provider_text
     assert refused.value.number == "SEND-2"  # final and numbered in QuickBooks all the same
     assert adapter.send_invoice(pushed.external_id, email="twin@example.test") == "SEND-2"
 
