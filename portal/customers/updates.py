@@ -88,6 +88,8 @@ def push_update(connection: Connection, link: CustomerLink, adapter: LedgerAdapt
     from ..sync.push import CONNECTION_ERRORS  # the push's own classification of errors
 
     customer = db.session.get(Customer, link.customer_id)
+    if customer is None:  # deleted meanwhile (its link goes with it)
+        return "unchanged"
     fields = changed_fields(link, customer)
     outcome = "unchanged"
     if fields:

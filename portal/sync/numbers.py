@@ -26,7 +26,10 @@ from ..models import (
 )
 
 #: Record kind → its document model.
-MODELS = {RecordKind.invoice: Invoice, RecordKind.credit_note: CreditNote}
+MODELS: dict[RecordKind, type[Invoice] | type[CreditNote]] = {
+    RecordKind.invoice: Invoice,
+    RecordKind.credit_note: CreditNote,
+}
 
 
 def duplicate_holds(connection: Connection, kind: RecordKind, documents: list) -> dict[int, str]:
@@ -37,7 +40,7 @@ def duplicate_holds(connection: Connection, kind: RecordKind, documents: list) -
     keeps the number, else the oldest (lowest id); the others wait for a person (a new number,
     or dismissed). One query for the documents, one for their records.
     """
-    model = Invoice if kind is RecordKind.invoice else CreditNote
+    model = MODELS[kind]
     numbers = {doc.number for doc in documents}
     if not numbers:
         return {}

@@ -363,7 +363,10 @@ def push_customer(connection: Connection, customer: Customer, adapter: LedgerAda
             if lookup.held:
                 identity.suggest_held(connection, customer, lookup.held)
                 return _hold(
-                    record, RecordState.needs_action, errors_catalog.ErrorClass.CUSTOMER_NOT_LINKED.value, lookup.reason
+                    record,
+                    RecordState.needs_action,
+                    errors_catalog.ErrorClass.CUSTOMER_NOT_LINKED.value,
+                    lookup.reason or "",
                 )
             if lookup.adopt is not None:
                 found, method = lookup.adopt.customer, lookup.adopt.method
