@@ -118,9 +118,14 @@ def _ledger_status(*, invoice: bool) -> dict[str, Any]:
         props["finalized_at"] = {**_NULLABLE_STRING, "format": "date-time"}
         props["sent"] = {
             "type": "object",
-            "description": "Whether the ledger made the invoice final and e-mailed it (ledger sending).",
+            "description": "Whether the ledger made the invoice final and e-mailed it (ledger sending). not_sent: "
+            "numbered by the ledger but not e-mailed (error says why and what fixes it); it is never reported sent "
+            "until the ledger says so.",
             "properties": {
-                "state": {"type": ["string", "null"], "enum": ["finalized", "sent", "not_supported", "failed", None]},
+                "state": {
+                    "type": ["string", "null"],
+                    "enum": ["finalized", "sent", "not_sent", "not_supported", "failed", None],
+                },
                 "sent_at": {**_NULLABLE_STRING, "format": "date-time"},
                 "error": _NULLABLE_STRING,
             },
