@@ -28,7 +28,7 @@ from sqlalchemy import delete, insert, select
 from ..database import utcnow
 from ..extensions import db
 from ..integrations import specs
-from ..integrations.base import CustomerDraft, CustomerQuery, LedgerAdapter, LedgerCustomer, NotSupported, clean_name
+from ..integrations.base import CustomerDraft, CustomerQuery, LedgerAdapter, LedgerCustomer, clean_name
 from ..models import Connection, Customer
 from ..models.customer_link import CustomerLink, LedgerCustomerCache, LinkMethod, LinkSuggestion
 from . import matching
@@ -153,17 +153,8 @@ def _ask(adapter: LedgerAdapter, customer: Customer, draft: CustomerDraft) -> di
         queries.append(CustomerQuery("email", address))
     if draft.name:
         queries.append(CustomerQuery("name", draft.name))
-    found: dict[str, LedgerCustomer] = {}
-    unsupported: set[str] = set()
-    for query in queries:
-        if query.by in unsupported:
-            continue
-        try:
-            for ledger in adapter.find_customers(query):
-                found.setdefault(str(ledger.id), ledger)
-        except NotSupported:
-            unsupported.add(query.by)  # this ledger keeps no such field (bexio: no VAT number)
-    return found
+    # Keys the ledger keeps no field for (bexio and QuickBooks: no VAT number) are left out.
+    return {str(ledger.id): ledger for ledger in adapter.find_customers_matching(queries)}
 
 
 def _compare(customer: Customer, ledger: LedgerCustomer) -> tuple[set[str], set[str]]:

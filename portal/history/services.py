@@ -645,8 +645,9 @@ def preview(connection: Connection, scope: Scope, adapter: LedgerAdapter | None 
 
 
 #: Ledger calls per record created singly: documents and payments are looked up by our reference
-#: before they are created (every adapter does, so a re-run never doubles them); customers are not.
-CALLS_PER_RECORD = {"customer": 1, "invoice": 2, "credit_note": 2, "payment": 2}
+#: before they are created (every adapter does, so a re-run never doubles them); customers are
+#: looked up by their identifiers first (one ``or``-filtered query in Exact, a few elsewhere).
+CALLS_PER_RECORD = {"customer": 2, "invoice": 2, "credit_note": 2, "payment": 2}
 #: Where a provider needs more per document, as measured by bench/backfill.py (Exact: the look-up,
 #: the create, and the after-push steps of the connection's sending method).
 PROVIDER_CALLS_PER_RECORD = {specs.EXACT_ONLINE: {"invoice": 5, "credit_note": 5}}

@@ -609,6 +609,24 @@ class LedgerAdapter(abc.ABC):
     def find_customers(self, query: CustomerQuery) -> list[LedgerCustomer]:
         """Return ledger customers matching the query."""
 
+    def find_customers_matching(self, queries: Sequence[CustomerQuery]) -> list[LedgerCustomer]:
+        """Return the ledger customers matching any of the queries, each once.
+
+        The default asks once per query; keys the ledger cannot filter on (:class:`NotSupported`)
+        are left out. Ledgers that can ``or`` filters ask once (Exact).
+        """
+        found: dict[str, LedgerCustomer] = {}
+        unsupported: set[str] = set()
+        for query in queries:
+            if query.by in unsupported:
+                continue
+            try:
+                for customer in self.find_customers(query):
+                    found.setdefault(str(customer.id), customer)
+            except NotSupported:
+                unsupported.add(query.by)
+        return list(found.values())
+
     @abc.abstractmethod
     def create_customer(self, draft: CustomerDraft) -> LedgerCustomer:
         """Create a customer in the ledger, carrying our reference (``draft.reference``) where the ledger keeps one.

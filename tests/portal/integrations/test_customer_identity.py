@@ -237,3 +237,36 @@ def test_quickbooks_and_bexio_have_no_vat_number_to_look_up(sandbox, make_adapte
     for make in (_qbo, _bexio):
         with pytest.raises(NotSupported):
             make(sandbox, make_adapter).find_customers(CustomerQuery("vat", "NL123456782B01"))
+
+
+def test_exact_asks_for_every_identifier_in_one_query(sandbox, make_adapter):
+    adapter = _exact(sandbox, make_adapter)
+    vat = adapter.create_customer(CustomerDraft(reference="cus-or-1", name="Or One B.V.", vat_number="NL123456782B01"))
+    mail = adapter.create_customer(CustomerDraft(reference="cus-or-2", name="Or Two B.V.", email="two@or.example"))
+    gets = []
+    real = adapter._call
+
+    def counting(method, url, **kwargs):
+        gets.append(method)
+        return real(method, url, **kwargs)
+
+    adapter._call = counting
+    found = adapter.find_customers_matching(
+        [
+            CustomerQuery("vat", "NL123456782B01"),
+            CustomerQuery("coc", "00000000"),
+            CustomerQuery("email", "two@or.example"),
+            CustomerQuery("name", "  Nobody   Here "),
+        ]
+    )
+    assert {c.id for c in found} == {vat.id, mail.id}
+    assert gets == ["GET"]
+
+
+def test_other_ledgers_ask_per_key_and_leave_out_keys_they_do_not_keep(sandbox, make_adapter):
+    adapter = _bexio(sandbox, make_adapter)
+    made = adapter.create_customer(CustomerDraft(reference="cus-or-3", name="Oder AG", email="oder@ag.example"))
+    found = adapter.find_customers_matching(
+        [CustomerQuery("vat", "CHE-123.456.789"), CustomerQuery("email", "oder@ag.example")]
+    )
+    assert [c.id for c in found] == [made.id]
