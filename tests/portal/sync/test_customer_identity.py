@@ -294,3 +294,34 @@ def test_a_vat_number_that_differs_is_another_company_even_with_the_same_name(ap
     invoice_id, _ = _invoice(app, org_unit, customer)
     assert _push(app, connection_id, invoice_id) == ("pushed", None)  # created: its own VAT number
     assert len(_named(sandbox, "exact-online", name)) == 2
+
+
+def test_a_held_invoice_can_be_dismissed_from_the_records_page(app, sandbox, connect, org_unit, make_staff, login):
+    connection_id = connect("bexio", customer_mode="link_only")
+    customer = _customer(app, org_unit, f"Never Linked {os.urandom(2).hex()}")
+    invoice_id, _ = _invoice(app, org_unit, customer)
+    assert _push(app, connection_id, invoice_id)[0] == "needs_action"
+    record_id = _record(app, connection_id, "invoice", invoice_id).id
+    ops = app.test_client()
+    login(make_staff("ops"), client=ops)
+    page = ops.get(f"/ops/connections/{connection_id}/records").get_data(as_text=True)
+    assert "Held until someone acts" in page and f'name="ids" value="{record_id}"' in page
+
+    done = ops.post(
+        "/ops/failures/dismiss",
+        data={
+            "csrf_token": csrf_token_of(page),
+            "ids": str(record_id),
+            "resolution": "ignored",
+            "note": "A test customer of the SaaS",
+            "next": f"/ops/connections/{connection_id}/records",
+        },
+    )
+
+    assert done.status_code == 303 and done.headers["Location"].endswith(f"/ops/connections/{connection_id}/records")
+    record = _record(app, connection_id, "invoice", invoice_id)
+    assert (record.state.value, record.resolution.value, record.resolution_note) == (
+        "dismissed",
+        "ignored",
+        "A test customer of the SaaS",
+    )
