@@ -325,3 +325,26 @@ def test_a_held_invoice_can_be_dismissed_from_the_records_page(app, sandbox, con
         "ignored",
         "A test customer of the SaaS",
     )
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_the_push_job_recovers_a_failed_customer_create_by_reference(app, sandbox, connect, org_unit, provider):
+    from tests.portal.sync.test_pipeline import run_push
+
+    connection_id = connect(provider)
+    name = f"Job Zwilling {os.urandom(2).hex()}"
+    customers = [_customer(app, org_unit, name) for _ in range(2)]
+    numbers = {c: _invoice(app, org_unit, c)[1] for c in customers}
+    fault(sandbox, provider=provider, methods=["POST"], count=1, **FAULTS["lost answer"], **CUSTOMER_POST[provider])
+
+    first = run_push(app, connection_id)
+    second = run_push(app, connection_id)
+
+    assert first[1].get("pending") == 1, first  # the lost answer stopped the first run
+    assert second[0] == "succeeded" and second[1].get("pushed") == 2, second
+    links = _links(app, connection_id)
+    assert len({links[c][0] for c in customers}) == 2
+    for customer, number in numbers.items():
+        assert _document_customer(sandbox, provider, number) == links[customer][0]
+    assert len(_named(sandbox, provider, name)) == 2
+    assert count_duplicate_ledger_customers(sandbox, provider, CONNECT[provider][1]) == 0
