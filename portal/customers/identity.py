@@ -4,9 +4,10 @@ A push in "create" mode never creates a customer the ledger already has. Before 
 looks the customer up in the ledger by VAT number, company number, e-mail and name (each where
 the ledger can filter on it) and weighs what it finds with the matcher's normalisers:
 
-- one ledger customer agreeing on the VAT number, the company number or the e-mail address (and
-  contradicting on none) that no other SaaS customer is linked to: adopted and linked
-  ("matched by VAT number at push");
+- one ledger customer agreeing on the VAT number or the company number, or on the e-mail address
+  and the name (an e-mail alone may be a bookkeeper's or a group's mailbox), contradicting on
+  none, that no other SaaS customer is linked to: adopted and linked ("matched by VAT number at
+  push");
 - several such, or one that another SaaS customer is linked to, or one that is archived: the
   customer is **held** as needs-action with the candidates, which become suggestions on the
   customer links page, until a person links one, chooses "Create anyway", or dismisses it;
@@ -71,6 +72,16 @@ class Candidate:
         return bool(self.agrees & IDENTIFIERS.keys())
 
     @property
+    def conclusive(self) -> bool:
+        """Say whether what agrees is enough to adopt it: a VAT or company number, or the e-mail and the name.
+
+        An e-mail address alone is not: a bookkeeper's or a group's mailbox serves several companies.
+        """
+        return bool(self.agrees & {"vat", "coc"}) or (
+            "email" in self.agrees and bool(self.agrees & {"name", "similar"})
+        )
+
+    @property
     def method(self) -> LinkMethod:
         """Return the link method of the strongest agreeing identifier."""
         return next(IDENTIFIERS[key] for key in IDENTIFIERS if key in self.agrees)
@@ -80,6 +91,8 @@ class Candidate:
         ledger = self.customer
         label = f"{ledger.name} ({ledger.code or ledger.id})"
         said = ", ".join(f"same {_WORDS[key]}" for key in ("vat", "coc", "email", "name") if key in self.agrees)
+        if "similar" in self.agrees:
+            said += ", a similar name"
         extra = []
         if not ledger.active:
             extra.append("archived in the ledger")
@@ -107,13 +120,13 @@ def look_up(connection: Connection, customer: Customer, draft: CustomerDraft, ad
     candidates = []
     for ledger in found.values():
         agrees, differs = _compare(customer, ledger)
-        if differs or not agrees:
-            continue  # another company (a VAT or company number that differs), or nothing in common
+        if differs or not agrees - {"similar"}:
+            continue  # another company (a VAT or company number that differs), or nothing that says who it is
         candidates.append(Candidate(ledger, frozenset(agrees), taken.get(str(ledger.id))))
     identified = [c for c in candidates if c.identified]
     name = specs.get_spec(connection.provider).name
     if identified:
-        free = [c for c in identified if c.taken_by is None and c.customer.active]
+        free = [c for c in identified if c.taken_by is None and c.customer.active and c.conclusive]
         if len(identified) == 1 and len(free) == 1:
             return Lookup(adopt=free[0])
         return Lookup(
@@ -172,9 +185,11 @@ def _compare(customer: Customer, ledger: LedgerCustomer) -> tuple[set[str], set[
         (agrees if ours == theirs else differs).add("coc")
     if set(matching.normalise_emails(customer.email)) & set(matching.normalise_emails(ledger.email)):
         agrees.add("email")
-    name = matching.normalise_name(customer.name)
-    if name and name == matching.normalise_name(ledger.name):
+    name, theirs_name = matching.normalise_name(customer.name), matching.normalise_name(ledger.name)
+    if name and name == theirs_name:
         agrees.add("name")
+    elif matching.name_similarity(name, theirs_name) >= matching.NAME_THRESHOLD:
+        agrees.add("similar")  # supports an e-mail, never a reason on its own
     return agrees, differs
 
 

@@ -286,6 +286,8 @@ class Classifier:
         self._gaps: dict[int | None, Verdict | None] = {}
         #: Invoice id → whether this back-fill gets it into the ledger (for its credit notes and payments).
         self._invoices: dict[int, bool] = {}
+        #: Customer id → the verdict of a customer held for a person (None: not held), read once.
+        self._held: dict[int, Verdict | None] = {}
         self.closed: list[ClosedPeriod] = []
         #: Our reference → (external id, number) of ledger documents of the range, where listable.
         self.in_ledger: dict[str, dict[str, tuple[str, str | None]]] = {}
@@ -367,21 +369,25 @@ class Classifier:
         if customers.customer_link(self.connection, customer) is not None:
             return None
         if not self.link_only:
-            held = db.session.scalar(
-                select(ExternalRecord).where(
-                    ExternalRecord.connection_id == self.connection.id,
-                    ExternalRecord.kind == RecordKind.customer,
-                    ExternalRecord.local_id == customer.id,
+            if customer.id not in self._held:
+                record = db.session.scalar(
+                    select(ExternalRecord).where(
+                        ExternalRecord.connection_id == self.connection.id,
+                        ExternalRecord.kind == RecordKind.customer,
+                        ExternalRecord.local_id == customer.id,
+                    )
                 )
-            )
-            if held is not None and held.waits_for_person:
-                return Verdict(
-                    "blocked",
-                    held.last_error_text or f"Customer {customer.name} is held until someone links it.",
-                    _url("customers.show_customer_links", connection_id=self.connection.id, _anchor="held"),
-                    "Link the customer or create it anyway",
+                self._held[customer.id] = (
+                    Verdict(
+                        "blocked",
+                        record.last_error_text or f"Customer {customer.name} is held until someone links it.",
+                        _url("customers.show_customer_links", connection_id=self.connection.id, _anchor="held"),
+                        "Link the customer or create it anyway",
+                    )
+                    if record is not None and record.waits_for_person
+                    else None
                 )
-            return None
+            return self._held[customer.id]
         return Verdict(
             "blocked",
             f"Customer {customer.name} ({customer.external_id}) is not linked to a {self.name} customer, and "

@@ -351,8 +351,8 @@ def push_customer(connection: Connection, customer: Customer, adapter: LedgerAda
     """
     adapter = adapter or vault.fresh_adapter(connection)
     record = record_for(connection, RecordKind.customer, customer.id)
-    if record.state is RecordState.pushed:
-        return record
+    if record.state is RecordState.pushed or record.waits_for_person:
+        return record  # in the ledger; or held until a person links it, creates it anyway or dismisses it
     draft = customer_draft(customer)
     unknown = _begin(record, reference=customer.external_id, payload=draft)
     method = LinkMethod.push

@@ -348,3 +348,30 @@ def test_the_push_job_recovers_a_failed_customer_create_by_reference(app, sandbo
         assert _document_customer(sandbox, provider, number) == links[customer][0]
     assert len(_named(sandbox, provider, name)) == 2
     assert count_duplicate_ledger_customers(sandbox, provider, CONNECT[provider][1]) == 0
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_a_shared_mailbox_alone_is_not_enough_to_adopt(app, sandbox, connect, org_unit, provider):
+    """A bookkeeper's address on another company's ledger customer holds the invoice; it is not booked there."""
+    connection_id = connect(provider)
+    tag = os.urandom(2).hex()
+    mailbox = f"facturen@boekhouder-{tag}.example"
+    other = _by_hand(app, connection_id, provider, f"Bakkerij {tag} Oost", email=mailbox)
+    customer = _customer(app, org_unit, f"Garage {tag} West", email=mailbox)
+    invoice_id, _ = _invoice(app, org_unit, customer)
+
+    state, words = _push(app, connection_id, invoice_id)
+
+    assert state == "needs_action" and f"Bakkerij {tag} Oost" in words and "same e-mail" in words, words
+    assert _links(app, connection_id).get(customer) is None
+    assert other  # still the bookkeeper's other client only
+    # Once a person says it is not that one, the customer is created on its own.
+    from portal.customers import services as customers
+    from portal.extensions import db
+    from portal.models import Connection, Customer
+
+    with app.app_context():
+        customers.create_anyway(db.session.get(Connection, connection_id), db.session.get(Customer, customer))
+        db.session.commit()
+    assert _push(app, connection_id, invoice_id) == ("pushed", None)
+    assert _links(app, connection_id)[customer][0] != other
