@@ -502,7 +502,11 @@ def _linkable(connection: Connection, external_id: str) -> LedgerCustomerCache:
     return cached
 
 
-def _own_customer(connection: Connection, customer_id: int) -> Customer:
+def own_customer(connection: Connection, customer_id: int) -> Customer:
+    """Return the connection's organization's customer with this id.
+
+    :raise LinkError: 404 when there is none.
+    """
     customer = db.session.get(Customer, customer_id)
     if customer is None or customer.organization_id != connection.business_unit.organization_id:
         raise LinkError(f"There is no customer {customer_id} in {connection.business_unit.organization.name}.", 404)
@@ -528,7 +532,7 @@ def unlink(connection: Connection, customer_id: int) -> CustomerLink:
 
     :raise LinkError: when the customer has no link here.
     """
-    customer = _own_customer(connection, customer_id)
+    customer = own_customer(connection, customer_id)
     link = customer_link(connection, customer)
     if link is None:
         raise LinkError(f"{customer.name} is not linked in {connection.company_label}.", 404)

@@ -264,7 +264,7 @@ def create_anyway(connection_id: int, customer_id: int):
     if not CreateAnywayForm().validate_on_submit():
         return _page(connection, 400)
     try:
-        customer = services._own_customer(connection, customer_id)
+        customer = services.own_customer(connection, customer_id)
         released = services.create_anyway(connection, customer)
     except LinkError as exc:
         db.session.rollback()
