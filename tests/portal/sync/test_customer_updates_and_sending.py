@@ -200,3 +200,40 @@ def test_numbered_but_not_e_mailed_keeps_its_number_is_never_reported_sent_and_c
     else:
         assert ledger["sent"]["state"] == "sent" and ledger["sent"]["sent_at"] and ledger["sent"]["error"] is None
         assert times_sent(sandbox, provider, document) == 1
+
+
+def test_a_change_the_ledger_refuses_is_kept_on_the_link_and_shown(app, sandbox, connect, org_unit, api, flow):
+    import json
+
+    from tests.portal.sync.conftest import fault
+
+    connection_id = connect("bexio")
+    ingest_invoice(app, api, org_unit)
+    assert run_push(app, connection_id)[1]["pushed"] == 1
+    external_id, body = _customer_body(app, org_unit, street="Bahnhofstrasse 1")
+    api[0](f"customers/{external_id}", body)
+    refusal = {
+        "error_code": 422,
+        "message": "The form could not be saved due to the following errors:.",
+        "errors": ["street_name [Invalid.]"],
+    }
+    fault(
+        sandbox,
+        provider="bexio",
+        kind="hostile_reply",
+        status=422,
+        body=json.dumps(refusal),
+        methods=["POST"],
+        path_pattern=r"/2\.0/contact/\d+$",
+        count=1,
+    )
+
+    status, counts, message = run_push(app, connection_id)
+
+    assert status == "succeeded" and counts.get("customers_failed") == 1, (counts, message)
+    link = _link(app, connection_id, org_unit["customer_id"])
+    assert link.update_error.startswith("The change of address_lines was not taken:")
+    assert "street_name [Invalid.]" in link.update_error
+    assert not _due(app, connection_id)  # not retried every run: it waits for the next change
+    page = flow.client.get(f"/connections/{connection_id}/customers").get_data(as_text=True)
+    assert "data-update-error" in page and "The change of address_lines was not taken" in page
