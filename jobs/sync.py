@@ -12,6 +12,7 @@ from flask import current_app
 from redis.exceptions import LockError
 
 from portal.connections import services, vault
+from portal.customers import updates
 from portal.extensions import db, queue
 from portal.integrations.base import NeedsReauthorization, RateLimited
 from portal.models import Connection, ConnectionStatus, ExternalRecord, RecordKind, SyncRun
@@ -27,7 +28,8 @@ from .runtime import cancelled, tracked
 def push_connection(run: SyncRun, log) -> dict:
     """Push the due records of ``run.parameters["connection_id"]`` (dated on/after its sync_from).
 
-    In dependency order: invoices (each creating its customer in "create" mode, then attaching
+    In dependency order: changes of linked customers (name, address, e-mail, VAT and company
+    number sent to their ledger customers), invoices (each creating its customer in "create" mode, then attaching
     its PDF and finalizing / sending it), the after-push steps still to do of earlier invoices,
     the booking still to do of earlier Exact credit notes, credit notes (bexio: skipped with the
     manual step), and payments when the connection's payments mode is "push". Counts outcomes by
@@ -130,8 +132,9 @@ class _Cancellation:
         return cancelled(self.run)
 
 
-#: What the run pushes, in dependency order: customers come with their first invoice (create mode).
-_ORDER = ("invoices", "steps", "credit_note_steps", "credit_notes", "payments")
+#: What the run pushes, in dependency order: changes of linked customers first (so the ledger e-mails
+#: the new address), then invoices (their customers come with the first one, in create mode), …
+_ORDER = ("customer_updates", "invoices", "steps", "credit_note_steps", "credit_notes", "payments")
 #: Stages that only finish the steps after earlier pushes (their records are pushed already).
 _STEP_STAGES = ("steps", "credit_note_steps")
 #: The record kind of the items of each stage that pushes one item at a time.
@@ -144,6 +147,7 @@ def _work(connection: Connection, retry_failed: bool) -> list[tuple[str, Callabl
     Invoices go in chunks (:func:`portal.sync.push.push_invoices`): their stage lists ids.
     """
     work: list[tuple[str, Callable[[], list], Callable | None]] = [
+        ("customer_updates", lambda: updates.due_links(connection), updates.push_update),
         ("invoices", lambda: push.due_invoice_ids(connection, include_failed=retry_failed), None),
         # Read now, before this run pushes invoices (whose steps follow their push at once).
         ("steps", functools.partial(list, push.invoices_with_steps_due(connection)), push.complete_invoice),
@@ -203,9 +207,12 @@ def _push_all(run: SyncRun, log, connection: Connection, lease: _Lease) -> dict:
                     _step_states(push.record_for(connection, _KINDS[name], item.id)) if name in _STEP_STAGES else None
                 )
                 record = push_one(connection, item, adapter)
-                if name not in _STEP_STAGES:
+                if name == "customer_updates":
+                    counts[f"customers_{record}"] += 1  # updated, unchanged or failed
+                    record = None
+                elif name not in _STEP_STAGES:
                     counts[record.state.value] += 1
-                if name != "payments":
+                if record is not None and name != "payments":
                     _count_steps(counts, record, before)
                 run.progress_done += 1
                 db.session.commit()
@@ -238,7 +245,7 @@ def _step_states(record: ExternalRecord) -> tuple[PdfState | None, FinalizeState
 def _count_steps(
     counts: Counter[str], record: ExternalRecord, before: tuple[PdfState | None, FinalizeState | None] | None
 ) -> None:
-    """Count what this run's steps after the push did (attached, sent) or could not do (failed)."""
+    """Count what this run's after-push steps did (attached, sent) or could not do (failed, numbered not sent)."""
     pdf_before, final_before = before or (None, None)
     if record.pdf_state is PdfState.attached and pdf_before is not PdfState.attached:
         counts["pdf_attached"] += 1
@@ -248,6 +255,8 @@ def _count_steps(
         counts["finalize_failed"] += 1
     elif record.finalize_state is FinalizeState.sent and final_before is not FinalizeState.sent:
         counts["sent"] += 1
+    elif record.finalize_state is FinalizeState.not_sent and final_before is not FinalizeState.not_sent:
+        counts["not_sent"] += 1
 
 
 def _stopped(counts: Counter[str], connection: Connection, exc: Exception) -> str:

@@ -243,6 +243,49 @@ def schedule_tick() -> None:
     )
 
 
+documents_cli = AppGroup("documents", help="The SaaS's invoices and credit notes.")
+
+
+@documents_cli.command("duplicates")
+@click.option("--organization", "org_ref", default=None, help="Only this organization (the SaaS's id).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--strict", is_flag=True, help="Exit with status 1 when any number is shared.")
+def documents_duplicates(org_ref: str | None, as_json: bool, strict: bool) -> None:
+    """List document numbers shared by several invoices (or credit notes) of one business unit.
+
+    A ledger keeps one document per number: the push holds all but one of each (the one in the
+    ledger, else the oldest) as needs-action until they get numbers of their own or are dismissed.
+    """
+    import json
+    from dataclasses import asdict
+
+    from sqlalchemy import select
+
+    from .models import Organization
+    from .sync.numbers import duplicate_numbers
+
+    org_id = None
+    if org_ref is not None:
+        org_id = db.session.scalar(select(Organization.id).where(Organization.external_id == org_ref))
+        if org_id is None:
+            raise click.ClickException(f"There is no organization {org_ref!r}.")
+    found = duplicate_numbers(org_id)
+    if as_json:
+        click.echo(json.dumps([asdict(g) for g in found], indent=2))
+    else:
+        for group in found:
+            click.echo(
+                f"{group.organization} / unit {group.business_unit_id} {group.business_unit}: {group.kind} number "
+                f"{group.number} is used {len(group.documents)} times:"
+            )
+            for external_id, issued, states in group.documents:
+                pushed = ", ".join(f"connection {c}: {s.replace('_', ' ')}" for c, s in sorted(states.items()))
+                click.echo(f"  {external_id} of {issued}" + (f" ({pushed})" if pushed else " (not pushed)"))
+        click.echo(f"{len(found)} shared number(s).")
+    if strict and found:
+        raise SystemExit(1)
+
+
 links_cli = AppGroup("links", help="Authorization links for approvers without an account.")
 
 
@@ -297,5 +340,16 @@ def init_app(app: Flask) -> None:
 
     from .history.cli import history_cli
 
-    for group in (users_cli, seed_cli, health_cli, tokens_cli, schedule_cli, links_cli, sandbox_cli, history_cli):
+    groups = (
+        users_cli,
+        seed_cli,
+        health_cli,
+        tokens_cli,
+        schedule_cli,
+        documents_cli,
+        links_cli,
+        sandbox_cli,
+        history_cli,
+    )
+    for group in groups:
         app.cli.add_command(group)

@@ -12,15 +12,19 @@ Decisions:
 - a changed invoice (or credit note) that a ledger already holds (ExternalRecord pushed) is
   refused with 409: the ledger copy cannot follow; send a credit note.
 - ``pdf`` absent keeps the stored PDF, ``null`` removes it.
+- a document number is unique per business unit and kind: an invoice (or credit note) whose
+  number another id of the unit has already is refused with 409 naming that id
+  (``conflicting_id``). Two SaaS documents never share one ledger document.
 """
 
 from __future__ import annotations
 
+import hashlib
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from flask import request
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.exc import IntegrityError
 
 from ..database import ZERO, utcnow
@@ -53,9 +57,18 @@ MONEY_MAX = Decimal(10) ** 12
 class Refused(Exception):
     """A request answered with an error body: 404, 409 or 422 (with its problems)."""
 
-    def __init__(self, status: int, message: str, problems: list[dict[str, str]] | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        problems: list[dict[str, str]] | None = None,
+        *,
+        conflicting_id: str | None = None,
+    ) -> None:
         super().__init__(message)
         self.status, self.message, self.problems = status, message, problems or []
+        #: The SaaS id of the document that holds the number already (409 on a duplicate number).
+        self.conflicting_id = conflicting_id
 
 
 @bp.errorhandler(Refused)
@@ -64,6 +77,8 @@ def _refused(exc: Refused):
     body: dict[str, Any] = {"status": exc.status, "message": exc.message}
     if exc.status == 422 or exc.problems:
         body["problems"] = exc.problems
+    if exc.conflicting_id is not None:
+        body["conflicting_id"] = exc.conflicting_id
     return {"error": body}, exc.status
 
 
@@ -111,6 +126,41 @@ def _money(value: Decimal) -> str:
 def _is_pushed(kind: RecordKind, local_id: int) -> bool:
     stmt = select(ExternalRecord.id).filter_by(kind=kind, local_id=local_id, state=RecordState.pushed)
     return db.session.scalar(stmt.limit(1)) is not None
+
+
+def _number_taken(model, unit_id: int, number: str, external_id: str) -> None:
+    """Refuse a number another document of the business unit and kind has (409 naming it).
+
+    On PostgreSQL a transaction lock on (kind, unit, number) keeps two concurrent requests from
+    both taking a free number; it is released with the request's transaction.
+
+    :raise Refused: 409 with ``conflicting_id``.
+    """
+    if db.engine.dialect.name == "postgresql":
+        key = int.from_bytes(hashlib.sha256(f"{model.__tablename__}:{unit_id}:{number}".encode()).digest()[:8], "big")
+        db.session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key - (1 << 63)})
+    other = db.session.scalar(
+        select(model.external_id)
+        .where(model.business_unit_id == unit_id, model.number == number, model.external_id != external_id)
+        .limit(1)
+    )
+    if other is not None:
+        what = "invoice" if model is Invoice else "credit note"
+        raise Refused(
+            409,
+            f"{what.capitalize()} number {number} is used by {what} {other} of this business unit already: each "
+            f"{what} needs its own number (the ledger keeps one document per number).",
+            conflicting_id=other,
+        )
+
+
+def _release_number_hold(kind: RecordKind, local_id: int) -> None:
+    """Send a document held for a number another document has back to the push (its number changed)."""
+    for record in db.session.scalars(
+        select(ExternalRecord).filter_by(kind=kind, local_id=local_id, state=RecordState.needs_action)
+    ):
+        if record.last_error_class == "duplicate":
+            record.transition(RecordState.pending)
 
 
 def _answer(representation: dict[str, Any], created: bool):
@@ -415,6 +465,8 @@ def put_invoice(org_id: str, external_id: str):
 
     invoice = _by_external_id(Invoice, org, external_id)
     created = invoice is None
+    if created or invoice.number != data["number"] or invoice.business_unit_id != unit.id:
+        _number_taken(Invoice, unit.id, data["number"], external_id)
     values = {
         "business_unit_id": unit.id,
         "customer_id": customer.id,
@@ -450,6 +502,8 @@ def put_invoice(org_id: str, external_id: str):
         raise _invalid(
             [{"path": "currency", "message": "cannot change: payments or credit notes refer to this invoice"}]
         )
+    if values["number"] != invoice.number:
+        _release_number_hold(RecordKind.invoice, invoice.id)
     _apply(invoice, values)
     if not same_lines:
         _set_lines(invoice, InvoiceLine, lines)
@@ -493,6 +547,8 @@ def put_credit_note(org_id: str, external_id: str):
 
     note = _by_external_id(CreditNote, org, external_id)
     created = note is None
+    if created or note.number != data["number"] or note.business_unit_id != invoice.business_unit_id:
+        _number_taken(CreditNote, invoice.business_unit_id, data["number"], external_id)
     values = {
         "invoice_id": invoice.id,
         "business_unit_id": invoice.business_unit_id,
@@ -514,6 +570,8 @@ def put_credit_note(org_id: str, external_id: str):
         return _answer(credit_note_json(note), False)
     if _is_pushed(RecordKind.credit_note, note.id):
         raise Refused(409, f"Credit note {note.number} is already in the ledger; it cannot change any more.")
+    if values["number"] != note.number:
+        _release_number_hold(RecordKind.credit_note, note.id)
     _apply(note, values)
     if not same_lines:
         _set_lines(note, CreditNoteLine, lines)

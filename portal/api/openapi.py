@@ -24,7 +24,8 @@ def _errors(*codes: int) -> dict[str, Any]:
         401: "No valid API key.",
         403: "The key is revoked or lacks the scope.",
         404: "No such organization or record.",
-        409: "Conflict: the record is already in the ledger, or a concurrent request created it.",
+        409: "Conflict: the record is already in the ledger, its number is used by another document of the "
+        "business unit (``conflicting_id`` names it), or a concurrent request created it.",
         422: "The body has problems; each is listed with its path.",
     }
     return {str(code): _json(_ref("Error"), words[code]) for code in codes}
@@ -117,9 +118,14 @@ def _ledger_status(*, invoice: bool) -> dict[str, Any]:
         props["finalized_at"] = {**_NULLABLE_STRING, "format": "date-time"}
         props["sent"] = {
             "type": "object",
-            "description": "Whether the ledger made the invoice final and e-mailed it (ledger sending).",
+            "description": "Whether the ledger made the invoice final and e-mailed it (ledger sending). not_sent: "
+            "numbered by the ledger but not e-mailed (error says why and what fixes it); it is never reported sent "
+            "until the ledger says so.",
             "properties": {
-                "state": {"type": ["string", "null"], "enum": ["finalized", "sent", "not_supported", "failed", None]},
+                "state": {
+                    "type": ["string", "null"],
+                    "enum": ["finalized", "sent", "not_sent", "not_supported", "failed", None],
+                },
                 "sent_at": {**_NULLABLE_STRING, "format": "date-time"},
                 "error": _NULLABLE_STRING,
             },
@@ -151,6 +157,10 @@ def document() -> dict[str, Any]:
                         "status": {"type": "integer"},
                         "message": {"type": "string"},
                         "field": {"type": "string"},
+                        "conflicting_id": {
+                            "type": "string",
+                            "description": "The SaaS id of the document that has this number already (409).",
+                        },
                         "problems": {
                             "type": "array",
                             "items": {

@@ -56,3 +56,7 @@ class ModeForm(FlaskForm):
         validators=[InputRequired(message="Choose what happens when an invoice's customer is not linked.")],
         noun="a customer mode",
     )
+
+
+class CreateAnywayForm(FlaskForm):
+    """Create a held customer although the ledger has customers that might be it (CSRF only)."""

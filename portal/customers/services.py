@@ -18,7 +18,7 @@ import csv
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from flask_login import current_user
@@ -76,6 +76,9 @@ def set_customer_mode(connection: Connection, mode: str) -> bool:
     if before == mode:
         return False
     connection.settings = {**(connection.settings or {}), "customer_mode": mode}
+    if mode == "create":
+        # Invoices held because link-only mode created no customer: now the push may.
+        release_holds(connection, None)
     audit.record(
         "connection.customer_mode_changed",
         subject_type="Connection",
@@ -103,12 +106,110 @@ def customer_link(connection: Connection, customer: Customer) -> CustomerLink | 
     )
 
 
-def link_created_by_push(connection: Connection, customer: Customer, external_id: str) -> CustomerLink:
-    """Link a customer the sync engine just created in the ledger (method "push", actor system)."""
+def link_created_by_push(
+    connection: Connection, customer: Customer, external_id: str, method: LinkMethod = LinkMethod.push
+) -> CustomerLink:
+    """Link a customer the sync engine just created in the ledger, or found there before creating it (actor system).
+
+    ``method`` is "push" for a created customer, ``push_vat`` / ``push_coc`` / ``push_email``
+    for one the push found by that identifier.
+    """
     existing = customer_link(connection, customer)
     if existing is not None and existing.external_id == str(external_id):
         return existing
-    return _set_link(connection, customer, str(external_id), LinkMethod.push, None, actor="system")
+    return _set_link(connection, customer, str(external_id), method, None, actor="system")
+
+
+def release_holds(connection: Connection, customer_ids: Iterable[int] | None) -> int:
+    """Send the records held for these customers (None: all customers) back to the push; return how many.
+
+    The invoices and credit notes held as needs-action "customer not linked", and the customers'
+    own held records, become pending: a person acted (linked the customer, chose to create it,
+    changed the customer mode), so the next push takes them (flushed, not committed).
+    """
+    from ..models import CreditNote, ExternalRecord, Invoice, RecordKind, RecordState
+
+    held = select(ExternalRecord).where(
+        ExternalRecord.connection_id == connection.id,
+        ExternalRecord.state == RecordState.needs_action,
+        ExternalRecord.last_error_class == "customer_not_linked",
+    )
+    if customer_ids is not None:
+        ids = list(customer_ids)
+        of_customers = (
+            (
+                (ExternalRecord.kind == RecordKind.invoice)
+                & ExternalRecord.local_id.in_(select(Invoice.id).where(Invoice.customer_id.in_(ids)))
+            )
+            | (
+                (ExternalRecord.kind == RecordKind.credit_note)
+                & ExternalRecord.local_id.in_(select(CreditNote.id).where(CreditNote.customer_id.in_(ids)))
+            )
+            | ((ExternalRecord.kind == RecordKind.customer) & ExternalRecord.local_id.in_(ids))
+        )
+        held = held.where(of_customers)
+    released = 0
+    for record in db.session.scalars(held):
+        record.transition(RecordState.pending)
+        released += 1
+    db.session.flush()
+    return released
+
+
+def create_anyway(connection: Connection, customer: Customer) -> int:
+    """Let the push create a held customer although the ledger has customers that might be it (audited).
+
+    A person confirmed that none of the candidates is this customer. Returns how many held
+    records go back to the push (flushed, not committed).
+
+    :raise LinkError: when the customer is linked already, or the connection only links customers.
+    """
+    from ..models import ExternalRecord, RecordKind
+
+    if customer_link(connection, customer) is not None:
+        raise LinkError(f"{customer.name} is linked already: its invoices use that ledger customer.", 409)
+    if customer_mode(connection) == "link_only":
+        raise LinkError(
+            f"This connection only links customers: link {customer.name} to a ledger customer, or change the "
+            "customer mode to create customers.",
+            409,
+        )
+    record = db.session.scalar(
+        select(ExternalRecord).where(
+            ExternalRecord.connection_id == connection.id,
+            ExternalRecord.kind == RecordKind.customer,
+            ExternalRecord.local_id == customer.id,
+        )
+    )
+    if record is None:
+        record = ExternalRecord(connection_id=connection.id, kind=RecordKind.customer, local_id=customer.id, attempts=0)
+        db.session.add(record)
+    record.create_confirmed = True
+    db.session.execute(
+        delete(LinkSuggestion).where(
+            LinkSuggestion.connection_id == connection.id, LinkSuggestion.customer_id == customer.id
+        )
+    )
+    audit.record(
+        "customer_link.create_anyway",
+        subject_type="Customer",
+        subject_id=customer.id,
+        organization_id=customer.organization_id,
+        summary=f"{customer.name} will be created in {connection.company_label}: none of the ledger customers "
+        "found is this customer",
+        after={"connection_id": connection.id, "create_confirmed": True},
+    )
+    db.session.flush()
+    return release_holds(connection, [customer.id])
+
+
+#: The customer's columns a link remembers as synced (a change of any is pushed to the ledger customer).
+SYNCED_FIELDS = ("name", "email", "vat_number", "coc_number", "street", "postcode", "city", "country")
+
+
+def snapshot(customer: Customer) -> dict[str, Any]:
+    """Return the customer's values a ledger customer is kept in step with."""
+    return {name: getattr(customer, name) for name in SYNCED_FIELDS}
 
 
 # -- the ledger customer cache --------------------------------------------------------------------
@@ -169,11 +270,16 @@ def fetch_ledger_customers(connection: Connection, *, page_size: int | None = No
     return store_ledger_customers(connection, adapter.iter_customers(page_size=page_size))
 
 
+#: fetched_at of ledger customers the cache learnt of without a full fetch (a push's look-up) before any fetch.
+NOT_FETCHED = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def last_fetched_at(connection: Connection) -> datetime | None:
     """Return when the ledger customers were last fetched, or None if never."""
-    return db.session.scalar(
+    fetched = db.session.scalar(
         select(func.max(LedgerCustomerCache.fetched_at)).where(LedgerCustomerCache.connection_id == connection.id)
     )
+    return fetched if fetched is not None and fetched > NOT_FETCHED else None
 
 
 def ledger_customer(connection: Connection, external_id: str) -> LedgerCustomerCache | None:
@@ -349,6 +455,8 @@ def _set_link(
     link.external_id, link.method, link.score = external_id, method, score
     link.created_by_id = None if actor == "system" else _actor_id()
     link.created_at = utcnow()
+    # What the ledger customer has from now on, as far as Ledgerlink knows: later changes are pushed.
+    link.synced, link.synced_at, link.update_error = snapshot(customer), link.created_at, None
     db.session.execute(
         delete(LinkSuggestion).where(
             LinkSuggestion.connection_id == connection.id, LinkSuggestion.customer_id == customer.id
@@ -367,6 +475,8 @@ def _set_link(
         after={"connection_id": connection.id, "external_id": external_id, "method": method.value, "score": score},
         actor_label=actor,
     )
+    if actor != "system":
+        release_holds(connection, [customer.id])
     return link
 
 
@@ -391,7 +501,11 @@ def _linkable(connection: Connection, external_id: str) -> LedgerCustomerCache:
     return cached
 
 
-def _own_customer(connection: Connection, customer_id: int) -> Customer:
+def own_customer(connection: Connection, customer_id: int) -> Customer:
+    """Return the connection's organization's customer with this id.
+
+    :raise LinkError: 404 when there is none.
+    """
     customer = db.session.get(Customer, customer_id)
     if customer is None or customer.organization_id != connection.business_unit.organization_id:
         raise LinkError(f"There is no customer {customer_id} in {connection.business_unit.organization.name}.", 404)
@@ -417,7 +531,7 @@ def unlink(connection: Connection, customer_id: int) -> CustomerLink:
 
     :raise LinkError: when the customer has no link here.
     """
-    customer = _own_customer(connection, customer_id)
+    customer = own_customer(connection, customer_id)
     link = customer_link(connection, customer)
     if link is None:
         raise LinkError(f"{customer.name} is not linked in {connection.company_label}.", 404)
@@ -649,6 +763,59 @@ def held_invoices(connection: Connection, *, limit: int = 50) -> list[HeldInvoic
         .limit(limit)
     )
     return [HeldInvoice(*row) for row in rows]
+
+
+@dataclass
+class HeldCustomer:
+    """A SaaS customer whose invoices the push holds, why, and the ledger customers that may be it."""
+
+    customer: Customer
+    invoices: list[HeldInvoice] = field(default_factory=list)
+    #: Why the push did not create the customer (its own record's words), None in link-only mode.
+    reason: str | None = None
+    #: (suggestion, cached ledger customer or None) the push found, best first.
+    candidates: list[tuple[LinkSuggestion, LedgerCustomerCache | None]] = field(default_factory=list)
+
+
+def held_customers(connection: Connection, *, limit: int = 50) -> list[HeldCustomer]:
+    """Return the customers whose invoices are held as "customer not linked", each with its candidates."""
+    from ..models import ExternalRecord, RecordKind, RecordState
+
+    invoices = held_invoices(connection, limit=500)
+    refs = list(dict.fromkeys(h.customer_external_id for h in invoices))[:limit]
+    if not refs:
+        return []
+    found = {
+        c.external_id: c
+        for c in db.session.scalars(_organization_customers(connection).where(Customer.external_id.in_(refs)))
+    }
+    held = {ref: HeldCustomer(found[ref]) for ref in refs if ref in found}
+    for invoice in invoices:
+        if invoice.customer_external_id in held:
+            held[invoice.customer_external_id].invoices.append(invoice)
+    by_id = {h.customer.id: h for h in held.values()}
+    for record in db.session.scalars(
+        select(ExternalRecord).where(
+            ExternalRecord.connection_id == connection.id,
+            ExternalRecord.kind == RecordKind.customer,
+            ExternalRecord.local_id.in_(list(by_id)),
+            ExternalRecord.state == RecordState.needs_action,
+        )
+    ):
+        by_id[record.local_id].reason = record.last_error_text
+    rows = db.session.execute(
+        select(LinkSuggestion, LedgerCustomerCache)
+        .outerjoin(
+            LedgerCustomerCache,
+            (LedgerCustomerCache.connection_id == LinkSuggestion.connection_id)
+            & (LedgerCustomerCache.external_id == LinkSuggestion.external_id),
+        )
+        .where(LinkSuggestion.connection_id == connection.id, LinkSuggestion.customer_id.in_(list(by_id)))
+        .order_by(LinkSuggestion.score.desc(), LinkSuggestion.id)
+    )
+    for suggestion, cached in rows:
+        by_id[suggestion.customer_id].candidates.append((suggestion, cached))
+    return list(held.values())
 
 
 def links(connection: Connection, *, limit: int = 200, offset: int = 0, query: str = ""):

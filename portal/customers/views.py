@@ -14,7 +14,7 @@ from ..params import id_list, is_whole_number
 from ..runs import start_run
 from ..security import require_role
 from . import services
-from .forms import SCORE_RANGE, ConfirmForm, ImportForm, LinkForm, ModeForm, SuggestForm, UnlinkForm
+from .forms import SCORE_RANGE, ConfirmForm, CreateAnywayForm, ImportForm, LinkForm, ModeForm, SuggestForm, UnlinkForm
 from .services import CsvImportError, LinkError
 
 bp = Blueprint("customers", __name__)
@@ -110,7 +110,7 @@ def _page(connection: Connection, status: int = 200, **forms):
         confirm_form=forms.get("confirm_form") or ConfirmForm(),
         # "Link this customer" on a held invoice opens the page with the customer filled in.
         link_form=forms.get("link_form") or LinkForm(data={"customer": request.args.get("link_customer", "")[:64]}),
-        held=services.held_invoices(connection),
+        held=services.held_customers(connection),
         unlink_form=UnlinkForm(),
         import_form=forms.get("import_form") or ImportForm(),
         mode_form=forms.get("mode_form") or ModeForm(data={"customer_mode": services.customer_mode(connection)}),
@@ -256,4 +256,40 @@ def update_customer_mode(connection_id: int):
     changed = services.set_customer_mode(connection, form.customer_mode.data)
     db.session.commit()
     flash("Customer mode saved." if changed else "Customer mode unchanged.", "success")
+    return _back(connection)
+
+
+@bp.post("/connections/<int:connection_id>/customers/<int:customer_id>/create-anyway")
+@require_role(Role.support)
+def create_anyway(connection_id: int, customer_id: int):
+    connection = get_connection(connection_id)
+    if not CreateAnywayForm().validate_on_submit():
+        return _page(connection, 400)
+    try:
+        customer = services.own_customer(connection, customer_id)
+        released = services.create_anyway(connection, customer)
+    except LinkError as exc:
+        db.session.rollback()
+        flash(exc.message, "error")
+        return _back_to(connection)
+    db.session.commit()
+    from ..sync import schedule  # enqueues (and commits) the connection's push
+
+    if connection.status in schedule.SCHEDULED_STATUSES:
+        schedule.enqueue_push(connection, reason=f"{customer.name} is to be created anyway.")
+    flash(
+        f"{customer.name} will be created in {connection.company_label} by the next push; "
+        f"{released} held record(s) go to the push.",
+        "success",
+    )
+    return _back_to(connection)
+
+
+def _back_to(connection: Connection):
+    """Return to the page the form was on (a safe ``next``), else the customer links page."""
+    from ..security import is_safe_redirect
+
+    target = request.form.get("next") or ""
+    if target and is_safe_redirect(target):
+        return redirect(target)
     return _back(connection)

@@ -72,7 +72,9 @@ from ..models import (
 )
 from ..models.history import BACKFILL_KINDS
 from ..sync import limiter
+from ..sync import payments as sync_payments
 from ..sync import push as sync_push
+from ..sync.numbers import duplicate_holds
 
 JOB = "jobs.history.run_backfill"
 QUEUE = "history"
@@ -282,6 +284,10 @@ class Classifier:
         self.credit_notes = specs.get_spec(connection.provider).capabilities.credit_notes
         self.rebind(connection)
         self._gaps: dict[int | None, Verdict | None] = {}
+        #: Invoice id → whether this back-fill gets it into the ledger (for its credit notes and payments).
+        self._invoices: dict[int, bool] = {}
+        #: Customer id → the verdict of a customer held for a person (None: not held), read once.
+        self._held: dict[int, Verdict | None] = {}
         self.closed: list[ClosedPeriod] = []
         #: Our reference → (external id, number) of ledger documents of the range, where listable.
         self.in_ledger: dict[str, dict[str, tuple[str, str | None]]] = {}
@@ -360,8 +366,28 @@ class Classifier:
         return found
 
     def _unlinked(self, customer: Customer) -> Verdict | None:
-        if not self.link_only or customers.customer_link(self.connection, customer) is not None:
+        if customers.customer_link(self.connection, customer) is not None:
             return None
+        if not self.link_only:
+            if customer.id not in self._held:
+                record = db.session.scalar(
+                    select(ExternalRecord).where(
+                        ExternalRecord.connection_id == self.connection.id,
+                        ExternalRecord.kind == RecordKind.customer,
+                        ExternalRecord.local_id == customer.id,
+                    )
+                )
+                self._held[customer.id] = (
+                    Verdict(
+                        "blocked",
+                        record.last_error_text or f"Customer {customer.name} is held until someone links it.",
+                        _url("customers.show_customer_links", connection_id=self.connection.id, _anchor="held"),
+                        "Link the customer or create it anyway",
+                    )
+                    if record is not None and record.waits_for_person
+                    else None
+                )
+            return self._held[customer.id]
         return Verdict(
             "blocked",
             f"Customer {customer.name} ({customer.external_id}) is not linked to a {self.name} customer, and "
@@ -370,9 +396,21 @@ class Classifier:
             "Link the customer",
         )
 
+    def _shared_number(self, kind: str, doc: Invoice | CreditNote) -> Verdict | None:
+        held = duplicate_holds(self.connection, RecordKind(kind), [doc])
+        if doc.id not in held:
+            return None
+        return Verdict(
+            "blocked",
+            held[doc.id],
+            _url("ops.list_records", connection_id=self.connection.id, q=doc.number),
+            "Give the document its own number in the SaaS",
+        )
+
     def _document(self, kind: str, doc: Invoice | CreditNote) -> Verdict | None:
         return (
-            self._closed(doc.issue_date)
+            self._shared_number(kind, doc)
+            or self._closed(doc.issue_date)
             or self._unlinked(doc.customer)
             or next(
                 (
@@ -384,21 +422,44 @@ class Classifier:
             )
         )
 
-    def _invoice_reachable(self, invoice_id: int, invoice_date: date | None) -> bool:
-        """Say whether the invoice is in the ledger or comes with this back-fill."""
+    def _invoice_reachable(self, invoice: Invoice) -> bool:
+        """Say whether the invoice is in the ledger, or comes with this back-fill (its own verdict lets it)."""
         record = db.session.scalar(
-            select(ExternalRecord.state).where(
+            select(ExternalRecord).where(
                 ExternalRecord.connection_id == self.connection.id,
                 ExternalRecord.kind == RecordKind.invoice,
-                ExternalRecord.local_id == invoice_id,
+                ExternalRecord.local_id == invoice.id,
             )
         )
-        if record is RecordState.pushed:
+        if record is not None and record.state is RecordState.pushed:
             return True
-        return (
+        if not (
             "invoice" in self.scope.kinds
-            and invoice_date is not None
-            and self.scope.date_from <= invoice_date <= self.scope.date_to
+            and invoice.issue_date is not None
+            and self.scope.date_from <= invoice.issue_date <= self.scope.date_to
+        ):
+            return False
+        # What the back-fill does with the invoice decides: a blocked invoice blocks what depends on it.
+        if invoice.id not in self._invoices:
+            self._invoices[invoice.id] = self.verdict("invoice", invoice, record).outcome in ("create", "existing")
+        return self._invoices[invoice.id]
+
+    def _payments_mode(self) -> Verdict | None:
+        """Return why payments are not back-filled when the connection's payments mode is not "push"."""
+        mode = sync_payments.mode(self.connection)
+        if mode == sync_payments.PUSH:
+            return None
+        words = {
+            sync_payments.PULL: f"this connection pulls payments from {self.name} (payments mode “pull”): the "
+            "ledger's own bookings mark invoices paid, so SaaS payments are not pushed into it",
+            sync_payments.OFF: "this connection does not sync payments (payments mode “off”)",
+        }[mode]
+        return Verdict(
+            "skipped",
+            f"Payments are not back-filled: {words}. Choose payments mode “push” in the connection's settings to "
+            "back-fill them.",
+            _url("connections.show_connection", connection_id=self.connection.id, _anchor="settings-box"),
+            "Open the connection settings",
         )
 
     # -- the verdict -------------------------------------------------------------------------
@@ -417,9 +478,15 @@ class Classifier:
         if kind == "payment":
             if not has_payment_push():
                 return Verdict("skipped", "Payments cannot be back-filled yet: the payment push is not available.")
-            if not self._invoice_reachable(obj.invoice_id, obj.invoice.issue_date):
+            mode = self._payments_mode()
+            if mode is not None:
+                return mode
+            if not self._invoice_reachable(obj.invoice):
                 return self._missing_invoice("Payment", obj.external_id, obj.invoice)
             return self._closed(obj.paid_on) or CREATE
+        shared = self._shared_number(kind, obj)
+        if shared is not None:
+            return shared
         found = self.in_ledger.get(kind, {}).get(obj.number)
         if found is not None:
             return Verdict(
@@ -431,7 +498,7 @@ class Classifier:
                     "skipped",
                     f"{self.name} has no API for credit notes: create credit note {obj.number} by hand in {self.name}.",
                 )
-            if not self._invoice_reachable(obj.invoice_id, obj.invoice.issue_date):
+            if not self._invoice_reachable(obj.invoice):
                 return self._missing_invoice("Credit note", obj.number, obj.invoice)
         return self._document(kind, obj) or CREATE
 
@@ -573,6 +640,8 @@ def preview(connection: Connection, scope: Scope, adapter: LedgerAdapter | None 
     result.estimate = estimate(connection, result.calls)
     if "payment" in scope.kinds and not has_payment_push():
         result.notes.append("Payments: not yet — the payment push is not available, so payments are skipped.")
+    elif "payment" in scope.kinds and (mode := classifier._payments_mode()) is not None:
+        result.notes.append(mode.reason or "")
     if not classifier.in_ledger:
         result.notes.append(
             f"{classifier.name} documents are not listed here: records already in the ledger are recognised by "
@@ -582,8 +651,9 @@ def preview(connection: Connection, scope: Scope, adapter: LedgerAdapter | None 
 
 
 #: Ledger calls per record created singly: documents and payments are looked up by our reference
-#: before they are created (every adapter does, so a re-run never doubles them); customers are not.
-CALLS_PER_RECORD = {"customer": 1, "invoice": 2, "credit_note": 2, "payment": 2}
+#: before they are created (every adapter does, so a re-run never doubles them); customers are
+#: looked up by their identifiers first (one ``or``-filtered query in Exact, a few elsewhere).
+CALLS_PER_RECORD = {"customer": 2, "invoice": 2, "credit_note": 2, "payment": 2}
 #: Where a provider needs more per document, as measured by bench/backfill.py (Exact: the look-up,
 #: the create, and the after-push steps of the connection's sending method).
 PROVIDER_CALLS_PER_RECORD = {specs.EXACT_ONLINE: {"invoice": 5, "credit_note": 5}}
@@ -1062,8 +1132,11 @@ def _push_chunk(backfill, connection, classifier, adapter, kind: str, ids: list[
             record = _push_one(connection, adapter, kind, obj)
             _note(backfill, kind, obj, _outcome_of(record), record.external_id, record.last_error_text)
         elif v.adopt:
-            _adopt(connection, kind, obj, v)
-            _note(backfill, kind, obj, ItemOutcome.existing, v.external_id, v.reason)
+            record = _adopt(connection, kind, obj, v)
+            if record.state is RecordState.pushed:
+                _note(backfill, kind, obj, ItemOutcome.existing, v.external_id, v.reason)
+            else:  # the ledger document is another SaaS document's: held, not adopted
+                _note(backfill, kind, obj, ItemOutcome.blocked, None, record.last_error_text)
         else:
             outcome = ItemOutcome.existing if v.outcome == "existing" else ItemOutcome(v.outcome)
             _note(backfill, kind, obj, outcome, v.external_id, v.reason, v.fix_url)
@@ -1081,13 +1154,16 @@ def _push_one(connection: Connection, adapter: LedgerAdapter, kind: str, obj: An
     return sync_push.push_payment(connection, obj, adapter)
 
 
-def _adopt(connection: Connection, kind: str, obj: Any, v: Verdict) -> None:
-    """Record a ledger document found by our reference as pushed (nothing is created)."""
+def _adopt(connection: Connection, kind: str, obj: Any, v: Verdict) -> ExternalRecord:
+    """Record a ledger document found by our reference as pushed (nothing is created); return its record.
+
+    A ledger document another record holds already is not adopted: the record is held instead.
+    """
     record = sync_push.record_for(connection, RecordKind(kind), obj.id)
     if record.state is RecordState.pushed:
-        return
+        return record
     sync_push._begin(record, reference=obj.number, payload=sync_push._document_payload(obj))
-    sync_push._store_result(record, PushResult(v.external_id, v.number, created=False))
+    return sync_push._store_result(record, PushResult(v.external_id, v.number, created=False))
 
 
 def _outcome_of(record: ExternalRecord) -> ItemOutcome:
@@ -1147,8 +1223,8 @@ def _push_batch(backfill: Backfill, connection: Connection, adapter: LedgerAdapt
         if unknown:
             found = adapter.find_by_reference("invoice", invoice.number)
             if found is not None:
-                sync_push._store_result(record, found)
-                _note(backfill, "invoice", invoice, ItemOutcome.created, record.external_id)
+                record = sync_push._store_result(record, found)
+                _note(backfill, "invoice", invoice, _outcome_of(record), record.external_id, record.last_error_text)
                 continue
         draft = sync_push.invoice_draft(connection, invoice, customer_id)
         ready.append(
@@ -1173,7 +1249,15 @@ def _push_batch(backfill: Backfill, connection: Connection, adapter: LedgerAdapt
                 record = sync_push._store_result(record, item.result)
                 # Noted with the next result's commit (or the batch's): a crash in between leaves
                 # the record pushed, and the resumed back-fill counts it as existing.
-                _note(backfill, "invoice", invoice, ItemOutcome.created, record.external_id, commit=False)
+                _note(
+                    backfill,
+                    "invoice",
+                    invoice,
+                    _outcome_of(record),
+                    record.external_id,
+                    record.last_error_text,
+                    commit=False,
+                )
                 continue
             error = item.error if item is not None else None
             if error is None:

@@ -127,6 +127,21 @@ class NotSupported(LedgerError):
     """The provider has no way to do this (e.g. bexio credit notes, bexio.md §3.6)."""
 
 
+class NotSent(LedgerError):
+    """The ledger made the invoice final (numbered) but did not e-mail it; ``number`` is its number.
+
+    Raised by :meth:`LedgerAdapter.finalize_invoice` and :meth:`LedgerAdapter.send_invoice`
+    when the ledger's own answer says the e-mail was not sent (Exact's ``EmailCreationError``,
+    a refused QuickBooks or bexio send), or when it cannot say whether it was: the invoice is
+    final and keeps its number; it is never reported as sent.
+    """
+
+    def __init__(self, message: str = "", *, number: str | None = None, **facts: Any) -> None:
+        #: The ledger's invoice number, assigned although the e-mail was not sent.
+        self.number = number
+        super().__init__(message, **facts)
+
+
 # -- value types ----------------------------------------------------------------------------------
 
 
@@ -261,16 +276,49 @@ class ReferenceItem:
     details: Mapping[str, Any] = field(default_factory=dict)
 
 
+#: Keys a ledger customer can be looked up by (:class:`CustomerQuery`).
+CUSTOMER_KEYS = ("id", "code", "vat", "coc", "email", "name")
+
+
 @dataclass(frozen=True)
 class CustomerQuery:
-    """Look up ledger customers by one key: "id", "code", "vat", "email" or "name"."""
+    """Look up ledger customers by one key: "id", "code", "vat", "coc" (company number), "email" or "name"."""
 
     by: str
     value: str
 
     def __post_init__(self) -> None:
-        if self.by not in ("id", "code", "vat", "email", "name"):
+        if self.by not in CUSTOMER_KEYS:
             raise ValueError(f"cannot look customers up by {self.by!r}")
+
+
+def clean_name(name: str | None) -> str:
+    """Return a name as it is created in and looked up in a ledger: trimmed, inner spaces collapsed.
+
+    Every adapter creates customers under this form and looks them up by it, so a name typed
+    with stray spaces is found again after an interrupted create.
+    """
+    return " ".join((name or "").split())
+
+
+#: Characters of a customer code the ledgers keep (Exact codes are at most 18 characters, exact-online.md §3.1).
+CUSTOMER_CODE_MAX = 18
+
+
+def customer_code(reference: str) -> str:
+    """Return the customer code that carries our reference (the SaaS's customer id) in a ledger.
+
+    The reference itself when it fits and is not only digits; ``LL`` + the digits for a numeric
+    id (so it never meets the ledger's own numbering, which counts 1, 2, 3 …); ``LL`` + 16 hex
+    characters of its SHA-256 when it is too long. Deterministic: the same customer always gets
+    the same code, so a look-up by code finds what an interrupted create made.
+    """
+    text = (reference or "").strip()
+    if text and len(text) <= CUSTOMER_CODE_MAX and not text.isdigit():
+        return text
+    if text.isdigit() and len(text) <= CUSTOMER_CODE_MAX - 2:
+        return f"LL{text}"
+    return "LL" + hashlib.sha256(text.encode()).hexdigest()[: CUSTOMER_CODE_MAX - 2].upper()
 
 
 @dataclass(frozen=True)
@@ -290,7 +338,7 @@ class LedgerCustomer:
 
 @dataclass(frozen=True)
 class CustomerDraft:
-    """A customer to create in the ledger."""
+    """A customer to create (or update) in the ledger; ``reference`` is the SaaS's customer id."""
 
     reference: str
     name: str
@@ -301,6 +349,12 @@ class CustomerDraft:
     postcode: str | None = None
     city: str | None = None
     is_person: bool = False
+    #: Chamber-of-commerce / company registration number.
+    coc_number: str | None = None
+
+
+#: Fields of a :class:`CustomerDraft` a customer update can change in the ledger.
+CUSTOMER_UPDATE_FIELDS = ("name", "email", "vat_number", "coc_number", "address_lines", "postcode", "city", "country")
 
 
 @dataclass(frozen=True)
@@ -567,9 +621,48 @@ class LedgerAdapter(abc.ABC):
     def find_customers(self, query: CustomerQuery) -> list[LedgerCustomer]:
         """Return ledger customers matching the query."""
 
+    def find_customers_matching(self, queries: Sequence[CustomerQuery]) -> list[LedgerCustomer]:
+        """Return the ledger customers matching any of the queries, each once.
+
+        The default asks once per query; keys the ledger cannot filter on (:class:`NotSupported`)
+        are left out. Ledgers that can ``or`` filters ask once (Exact).
+        """
+        found: dict[str, LedgerCustomer] = {}
+        unsupported: set[str] = set()
+        for query in queries:
+            if query.by in unsupported:
+                continue
+            try:
+                for customer in self.find_customers(query):
+                    found.setdefault(str(customer.id), customer)
+            except NotSupported:
+                unsupported.add(query.by)
+        return list(found.values())
+
     @abc.abstractmethod
     def create_customer(self, draft: CustomerDraft) -> LedgerCustomer:
-        """Create a customer in the ledger."""
+        """Create a customer in the ledger, carrying our reference (``draft.reference``) where the ledger keeps one.
+
+        The name is created as :func:`clean_name` gives it.
+        """
+
+    def find_customer_by_reference(self, draft: CustomerDraft) -> LedgerCustomer | None:
+        """Return the customer an earlier attempt to create ``draft`` made, found by our reference only.
+
+        Used after an attempt whose outcome is unknown: a customer that merely has the same name
+        is never returned. The default knows of no reference (None).
+        """
+        return None
+
+    def update_customer(self, external_id: str, draft: CustomerDraft, fields: Collection[str]) -> None:
+        """Change the ``fields`` (of :data:`CUSTOMER_UPDATE_FIELDS`) of a ledger customer to the draft's values.
+
+        Only those fields are sent; the others stay as the ledger has them. Setting a value is
+        harmless to repeat, so a retry after an unknown outcome is safe.
+
+        :raise NotSupported: for providers whose customers cannot be updated (the default).
+        """
+        raise NotSupported(f"updating {self.spec.name} customers is not available", provider=self.provider)
 
     def iter_customers(self, page_size: int | None = None) -> Iterator[LedgerCustomer]:
         """Yield every ledger customer, archived / inactive ones included, fetching page by page.
@@ -605,10 +698,24 @@ class LedgerAdapter(abc.ABC):
         ``[Network Link]``). ``email`` overrides the recipient where the ledger allows it.
 
         Idempotent: an invoice already final (or already sent) is not an error, so a retry after
-        an unknown outcome is safe.
+        an unknown outcome is safe. Sent means the ledger's answer says so: an invoice the ledger
+        made final without e-mailing it raises :class:`NotSent` with its number.
 
         :return: the ledger's invoice number when it is known now (None when unchanged/unknown).
+        :raise NotSent: when ``send`` and the invoice is final but the ledger did not (or cannot
+            say that it did) e-mail it.
         """
+
+    def send_invoice(self, external_id: str, *, email: str | None = None, message: str | None = None) -> str | None:
+        """E-mail a final invoice through the ledger once more ("Send again" after :class:`NotSent`).
+
+        The default finalizes with ``send``: QuickBooks and bexio send an invoice the ledger
+        shows as not sent yet.
+
+        :return: the invoice's number.
+        :raise NotSent: when the ledger still does not e-mail it.
+        """
+        return self.finalize_invoice(external_id, send=True, email=email, message=message)
 
     def final_without_call(self, external_id: str, *, send: bool) -> tuple[bool, str | None]:
         """Say whether finalizing needs no call to the ledger, and the invoice's number if so.

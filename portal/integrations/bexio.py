@@ -26,6 +26,7 @@ from .base import (
     LedgerCustomer,
     LedgerDocument,
     LedgerError,
+    NotSent,
     NotSupported,
     PaymentDraft,
     PaymentStatus,
@@ -34,6 +35,8 @@ from .base import (
     Rejected,
     TestResult,
     TokenSet,
+    clean_name,
+    customer_code,
     pkce_challenge,
     register,
     test_label,
@@ -336,15 +339,16 @@ class BexioAdapter(LedgerAdapter):
         )
 
     def find_customers(self, query: CustomerQuery) -> list[LedgerCustomer]:
-        """Look contacts up by id, number (nr), e-mail or name; bexio contacts carry no VAT field."""
+        """Look contacts up by id, number (nr), e-mail or name; bexio contacts carry no VAT field.
+
+        A name is looked up as :func:`clean_name` gives it, the form contacts are created under.
+        """
         if query.by == "id":
             return [self._customer(self._call("GET", f"{API}/2.0/contact/{int(query.value)}"))]
         if query.by not in _CUSTOMER_FIELDS:
             raise NotSupported(f"bexio contacts cannot be looked up by {query.by!r}", provider=self.provider)
-        found = self._search(
-            "2.0/contact",
-            [{"field": _CUSTOMER_FIELDS[query.by], "value": query.value.strip(), "criteria": "="}],
-        )
+        value = clean_name(query.value) if query.by == "name" else query.value.strip()
+        found = self._search("2.0/contact", [{"field": _CUSTOMER_FIELDS[query.by], "value": value, "criteria": "="}])
         return [self._customer(row) for row in found]
 
     @staticmethod
@@ -362,19 +366,32 @@ class BexioAdapter(LedgerAdapter):
         )
 
     def create_customer(self, draft: CustomerDraft) -> LedgerCustomer:
-        """Create a contact (company or person); bexio assigns the number."""
+        """Create a contact (company or person) whose ``nr`` carries our reference (:func:`customer_code`, §3.1)."""
         user = self._user_id()
         body: dict[str, Any] = {
             "contact_type_id": 2 if draft.is_person else 1,
-            "name_1": draft.name,
+            "nr": customer_code(draft.reference),
+            "name_1": clean_name(draft.name),
             "user_id": user,
             "owner_id": user,
         }
-        optional = {"mail": draft.email, "postcode": draft.postcode, "city": draft.city}
-        if draft.address_lines:
-            optional["street_name"] = draft.address_lines[0]
-        body.update({k: v for k, v in optional.items() if v})
+        body.update({k: v for k, v in _contact_fields(draft, _CONTACT_UPDATES).items() if v})
         return self._customer(self._call("POST", f"{API}/2.0/contact", json=body))
+
+    def find_customer_by_reference(self, draft: CustomerDraft) -> LedgerCustomer | None:
+        """Return the contact whose ``nr`` is the draft's :func:`customer_code` (indexed search, §2.4), or None."""
+        found = self.find_customers(CustomerQuery("code", customer_code(draft.reference)))
+        return found[0] if found else None
+
+    def update_customer(self, external_id: str, draft: CustomerDraft, fields: Collection[str]) -> None:
+        """Edit the contact with the changed fields: ``POST /2.0/contact/{id}`` (§2.1, edits are POSTs).
+
+        bexio contacts keep no VAT or company number, and their country is a bexio id: those
+        fields are left out.
+        """
+        body = _contact_fields(draft, {f: _CONTACT_UPDATES[f] for f in fields if f in _CONTACT_UPDATES})
+        if body:
+            self._call("POST", f"{API}/2.0/contact/{int(external_id)}", json=body)
 
     def iter_customers(self, page_size: int | None = None) -> Iterator[LedgerCustomer]:
         """Yield every contact by ``limit`` / ``offset`` pages until a short page (§2.3).
@@ -501,9 +518,11 @@ class BexioAdapter(LedgerAdapter):
         ``network_link`` has been sent by e-mail, so a retry never issues or sends twice.
 
         :return: the invoice's ``document_nr``.
-        :raise Rejected: when ``message`` lacks ``[Network Link]`` (before any call), when the
-            invoice is cancelled, or when there is no recipient e-mail; bexio's own refusals
-            (e.g. a trial company sending to another address) come through as well.
+        :raise Rejected: when ``message`` lacks ``[Network Link]`` (before any call), or when the
+            invoice is cancelled.
+        :raise NotSent: when the issued invoice could not be e-mailed: no recipient e-mail (the
+            fix names the contact), or bexio refused the send (its own text, e.g. a trial
+            company sending to another address). The invoice keeps its number.
         """
         if send and message is not None and NETWORK_LINK not in message:
             raise Rejected(
@@ -520,14 +539,12 @@ class BexioAdapter(LedgerAdapter):
                 f"bexio invoice {number or external_id} is cancelled: it cannot be issued or sent",
                 provider=self.provider,
             )
-        must_send = send and not invoice.get("network_link")
-        # Found before issuing, so a missing address leaves the invoice as it was.
-        recipient = ""
-        if must_send:
-            recipient = (email or "").strip() or self._contact_email(invoice.get("contact_id"), number or external_id)
         if status == DRAFT:
             self._call("POST", f"{url}/issue")
-        if must_send:
+        if not send or invoice.get("network_link"):
+            return number
+        try:
+            recipient = (email or "").strip() or self._contact_email(invoice.get("contact_id"), number or external_id)
             self._call(
                 "POST",
                 f"{url}/send",
@@ -538,6 +555,16 @@ class BexioAdapter(LedgerAdapter):
                     "mark_as_open": True,
                 },
             )
+        except Rejected as exc:
+            raise NotSent(
+                str(exc.args[0])
+                if exc.args and not exc.provider_text
+                else f"bexio issued invoice {number} but did not e-mail it; fix the cause, then choose Send again",
+                provider=self.provider,
+                provider_code=exc.provider_code,
+                provider_text=exc.provider_text,
+                number=number,
+            ) from None
         return number
 
     def _contact_email(self, contact_id: Any, invoice_label: str) -> str:
@@ -687,6 +714,31 @@ class BexioAdapter(LedgerAdapter):
             amount_open=Decimal(str(row.get("total_remaining_payments") or 0)),
             customer_id=str(row["contact_id"]) if row.get("contact_id") is not None else None,
         )
+
+
+#: CustomerDraft field → contact fields an update sets (§3.1: street_name is written, address is read-only).
+_CONTACT_UPDATES = {
+    "name": ("name_1",),
+    "email": ("mail",),
+    "address_lines": ("street_name",),
+    "postcode": ("postcode",),
+    "city": ("city",),
+}
+
+
+def _contact_fields(draft: CustomerDraft, wanted: Mapping[str, tuple[str, ...]]) -> dict[str, Any]:
+    """Return the contact fields of ``wanted`` draft fields; an emptied one is sent as an empty string."""
+    values = {
+        "name_1": clean_name(draft.name),
+        "mail": draft.email or "",
+        "street_name": draft.address_lines[0] if draft.address_lines else "",
+        "postcode": draft.postcode or "",
+        "city": draft.city or "",
+    }
+    body = {field: values[field] for fields in wanted.values() for field in fields}
+    if "name_1" in body and not body["name_1"]:
+        body.pop("name_1")  # required: never blanked
+    return body
 
 
 def default_message(number: str | None) -> str:

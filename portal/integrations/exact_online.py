@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import re
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -32,6 +32,7 @@ from .base import (
     LedgerDocument,
     LedgerError,
     NotFound,
+    NotSent,
     NotSupported,
     PaymentDraft,
     PaymentStatus,
@@ -40,6 +41,8 @@ from .base import (
     Rejected,
     TestResult,
     TokenSet,
+    clean_name,
+    customer_code,
     register,
     test_label,
 )
@@ -57,8 +60,19 @@ _REFERENCE = {
     "all_journals": ("financial/Journals", "ID,Code,Description,Type,TypeDescription,IsBlocked", None),
 }
 #: Customer look-up key → Account field (§3.1).
-_CUSTOMER_FIELDS = {"code": "Code", "vat": "VATNumber", "email": "Email", "name": "Name"}
-_ACCOUNT_SELECT = "ID,Code,Name,Email,VATNumber,Country,Blocked,Status"
+_CUSTOMER_FIELDS = {"code": "Code", "vat": "VATNumber", "coc": "ChamberOfCommerce", "email": "Email", "name": "Name"}
+_ACCOUNT_SELECT = "ID,Code,Name,Email,VATNumber,ChamberOfCommerce,Country,Blocked,Status"
+#: CustomerDraft field → Account fields an update sets (§3.1; Code is never re-sent, picqer#416).
+_ACCOUNT_UPDATES = {
+    "name": ("Name",),
+    "email": ("Email",),
+    "vat_number": ("VATNumber",),
+    "coc_number": ("ChamberOfCommerce",),
+    "address_lines": ("AddressLine1", "AddressLine2", "AddressLine3"),
+    "postcode": ("Postcode",),
+    "city": ("City",),
+    "country": ("Country",),
+}
 #: SalesInvoices.Type per document kind: 8020 invoice, 8023 direct invoice, 8021/8024 credit notes (§3.7).
 _DOCUMENT_TYPES = {"invoice": (8020, 8023), "credit_note": (8021, 8024)}
 #: SalesInvoices.Status of a processed (printed) invoice (§3.7).
@@ -353,14 +367,34 @@ class ExactOnlineAdapter(LedgerAdapter):
         )
 
     def find_customers(self, query: CustomerQuery) -> list[LedgerCustomer]:
-        """Look accounts up by ID, padded Code, VAT number, e-mail or name (§3.1)."""
-        if query.by == "id":
-            where = f"ID eq guid'{query.value}'"
-        else:
-            value = account_code(query.value) if query.by == "code" else query.value.strip()
-            where = f"{_CUSTOMER_FIELDS[query.by]} eq {odata_literal(value)}"
-        found = self._get_rows("crm/Accounts", {"$select": _ACCOUNT_SELECT, "$filter": where})
+        """Look accounts up by ID, padded Code, VAT number, company number, e-mail or name (§3.1).
+
+        A name is looked up as :func:`clean_name` gives it, the form accounts are created under.
+        """
+        found = self._get_rows("crm/Accounts", {"$select": _ACCOUNT_SELECT, "$filter": self._where(query)})
         return [self._customer(row) for row in found]
+
+    def find_customers_matching(self, queries: Sequence[CustomerQuery]) -> list[LedgerCustomer]:
+        """Look accounts up by several keys at once: one ``or``-filtered query per 40 keys (§3.0, §6)."""
+        clauses = list(dict.fromkeys(self._where(query) for query in queries))
+        found: dict[str, LedgerCustomer] = {}
+        for start in range(0, len(clauses), _OR_BATCH):
+            where = " or ".join(clauses[start : start + _OR_BATCH])
+            for row in self._get_rows("crm/Accounts", {"$select": _ACCOUNT_SELECT, "$filter": where}):
+                found.setdefault(str(row["ID"]), self._customer(row))
+        return list(found.values())
+
+    @staticmethod
+    def _where(query: CustomerQuery) -> str:
+        if query.by == "id":
+            return f"ID eq guid'{_guid(query.value)}'"
+        if query.by == "code":
+            value = account_code(query.value)
+        elif query.by == "name":
+            value = clean_name(query.value)
+        else:
+            value = query.value.strip()
+        return f"{_CUSTOMER_FIELDS[query.by]} eq {odata_literal(value)}"
 
     @staticmethod
     def _customer(row: Mapping[str, Any]) -> LedgerCustomer:
@@ -372,26 +406,63 @@ class ExactOnlineAdapter(LedgerAdapter):
             vat_number=_strip(row.get("VATNumber")),
             country=_strip(row.get("Country")),
             active=not row.get("Blocked"),
+            coc_number=_strip(row.get("ChamberOfCommerce")),
         )
 
     def _create_account(self, body: Mapping[str, Any]) -> dict:
         return rows(self._call("POST", self._url("crm/Accounts"), json=dict(body)))[0]
 
     def create_customer(self, draft: CustomerDraft) -> LedgerCustomer:
-        """Create a sales account (Status C); Exact assigns the code (§3.1)."""
-        body: dict[str, Any] = {"Name": draft.name, "Status": "C", "IsSales": True}
-        lines = list(draft.address_lines[:3])
-        for index, line in enumerate(lines, start=1):
-            body[f"AddressLine{index}"] = line
-        optional = {
-            "Email": draft.email,
-            "VATNumber": draft.vat_number,
-            "Country": draft.country,
-            "Postcode": draft.postcode,
-            "City": draft.city,
+        """Create a sales account (Status C) whose ``Code`` carries our reference (:func:`customer_code`, §3.1, §6).
+
+        Exact refuses a second account with one code ("Gegeven bestaat reeds", §4.2): when it
+        does, the account holding our code is the one an earlier attempt made, and is returned.
+        """
+        body: dict[str, Any] = {
+            "Code": customer_code(draft.reference),
+            "Name": clean_name(draft.name),
+            "Status": "C",
+            "IsSales": True,
         }
-        body.update({k: v for k, v in optional.items() if v})
-        return self._customer(self._create_account(body))
+        body.update({k: v for k, v in self._account_fields(draft, _ACCOUNT_UPDATES).items() if v})
+        try:
+            return self._customer(self._create_account(body))
+        except Rejected:
+            found = self.find_customer_by_reference(draft)
+            if found is None:
+                raise
+            return found
+
+    def find_customer_by_reference(self, draft: CustomerDraft) -> LedgerCustomer | None:
+        """Return the account whose ``Code`` is the draft's :func:`customer_code`, or None."""
+        found = self.find_customers(CustomerQuery("code", customer_code(draft.reference)))
+        return found[0] if found else None
+
+    def update_customer(self, external_id: str, draft: CustomerDraft, fields: Collection[str]) -> None:
+        """PUT the changed fields on the account (204); ``Code`` is never sent (picqer#416, §3.1)."""
+        body = self._account_fields(draft, {f: _ACCOUNT_UPDATES[f] for f in fields if f in _ACCOUNT_UPDATES})
+        if body:
+            self._call("PUT", self._url(f"crm/Accounts(guid'{_guid(external_id)}')"), json=body)
+
+    @staticmethod
+    def _account_fields(draft: CustomerDraft, wanted: Mapping[str, tuple[str, ...]]) -> dict[str, Any]:
+        """Return the Account properties of ``wanted`` draft fields; an emptied field is sent as null."""
+        values: dict[str, Any] = {
+            "Name": clean_name(draft.name),
+            "Email": draft.email or None,
+            "VATNumber": draft.vat_number or None,
+            "ChamberOfCommerce": draft.coc_number or None,
+            "Postcode": draft.postcode or None,
+            "City": draft.city or None,
+            "Country": draft.country or None,
+        }
+        for index in range(3):
+            lines = draft.address_lines
+            values[f"AddressLine{index + 1}"] = lines[index] if index < len(lines) else None
+        body = {prop: values[prop] for props in wanted.values() for prop in props}
+        if "Name" in body and not body["Name"]:
+            body.pop("Name")  # Name is mandatory (§3.1): never blanked
+        return body
 
     def iter_customers(self, page_size: int | None = None) -> Iterator[LedgerCustomer]:
         """Yield every sales account, blocked ones as inactive, following ``__next`` page by page.
@@ -541,14 +612,16 @@ class ExactOnlineAdapter(LedgerAdapter):
         after printing (divisions that number at print assign it now). ``InvoiceDate`` is the
         invoice's own date. Exact mails the account's own address: ``email`` cannot override it.
 
-        :raise Rejected: when Exact refuses to print (closed period: its own text), or printed
-            the invoice but could not create the e-mail (e.g. the account has no address); the
-            invoice is then processed and must be sent from Exact by hand.
+        :raise Rejected: when Exact refuses to print (closed period: its own text).
+        :raise NotSent: when ``send`` and Exact processed the invoice without e-mailing it
+            (``EmailCreationError``, e.g. the account has no address), or had processed it
+            before this call (an earlier attempt's answer was lost, or someone printed it in
+            Exact): Exact does not say whether that e-mailed it, so it is not reported as sent.
         """
         select = "InvoiceID,InvoiceNumber,Status,InvoiceDate,OrderDate"
         invoice = self._sales_invoice(external_id, select)
         if invoice.get("Status") == _PROCESSED:
-            return _number(invoice)
+            return self._already_processed(invoice, send)
         body: dict[str, Any] = {"InvoiceID": invoice["InvoiceID"], "SendEmailToCustomer": bool(send)}
         if message:
             body["ExtraText"] = message
@@ -558,19 +631,72 @@ class ExactOnlineAdapter(LedgerAdapter):
         try:
             printed = rows(self._call("POST", self._url("salesinvoice/PrintedSalesInvoices"), json=body))[0]
         except Rejected:
-            # "Reeds verwerkt": another attempt printed it meanwhile; that is the outcome we want.
+            # "Reeds verwerkt": another attempt printed it meanwhile.
             again = self._sales_invoice(external_id, select)
             if again.get("Status") == _PROCESSED:
-                return _number(again)
+                return self._already_processed(again, send)
             raise
         number = _number(self._sales_invoice(external_id, select))
-        failure = printed.get("EmailCreationError") if send else None
-        if failure:
-            raise Rejected(
-                f"Exact Online processed invoice {number} but did not e-mail it: {failure}",
+        if send:
+            self._check_emailed(printed, number)
+        return number
+
+    def _already_processed(self, invoice: Mapping[str, Any], send: bool) -> str | None:
+        number = _number(invoice)
+        if send:
+            raise NotSent(
+                f"Exact Online had processed invoice {number} already, and does not say whether it was e-mailed "
+                "then: check it in Exact Online (Sales → Invoices) and e-mail it from there if it was not",
                 provider=self.provider,
-                provider_text=failure,
+                number=number,
             )
+        return number
+
+    def _check_emailed(self, printed: Mapping[str, Any], number: str | None) -> None:
+        """Raise :class:`NotSent` unless PrintedSalesInvoices' answer confirms the e-mail (§3.8)."""
+        failure = printed.get("EmailCreationError")
+        if failure or not printed.get("EmailCreationSuccess"):
+            why = "Exact Online processed the invoice but did not e-mail it" + (
+                "" if failure else " (its answer confirmed no e-mail)"
+            )
+            raise NotSent(
+                f"{why}. Exact e-mails the address of the invoice's account: add an e-mail address to the account "
+                "in Exact Online (CRM → Accounts), then choose Send again",
+                provider=self.provider,
+                provider_text=failure or None,
+                number=number,
+            )
+
+    def send_invoice(self, external_id: str, *, email: str | None = None, message: str | None = None) -> str | None:
+        """E-mail a processed invoice again through PrintedSalesInvoices (``SendEmailToCustomer``, §3.8).
+
+        An open invoice is processed and e-mailed as :meth:`finalize_invoice` does. Exact e-mails
+        the account's address, so the fix for a missing one is made on the account in Exact.
+
+        :raise NotSent: with Exact's answer when it does not e-mail the invoice (no address on
+            the account, or it refuses to print a processed invoice again, "Reeds verwerkt"):
+            the invoice keeps its number.
+        """
+        select = "InvoiceID,InvoiceNumber,Status,InvoiceDate,OrderDate"
+        invoice = self._sales_invoice(external_id, select)
+        if invoice.get("Status") != _PROCESSED:
+            return self.finalize_invoice(external_id, send=True, email=email, message=message)
+        number = _number(invoice)
+        body: dict[str, Any] = {"InvoiceID": invoice["InvoiceID"], "SendEmailToCustomer": True}
+        if message:
+            body["ExtraText"] = message
+        try:
+            printed = rows(self._call("POST", self._url("salesinvoice/PrintedSalesInvoices"), json=body))[0]
+        except Rejected as exc:
+            raise NotSent(
+                f"Exact Online did not e-mail invoice {number} again: it e-mails an invoice through its API "
+                f"only when it processes it ({exc.provider_text or exc}). E-mail it from Exact Online → Sales → "
+                "Invoices",
+                provider=self.provider,
+                provider_text=exc.provider_text,
+                number=number,
+            ) from None
+        self._check_emailed(printed, number)
         return number
 
     def attach_pdf(self, external_id: str, *, filename: str, content: bytes) -> str | None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
@@ -34,6 +34,7 @@ from .base import (
     LedgerDocument,
     LedgerError,
     NotFound,
+    NotSent,
     NotSupported,
     PaymentDraft,
     PaymentStatus,
@@ -43,6 +44,7 @@ from .base import (
     TestResult,
     TokenSet,
     Unavailable,
+    clean_name,
     register,
     test_label,
 )
@@ -106,6 +108,14 @@ _FAULT_STATUS = {
     "SystemFault": 500,
 }
 _T = TypeVar("_T")
+#: QuickBooks' "Duplicate Name Exists Error": a DisplayName used by another customer, vendor or employee (§3 Customer).
+DUPLICATE_NAME = "6240"
+#: QuickBooks' "Stale Object Error": the SyncToken sent is not the current one (§4).
+STALE_OBJECT = "5010"
+#: Longest DisplayName QuickBooks keeps (Finance.xsd).
+DISPLAY_NAME_MAX = 500
+#: Start of the customer note that carries our reference (a customer has no other field for it, §3 Customer).
+REFERENCE_NOTE = "Ledgerlink reference: "
 
 
 def request_id(kind: str, reference: str) -> str:
@@ -137,6 +147,9 @@ class QuickBooksAdapter(LedgerAdapter):
         super().__init__(**options)
         #: CompanyInfo.Country, read once: it decides the US or the global tax model (§6).
         self._country: str | None = None
+        #: Every customer, read once for e-mail look-ups (QuickBooks cannot filter on e-mail
+        #: addresses as people type them); customers this adapter creates are added.
+        self._customer_rows: list[dict] | None = None
         #: Invoice Id → DocNumber of invoices this adapter created or found: final as they are,
         #: so finalizing one without sending needs no call to read its number back.
         self._numbers: dict[str, str] = {}
@@ -401,7 +414,10 @@ class QuickBooksAdapter(LedgerAdapter):
         )
 
     def find_customers(self, query: CustomerQuery) -> list[LedgerCustomer]:
-        """Look customers up by Id, DisplayName or e-mail, inactive ones included (§6)."""
+        """Look customers up by Id, DisplayName or e-mail, inactive ones included (§6).
+
+        A name is looked up as :func:`display_name` gives it, the form customers are created under.
+        """
         if query.by not in _CUSTOMER_FIELDS:
             raise NotSupported(f"QuickBooks customers cannot be looked up by {query.by!r}", provider=self.provider)
         field = _CUSTOMER_FIELDS[query.by]
@@ -409,11 +425,16 @@ class QuickBooksAdapter(LedgerAdapter):
             # Not filterable on the server, and seeded e-mails are messy (" COOL@cars.test ",
             # two addresses in one field): compare normalised addresses locally.
             wanted = query.value.strip().lower()
-            found = [c for c in self._select("Customer", "Active IN (true, false)") if wanted in _emails(c)]
+            found = [c for c in self._all_customer_rows() if wanted in _emails(c)]
         else:
-            value = qbo_literal(query.value.strip())
-            found = self._select("Customer", f"{field} = {value}", "Active IN (true, false)")
+            value = display_name(query.value) if query.by == "name" else query.value.strip()
+            found = self._select("Customer", f"{field} = {qbo_literal(value)}", "Active IN (true, false)")
         return [self._customer(row) for row in found]
+
+    def _all_customer_rows(self) -> list[dict]:
+        if self._customer_rows is None:
+            self._customer_rows = self._select("Customer", "Active IN (true, false)")
+        return self._customer_rows
 
     @staticmethod
     def _customer(row: Mapping[str, Any]) -> LedgerCustomer:
@@ -426,9 +447,69 @@ class QuickBooksAdapter(LedgerAdapter):
         )
 
     def create_customer(self, draft: CustomerDraft) -> LedgerCustomer:
-        """Create a customer; its DisplayName must be unique across customers, vendors, employees."""
-        payload = _customer_payload(draft)
-        return self._customer(self._write("Customer", payload))
+        """Create a customer with a ``requestid`` derived from our reference, the reference in its notes (§2.4).
+
+        The DisplayName must be unique across customers, vendors and employees (6240): when it
+        is taken (another customer of the same name), the customer is created as "Name (our
+        reference)" under a requestid of its own. Both requestids depend on our reference only,
+        so creating the same draft again replays what an earlier attempt made (§2.4).
+        """
+        try:
+            created = self._write(
+                "Customer", _customer_payload(draft), requestid=request_id("customer", draft.reference)
+            )
+        except Rejected as exc:
+            if exc.provider_code != DUPLICATE_NAME:
+                raise
+            payload = _customer_payload(draft, display=distinct_name(draft))
+            created = self._write("Customer", payload, requestid=request_id("customer", f"{draft.reference}\x00named"))
+        if self._customer_rows is not None and not any(r.get("Id") == created.get("Id") for r in self._customer_rows):
+            self._customer_rows.append(created)
+        return self._customer(created)
+
+    def find_customer_by_reference(self, draft: CustomerDraft) -> LedgerCustomer | None:
+        """Return the customer whose notes carry our reference, under either name :meth:`create_customer` gives.
+
+        QuickBooks cannot filter customers on their notes (§2.2): the look-up asks for the two
+        DisplayNames and keeps the one whose note names our reference; a customer that only has
+        the same name is never returned.
+        """
+        names = ", ".join(qbo_literal(n) for n in dict.fromkeys((display_name(draft.name), distinct_name(draft))))
+        for row in self._select("Customer", f"DisplayName IN ({names})", "Active IN (true, false)"):
+            if _carries_reference(row, draft.reference):
+                return self._customer(row)
+        return None
+
+    def update_customer(self, external_id: str, draft: CustomerDraft, fields: Collection[str]) -> None:
+        """Sparse-update the changed fields with the customer's current SyncToken (§3 common rules).
+
+        VAT and company numbers have no place on a QuickBooks customer and are left out. A stale
+        SyncToken (5010, e.g. a payment touched the customer meanwhile) is read again once; a
+        DisplayName taken by someone else gets our reference added, as at creation.
+        """
+        wanted = _customer_payload(draft)
+        body: dict[str, Any] = {}
+        if "name" in fields:
+            body["DisplayName"] = wanted["DisplayName"]
+        if "email" in fields:
+            body["PrimaryEmailAddr"] = {"Address": draft.email or ""}
+        if {"address_lines", "postcode", "city", "country"} & set(fields):
+            body["BillAddr"] = _bill_address(draft, blanks=True)
+        if not body:
+            return
+        for attempt in range(2):
+            current = self._call("GET", self._url(f"customer/{external_id}"))["Customer"]
+            payload = {"Id": str(external_id), "SyncToken": current["SyncToken"], "sparse": True, **body}
+            try:
+                self._write("Customer", payload)
+                return
+            except Rejected as exc:
+                if exc.provider_code == STALE_OBJECT and attempt == 0:
+                    continue
+                if exc.provider_code == DUPLICATE_NAME and "DisplayName" in body and attempt == 0:
+                    body["DisplayName"] = distinct_name(draft)
+                    continue
+                raise
 
     def iter_customers(self, page_size: int | None = None) -> Iterator[LedgerCustomer]:
         """Yield every customer, inactive ones included, by STARTPOSITION / MAXRESULTS pages (§2.2).
@@ -553,6 +634,9 @@ class QuickBooksAdapter(LedgerAdapter):
         QuickBooks invoices are final when created. An invoice whose EmailStatus is already
         EmailSent is not sent again. ``message`` has no place in QuickBooks' send call and is
         not used; ``email`` becomes ``sendTo`` (it replaces the invoice's BillEmail).
+
+        :raise NotSent: when QuickBooks refuses the send (e.g. no e-mail address) or does not
+            answer EmailSent; the invoice keeps its number.
         """
         known, number = self.final_without_call(external_id, send=send)
         if known:
@@ -560,17 +644,48 @@ class QuickBooksAdapter(LedgerAdapter):
         invoice = self._call("GET", self._url(f"invoice/{external_id}"))["Invoice"]
         if not send or invoice.get("EmailStatus") == "EmailSent":
             return invoice.get("DocNumber")
-        params = {"requestid": request_id("send", str(external_id))}
+        return self._send(external_id, invoice.get("DocNumber"), email, request_id("send", str(external_id)))
+
+    def send_invoice(self, external_id: str, *, email: str | None = None, message: str | None = None) -> str | None:
+        """E-mail an invoice QuickBooks shows as not sent, under a requestid of this attempt ("Send again").
+
+        An earlier refused send may be remembered under the first requestid (§2.4), so this
+        one is new; an invoice already EmailSent is not sent twice.
+        """
+        invoice = self._call("GET", self._url(f"invoice/{external_id}"))["Invoice"]
+        if invoice.get("EmailStatus") == "EmailSent":
+            return invoice.get("DocNumber")
+        attempt = f"{external_id}:{invoice.get('SyncToken')}:{uuid.uuid4().hex}"
+        return self._send(external_id, invoice.get("DocNumber"), email, request_id("send", attempt))
+
+    def _send(self, external_id: str, number: str | None, email: str | None, requestid: str) -> str | None:
+        params = {"requestid": requestid}
         if email:
             params["sendTo"] = email
-        sent = self._call(
-            "POST",
-            self._url(f"invoice/{external_id}/send"),
-            params=params,
-            data=b"",
-            headers={"Content-Type": "application/octet-stream"},
-        )["Invoice"]
-        return sent.get("DocNumber")
+        try:
+            sent = self._call(
+                "POST",
+                self._url(f"invoice/{external_id}/send"),
+                params=params,
+                data=b"",
+                headers={"Content-Type": "application/octet-stream"},
+            )["Invoice"]
+        except Rejected as exc:
+            raise NotSent(
+                f"QuickBooks did not e-mail invoice {number}. Give the customer an e-mail address (in the SaaS: "
+                "the next push sends it to QuickBooks), then choose Send again",
+                provider=self.provider,
+                provider_code=exc.provider_code,
+                provider_text=exc.provider_text,
+                number=number,
+            ) from None
+        if sent.get("EmailStatus") != "EmailSent":
+            raise NotSent(
+                f"QuickBooks did not confirm the e-mail of invoice {number} (EmailStatus {sent.get('EmailStatus')})",
+                provider=self.provider,
+                number=sent.get("DocNumber") or number,
+            )
+        return sent.get("DocNumber") or number
 
     def attach_pdf(self, external_id: str, *, filename: str, content: bytes) -> str | None:
         """Upload the PDF to the invoice as an Attachable that goes along when QuickBooks e-mails it (§3 Attachable).
@@ -894,21 +1009,41 @@ def _document(row: Mapping[str, Any]) -> LedgerDocument:
     )
 
 
-def _customer_payload(draft: CustomerDraft) -> dict[str, Any]:
-    """Return the Customer body; a colon is not allowed in a DisplayName (§3 Customer)."""
-    payload: dict[str, Any] = {"DisplayName": draft.name.replace(":", " ")}
+def display_name(name: str) -> str:
+    """Return a name as a QuickBooks DisplayName: no colon (§3 Customer), trimmed, inner spaces collapsed."""
+    return clean_name(name.replace(":", " "))[:DISPLAY_NAME_MAX]
+
+
+def distinct_name(draft: CustomerDraft) -> str:
+    """Return the DisplayName of a customer whose plain name someone else has in QuickBooks: "Name (reference)"."""
+    suffix = f" ({display_name(draft.reference)})"
+    return display_name(draft.name)[: DISPLAY_NAME_MAX - len(suffix)] + suffix
+
+
+def _carries_reference(row: Mapping[str, Any], reference: str) -> bool:
+    notes = str(row.get("Notes") or "")
+    return any(line.strip() == f"{REFERENCE_NOTE}{reference}".strip() for line in notes.splitlines())
+
+
+def _bill_address(draft: CustomerDraft, *, blanks: bool = False) -> dict[str, str]:
+    address = {
+        "Line1": draft.address_lines[0] if draft.address_lines else None,
+        "City": draft.city,
+        "PostalCode": draft.postcode,
+        "Country": draft.country,
+    }
+    return {k: v or "" for k, v in address.items()} if blanks else {k: v for k, v in address.items() if v}
+
+
+def _customer_payload(draft: CustomerDraft, *, display: str | None = None) -> dict[str, Any]:
+    """Return the Customer body: a DisplayName without colon (§3 Customer), our reference in the notes."""
+    payload: dict[str, Any] = {
+        "DisplayName": display or display_name(draft.name),
+        "Notes": f"{REFERENCE_NOTE}{draft.reference}",
+    }
     if draft.email:
         payload["PrimaryEmailAddr"] = {"Address": draft.email}
-    address = {
-        k: v
-        for k, v in {
-            "Line1": draft.address_lines[0] if draft.address_lines else None,
-            "City": draft.city,
-            "PostalCode": draft.postcode,
-            "Country": draft.country,
-        }.items()
-        if v
-    }
+    address = _bill_address(draft)
     if address:
         payload["BillAddr"] = address
     return payload

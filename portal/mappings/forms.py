@@ -18,7 +18,7 @@ class ImportForm(FlaskForm):
 
 
 class DivisionForm(FlaskForm):
-    """The division to pin, and the confirmation a change after pushes needs."""
+    """The division to pin, and the confirmation a change needs once records were pushed or customers linked."""
 
     number = SelectField("Division", choices=[], validate_choice=False)
-    confirm = BooleanField("I understand what happens to the records already pushed")
+    confirm = BooleanField("I understand what happens to the records already pushed and the customers linked")

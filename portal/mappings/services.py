@@ -26,6 +26,7 @@ from ..models import (
     InvoiceLine,
     Mapping,
     Product,
+    RecordKind,
     RecordState,
     ReferenceData,
 )
@@ -690,8 +691,36 @@ def reachable_companies(connection: Connection) -> list[Company]:
     return vault.fresh_adapter(connection).list_companies()
 
 
-def division_consequences(connection: Connection, pushed: int) -> str:
-    """Say in words what a division change does to pushed records and mappings."""
+def division_counts(connection: Connection) -> dict[str, int]:
+    """Return what belongs to the pinned division and goes with a change: links, cached customers, suggestions, …
+
+    ``pushed`` records stay (they are in the old division's books); the rest is cleared.
+    """
+    from ..models.customer_link import CustomerLink, LedgerCustomerCache, LinkSuggestion
+
+    def count(model, *where) -> int:
+        return (
+            db.session.scalar(
+                select(func.count()).select_from(model).where(model.connection_id == connection.id, *where)
+            )
+            or 0
+        )
+
+    return {
+        "pushed": pushed_record_count(connection),
+        "links": count(CustomerLink),
+        "ledger_customers": count(LedgerCustomerCache),
+        "suggestions": count(LinkSuggestion),
+        "customer_records": count(ExternalRecord, ExternalRecord.kind == RecordKind.customer),
+        "reference_lists": count(ReferenceData),
+    }
+
+
+def division_consequences(connection: Connection, counts: dict[str, int] | int) -> str:
+    """Say in words (with the counts of :func:`division_counts`) what a division change does."""
+    if isinstance(counts, int):
+        counts = {**division_counts(connection), "pushed": counts}
+    pushed = counts.get("pushed", 0)
     if pushed:
         links = (
             f"{pushed} record(s) were pushed to {connection.company_label}. Their links keep pointing "
@@ -700,9 +729,42 @@ def division_consequences(connection: Connection, pushed: int) -> str:
         )
     else:
         links = "Nothing has been pushed from this connection yet, so no record links are affected."
+    cleared = [
+        (counts.get("links", 0), "customer link(s) to the old division's customers"),
+        (counts.get("ledger_customers", 0), "cached ledger customer(s)"),
+        (counts.get("suggestions", 0), "link suggestion(s)"),
+        (counts.get("customer_records", 0), "record(s) of customers created in or found in the old division"),
+    ]
+    said = ", ".join(f"{n} {what}" for n, what in cleared if n)
+    customers_part = (
+        f" Customers belong to one division: {said} are cleared, so customers are linked (or created) again in "
+        "the new one; invoices held for their customer go back to the push."
+        if said
+        else " No customer links or cached ledger customers belong to the old division."
+    )
     return (
-        f"{links} The mappings are kept but their codes are checked against the new division's "
+        f"{links}{customers_part} The mappings are kept but their codes are checked against the new division's "
         "reference data, which is fetched again."
+    )
+
+
+def needs_confirmation(counts: dict[str, int]) -> bool:
+    """Say whether a division change must be confirmed: something was pushed, or customers are linked or cached."""
+    return any(counts.get(key) for key in ("pushed", "links", "ledger_customers", "customer_records"))
+
+
+def _clear_customers(connection: Connection) -> None:
+    """Forget the old division's customers: links, cache, suggestions, customer records; release held documents."""
+    from ..customers.services import release_holds
+    from ..models.customer_link import CustomerLink, LedgerCustomerCache, LinkSuggestion
+
+    release_holds(connection, None)
+    for model in (LinkSuggestion, CustomerLink, LedgerCustomerCache):
+        db.session.execute(delete(model).where(model.connection_id == connection.id))
+    db.session.execute(
+        delete(ExternalRecord).where(
+            ExternalRecord.connection_id == connection.id, ExternalRecord.kind == RecordKind.customer
+        )
     )
 
 
@@ -710,7 +772,8 @@ def change_division(connection: Connection, number: str, companies: list[Company
     """Pin the connection to another division the token reaches; return it.
 
     :raise DivisionRefused: when the number is not reachable (with the reason) or unchanged.
-    :raise ConfirmationNeeded: when records were pushed and the change was not confirmed.
+    :raise ConfirmationNeeded: when records were pushed, or customers are linked or cached for the old
+        division, and the change was not confirmed.
     """
     number = (number or "").strip()
     name = provider_name(connection)
@@ -735,9 +798,10 @@ def change_division(connection: Connection, number: str, companies: list[Company
             f"{name} division {company.name} ({company.id}) cannot be used: {why}. "
             f"Reachable: {reachable}. Nothing was changed."
         )
-    pushed = pushed_record_count(connection)
-    if pushed and not confirmed:
-        raise ConfirmationNeeded(division_consequences(connection, pushed) + " Tick the box to confirm.")
+    counts = division_counts(connection)
+    pushed = counts["pushed"]
+    if needs_confirmation(counts) and not confirmed:
+        raise ConfirmationNeeded(division_consequences(connection, counts) + " Tick the box to confirm.")
     before = {
         "company": connection.external_company_id,
         "company_name": connection.external_company_name,
@@ -748,8 +812,9 @@ def change_division(connection: Connection, number: str, companies: list[Company
     connection.external_company_name = company.name
     connection.external_company_number = company.number
     connection.external_company_country = (company.country or "")[:2] or None
-    # The cached lists belong to the old division.
+    # The cached lists, the customers' links and what was learnt about them belong to the old division.
     db.session.execute(delete(ReferenceData).where(ReferenceData.connection_id == connection.id))
+    _clear_customers(connection)
     audit.record(
         "connection.division_changed",
         subject_type="Connection",
@@ -762,6 +827,7 @@ def change_division(connection: Connection, number: str, companies: list[Company
             "company_name": connection.external_company_name,
             "country": connection.external_company_country,
             "pushed_records": pushed,
+            "cleared": {k: v for k, v in counts.items() if k != "pushed"},
             "confirmed": confirmed,
         },
     )

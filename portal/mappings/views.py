@@ -297,7 +297,7 @@ def change_division(connection_id: int):
     form.number.choices = [
         (c.id, f"{c.name} ({c.id})" + ("" if c.accessible else f" — not usable: {c.reason}")) for c in companies
     ]
-    pushed = services.pushed_record_count(connection)
+    counts = services.division_counts(connection)
     if request.method == "GET":
         form.number.data = connection.external_company_id
     if request.method == "POST" and error is None:
@@ -325,8 +325,9 @@ def change_division(connection_id: int):
             form=form,
             companies=companies,
             error=error,
-            pushed=pushed,
-            consequences=services.division_consequences(connection, pushed),
+            pushed=services.needs_confirmation(counts),
+            counts=counts,
+            consequences=services.division_consequences(connection, counts),
             name=services.provider_name(connection),
         ),
         status,

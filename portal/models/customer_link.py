@@ -6,7 +6,7 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Enum, ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import JSON, Enum, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..database import UTCDateTime, utcnow
@@ -27,6 +27,10 @@ class LinkMethod(enum.StrEnum):
     name = "name"
     csv = "csv"
     push = "push"
+    #: Found in the ledger by the push before it would create the customer.
+    push_vat = "push_vat"
+    push_coc = "push_coc"
+    push_email = "push_email"
 
     @property
     def label(self) -> str:
@@ -43,6 +47,9 @@ _METHOD_LABELS = {
     LinkMethod.name: "suggested by name",
     LinkMethod.csv: "imported from CSV",
     LinkMethod.push: "created by a push",
+    LinkMethod.push_vat: "matched by VAT number at push",
+    LinkMethod.push_coc: "matched by company number at push",
+    LinkMethod.push_email: "matched by e-mail at push",
 }
 
 
@@ -100,6 +107,13 @@ class CustomerLink(db.Model):
     #: Who made it; None for the system (a push) or when the account is gone.
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff_user.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    #: The SaaS customer's name, address, e-mail, VAT and company number as the ledger last got
+    #: them (or as they were when the link was made): a later change of any is pushed as an update.
+    synced: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    #: When the ledger customer last got the SaaS customer's values (or the link was made).
+    synced_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: Why the last update of the ledger customer failed, in plain words with the ledger's text.
+    update_error: Mapped[str | None] = mapped_column(Text)
 
     connection: Mapped[Connection] = relationship()
     customer: Mapped[Customer] = relationship()

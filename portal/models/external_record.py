@@ -71,6 +71,9 @@ class FinalizeState(enum.StrEnum):
     finalized = "finalized"
     #: Final and e-mailed to the customer by the ledger (``sent_at``).
     sent = "sent"
+    #: Final and numbered, but the ledger did not e-mail it (or cannot say it did); ``finalize_error``
+    #: has the ledger's reason. Never retried by itself: a person fixes the cause, then "Send again".
+    not_sent = "not_sent"
     #: The ledger's adapter cannot finalize; the invoice stays as pushed.
     not_supported = "not_supported"
     #: The ledger refused or failed it (``finalize_error``); retried on the next run.
@@ -89,6 +92,11 @@ RECORD_TRANSITIONS: dict[RecordState, frozenset[RecordState]] = {
 }
 #: States the push leaves alone until a person acts (the scheduler does not pick them up).
 HELD_STATES = frozenset({R.failed, R.skipped, R.needs_action, R.dismissed})
+#: Error classes of needs-action records that wait for a person — link the customer, create it
+#: anyway, give the document its own number, or dismiss it — and are not due until then
+#: (errors_catalog.ErrorClass CUSTOMER_NOT_LINKED and DUPLICATE). Other needs-action records wait
+#: for something the push does itself (an invoice to be pushed first) and stay due.
+PERSON_HOLD_CLASSES = frozenset({"customer_not_linked", "duplicate"})
 #: The error class (errors_catalog.ErrorClass.NOT_SUPPORTED) of a record its ledger cannot take at all.
 NOT_SUPPORTED_CLASS = "not_supported"
 #: States of a record held because its ledger cannot take it (skipped, or dismissed after that).
@@ -180,6 +188,9 @@ class ExternalRecord(db.Model):
     finalized_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     #: Invoices: when the ledger e-mailed the invoice to the customer.
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: Customers: a person confirmed that none of the ledger customers the push found is this one
+    #: ("Create anyway"); the next push creates the customer without looking again.
+    create_confirmed: Mapped[bool] = mapped_column(default=False, server_default=text("false"))
     #: Dismissed records: resolved by hand or ignored.
     resolution: Mapped[Resolution | None] = mapped_column(
         Enum(Resolution, name="record_resolution", native_enum=False, length=24)
@@ -193,6 +204,16 @@ class ExternalRecord(db.Model):
 
     connection: Mapped[Connection] = relationship()
     resolved_by: Mapped[StaffUser | None] = relationship()
+
+    @property
+    def waits_for_person(self) -> bool:
+        """Say whether the record is held until a person acts (see :data:`PERSON_HOLD_CLASSES`)."""
+        return self.state is RecordState.needs_action and self.last_error_class in PERSON_HOLD_CLASSES
+
+    @classmethod
+    def held_for_person(cls):
+        """Return the SQL condition of :attr:`waits_for_person`."""
+        return (cls.state == RecordState.needs_action) & cls.last_error_class.in_(sorted(PERSON_HOLD_CLASSES))
 
     @property
     def unsupported_by_ledger(self) -> bool:

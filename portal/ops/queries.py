@@ -971,6 +971,35 @@ def local_labels(records: list[ExternalRecord]) -> dict[tuple[str, int], str]:
     return labels
 
 
+def held_customers(records: list[ExternalRecord]) -> dict[int, Customer]:
+    """Return, by record id, the SaaS customer of each record held because its customer is not linked (one query)."""
+    wanted = {
+        record.id: (RecordKind(record.kind), record.local_id)
+        for record in records
+        if record.state is RecordState.needs_action and record.last_error_class == "customer_not_linked"
+    }
+    if not wanted:
+        return {}
+    by_kind: dict[RecordKind, set[int]] = defaultdict(set)
+    for kind, local_id in wanted.values():
+        by_kind[kind].add(local_id)
+    owner: dict[tuple[RecordKind, int], int] = {}
+    for kind, model in ((RecordKind.invoice, Invoice), (RecordKind.credit_note, CreditNote)):
+        if by_kind.get(kind):
+            for local_id, customer_id in db.session.execute(
+                select(model.id, model.customer_id).where(model.id.in_(by_kind[kind]))
+            ):
+                owner[(kind, local_id)] = customer_id
+    for local_id in by_kind.get(RecordKind.customer, ()):
+        owner[(RecordKind.customer, local_id)] = local_id
+    customers = {c.id: c for c in db.session.scalars(select(Customer).where(Customer.id.in_(set(owner.values()))))}
+    return {
+        record_id: customers[owner[key]]
+        for record_id, key in wanted.items()
+        if key in owner and owner[key] in customers
+    }
+
+
 def state_counts(connection: Connection) -> dict[str, int]:
     """Return the connection's records by state, in one query."""
     rows = db.session.execute(

@@ -18,6 +18,7 @@ from flask_sqlalchemy.pagination import Pagination
 from sqlalchemy import func
 
 from .. import csvfiles
+from ..customers import services as customer_services
 from ..database import utcnow
 from ..extensions import db, htmx, queue
 from ..integrations import specs
@@ -577,6 +578,8 @@ def list_records(connection_id: int):
         filters=filters,
         counts=queries.state_counts(connection),
         labels=queries.local_labels(pagination.items),
+        held_customers=queries.held_customers(pagination.items),
+        creates_customers=customer_services.customer_mode(connection) == "create",
         states=list(RecordState),
         kinds=list(RecordKind),
         advise=fixes.advise,
@@ -599,6 +602,21 @@ def resync_record(record_id: int):
     else:
         db.session.commit()
         flash("Re-sync: " + outcome.summary(), "success" if outcome.changed else "warning")
+    return _back(url_for("ops.list_records", connection_id=record.connection_id))
+
+
+@bp.post("/records/<int:record_id>/send-again")
+@require_role(Role.ops)
+def send_again(record_id: int):
+    record = get_record(record_id)
+    try:
+        sent, words = actions.send_again(record, _actor())
+    except actions.ActionError as exc:
+        db.session.rollback()
+        flash(str(exc), "error")
+    else:
+        db.session.commit()
+        flash(words, "success" if sent else "warning")
     return _back(url_for("ops.list_records", connection_id=record.connection_id))
 
 

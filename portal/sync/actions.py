@@ -20,10 +20,13 @@ from sqlalchemy import Select, select
 from sqlalchemy.orm import joinedload
 
 from .. import audit
+from ..connections import vault
+from ..database import utcnow
 from ..extensions import db
-from ..models import Connection, ConnectionStatus, ExternalRecord, RecordState, StaffUser
-from ..models.external_record import Resolution
-from . import schedule
+from ..integrations.base import LedgerError, NotSent
+from ..models import Connection, ConnectionStatus, ExternalRecord, Invoice, RecordKind, RecordState, StaffUser
+from ..models.external_record import FinalizeState, Resolution
+from . import push, schedule
 
 #: States a person may send back to the push.
 RETRYABLE = frozenset({RecordState.failed, RecordState.needs_action, RecordState.skipped, RecordState.dismissed})
@@ -302,3 +305,53 @@ def resume(connection: Connection, actor: StaffUser | None) -> Outcome:
     db.session.flush()
     _push(connection, outcome, "Resumed by ops.")
     return outcome
+
+
+def send_again(record: ExternalRecord, actor: StaffUser | None) -> tuple[bool, str]:
+    """Have the ledger e-mail an invoice it numbered without sending ("Send again"); return (sent, words).
+
+    Sent only when the ledger's answer says so; otherwise the record stays "numbered, not
+    e-mailed" with the ledger's new reason. Audited either way (flushed, not committed).
+
+    :raise ActionError: when the record is not such an invoice, the connection is not live, or
+        the ledger cannot be reached now (nothing changed: try again later).
+    """
+    if record.kind is not RecordKind.invoice or record.finalize_state is not FinalizeState.not_sent:
+        raise ActionError("Only an invoice the ledger numbered but did not e-mail can be sent again.")
+    connection = record.connection
+    if not connection.is_live:
+        raise ActionError(f"{connection.company_label} is disconnected; connect it again first.")
+    invoice = db.session.get(Invoice, record.local_id)
+    try:
+        adapter = vault.fresh_adapter(connection)
+        number = adapter.send_invoice(
+            str(record.external_id),
+            email=invoice.customer.email if invoice else None,
+            message=push.email_message(connection),
+        )
+    except NotSent as exc:
+        push.apply_not_sent(connection, record, exc)
+        sent, words = False, record.finalize_error or ""
+    except (LedgerError, vault.VaultError) as exc:
+        if not isinstance(exc, LedgerError) or isinstance(exc, push.CONNECTION_ERRORS):
+            raise ActionError(f"The ledger could not be reached ({exc}); nothing changed, try again later.") from exc
+        record.finalize_error = push.explain(connection, exc)[1]
+        sent, words = False, record.finalize_error
+    else:
+        record.finalize_state, record.finalize_error = FinalizeState.sent, None
+        record.sent_at = utcnow()
+        record.external_number = number or record.external_number
+        sent, words = True, f"The ledger e-mailed invoice {record.external_number or record.external_id}."
+    label = invoice.number if invoice is not None else f"#{record.local_id}"
+    audit.record(
+        "record.send_again",
+        subject_type="Connection",
+        subject_id=connection.id,
+        organization_id=_organization_id(connection),
+        summary=f"Send again of invoice {label} in {connection.company_label}: "
+        + ("e-mailed by the ledger" if sent else f"not e-mailed ({words})"),
+        after={"record": record.id, "finalize_state": record.finalize_state.value},
+        actor_label=_actor_label(actor),
+    )
+    db.session.flush()
+    return sent, words

@@ -48,19 +48,20 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload, undefer
 
 from ..connections import vault
+from ..customers import identity
 from ..customers import services as customers
+from ..customers.identity import customer_draft
 from ..database import utcnow
 from ..extensions import db
 from ..integrations import errors_catalog, specs
 from ..integrations.base import (
     AuthExpired,
-    CustomerDraft,
-    CustomerQuery,
     DocumentDraft,
     LedgerAdapter,
     LedgerError,
     LineDraft,
     NeedsReauthorization,
+    NotSent,
     NotSupported,
     PaymentDraft,
     PushResult,
@@ -81,9 +82,11 @@ from ..models import (
     RecordState,
 )
 from ..models.connection import SendingMethod
+from ..models.customer_link import LinkMethod
 from ..models.external_record import FinalizeState, PdfState
 from ..oplog import capture as oplog
 from .lanes import Lane
+from .numbers import duplicate_holds
 
 #: Errors about the connection or the moment, not the record: the record stays pending
 #: (retryable, never failed) and the error is raised again so the caller stops and reschedules.
@@ -137,11 +140,60 @@ def _begin(record: ExternalRecord, *, reference: str | None, payload: Any) -> bo
 
 
 def _store_result(record: ExternalRecord, result: PushResult) -> ExternalRecord:
-    """Record the ledger's id and number and the move to pushed in one transaction."""
+    """Record the ledger's id and number and the move to pushed in one transaction.
+
+    A document found in the ledger (not created now) that another SaaS document's record holds
+    already is not adopted: the record is held instead (:func:`_settle_found`).
+    """
+    _settle_found(record, result)
+    db.session.commit()
+    return record
+
+
+def _settle_found(record: ExternalRecord, result: PushResult) -> None:
+    """Move the record to pushed with the ledger's id and number, unless another record has that document.
+
+    Our reference is the SaaS document's number: two SaaS documents sharing one would find each
+    other's ledger document. A document the ledger answered for without creating it now
+    (``result.created`` False) is checked against the connection's other records of the kind;
+    when one holds it, this record is held as needs-action "duplicate" (not committed).
+    """
+    if not result.created and record.kind in (RecordKind.invoice, RecordKind.credit_note):
+        other = db.session.scalar(
+            select(ExternalRecord).where(
+                ExternalRecord.connection_id == record.connection_id,
+                ExternalRecord.kind == record.kind,
+                ExternalRecord.external_id == str(result.external_id),
+                ExternalRecord.local_id != record.local_id,
+            )
+        )
+        if other is not None:
+            record.transition(
+                RecordState.needs_action,
+                error_class=errors_catalog.ErrorClass.DUPLICATE.value,
+                error_text=_adopted_words(record, other, result),
+            )
+            return
     record.external_id = str(result.external_id)
     record.external_number = result.external_number
     record.transition(RecordState.pushed)
-    db.session.commit()
+
+
+def _adopted_words(record: ExternalRecord, other: ExternalRecord, result: PushResult) -> str:
+    model = Invoice if record.kind is RecordKind.invoice else CreditNote
+    what = "invoice" if record.kind is RecordKind.invoice else "credit note"
+    mine, theirs = db.session.get(model, record.local_id), db.session.get(model, other.local_id)
+    number = mine.number if mine is not None else record.reference
+    owner = theirs.external_id if theirs is not None else f"#{other.local_id}"
+    return (
+        f"Not pushed: the ledger's {what} with reference {number} ({result.external_number or result.external_id}) "
+        f"is the ledger copy of the SaaS's {what} {owner}, which has the same number. A ledger keeps one document "
+        f"per number: give this {what} its own number in the SaaS, or dismiss it if it is the same {what}."
+    )
+
+
+def _hold_duplicate(record: ExternalRecord, words: str) -> ExternalRecord:
+    record.transition(RecordState.needs_action, error_class=errors_catalog.ErrorClass.DUPLICATE.value, error_text=words)
     return record
 
 
@@ -280,55 +332,50 @@ def _document_payload(document: Invoice | CreditNote) -> dict[str, Any]:
     }
 
 
-def customer_draft(customer: Customer) -> CustomerDraft:
-    """Return the SaaS customer as a ledger customer to create."""
-    return CustomerDraft(
-        reference=customer.external_id,
-        name=customer.name,
-        email=customer.email,
-        vat_number=customer.vat_number,
-        country=customer.country,
-        address_lines=(customer.street,) if customer.street else (),
-        postcode=customer.postcode,
-        city=customer.city,
-    )
-
-
 # -- customers --------------------------------------------------------------------------------
 
 
 def push_customer(connection: Connection, customer: Customer, adapter: LedgerAdapter | None = None) -> ExternalRecord:
-    """Create the customer in the ledger once and link it ("created by push").
+    """Make the customer available in the ledger once: found there, or created carrying our reference; link it.
 
-    Ledger customers carry none of our references, so after an unknown outcome the customer is
-    looked up by name: one match is adopted, several hold the record as needs-action.
+    After an attempt whose outcome is unknown, the customer an earlier attempt made is looked up
+    by our reference only (Exact account code, QuickBooks note and requestid, bexio contact
+    number; :meth:`~portal.integrations.base.LedgerAdapter.find_customer_by_reference`): a
+    customer that merely has the same name is never adopted. Before creating, the ledger is asked
+    for customers that may be this one (:mod:`portal.customers.identity`): one agreeing on an
+    identifier is linked ("matched by VAT number at push"); several, or only namesakes, hold the
+    customer as needs-action with the candidates until a person links one, chooses "Create
+    anyway" (``create_confirmed``) or dismisses it.
 
     :raise LedgerError: one of :data:`CONNECTION_ERRORS` (the record stays pending).
     """
     adapter = adapter or vault.fresh_adapter(connection)
     record = record_for(connection, RecordKind.customer, customer.id)
-    if record.state is RecordState.pushed:
-        return record
+    if record.state is RecordState.pushed or record.waits_for_person:
+        return record  # in the ledger; or held until a person links it, creates it anyway or dismisses it
     draft = customer_draft(customer)
     unknown = _begin(record, reference=customer.external_id, payload=draft)
+    method = LinkMethod.push
     try:
-        if unknown:
-            found = adapter.find_customers(CustomerQuery("name", draft.name))
-            if len(found) > 1:
+        found = adapter.find_customer_by_reference(draft) if unknown else None
+        if found is None and not record.create_confirmed:
+            lookup = identity.look_up(connection, customer, draft, adapter)
+            if lookup.held:
+                identity.suggest_held(connection, customer, lookup.held)
                 return _hold(
                     record,
                     RecordState.needs_action,
                     errors_catalog.ErrorClass.CUSTOMER_NOT_LINKED.value,
-                    f"An earlier attempt to create {customer.name} may have succeeded, and "
-                    f"{len(found)} ledger customers have that name: link the right one by hand.",
+                    lookup.reason or "",
                 )
-            created = found[0] if found else adapter.create_customer(draft)
-        else:
-            created = adapter.create_customer(draft)
+            if lookup.adopt is not None:
+                found, method = lookup.adopt.customer, lookup.adopt.method
+        created = found or adapter.create_customer(draft)
     except LedgerError as exc:
         return _store_error(record, exc)
-    customers.link_created_by_push(connection, customer, created.id)
-    return _store_result(record, PushResult(str(created.id), created.code, created=not unknown))
+    customers.link_created_by_push(connection, customer, created.id, method)
+    identity.remember(connection, [created])  # the links page names it without a fetch
+    return _store_result(record, PushResult(str(created.id), created.code, created=found is None))
 
 
 def _not_linked_text(connection: Connection, customer: Customer) -> str:
@@ -350,6 +397,8 @@ def _ledger_customer_id(connection: Connection, customer: Customer, adapter: Led
     if customers.customer_mode(connection) == "link_only":
         raise CustomerNotPushed(_not_linked_text(connection, customer))
     record = push_customer(connection, customer, adapter)
+    if record.state is RecordState.needs_action:
+        raise CustomerNotPushed(f"Held until someone links customer {customer.name}: {record.last_error_text}")
     if record.state is not RecordState.pushed:
         raise CustomerNotPushed(f"Customer {customer.name} could not be created: {record.last_error_text}")
     return record.external_id
@@ -370,7 +419,13 @@ def push_invoice(connection: Connection, invoice: Invoice, adapter: LedgerAdapte
     record = record_for(connection, RecordKind.invoice, invoice.id)
     if record.state is RecordState.pushed:
         return complete_invoice(connection, invoice, adapter, record)
-    unknown = _begin(record, reference=invoice.number, payload=_document_payload(invoice))
+    held = duplicate_holds(connection, RecordKind.invoice, [invoice])
+    unknown = _mark(record, reference=invoice.number, payload=_document_payload(invoice))
+    if held:
+        _hold_duplicate(record, held[invoice.id])
+    db.session.commit()
+    if held:
+        return record
     try:
         found = adapter.find_by_reference("invoice", invoice.number) if unknown else None
         if found is None:
@@ -507,7 +562,9 @@ def _apply_finalize(connection: Connection, record: ExternalRecord, call: StepCa
     """Set the finalize step's outcome on the record; return an error about the connection (left to do) to raise."""
     kind, value = call
     if kind == "error":
-        if isinstance(value, NotSupported):
+        if isinstance(value, NotSent):
+            apply_not_sent(connection, record, value)
+        elif isinstance(value, NotSupported):
             record.finalize_state, record.finalize_error = FinalizeState.not_supported, explain(connection, value)[1]
         elif isinstance(value, CONNECTION_ERRORS):
             return value
@@ -523,6 +580,28 @@ def _apply_finalize(connection: Connection, record: ExternalRecord, call: StepCa
     if value:
         record.external_number = str(value)
     return None
+
+
+def apply_not_sent(connection: Connection, record: ExternalRecord, error: NotSent) -> None:
+    """Record an invoice the ledger made final (numbered) without e-mailing it: its number kept, never "sent".
+
+    The state stays "not sent" until a person fixes the cause and chooses "Send again"
+    (:func:`portal.sync.actions.send_again`); no run retries it by itself.
+    """
+    record.finalize_state = FinalizeState.not_sent
+    record.finalize_error = not_sent_text(connection, error)
+    record.finalized_at = record.finalized_at or utcnow()
+    record.sent_at = None
+    if error.number:
+        record.external_number = str(error.number)
+
+
+def not_sent_text(connection: Connection, error: NotSent) -> str:
+    """Return "Numbered N, not e-mailed: <the ledger's reason and the fix>" for a :class:`NotSent`."""
+    number = f" {error.number}" if error.number else ""
+    own = str(error.args[0]) if error.args else ""
+    said = f" ({specs.get_spec(connection.provider).name}: {error.provider_text})" if error.provider_text else ""
+    return f"Numbered{number}, not e-mailed: {own}{said}"
 
 
 def email_message(connection: Connection) -> str | None:
@@ -720,6 +799,7 @@ class _Chunk:
         self.to_look_up: deque[Invoice] = deque()
         #: Pushed invoices whose steps are under way, oldest first.
         self.steps: deque[_Steps] = deque()
+        self.duplicates: dict[int, str] = {}
 
     def push(self, ids: list[int], loaded: list) -> bool:
         """Push the invoices with these ids; return whether to go on with the next chunk.
@@ -735,6 +815,9 @@ class _Chunk:
         creates = customers.customer_mode(connection) != "link_only"
         db.session.commit()
         due = [invoice for invoice in invoices if records[invoice.id].state is not RecordState.pushed]
+        #: Invoices whose number another invoice of the unit keeps: held, never looked up.
+        self.duplicates = duplicate_holds(connection, RecordKind.invoice, due)
+        due = [invoice for invoice in due if invoice.id not in self.duplicates]
         self.started = time.monotonic()
 
         if self.lanes.threaded:
@@ -758,7 +841,9 @@ class _Chunk:
                 record = records[invoice.id]
                 before = (record.pdf_state, record.finalize_state)
                 try:
-                    if record.state is not RecordState.pushed:
+                    if record.state is RecordState.pending and invoice.id in self.duplicates:
+                        _hold_duplicate(record, self.duplicates[invoice.id])
+                    elif record.state is not RecordState.pushed:
                         looked = self._looked_up(invoice)
                         _push_one(connection, invoice, self.adapter, self.resolver, record, looked, links, creates)
                 except LedgerError as exc:  # one of CONNECTION_ERRORS: keep what is done, then stop the run
@@ -961,9 +1046,7 @@ def _push_one(
         state = RecordState.skipped if isinstance(exc, NotSupported) else RecordState.failed
         record.transition(state, error_class=error_class, error_text=text)
         return
-    record.external_id = str(found.external_id)
-    record.external_number = found.external_number
-    record.transition(RecordState.pushed)
+    _settle_found(record, found)
 
 
 def push_credit_note(connection: Connection, note: CreditNote, adapter: LedgerAdapter | None = None) -> ExternalRecord:
@@ -975,7 +1058,13 @@ def push_credit_note(connection: Connection, note: CreditNote, adapter: LedgerAd
     record = record_for(connection, RecordKind.credit_note, note.id)
     if record.state is RecordState.pushed:
         return _finalize_credit_note(connection, record, adapter)
-    unknown = _begin(record, reference=note.number, payload=_document_payload(note))
+    held = duplicate_holds(connection, RecordKind.credit_note, [note])
+    unknown = _mark(record, reference=note.number, payload=_document_payload(note))
+    if held:
+        _hold_duplicate(record, held[note.id])
+    db.session.commit()
+    if held:
+        return record
     resolver = _Resolver(connection)
     try:
         if not adapter.capabilities.credit_notes:
@@ -1160,13 +1249,14 @@ def push_payment(connection: Connection, payment: Payment, adapter: LedgerAdapte
 
 
 def _done(connection: Connection, kind: RecordKind, *, include_failed: bool):
+    """Return the local ids of records not due: in the ledger, skipped, dismissed, held for a person (and failed)."""
     finished = [RecordState.pushed, RecordState.skipped, RecordState.dismissed]
     if not include_failed:
         finished.append(RecordState.failed)
     return select(ExternalRecord.local_id).where(
         ExternalRecord.connection_id == connection.id,
         ExternalRecord.kind == kind,
-        ExternalRecord.state.in_(finished),
+        ExternalRecord.state.in_(finished) | ExternalRecord.held_for_person(),
     )
 
 
@@ -1187,8 +1277,10 @@ def due_invoice_ids(connection: Connection, *, include_failed: bool = False) -> 
 def due_invoices(connection: Connection, *, include_failed: bool = False) -> list[Invoice]:
     """Return the business unit's invoices dated on or after ``sync_from`` that still need a push.
 
-    Pushed, skipped and dismissed ones are left out; failed ones too unless ``include_failed``
-    (they wait for a person to fix the cause, then retry).
+    Pushed, skipped and dismissed ones are left out, and those held until a person acts
+    (:attr:`~portal.models.ExternalRecord.waits_for_person`: a customer to link or create anyway,
+    a number another document has); failed ones too unless ``include_failed`` (they wait for a
+    person to fix the cause, then retry).
     """
     return _due_documents(connection, Invoice, RecordKind.invoice, include_failed)
 

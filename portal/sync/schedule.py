@@ -96,7 +96,11 @@ FINISHED = (RecordState.pushed, RecordState.skipped, RecordState.failed, RecordS
 
 
 def has_due_records(connection: Connection, now: datetime | None = None) -> bool:
-    """Say whether the connection has an invoice or credit note waiting for a push past its delay."""
+    """Say whether the connection has an invoice or credit note waiting for a push past its delay.
+
+    Payments to push (payments mode "push") and changes of linked customers count too. Records
+    held until a person acts do not.
+    """
     now = now or utcnow()
     created_before = now - max(sync_delay(connection) - TICK, timedelta(0))
     for model, kind in ((Invoice, RecordKind.invoice), (CreditNote, RecordKind.credit_note)):
@@ -104,7 +108,7 @@ def has_due_records(connection: Connection, now: datetime | None = None) -> bool
             ExternalRecord.connection_id == connection.id,
             ExternalRecord.kind == kind,
             ExternalRecord.local_id == model.id,
-            ExternalRecord.state.in_(FINISHED),
+            ExternalRecord.state.in_(FINISHED) | ExternalRecord.held_for_person(),
         )
         stmt = select(model.id).where(
             model.business_unit_id == connection.business_unit_id,
@@ -117,8 +121,11 @@ def has_due_records(connection: Connection, now: datetime | None = None) -> bool
     if payments.mode(connection) == payments.PUSH:
         from .push import due_payments  # push imports the vault; keep this module light
 
-        return bool(due_payments(connection))
-    return False
+        if due_payments(connection):
+            return True
+    from ..customers import updates  # a linked customer changed in the SaaS: its ledger customer follows
+
+    return updates.has_due(connection)
 
 
 def lock_key(connection_id: int) -> str:

@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 
-from tests.portal.sync.conftest import ledger_documents
+from tests.portal.sync.conftest import PROVIDERS, ledger_documents
 
 
 def test_quickbooks_invoices_go_in_batches_each_exactly_once(
@@ -36,8 +36,9 @@ def test_quickbooks_invoices_go_in_batches_each_exactly_once(
     assert state["counts"] == {"invoice": {"created": 40}}
     # A chunk of 40 goes as one batch of 30 and one of 10; the customer is created once, singly.
     assert batches == [30, 10]
-    # Two calls per batch (a DocNumber lookup, the batch) plus the range's reads: far below one per invoice.
-    assert state["calls"] < 40 / 4
+    # Two calls per batch (a DocNumber lookup, the batch) plus the range's reads and the customer's look-ups
+    # (by name, by e-mail) and creation: far below one per invoice.
+    assert state["calls"] < 40 / 3
     assert all(len(ledger_documents(sandbox, "quickbooks", n)) == 1 for n in numbers)
 
 
@@ -191,6 +192,7 @@ def test_payments_follow_their_invoices_through_the_payment_push(
     from portal.models import ExternalRecord, Invoice, Payment, PaymentMethod, RecordKind
 
     connection_id = connect(provider)
+    _payments_mode(app, connection_id, "push")
     [number] = old_invoices(1)
     with app.app_context():
         invoice = db.session.scalar(db.select(Invoice).filter_by(number=number))
@@ -216,3 +218,90 @@ def test_payments_follow_their_invoices_through_the_payment_push(
     with app.app_context():
         record = db.session.scalar(db.select(ExternalRecord).filter_by(kind=RecordKind.payment, local_id=payment_id))
         assert record.state.value == "pushed" and record.external_id
+
+
+def _payments_mode(app, connection_id: int, mode: str) -> None:
+    from portal.extensions import db
+    from portal.models import Connection
+
+    with app.app_context():
+        connection = db.session.get(Connection, connection_id)
+        connection.settings = {**(connection.settings or {}), "payments_mode": mode}
+        db.session.commit()
+
+
+def _old_payment(app, org_unit, number: str) -> int:
+    from datetime import timedelta
+
+    from portal.extensions import db
+    from portal.models import Invoice, Payment, PaymentMethod
+
+    with app.app_context():
+        invoice = db.session.scalar(db.select(Invoice).filter_by(number=number))
+        payment = Payment(
+            organization_id=org_unit["org_id"],
+            invoice_id=invoice.id,
+            external_id=f"pay-{number}",
+            paid_on=invoice.issue_date + timedelta(days=3),
+            amount=invoice.total,
+            currency=invoice.currency,
+            method=PaymentMethod.bank_transfer,
+        )
+        db.session.add(payment)
+        db.session.commit()
+        return payment.id
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+@pytest.mark.parametrize("mode", ["pull", "off"])
+def test_payments_are_not_back_filled_unless_the_payments_mode_is_push(
+    app, sandbox, connect, org_unit, old_invoices, backfill_of, provider, mode
+):
+    from portal.extensions import db
+    from portal.models import ExternalRecord, RecordKind
+
+    connection_id = connect(provider)
+    _payments_mode(app, connection_id, mode)
+    numbers = old_invoices(2)
+    payment_ids = [_old_payment(app, org_unit, number) for number in numbers]
+
+    preview = backfill_of.preview(connection_id, ["invoice", "payment"])
+    assert preview["kinds"]["payment"] == {
+        "kind": "payment",
+        "create": 0,
+        "existing": 0,
+        "skipped": 2,
+        "blocked": 0,
+        "total": 2,
+    }
+    assert f"payments mode “{mode}”" in " ".join(preview["notes"])
+    state = backfill_of.run(backfill_of.start(connection_id, ["invoice", "payment"]))
+
+    # The run does what the preview said: the invoices are created, the payments skipped with the reason.
+    assert state["status"] == "succeeded", state["message"]
+    assert state["counts"] == {"invoice": {"created": 2}, "payment": {"skipped": 2}}
+    with app.app_context():
+        assert (
+            db.session.scalar(
+                db.select(db.func.count(ExternalRecord.id)).where(
+                    ExternalRecord.kind == RecordKind.payment, ExternalRecord.local_id.in_(payment_ids)
+                )
+            )
+            == 0
+        )
+
+
+@pytest.mark.parametrize("provider", ["quickbooks", "exact-online"])
+def test_a_payment_of_an_invoice_the_back_fill_blocks_is_blocked_in_the_preview_too(
+    app, sandbox, connect, org_unit, old_invoices, backfill_of, provider
+):
+    connection_id = connect(provider, customer_mode="link_only")  # the customer is not linked: invoices blocked
+    _payments_mode(app, connection_id, "push")
+    [number] = old_invoices(1)
+    _old_payment(app, org_unit, number)
+
+    preview = backfill_of.preview(connection_id, ["invoice", "payment"])
+    assert preview["kinds"]["invoice"]["blocked"] == 1
+    assert preview["kinds"]["payment"]["blocked"] == 1 and preview["kinds"]["payment"]["create"] == 0
+    state = backfill_of.run(backfill_of.start(connection_id, ["invoice", "payment"]))
+    assert state["counts"] == {"invoice": {"blocked": 1}, "payment": {"blocked": 1}}

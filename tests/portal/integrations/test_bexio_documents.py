@@ -16,6 +16,7 @@ from portal.integrations.base import (
     DocumentDraft,
     LineDraft,
     NotFound,
+    NotSent,
     NotSupported,
     PaymentDraft,
     Rejected,
@@ -121,15 +122,25 @@ def test_a_message_without_the_placeholder_is_refused_before_calling_bexio(sandb
     assert explain(Rejected("x", provider=B, provider_text=None)).error_class is ErrorClass.VALIDATION
 
 
-def test_a_contact_without_e_mail_is_named_and_the_invoice_stays_a_draft(sandbox, bexio):
+def test_a_contact_without_e_mail_is_named_the_invoice_issued_and_numbered_not_e_mailed(sandbox, bexio):
     adapter, _ = bexio
     invoice_id = _push(adapter, customer=NO_MAIL)
-    with pytest.raises(Rejected) as info:
+    with pytest.raises(NotSent) as info:
         adapter.finalize_invoice(invoice_id, send=True)
     assert "'bexio AG' has no e-mail address" in str(info.value)
     assert "bexio → Contacts" in str(info.value)
-    assert _invoice(sandbox, invoice_id)["kb_item_status_id"] == 7
+    invoice = _invoice(sandbox, invoice_id)
+    assert invoice["kb_item_status_id"] == 8 and info.value.number == invoice["document_nr"]
     assert _mails(sandbox, invoice_id) == []
+    # A retry does not report it sent: it still is not.
+    with pytest.raises(NotSent):
+        adapter.finalize_invoice(invoice_id, send=True)
+    # Once the contact has an address, "Send again" e-mails it, once.
+    adapter._call("POST", f"https://api.bexio.com/2.0/contact/{NO_MAIL}", json={"mail": "office@bexio-ag.example"})
+    assert adapter.send_invoice(invoice_id) == invoice["document_nr"]
+    assert len(_mails(sandbox, invoice_id)) == 1
+    adapter.send_invoice(invoice_id)
+    assert len(_mails(sandbox, invoice_id)) == 1
 
 
 def test_a_cancelled_invoice_is_refused(sandbox, bexio):
@@ -145,8 +156,9 @@ def test_a_trial_company_refuses_other_recipients_with_its_own_text(sandbox, bex
     adapter, _ = bexio
     control(sandbox, "bexio/set_trial", {"company": BEXIO_COMPANY, "trial": True})
     invoice_id = _push(adapter)
-    with pytest.raises(Rejected) as info:
+    with pytest.raises(NotSent) as info:
         adapter.finalize_invoice(invoice_id, send=True)
+    assert info.value.number == _invoice(sandbox, invoice_id)["document_nr"]
     assert "During the trial you can only send to your own address." in info.value.provider_text
     explained = explain(info.value)
     assert (explained.error_class, explained.fix) == (ErrorClass.VALIDATION, Fix.SETTINGS)

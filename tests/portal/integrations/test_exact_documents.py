@@ -20,6 +20,7 @@ from portal.integrations.base import (
     DocumentDraft,
     LineDraft,
     NotFound,
+    NotSent,
     PaymentDraft,
     Rejected,
     Unavailable,
@@ -119,8 +120,12 @@ def test_finalize_numbers_at_print_and_e_mails_once_when_retried_after_a_lost_an
         exact.finalize_invoice(pushed.external_id, send=True, message="Thank you!")
     assert lost.value.outcome_unknown
 
-    number = exact.finalize_invoice(pushed.external_id, send=True, message="Thank you!")
-    assert number and exact.finalize_invoice(pushed.external_id, send=True) == number
+    # The retry does not print again (one e-mail), and does not claim an e-mail Exact never confirmed.
+    with pytest.raises(NotSent) as unconfirmed:
+        exact.finalize_invoice(pushed.external_id, send=True, message="Thank you!")
+    number = unconfirmed.value.number
+    assert number and "does not say whether it was e-mailed" in str(unconfirmed.value)
+    assert exact.finalize_invoice(pushed.external_id, send=False) == number
     book = ledger(sandbox, E, DIVISION)
     assert [(m["to"], m["invoice_number"], m["extra_text"]) for m in book["outbox"]] == [
         ("info@bakkerijjansen.example", int(number), "Thank you!")
@@ -141,14 +146,18 @@ def test_finalize_without_sending_in_a_division_that_numbers_at_entry(sandbox, e
 def test_finalize_refuses_to_claim_a_mail_exact_could_not_create(sandbox, exact, draft):
     acme = exact.find_customers(CustomerQuery("code", "3"))[0]  # no e-mail address
     pushed = exact.push_invoice(draft("INV-4", customer_id=acme.id))
-    with pytest.raises(Rejected) as refused:
+    with pytest.raises(NotSent) as refused:
         exact.finalize_invoice(pushed.external_id, send=True)
     assert refused.value.provider_text == "E-mailadres ontbreekt bij de relatie."
+    assert "add an e-mail address to the account" in str(refused.value)
     assert ledger(sandbox, E, DIVISION)["outbox"] == []
-    # The invoice is processed all the same: a retry reports its number instead of printing again.
-    assert exact.finalize_invoice(pushed.external_id, send=True) == str(
-        _tables(sandbox)["SalesInvoices"][0]["InvoiceNumber"]
-    )
+    # The invoice is processed (numbered) all the same, and keeps its number.
+    number = str(_tables(sandbox)["SalesInvoices"][0]["InvoiceNumber"])
+    assert refused.value.number == number
+    # A retry neither prints again nor reports the invoice sent.
+    with pytest.raises(NotSent):
+        exact.finalize_invoice(pushed.external_id, send=True)
+    assert ledger(sandbox, E, DIVISION)["outbox"] == []
 
 
 def test_closed_period_refuses_the_invoice_with_exacts_text_and_is_reported(sandbox, exact, draft):

@@ -16,6 +16,7 @@ from portal.integrations.base import (
     DocumentDraft,
     LineDraft,
     NotFound,
+    NotSent,
     NotSupported,
     PaymentDraft,
     RateLimited,
@@ -207,8 +208,11 @@ def test_finalize_sends_once_and_returns_the_number(sandbox, connected):
 def test_send_without_any_address_carries_quickbooks_words(connected):
     adapter, _ = connected()
     pushed = adapter.push_invoice(draft("SEND-2", customer="6"))  # 55 Twin Lane has no e-mail address
-    with pytest.raises(Rejected, match="Email address is missing"):
+    with pytest.raises(NotSent, match="Give the customer an e-mail address") as refused:
         adapter.finalize_invoice(pushed.external_id, send=True)
+    assert "Email address is missing" in refused.value.provider_text
+    assert refused.value.number == "SEND-2"  # final and numbered in QuickBooks all the same
+    assert adapter.send_invoice(pushed.external_id, email="twin@example.test") == "SEND-2"
 
 
 def test_attach_pdf_uploads_once_and_goes_out_with_the_invoice(sandbox, connected):

@@ -86,3 +86,120 @@ def test_qbo_reaches_one_company_only(connect):
     assert "reaches exactly one company" in page
     refused = mapper.flow.post(f"/connections/{mapper.id}/division", number="9341453908061187")
     assert refused.status_code == 400 and "is not visible" in refused.get_data(as_text=True)
+
+
+def _customers_of_the_old_division(db, connection_id: int) -> dict:
+    """A linked customer (with its cache row and suggestion) and a held one with its invoice, as pushes leave them."""
+    from datetime import date
+    from decimal import Decimal
+
+    from portal.models import (
+        Customer,
+        CustomerLink,
+        ExternalRecord,
+        Invoice,
+        LedgerCustomerCache,
+        LinkMethod,
+        LinkSuggestion,
+        RecordKind,
+        RecordState,
+    )
+
+    connection = db.session.get(Connection, connection_id)
+    org_id = connection.business_unit.organization_id
+    linked = Customer(organization_id=org_id, external_id="cus-div-1", name="Linked B.V.", country="NL")
+    held = Customer(organization_id=org_id, external_id="cus-div-2", name="Held B.V.", country="NL")
+    db.session.add_all([linked, held])
+    db.session.flush()
+    invoice = Invoice(
+        organization_id=org_id,
+        business_unit_id=connection.business_unit_id,
+        customer_id=held.id,
+        external_id="inv-div-1",
+        number="DIV-1",
+        issue_date=date.today(),
+        currency="EUR",
+        subtotal=Decimal(0),
+        tax_total=Decimal(0),
+        total=Decimal(0),
+    )
+    db.session.add(invoice)
+    db.session.flush()
+    db.session.add_all(
+        [
+            CustomerLink(
+                connection_id=connection_id, customer_id=linked.id, external_id="acc-1", method=LinkMethod.push
+            ),
+            LedgerCustomerCache(connection_id=connection_id, external_id="acc-1", name="Linked B.V."),
+            LedgerCustomerCache(connection_id=connection_id, external_id="acc-2", name="Held B.V."),
+            LinkSuggestion(
+                connection_id=connection_id, customer_id=held.id, external_id="acc-2", score=85, method="name"
+            ),
+            ExternalRecord(
+                connection_id=connection_id,
+                kind=RecordKind.customer,
+                local_id=linked.id,
+                state=RecordState.pushed,
+                external_id="acc-1",
+            ),
+            ExternalRecord(
+                connection_id=connection_id,
+                kind=RecordKind.customer,
+                local_id=held.id,
+                state=RecordState.needs_action,
+                last_error_class="customer_not_linked",
+                last_error_text="held",
+            ),
+            ExternalRecord(
+                connection_id=connection_id,
+                kind=RecordKind.invoice,
+                local_id=invoice.id,
+                state=RecordState.needs_action,
+                last_error_class="customer_not_linked",
+                last_error_text="held",
+            ),
+        ]
+    )
+    db.session.commit()
+    return {"invoice": invoice.id}
+
+
+def test_a_division_change_clears_the_old_divisions_customers_and_says_so_with_the_counts(db, connect):
+    from portal.models import CustomerLink, ExternalRecord, LedgerCustomerCache, LinkSuggestion, RecordKind
+
+    mapper = connect("exact-online", refresh=False)
+    made = _customers_of_the_old_division(db, mapper.id)
+
+    page = mapper.flow.client.get(f"/connections/{mapper.id}/division").get_data(as_text=True)
+    assert "1 customer link(s) to the old division" in page
+    assert "2 cached ledger customer(s)" in page and "1 link suggestion(s)" in page
+    assert "2 record(s) of customers created in or found in the old division" in page and 'name="confirm"' in page
+    unconfirmed = mapper.flow.post(f"/connections/{mapper.id}/division", number="3010002")
+    assert unconfirmed.status_code == 409 and "Tick the box" in unconfirmed.get_data(as_text=True)
+    assert db.session.scalar(db.select(db.func.count(CustomerLink.id))) == 1
+
+    confirmed = mapper.flow.post(f"/connections/{mapper.id}/division", number="3010002", confirm="y")
+
+    assert confirmed.status_code == 302, confirmed.get_data(as_text=True)
+    db.session.expire_all()
+    for model in (CustomerLink, LedgerCustomerCache, LinkSuggestion):
+        assert db.session.scalar(db.select(db.func.count(model.id)).filter_by(connection_id=mapper.id)) == 0
+    assert (
+        db.session.scalar(
+            db.select(db.func.count(ExternalRecord.id)).filter_by(connection_id=mapper.id, kind=RecordKind.customer)
+        )
+        == 0
+    )
+    # The invoice held for its customer goes back to the push: its customer is linked or created anew.
+    invoice_record = db.session.scalar(
+        db.select(ExternalRecord).filter_by(connection_id=mapper.id, kind=RecordKind.invoice, local_id=made["invoice"])
+    )
+    assert invoice_record.state.value == "pending"
+    (event,) = _division_events(db, mapper.id)
+    assert event.after["cleared"] == {
+        "links": 1,
+        "ledger_customers": 2,
+        "suggestions": 1,
+        "customer_records": 2,
+        "reference_lists": 0,
+    }

@@ -339,24 +339,26 @@ def test_a_step_limited_by_the_ledger_stops_the_later_steps_until_the_next_run(
 
 @pytest.mark.parametrize("lanes", [True, False], ids=["lanes", "serial"])
 @pytest.mark.parametrize("provider", PROVIDERS)
-def test_a_number_twice_in_a_chunk_is_looked_up_at_its_turn_and_adopted(
+def test_a_number_twice_in_a_chunk_holds_the_second_and_never_adopts_the_firsts_document(
     app, sandbox, connect, make_invoice, provider, lanes
 ):
     connection_id = connect(provider)
     invoices = [make_invoice() for _ in range(6)]
     ids = [invoice_id for invoice_id, _ in invoices]
     number = invoices[1][1]
-    _rename(app, ids[3], number)  # a second invoice with the second one's number
+    _rename(app, ids[3], number)  # a second invoice with the second one's number (stored before the rule)
 
     _push(app, connection_id, ids, lanes=lanes)
 
     records = _records(app, connection_id)
-    assert [records[i].state.value for i in ids] == ["pushed"] * 6
+    assert [records[i].state.value for i in ids] == ["pushed"] * 3 + ["needs_action"] + ["pushed"] * 2
+    held = records[ids[3]]
+    assert held.last_error_class == "duplicate" and held.external_id is None
+    assert f"Invoice number {number} is also the number of the SaaS's invoice inv-{number}" in held.last_error_text
     assert len(ledger_documents(sandbox, provider, number)) == 1
-    assert records[ids[3]].external_id == records[ids[1]].external_id
     for _, other in invoices[:3] + invoices[4:]:
         assert len(ledger_documents(sandbox, provider, other)) == 1, other
-    assert len({records[i].external_id for i in ids}) == 5
+    assert len({records[i].external_id for i in ids if i != ids[3]}) == 5
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
@@ -402,7 +404,7 @@ def test_serial_and_lanes_leave_the_same_records(app, sandbox, connect, make_inv
         )
 
     assert [shape(i) for i in laned] == [shape(i) for i in serial]
-    assert [shape(i)[0] for i in serial] == ["pushed"] * 5
+    assert [shape(i)[0] for i in serial] == ["pushed", "pushed", "needs_action", "pushed", "pushed"]
     for ids in (serial, laned):
-        assert records[ids[2]].external_id == records[ids[1]].external_id
-        assert len({records[i].external_id for i in ids}) == 4
+        assert records[ids[2]].external_id is None and records[ids[2]].last_error_class == "duplicate"
+        assert len({records[i].external_id for i in ids if i != ids[2]}) == 4

@@ -19,11 +19,15 @@ def test_held_invoice_is_listed_with_a_fix_link_and_pushes_after_linking(app, sa
         db.session.commit()
         record = push.push_invoice(db.session.get(Connection, connection_id), db.session.get(Invoice, invoice_id))
         assert record.state.value == "needs_action"
+        # A hold is a hold: the push does not take the invoice again until someone acts.
+        connection = db.session.get(Connection, connection_id)
+        assert invoice_id not in push.due_invoice_ids(connection)
         customer = db.session.get(Customer, db.session.get(Invoice, invoice_id).customer_id)
         customer_ref, customer_name = customer.external_id, customer.name
 
     page = flow.client.get(f"/connections/{connection_id}/customers").get_data(as_text=True)
-    assert "Invoices held: customer not linked" in page and number in page and customer_name in page
+    assert "Held for their customer" in page and number in page and customer_name in page
+    assert "The push does not retry them by itself" in page
     fix = f"/connections/{connection_id}/customers?link_customer={customer_ref}"
     assert f'href="{fix}#manual-link"' in page
 
@@ -37,6 +41,11 @@ def test_held_invoice_is_listed_with_a_fix_link_and_pushes_after_linking(app, sa
     assert linked.status_code in (200, 302), linked.get_data(as_text=True)
 
     with app.app_context():
+        # Linking released the hold: the invoice is due again.
+        assert push.record_for(db.session.get(Connection, connection_id), record.kind, invoice_id).state.value == (
+            "pending"
+        )
+        assert invoice_id in push.due_invoice_ids(db.session.get(Connection, connection_id))
         record = push.push_invoice(db.session.get(Connection, connection_id), db.session.get(Invoice, invoice_id))
         assert record.state.value == "pushed", record.last_error_text
         assert (
@@ -44,4 +53,6 @@ def test_held_invoice_is_listed_with_a_fix_link_and_pushes_after_linking(app, sa
             == 1
         )
     assert len(ledger_documents(sandbox, "bexio", number)) == 1
-    assert "Invoices held" not in flow.client.get(f"/connections/{connection_id}/customers").get_data(as_text=True)
+    assert "Held for their customer" not in flow.client.get(f"/connections/{connection_id}/customers").get_data(
+        as_text=True
+    )
