@@ -644,7 +644,7 @@ class QuickBooksAdapter(LedgerAdapter):
         invoice = self._call("GET", self._url(f"invoice/{external_id}"))["Invoice"]
         if not send or invoice.get("EmailStatus") == "EmailSent":
             return invoice.get("DocNumber")
-        return self._send(external_id, invoice.get("DocNumber"), email, request_id("send", str(external_id)))
+        return self._email_invoice(external_id, invoice.get("DocNumber"), email, request_id("send", str(external_id)))
 
     def send_invoice(self, external_id: str, *, email: str | None = None, message: str | None = None) -> str | None:
         """E-mail an invoice QuickBooks shows as not sent, under a requestid of this attempt ("Send again").
@@ -656,9 +656,9 @@ class QuickBooksAdapter(LedgerAdapter):
         if invoice.get("EmailStatus") == "EmailSent":
             return invoice.get("DocNumber")
         attempt = f"{external_id}:{invoice.get('SyncToken')}:{uuid.uuid4().hex}"
-        return self._send(external_id, invoice.get("DocNumber"), email, request_id("send", attempt))
+        return self._email_invoice(external_id, invoice.get("DocNumber"), email, request_id("send", attempt))
 
-    def _send(self, external_id: str, number: str | None, email: str | None, requestid: str) -> str | None:
+    def _email_invoice(self, external_id: str, number: str | None, email: str | None, requestid: str) -> str | None:
         params = {"requestid": requestid}
         if email:
             params["sendTo"] = email
