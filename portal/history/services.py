@@ -27,7 +27,7 @@ import contextlib
 import math
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -51,6 +51,7 @@ from ..integrations.base import (
     RateLimited,
 )
 from ..mappings import services as mappings
+from ..mappings.taxes import TaxResolver
 from ..models import (
     Backfill,
     BackfillItem,
@@ -71,7 +72,7 @@ from ..models import (
     SyncRunStatus,
 )
 from ..models.history import BACKFILL_KINDS
-from ..sync import limiter
+from ..sync import guard, limiter
 from ..sync import push as sync_push
 
 JOB = "jobs.history.run_backfill"
@@ -294,6 +295,7 @@ class Classifier:
         self.refs = mappings.reference_data(connection)
         self.maps = mappings.mappings(connection)
         self.tax_mode = mappings.mapping_settings(connection).get("qbo_tax_mode")
+        self.taxes = TaxResolver(connection, refs=self.refs, maps=self.maps)
 
     def _read_ledger(self, adapter: LedgerAdapter) -> None:
         try:
@@ -382,7 +384,24 @@ class Classifier:
                 ),
                 None,
             )
+            or self._guarded(doc)
         )
+
+    def _guarded(self, doc: Invoice | CreditNote) -> Verdict | None:
+        """Return the totals guard's hold of the document (a line's rate unmapped, totals that would differ)."""
+        if isinstance(doc, CreditNote) and not self.credit_notes:
+            return None
+        try:
+            guard.preview(self.connection, doc, self.taxes)
+        except guard.DocumentHeld as held:
+            if held.product_id is not None:
+                fix = _url("mappings.edit_product", connection_id=self.connection.id, product_id=held.product_id)
+                return Verdict("blocked", held.text, fix, "Fix the product's tax code")
+            if held.error_class.value == "mapping_missing":
+                fix = _url("mappings.show_mappings", connection_id=self.connection.id, _anchor="tax-table")
+                return Verdict("blocked", held.text, fix, "Map the rate in the tax table")
+            return Verdict("blocked", held.text, None, None)
+        return None
 
     def _invoice_reachable(self, invoice_id: int, invoice_date: date | None) -> bool:
         """Say whether the invoice is in the ledger or comes with this back-fill."""
@@ -1130,6 +1149,7 @@ def _push_batch(backfill: Backfill, connection: Connection, adapter: LedgerAdapt
     reference first. A connection error stops after the batch's other results are stored.
     """
     size = adapter.capabilities.batch_size or 1
+    resolver = sync_push._Resolver(connection)
     ready: list[tuple[ExternalRecord, Invoice, BatchOperation]] = []
     for invoice in invoices:
         record = sync_push.record_for(connection, RecordKind.invoice, invoice.id)
@@ -1137,8 +1157,10 @@ def _push_batch(backfill: Backfill, connection: Connection, adapter: LedgerAdapt
             _note(backfill, "invoice", invoice, ItemOutcome.existing, record.external_id, "Pushed earlier.")
             continue
         try:
+            # The guard first (nothing written when it holds), then the customer.
+            draft = sync_push.invoice_draft(connection, invoice, "", resolver)
             customer_id = sync_push._ledger_customer_id(connection, invoice.customer, adapter)
-        except sync_push.CustomerNotPushed:
+        except (sync_push.CustomerNotPushed, sync_push.DocumentHeld):
             # The single push holds the record with the reason, exactly as the live sync does.
             record = sync_push.push_invoice(connection, invoice, adapter)
             _note(backfill, "invoice", invoice, _outcome_of(record), record.external_id, record.last_error_text)
@@ -1147,10 +1169,10 @@ def _push_batch(backfill: Backfill, connection: Connection, adapter: LedgerAdapt
         if unknown:
             found = adapter.find_by_reference("invoice", invoice.number)
             if found is not None:
-                sync_push._store_result(record, found)
-                _note(backfill, "invoice", invoice, ItemOutcome.created, record.external_id)
+                record = sync_push._store_document(connection, record, invoice, found)
+                _note(backfill, "invoice", invoice, _outcome_of(record), record.external_id, record.last_error_text)
                 continue
-        draft = sync_push.invoice_draft(connection, invoice, customer_id)
+        draft = replace(draft, customer_id=customer_id)
         ready.append(
             (record, invoice, BatchOperation(id=str(record.id), kind="invoice", action="create", payload=draft))
         )
@@ -1170,10 +1192,18 @@ def _push_batch(backfill: Backfill, connection: Connection, adapter: LedgerAdapt
         for record, invoice, op in group:
             item = results.get(op.id)
             if item is not None and item.result is not None:
-                record = sync_push._store_result(record, item.result)
+                record = sync_push._store_document(connection, record, invoice, item.result)
                 # Noted with the next result's commit (or the batch's): a crash in between leaves
                 # the record pushed, and the resumed back-fill counts it as existing.
-                _note(backfill, "invoice", invoice, ItemOutcome.created, record.external_id, commit=False)
+                _note(
+                    backfill,
+                    "invoice",
+                    invoice,
+                    _outcome_of(record),
+                    record.external_id,
+                    record.last_error_text,
+                    commit=False,
+                )
                 continue
             error = item.error if item is not None else None
             if error is None:

@@ -31,6 +31,7 @@ from decimal import Decimal
 from typing import Any, ClassVar
 
 from . import specs
+from .totals import Totals
 
 # -- errors ---------------------------------------------------------------------------------------
 
@@ -314,6 +315,8 @@ class LineDraft:
     tax_code: str | None = None
     gl_account: str | None = None
     class_ref: str | None = None
+    #: The percentage of ``tax_code`` (the line's own rate, checked before the push).
+    tax_rate: Decimal | None = None
 
 
 @dataclass(frozen=True)
@@ -333,6 +336,10 @@ class DocumentDraft:
     payment_condition: str | None = None
     memo: str | None = None
     pdf: bytes | None = field(default=None, repr=False)
+    #: The document's tax code where the ledger takes one per document (QuickBooks US TxnTaxCodeRef).
+    sales_tax_code: str | None = None
+    #: The SaaS's tax total, sent where the ledger takes it as stated (QuickBooks US TotalTax).
+    tax_total: Decimal | None = None
 
 
 @dataclass(frozen=True)
@@ -354,6 +361,8 @@ class PushResult:
     external_number: str | None = None
     #: False when an existing record was found (by reference / idempotent replay), not created.
     created: bool = True
+    #: A document's net, tax and total as the ledger answered them (None: not told).
+    totals: Totals | None = None
 
 
 @dataclass(frozen=True)

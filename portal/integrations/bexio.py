@@ -38,6 +38,7 @@ from .base import (
     register,
     test_label,
 )
+from .totals import Totals
 
 API = "https://api.bexio.com"
 #: Scopes our calls need beyond OIDC (§1.2): without them bexio answers 403.
@@ -162,6 +163,24 @@ class BexioAdapter(LedgerAdapter):
 
     def _search(self, path: str, criteria: list[dict[str, Any]]) -> list[dict]:
         return self._call("POST", f"{API}/{path}/search", json=criteria) or []
+
+    def _currency_id(self, code: str) -> int:
+        """Return bexio's id of the currency ``code`` (``/3.0/currencies``, read once per adapter).
+
+        :raise Rejected: when the company has no such currency, naming the fix (before anything is created).
+        """
+        known = getattr(self, "_currencies", None)
+        if known is None:
+            known = {str(c["name"]).upper(): int(c["id"]) for c in self._list("3.0/currencies")}
+            self._currencies = known
+        found = known.get(code.upper())
+        if found is None:
+            raise Rejected(
+                f"bexio has no currency {code} in this company ({', '.join(sorted(known)) or 'none'}): add it in "
+                "bexio → Settings → Currencies, then retry",
+                provider=self.provider,
+            )
+        return found
 
     def _user_id(self) -> int:
         user = self._claims().get("company_user_id")
@@ -410,7 +429,7 @@ class BexioAdapter(LedgerAdapter):
         found = self._search("2.0/kb_invoice", [{"field": "api_reference", "value": reference, "criteria": "="}])
         if not found:
             return None
-        return PushResult(str(found[0]["id"]), found[0].get("document_nr"), created=False)
+        return PushResult(str(found[0]["id"]), found[0].get("document_nr"), created=False, totals=_totals(found[0]))
 
     def push_credit_note(self, draft: DocumentDraft) -> PushResult:
         """Refuse: bexio has no public credit-note API (§3.6).
@@ -482,12 +501,14 @@ class BexioAdapter(LedgerAdapter):
             "api_reference": draft.reference,
             "mwst_type": 0,
             "mwst_is_net": True,
+            # In the SaaS's currency: bexio otherwise books the company's own (and rounds CHF to 0.05).
+            "currency_id": self._currency_id(draft.currency),
             "is_valid_from": draft.issue_date.isoformat(),
             "is_valid_to": draft.due_date.isoformat(),
             "positions": positions,
         }
         created = self._call("POST", f"{API}/2.0/kb_invoice", json=body)
-        return PushResult(str(created["id"]), created.get("document_nr"))
+        return PushResult(str(created["id"]), created.get("document_nr"), totals=_totals(created))
 
     def finalize_invoice(
         self, external_id: str, *, send: bool, email: str | None = None, message: str | None = None
@@ -693,6 +714,18 @@ def default_message(number: str | None) -> str:
     """Return the e-mail text sent with an invoice when none is configured (holds [Network Link])."""
     invoice = f"invoice {number}" if number else "your invoice"
     return f"Hello,\n\nplease find {invoice} here: {NETWORK_LINK}\n\nKind regards"
+
+
+def _totals(invoice: Mapping[str, Any]) -> Totals | None:
+    """Return an invoice's totals as bexio answers them: total_net, total_taxes (4 decimals) and the
+    total rounded to the currency's factor (§3.2)."""
+    if invoice.get("total") in (None, ""):
+        return None
+    return Totals(
+        Decimal(str(invoice.get("total_net") or 0)),
+        Decimal(str(invoice.get("total_taxes") or 0)),
+        Decimal(str(invoice["total"])),
+    )
 
 
 def _money(amount: Decimal) -> str:

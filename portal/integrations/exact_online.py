@@ -43,6 +43,7 @@ from .base import (
     register,
     test_label,
 )
+from .totals import Totals
 
 #: Reference kind → (endpoint, $select, $filter) (§3.2 to §3.6). Items need a filter (mandatory filtering).
 _REFERENCE = {
@@ -69,6 +70,8 @@ _SALES_INVOICE_DOCUMENT = 10
 _SUBJECT_MAX = 200
 #: Ids per ``or``-filtered query, as ossobv batches them (§3.0, §6).
 _OR_BATCH = 40
+#: The SalesInvoices fields that hold Exact's own totals (excl. VAT, VAT, incl. VAT; §3.7).
+_TOTALS = "AmountFCExclVat,VATAmountFC,AmountFC"
 _WIRE_DATE = re.compile(r"^/Date\((-?\d+)\)/$")
 
 
@@ -437,14 +440,16 @@ class ExactOnlineAdapter(LedgerAdapter):
         found = self._get_rows(
             "salesinvoice/SalesInvoices",
             {
-                "$select": "InvoiceID,InvoiceNumber,YourRef",
+                "$select": f"InvoiceID,InvoiceNumber,YourRef,{_TOTALS}",
                 "$filter": f"YourRef eq {odata_literal(reference)} and ({types})",
             },
         )
         if not found:
             return None
         number = found[0].get("InvoiceNumber")
-        return PushResult(found[0]["InvoiceID"], str(number) if number else None, created=False)
+        return PushResult(
+            found[0]["InvoiceID"], str(number) if number else None, created=False, totals=_totals(found[0])
+        )
 
     def push_invoice(self, draft: DocumentDraft, *, looked_up: bool = False) -> PushResult:
         """Create an open sales invoice with ``YourRef`` = our reference (lines need an item GUID).
@@ -517,9 +522,10 @@ class ExactOnlineAdapter(LedgerAdapter):
         return body
 
     def _post_sales_invoice(self, body: Mapping[str, Any]) -> PushResult:
+        """POST the invoice; the answer carries Exact's own totals (AmountFCExclVat, VATAmountFC, AmountFC)."""
         created = rows(self._call("POST", self._url("salesinvoice/SalesInvoices"), json=dict(body)))[0]
         number = created.get("InvoiceNumber")
-        return PushResult(created["InvoiceID"], str(number) if number else None)
+        return PushResult(created["InvoiceID"], str(number) if number else None, totals=_totals(created))
 
     def _sales_invoice(self, external_id: str, select: str) -> dict:
         """Return one sales invoice by InvoiceID.
@@ -833,6 +839,15 @@ def _exact_date(value: Any) -> date | None:
 
 def _decimal(value: Any) -> Decimal:
     return Decimal(str(value)) if value not in (None, "") else Decimal(0)
+
+
+def _totals(invoice: Mapping[str, Any]) -> Totals | None:
+    """Return a SalesInvoices row's totals, positive for credit notes (Exact keeps them negative, §3.7)."""
+    if invoice.get("AmountFC") is None:
+        return None
+    return Totals(
+        _decimal(invoice.get("AmountFCExclVat")), _decimal(invoice.get("VATAmountFC")), _decimal(invoice["AmountFC"])
+    ).absolute()
 
 
 def _number(invoice: Mapping[str, Any]) -> str | None:
