@@ -44,7 +44,7 @@ from ..models import (
 )
 from ..models.billing import effective_tax_kind
 from . import services
-from .catalog import label
+from .catalog import label, tax_rate_of
 
 #: The kinds a table row can have: every positive rate is "standard"; 0 % rows name their kind.
 ROW_KINDS = ("standard", "zero", "exempt", "reverse_charge", "outside_scope")
@@ -139,23 +139,6 @@ class LedgerTax:
         """Return e.g. "VAT code 1 9% btw laag (9 %)"."""
         at = f" ({percent(self.rate)} %)" if self.rate is not None else ""
         return f"{label(self.row)}{at}"
-
-
-def tax_rate_of(provider: str, row: dict[str, Any]) -> Decimal | None:
-    """Return a tax code row's percentage as the ledger keeps it, or None when it gives none."""
-    extra = row.get("extra") or {}
-    try:
-        if provider == specs.EXACT_ONLINE:
-            # Exact keeps percentages as fractions (0.21, exact-online.md §3.3).
-            raw = extra.get("rate")
-            return None if raw in (None, "") else (Decimal(str(raw)) * 100).normalize()
-        if provider == specs.QUICKBOOKS:
-            raw = extra.get("rate")
-            return None if raw in (None, "") else Decimal(str(raw)).normalize()
-        raw = extra.get("value")
-        return None if raw in (None, "") else Decimal(str(raw)).normalize()
-    except InvalidOperation:
-        return None
 
 
 def ledger_taxes(connection: Connection, refs: dict[str, ReferenceData]) -> list[LedgerTax]:
@@ -295,6 +278,41 @@ def set_tax_table(
     )
     db.session.flush()
     return changes
+
+
+def table_form(form: Any) -> dict[RateKey, str | None]:
+    """Return the tax table rows a submitted form sets: one field per row, plus a new rate to add.
+
+    :raise services.MappingRefused: when the new rate or its kind cannot be read.
+    """
+    values: dict[RateKey, str | None] = {}
+    for name in form:
+        key = RateKey.parse(name)
+        if key is not None:
+            values[key] = form.get(name)
+    new_rate = (form.get("new_rate") or "").strip().rstrip("%").strip().replace(",", ".")
+    new_code = (form.get("new_code") or "").strip()
+    if new_rate or new_code:
+        try:
+            rate = Decimal(new_rate)
+        except InvalidOperation:
+            rate = Decimal(-1)
+        if not new_rate or not rate.is_finite() or rate < 0 or rate > 100 or rate != rate.quantize(_PLACES):
+            raise services.MappingRefused(
+                {
+                    "new_rate": f"The rate to add must be a percentage from 0 to 100 with at most 3 decimals, not "
+                    f"{new_rate or 'empty'!r}."
+                }
+            )
+        kind = (form.get("new_kind") or "zero").strip()
+        if rate == 0 and kind not in ROW_KINDS[1:]:
+            raise services.MappingRefused(
+                {"new_kind": "A 0 % rate needs its kind: zero-rated, exempt, reverse charge or outside scope."}
+            )
+        if not new_code:
+            raise services.MappingRefused({"new_code": "Choose the tax code for the rate to add."})
+        values[RateKey.of(rate, kind if rate == 0 else None)] = new_code
+    return values
 
 
 @dataclass
