@@ -215,7 +215,7 @@ def test_wrong_types_are_all_listed_with_their_paths(app, put, org):
         "lines[0].quantity: must be a number ≥ 0",
         "lines[1].quantity: must be a number ≥ 0",
         "lines[1].tax_rate: must be a number ≥ 0 and ≤ 100 (a percentage; a discount is a line with a negative "
-            "unit_price, not a negative rate)",
+        "unit_price, not a negative rate)",
         "lines[2].quantity: must be a number ≥ 0",
         "lines[2].unit_price: must have at most 4 decimals",
     ]

@@ -11,7 +11,6 @@ from portal.models import Connection
 
 from .conftest import BEXIO_MAIN, GOOD_DEFAULTS, QBO_US, control
 
-
 #: The words of the totals guard's findings over the last 12 months' documents. The unit these tests
 #: connect to every ledger is the demo seed's first (Dutch, lines at 21, 9 and 0 %): QuickBooks US and
 #: bexio have no code at those rates, so the guard finds them there. These tests are about the other
