@@ -223,7 +223,7 @@ def check_tax_code(
     if tax is None or tax.rate is None:
         return f"{name} gives no percentage for {f.lower_label} {code.strip()}: choose a code with a rate."
     if tax.rate != key.rate:
-        return f"{tax.words} is at {percent(tax.rate)} %, not {key.label}: choose a {f.lower_label} at {key.label}."
+        return f"{f.label} {tax.words} is at {percent(tax.rate)} %, not {key.label}: choose one at {key.label}."
     return None
 
 
@@ -497,7 +497,7 @@ class TaxResolver:
             reason = "code_unusable"
         elif tax.rate != key.rate:
             at = f"{percent(tax.rate)} %" if tax.rate is not None else "no stated rate"
-            problem = f"{whose} to {tax.words}, which is at {at}: {fix}."
+            problem = f"{whose} to {self.words} {tax.words}, which is at {at}: {fix}."
         else:
             return tax
         raise TaxHold(
