@@ -147,9 +147,8 @@ def ledger_totals(
             by_rate[line.rate] = by_rate.get(line.rate, ZERO) + n
         unrounded = sum((base * rate / 100 for rate, base in by_rate.items()), ZERO)
         tax = unrounded.quantize(Decimal(1).scaleb(-arithmetic.tax_places), rounding=ROUND_HALF_UP)
-    gross = net + tax
-    factor = arithmetic.cash_factor(currency)
-    return Totals(net, tax, round_to(gross, factor) if factor else gross)
+    # A total is in cents at least (bexio rounds every total to its currency's factor, 0.01 or more).
+    return Totals(net, tax, round_to(net + tax, arithmetic.cash_factor(currency) or CENT))
 
 
 #: A figure of the totals that differs: (name, the ledger's, the SaaS's).
