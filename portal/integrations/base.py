@@ -445,6 +445,8 @@ class TestResult:
     created: list[tuple[str, str, str | None]] = field(default_factory=list)
     #: Clean-up steps the provider does not allow through its API, as sentences.
     manual_cleanup: list[str] = field(default_factory=list)
+    #: The test invoice's net, tax and total as the ledger answered them (None: not told).
+    totals: Totals | None = None
 
 
 def test_label() -> str:
@@ -683,8 +685,12 @@ class LedgerAdapter(abc.ABC):
         """
         raise NotSupported(f"a preflight for {self.spec.name} is not available yet", provider=self.provider)
 
-    def create_test_documents(self) -> TestResult:
+    def create_test_documents(self, draft: DocumentDraft | None = None) -> TestResult:
         """Create a clearly marked test customer and invoice in the ledger.
+
+        ``draft`` is the invoice to create on the test customer (made from the mappings: item, a
+        line per mapped tax rate, journal, payment condition or terms, class); None: the
+        simplest invoice the ledger takes. The result carries the totals the ledger answered.
 
         :raise NotSupported: for providers without a connection test (the default).
         """

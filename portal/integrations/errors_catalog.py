@@ -214,19 +214,6 @@ E, Q, B = specs.EXACT_ONLINE, specs.QUICKBOOKS, specs.BEXIO
 C = ErrorClass
 
 CATALOG: tuple[Entry, ...] = (
-    # -- Ledgerlink's own holds before a write (portal/sync/guard.py), whatever the ledger --
-    Entry(
-        C.MAPPING_MISSING,
-        "A line's tax rate has no tax code at that rate in the ledger. Map the rate in the tax table.",
-        Fix.TAX_TABLE,
-        pattern=r"in the tax table on the mappings page",
-    ),
-    Entry(
-        C.MAPPING_MISSING,
-        "A product's tax override is at another rate than the line. Fix the product's mapping.",
-        Fix.MAPPINGS,
-        pattern=r"or remove its override",
-    ),
     # -- Exact Online (exact-online.md §1.5, §2, §4.2; sandbox/exact/messages.py) --
     Entry(
         C.AUTH_LOST,

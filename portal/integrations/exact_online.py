@@ -272,33 +272,45 @@ class ExactOnlineAdapter(LedgerAdapter):
 
     # -- connection test --------------------------------------------------------------------------
 
-    def create_test_documents(self) -> TestResult:
-        """Create a test account and a draft (open) sales invoice on it; never print it."""
+    def create_test_documents(self, draft: DocumentDraft | None = None) -> TestResult:
+        """Create a test account and a draft (open) sales invoice on it; never print it.
+
+        With ``draft`` (the mappings' test invoice) the invoice is the one a push would send,
+        on the test account; without, one line of the first sales item at 0.
+        """
         name = test_label()
         account = self._create_account({"Name": name, "Status": "C", "IsSales": True})
         result = TestResult(created=[("customer", account["ID"], (account.get("Code") or "").strip() or name)])
+        reference = f"ledgerlink-test-{name[-7:-1]}"
         try:
-            items = self._get_rows(
-                "logistics/Items", {"$select": "ID,Code", "$filter": "IsSalesItem eq true", "$top": "1"}
-            )
-            if not items:
-                raise Rejected("Exact Online has no sales item for a test invoice line", provider=self.provider)
-            journals = [j for j in self.reference_data("journals") if j.active]
-            body: dict[str, Any] = {
-                "OrderedBy": account["ID"],
-                "InvoiceTo": account["ID"],
-                "Description": name,
-                "YourRef": f"ledgerlink-test-{name[-7:-1]}",
-                "SalesInvoiceLines": [{"Item": items[0]["ID"], "Quantity": 1, "UnitPrice": 0, "Description": name}],
-            }
-            if journals:
-                body["Journal"] = journals[0].code
+            if draft is not None:
+                body = self._invoice_body(
+                    replace(draft, customer_id=account["ID"], reference=reference, number=reference, memo=name)
+                )
+            else:
+                body = self._simplest_test_invoice(account["ID"], name, reference)
             invoice = rows(self._call("POST", self._url("salesinvoice/SalesInvoices"), json=body))[0]
         except LedgerError:
             self.cleanup_test_documents(result)
             raise
         result.created.append(("invoice", invoice["InvoiceID"], str(invoice.get("InvoiceNumber") or name)))
-        return result
+        return replace(result, totals=_totals(invoice))
+
+    def _simplest_test_invoice(self, account_id: str, name: str, reference: str) -> dict[str, Any]:
+        items = self._get_rows("logistics/Items", {"$select": "ID,Code", "$filter": "IsSalesItem eq true", "$top": "1"})
+        if not items:
+            raise Rejected("Exact Online has no sales item for a test invoice line", provider=self.provider)
+        journals = [j for j in self.reference_data("journals") if j.active]
+        body: dict[str, Any] = {
+            "OrderedBy": account_id,
+            "InvoiceTo": account_id,
+            "Description": name,
+            "YourRef": reference,
+            "SalesInvoiceLines": [{"Item": items[0]["ID"], "Quantity": 1, "UnitPrice": 0, "Description": name}],
+        }
+        if journals:
+            body["Journal"] = journals[0].code
+        return body
 
     def _delete_test_document(self, kind: str, external_id: str, label: str | None) -> str | None:
         path = "salesinvoice/SalesInvoices" if kind == "invoice" else "crm/Accounts"

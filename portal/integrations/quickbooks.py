@@ -11,7 +11,7 @@ import hashlib
 import json
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, TypeVar
@@ -304,18 +304,28 @@ class QuickBooksAdapter(LedgerAdapter):
 
     # -- connection test --------------------------------------------------------------------------
 
-    def create_test_documents(self) -> TestResult:
-        """Create a test customer and a zero-amount invoice (no e-mail is sent)."""
+    def create_test_documents(self, draft: DocumentDraft | None = None) -> TestResult:
+        """Create a test customer and an invoice on it (no e-mail is sent).
+
+        With ``draft`` (the mappings' test invoice) the invoice is the one a push would send, on
+        the test customer, numbered LLTEST-…; without, one line of the first service item at 0.
+        """
         name = test_label().replace(":", " ")  # a colon in a name is refused (6000)
         customer = self._write("Customer", {"DisplayName": name, "Notes": "Created by the Ledgerlink connection test"})
         result = TestResult(created=[("customer", customer["Id"], name)])
         try:
-            invoice = self._write("Invoice", self._test_invoice(customer["Id"], name))
+            if draft is not None:
+                number = f"LLTEST-{name[-7:-1]}"
+                test = replace(draft, customer_id=str(customer["Id"]), number=number, reference=number, memo=name)
+                body = self._document_payload("invoice", test)
+            else:
+                body = self._test_invoice(customer["Id"], name)
+            invoice = self._write("Invoice", body)
         except LedgerError:
             self.cleanup_test_documents(result)
             raise
         result.created.append(("invoice", invoice["Id"], invoice.get("DocNumber") or name))
-        return result
+        return replace(result, totals=_totals(invoice))
 
     def _test_invoice(self, customer_id: str, name: str) -> dict[str, Any]:
         items = self._select("Item", "Type = 'Service'")

@@ -95,6 +95,13 @@ def split_text(provider: str, text: str | None) -> tuple[str, str | None]:
     return text, None
 
 
+#: Ledgerlink's own holds before a write (portal/sync/guard.py), whatever the ledger: (words, fix).
+OWN_HOLDS: tuple[tuple[str, Fix], ...] = (
+    ("in the tax table on the mappings page", Fix.TAX_TABLE),
+    ("or remove its override", Fix.MAPPINGS),
+)
+
+
 @functools.lru_cache(maxsize=1024)
 def advise(error_class: str | None, provider: str, text: str | None) -> Advice:
     """Return the plain words, provider text and fix for a held record's last error.
@@ -110,6 +117,8 @@ def advise(error_class: str | None, provider: str, text: str | None) -> Advice:
     if entry is not None and error_class and entry.error_class.value != error_class:
         entry = None
     fix = entry.fix if entry is not None else BY_CLASS.get(error_class or "", Fix.RECORD)
+    own = next((f for words, f in OWN_HOLDS if words in plain), None) if not said else None
+    fix = own or fix
     default_endpoint, default_label = SCREENS.get(fix.value, (None, "Fix the cause, then retry"))
     # The catalogue names the screen of each fix; a screen reached by a button (POST) is linked
     # through the page that holds the button.
