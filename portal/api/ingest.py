@@ -273,7 +273,11 @@ def _computed_lines(data: dict[str, Any], org: Organization, problems: list[dict
         if kind is not None and rate is not None and (rate > 0) != (kind not in schema.ZERO_TAX_KINDS):
             words = kind.replace("_", " ")
             if rate > 0:
-                fix = f"a line at {rate.normalize():f} % is standard or reduced; send tax_rate 0 for a {words} line"
+                article = "an" if words[0] in "aeiou" else "a"
+                fix = (
+                    f"a line at {rate.normalize():f} % is standard or reduced; "
+                    f"send tax_rate 0 for {article} {words} line"
+                )
             else:
                 fix = "a line at 0 % is zero, exempt, reverse_charge or outside_scope; send its own tax_rate"
             problems.append({"path": f"lines[{i}].tax_kind", "message": f"is {words}, but {fix}"})
