@@ -18,9 +18,9 @@ def test_a_generated_corpus_lands_in_every_ledger_as_the_saas_invoiced_it_or_is_
     out = tmp_path / "truth.json"
     env = {**os.environ, "REDIS_URL": redis_url}
     env.pop("DATABASE_URL", None)  # the bench makes its own database
+    sizes = ["--invoices", str(invoices), "--credit-notes", str(notes)]
     done = subprocess.run(
-        [sys.executable, "bench/ledger_truth.py", "--invoices", str(invoices), "--credit-notes", str(notes)]
-        + ["--json", str(out)],
+        [sys.executable, "bench/ledger_truth.py", *sizes, "--json", str(out)],
         cwd=ROOT,
         env=env,
         capture_output=True,
