@@ -333,10 +333,11 @@ class TaxRow:
 
     @property
     def prefill(self) -> str | None:
-        """Return the code the form shows: the mapped one, else the one ledger code at this rate."""
+        """Return the code the form shows: the mapped one; for a row that would hold its lines, the ledger's
+        (first) code at this rate; none for a row the default code already books at its rate."""
         if self.mapped:
             return self.mapped
-        return self.candidates[0].code if self.candidates else None
+        return self.candidates[0].code if self.candidates and self.held else None
 
 
 def saas_rates(connection: Connection, today: date | None = None) -> dict[RateKey, tuple[int, int]]:
