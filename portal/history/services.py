@@ -50,6 +50,7 @@ from ..integrations.base import (
     PushResult,
     RateLimited,
 )
+from ..integrations.totals import Totals
 from ..mappings import services as mappings
 from ..mappings.taxes import TaxResolver
 from ..models import (
@@ -256,6 +257,8 @@ class Verdict:
     number: str | None = None
     #: Found in the ledger by our reference: the push records it as pushed without creating it.
     adopt: bool = False
+    #: The found document's total in the ledger (compared with the SaaS's when adopted).
+    total: Decimal | None = None
 
 
 CREATE = Verdict("create")
@@ -285,7 +288,8 @@ class Classifier:
         self._gaps: dict[int | None, Verdict | None] = {}
         self.closed: list[ClosedPeriod] = []
         #: Our reference → (external id, number) of ledger documents of the range, where listable.
-        self.in_ledger: dict[str, dict[str, tuple[str, str | None]]] = {}
+        #: ... with the document's total there, compared with the SaaS's when it is adopted.
+        self.in_ledger: dict[str, dict[str, tuple[str, str | None, Decimal]]] = {}
         if adapter is not None:
             self._read_ledger(adapter)
 
@@ -307,7 +311,7 @@ class Classifier:
                 continue
             with contextlib.suppress(NotSupported):
                 self.in_ledger[kind] = {
-                    doc.reference: (doc.external_id, doc.number)
+                    doc.reference: (doc.external_id, doc.number, doc.total)
                     for doc in adapter.iter_documents(kind, self.scope.date_from, self.scope.date_to)
                     if doc.reference
                 }
@@ -442,7 +446,12 @@ class Classifier:
         found = self.in_ledger.get(kind, {}).get(obj.number)
         if found is not None:
             return Verdict(
-                "existing", "Found in the ledger by our reference.", external_id=found[0], number=found[1], adopt=True
+                "existing",
+                "Found in the ledger by our reference.",
+                external_id=found[0],
+                number=found[1],
+                adopt=True,
+                total=found[2],
             )
         if kind == "credit_note":
             if not self.credit_notes:
@@ -1081,8 +1090,11 @@ def _push_chunk(backfill, connection, classifier, adapter, kind: str, ids: list[
             record = _push_one(connection, adapter, kind, obj)
             _note(backfill, kind, obj, _outcome_of(record), record.external_id, record.last_error_text)
         elif v.adopt:
-            _adopt(connection, kind, obj, v)
-            _note(backfill, kind, obj, ItemOutcome.existing, v.external_id, v.reason)
+            record = _adopt(connection, kind, obj, v)
+            if record.state is RecordState.pushed:
+                _note(backfill, kind, obj, ItemOutcome.existing, v.external_id, v.reason)
+            else:  # in the ledger with another total: "differs from the SaaS"
+                _note(backfill, kind, obj, _outcome_of(record), v.external_id, record.last_error_text)
         else:
             outcome = ItemOutcome.existing if v.outcome == "existing" else ItemOutcome(v.outcome)
             _note(backfill, kind, obj, outcome, v.external_id, v.reason, v.fix_url)
@@ -1100,13 +1112,18 @@ def _push_one(connection: Connection, adapter: LedgerAdapter, kind: str, obj: An
     return sync_push.push_payment(connection, obj, adapter)
 
 
-def _adopt(connection: Connection, kind: str, obj: Any, v: Verdict) -> None:
-    """Record a ledger document found by our reference as pushed (nothing is created)."""
+def _adopt(connection: Connection, kind: str, obj: Any, v: Verdict) -> ExternalRecord:
+    """Record a ledger document found by our reference as pushed (nothing is created); return its record.
+
+    A document whose total there differs from the SaaS's is recorded as "differs from the SaaS".
+    """
     record = sync_push.record_for(connection, RecordKind(kind), obj.id)
     if record.state is RecordState.pushed:
-        return
+        return record
     sync_push._begin(record, reference=obj.number, payload=sync_push._document_payload(obj))
-    sync_push._store_result(record, PushResult(v.external_id, v.number, created=False))
+    # Only the total is listed: net and tax are taken as the SaaS's, the total is compared.
+    totals = Totals(obj.subtotal, obj.tax_total, abs(v.total)) if v.total is not None else None
+    return sync_push._store_document(connection, record, obj, PushResult(v.external_id, v.number, False, totals))
 
 
 def _outcome_of(record: ExternalRecord) -> ItemOutcome:
