@@ -103,11 +103,12 @@ def document_lines(
                 tax_rate=tax.rate,
             )
         )
-        taxed.append(_taxed(line.quantity, line.unit_price, tax))
+        taxed.append(taxed_line(line.quantity, line.unit_price, tax))
     return tuple(drafts), taxed
 
 
-def _taxed(quantity: Decimal, unit_price: Decimal, tax: Resolved) -> TaxedLine:
+def taxed_line(quantity: Decimal, unit_price: Decimal, tax: Resolved) -> TaxedLine:
+    """Return a line as the guard's arithmetic reads it: quantity, price and its code's rate(s)."""
     return TaxedLine(quantity, unit_price, tax.rate, tax.value, tax.components)
 
 

@@ -96,7 +96,7 @@ def build(connection: Connection, today: date | None = None) -> TestInvoice:
                 tax_rate=tax.rate,
             )
         )
-        taxed.append(guard._taxed(Decimal(1), TEST_PRICE, tax))
+        taxed.append(guard.taxed_line(Decimal(1), TEST_PRICE, tax))
         nets.append(TEST_PRICE)
         taxes.append(cents(TEST_PRICE * key.rate / 100))
     net, tax_total = sum(nets, Decimal(0)), sum(taxes, Decimal(0))

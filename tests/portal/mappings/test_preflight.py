@@ -14,7 +14,7 @@ from .conftest import BEXIO_MAIN, GOOD_DEFAULTS, QBO_US, control
 #: The words of the totals guard's findings over the last 12 months' documents. The unit these tests
 #: connect to every ledger is the demo seed's first (Dutch, lines at 21, 9 and 0 %): QuickBooks US and
 #: bexio have no code at those rates, so the guard finds them there. These tests are about the other
-#: checks; the guard's findings are tested in tests/portal/sync/test_tax_guard.py.
+#: checks; the guard's findings are tested in tests/portal/mappings/test_taxes.py.
 GUARD_WORDS = "of the last 12 months would be held"
 
 
