@@ -100,6 +100,7 @@ def test_an_unmapped_rate_is_held_with_the_fix_link_then_mapped_and_booked_at_it
     # Re-sync the record: it is booked, each line at its own rate, to the SaaS's total.
     page.goto(f"{live_server}/ops/connections/{connection_id}/records")
     page.locator("#ops-records tr", has_text="TX-2026-009").get_by_role("button", name="Re-sync").click()
+    expect(page.locator("#flashes")).to_contain_text("Re-sync")
     run_queued_jobs(app)
     pushed = api.get("invoices", "tx-i-1")["ledger"]
     assert pushed["state"] == "pushed", pushed

@@ -111,6 +111,7 @@ def map_tax_rate(page: Page, rate: str, code: str, *, kind: str | None = None) -
     table.locator("#new_code").select_option(code)
     table.get_by_role("button", name="Save tax table").click()
     expect(page.locator("#flashes")).to_contain_text("Tax table saved: 1 rate(s) changed.")
+    page.wait_for_load_state("networkidle")  # the page the save redirected to is fully in place
 
 
 def line(description: str, quantity: str, unit_price: str, tax_rate: str, **more: Any) -> dict:

@@ -74,6 +74,7 @@ def test_psohub_connect_map_push_number_back_and_paid(app, live_server, sandbox,
     expect(page.locator("#test-result [data-totals='equal']")).to_contain_text("33.00 EUR (net 30.00, tax 3.00)")
     expect(page.locator("#test-result")).to_contain_text("Everything the test created was removed again.")
     screenshot(page, "journey-psohub-3-test")
+    page.wait_for_load_state("networkidle")
 
     # 4. Sending method: the ledger e-mails the invoice, automatically; records of today on; no delay.
     box = page.locator("#settings-box")
