@@ -569,7 +569,7 @@ def profile_worker(app, connection_id: int, env: dict, redis_url: str, out: Path
         (
             "the protocol's steps",
             "cumulative",
-            r"push\.py.*\((push_invoice|record_for|_begin|_store_result|invoice_draft)",
+            r"push\.py.*\((push_invoice|record_for|_begin|_store_document|invoice_draft)",
         ),
         ("the HTTP layer", "cumulative", r"http\.py.*\(_send_once|limiter\.py.*\((before_request|on_response)"),
         ("the job loop", "cumulative", r"sync\.py.*\(_push_all"),

@@ -44,8 +44,8 @@ class UTCDateTime(TypeDecorator):
 Money = Numeric(14, 2, asdecimal=True)
 #: Quantities and unit prices: 4 decimals.
 Quantity = Numeric(14, 4, asdecimal=True)
-#: Tax rates in percent, e.g. 21.00.
-Rate = Numeric(5, 2, asdecimal=True)
+#: Tax rates in percent, e.g. 21.000 or 8.875 (US sales tax rates have three decimals).
+Rate = Numeric(6, 3, asdecimal=True)
 
 ZERO = Decimal("0.00")
 

@@ -43,12 +43,14 @@ BENCHES = {
         ("Customer matching", "bench/customer_matching.py", ["--n", "2000"]),
         ("Push pipeline vs raw loop", "bench/push_pipeline.py", ["--n", "40", "--warmup", "5"]),
         ("Back-fill: QuickBooks batching", "bench/backfill.py", ["--only", "batch", "--qbo-n", "150"]),
+        ("Ledger truth", "bench/ledger_truth.py", ["--invoices", "60", "--credit-notes", "12"]),
     ],
     "full": [
         ("Sandbox throughput", "bench/sandbox_throughput.py", []),
         ("Customer matching", "bench/customer_matching.py", []),
         ("Push pipeline vs raw loop", "bench/push_pipeline.py", []),
         ("Back-fill", "bench/backfill.py", []),
+        ("Ledger truth", "bench/ledger_truth.py", []),
     ],
 }
 
@@ -100,7 +102,8 @@ def run_bench(title: str, script: str, args: list[str]) -> dict:
 def _quotable(line: str) -> bool:
     """Say whether a benchmark output line is a result (a summary, ratio or table row)."""
     lowered = line.lower()
-    return any(word in lowered for word in ("summary", "ratio", "inv/s", "x fewer", "p95", "mb", "per second", "|"))
+    words = ("summary", "ratio", "inv/s", "x fewer", "p95", "mb", "per second", "|", "held by reason")
+    return any(word in lowered for word in words)
 
 
 def _json(name: str) -> dict | list | None:

@@ -123,6 +123,11 @@ def _money(value: Decimal) -> str:
     return str(value.quantize(CENT))
 
 
+def rate_text(rate: Decimal) -> str:
+    """Return a rate with two decimals, or three where it has them ("21.00", "8.875")."""
+    return str(rate.quantize(CENT)) if rate == rate.quantize(CENT) else str(rate.normalize())
+
+
 def _is_pushed(kind: RecordKind, local_id: int) -> bool:
     stmt = select(ExternalRecord.id).filter_by(kind=kind, local_id=local_id, state=RecordState.pushed)
     return db.session.scalar(stmt.limit(1)) is not None
@@ -187,7 +192,7 @@ def product_json(p: Product) -> dict[str, Any]:
         "code": p.code,
         "name": p.name,
         "unit_price": str(p.unit_price),
-        "tax_rate": str(p.tax_rate),
+        "tax_rate": rate_text(p.tax_rate),
         "active": p.active,
         "updated_at": p.updated_at.isoformat(),
     }
@@ -200,7 +205,8 @@ def _lines_json(lines, products: dict[int, str]) -> list[dict[str, Any]]:
             "description": line.description,
             "quantity": str(line.quantity),
             "unit_price": str(line.unit_price),
-            "tax_rate": str(line.tax_rate),
+            "tax_rate": rate_text(line.tax_rate),
+            "tax_kind": line.kind.value,
             "product": products.get(line.product_id) if line.product_id else None,
             "net_amount": _money(line.net_amount),
             "tax_amount": _money(line.tax_amount),
@@ -311,6 +317,18 @@ def _computed_lines(data: dict[str, Any], org: Organization, problems: list[dict
                 problems.append({"path": f"lines[{i}].product", "message": f"there is no product {line['product']!r}"})
             else:
                 product_id = product.id
+        kind, rate = line.get("tax_kind"), line.get("tax_rate")
+        if kind is not None and rate is not None and (rate > 0) != (kind not in schema.ZERO_TAX_KINDS):
+            words = kind.replace("_", " ")
+            if rate > 0:
+                article = "an" if words[0] in "aeiou" else "a"
+                fix = (
+                    f"a line at {rate.normalize():f} % is standard or reduced; "
+                    f"send tax_rate 0 for {article} {words} line"
+                )
+            else:
+                fix = "a line at 0 % is zero, exempt, reverse_charge or outside_scope; send its own tax_rate"
+            problems.append({"path": f"lines[{i}].tax_kind", "message": f"is {words}, but {fix}"})
         if None in (line.get("quantity"), line.get("unit_price"), line.get("tax_rate")):
             continue
         net = (line["quantity"] * line["unit_price"]).quantize(CENT, ROUND_HALF_UP)
@@ -339,9 +357,25 @@ def _amounts_ok(problems: list[dict[str, str]]) -> bool:
 
 def _line_content(lines) -> list[tuple]:
     return sorted(
-        (x["position"], x["description"], x["quantity"], x["unit_price"], x["tax_rate"], x["product_id"])
+        (
+            x["position"],
+            x["description"],
+            x["quantity"],
+            x["unit_price"],
+            x["tax_rate"],
+            x.get("tax_kind") or "",
+            x["product_id"],
+        )
         if isinstance(x, dict)
-        else (x.position, x.description, x.quantity, x.unit_price, x.tax_rate, x.product_id)
+        else (
+            x.position,
+            x.description,
+            x.quantity,
+            x.unit_price,
+            x.tax_rate,
+            x.tax_kind.value if x.tax_kind else "",
+            x.product_id,
+        )
         for x in lines
     )
 
@@ -354,6 +388,7 @@ def _set_lines(doc, line_model, lines: list[dict[str, Any]]) -> None:
             quantity=x["quantity"],
             unit_price=x["unit_price"],
             tax_rate=x["tax_rate"],
+            tax_kind=x.get("tax_kind"),
             net_amount=x["net_amount"],
             tax_amount=x["tax_amount"],
             product_id=x["product_id"],

@@ -56,6 +56,8 @@ class Field:
     min_items: int = 0
     max_items: int | None = None
     not_empty: bool = False
+    #: Words added to a number's bounds in its message (what a wrong value usually means).
+    hint: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
     # -- OpenAPI --------------------------------------------------------------------------------
@@ -117,7 +119,8 @@ class Field:
             bounds.append(f"{'>' if self.exclusive_minimum else '≥'} {self.minimum}")
         if self.maximum is not None:
             bounds.append(f"≤ {self.maximum}")
-        return "a number" + (" " + " and ".join(bounds) if bounds else "")
+        hint = f" ({self.hint})" if self.hint else ""
+        return "a number" + (" " + " and ".join(bounds) if bounds else "") + hint
 
     def clean(self, value: Any, path: str, problems: list[dict[str, str]]) -> Any:
         """Return the value in Python form, or add a problem at ``path`` (and return None)."""
@@ -258,7 +261,11 @@ _COUNTRY = {"pattern": "[A-Z]{2}", "pattern_words": "an ISO 3166-1 alpha-2 count
 _CURRENCY = {"pattern": "[A-Z]{3}", "pattern_words": "an ISO 4217 currency code (e.g. EUR)"}
 _ID = {"max_length": ID_MAX, "not_empty": True}
 _ZERO = Decimal(0)
-_RATE = {"minimum": _ZERO, "maximum": Decimal(100), "places": 2}
+_RATE = {"minimum": _ZERO, "maximum": Decimal(100), "places": 3}
+#: The tax kinds a line may name (portal.models.billing.TaxKind).
+TAX_KINDS = ("standard", "reduced", "zero", "exempt", "reverse_charge", "outside_scope")
+#: The kinds of a line at 0 %; a positive rate is standard or reduced.
+ZERO_TAX_KINDS = ("zero", "exempt", "reverse_charge", "outside_scope")
 
 
 def _s(max_length: int, description: str = "", **kw: Any) -> Field:
@@ -282,7 +289,13 @@ PRODUCT_FIELDS: dict[str, Field] = {
     "code": _s(64, "Article code (SKU).", required=True, not_empty=True),
     "name": _s(200, required=True, not_empty=True),
     "unit_price": Field("number", "Price before tax.", required=True, minimum=_ZERO, places=4),
-    "tax_rate": Field("number", "Default tax rate in percent.", required=True, **_RATE),
+    "tax_rate": Field(
+        "number",
+        "Default tax rate in percent, at most 3 decimals.",
+        required=True,
+        hint="a percentage, e.g. 21 or 8.875",
+        **_RATE,
+    ),
     "active": Field("boolean", "Default true."),
 }
 
@@ -298,7 +311,20 @@ def _line_fields(*, credit: bool) -> dict[str, Field]:
         "description": _s(500, required=True, not_empty=True),
         "quantity": Field("number", required=True, minimum=_ZERO, places=4),
         "unit_price": price,
-        "tax_rate": Field("number", "Percent.", required=True, **_RATE),
+        "tax_rate": Field(
+            "number",
+            "Percent, at most 3 decimals (8.875). A discount is a negative unit_price, never a negative rate.",
+            required=True,
+            hint="a percentage; a discount is a line with a negative unit_price, not a negative rate",
+            **_RATE,
+        ),
+        "tax_kind": Field(
+            "enum",
+            "The line's tax treatment; absent or null: standard above 0 %, zero at 0 %. At 0 % ledgers book "
+            "zero-rated, exempt, reverse-charge and outside-scope (export) lines with different tax codes.",
+            nullable=True,
+            choices=TAX_KINDS,
+        ),
         "product": _s(ID_MAX, "External id of a product sent before.", nullable=True),
     }
 

@@ -47,7 +47,8 @@ def ledger_json(record: ExternalRecord | None, invoice: Invoice | None = None) -
     data: dict[str, Any] = {
         "provider": connection.provider,
         "ledger": specs.get_spec(connection.provider).name,
-        "state": record.state.value,
+        # "differs": in the ledger, but with totals other than the SaaS's (never plain "pushed").
+        "state": record.state_label,
         "number": record.external_number,
         "external_id": record.external_id,
         "error": record.last_error_text if record.state.value != "pushed" else None,

@@ -53,6 +53,7 @@ _LINE_OUT = {
         "position": {"type": "integer"},
         "description": {"type": "string"},
         "product": {"type": ["string", "null"]},
+        "tax_kind": {"type": "string", "enum": list(schema.TAX_KINDS)},
         **_string_props("quantity", "unit_price", "tax_rate", "net_amount", "tax_amount"),
     },
 }
@@ -95,10 +96,12 @@ def _ledger_status(*, invoice: bool) -> dict[str, Any]:
         "ledger": {"type": "string", "description": "The ledger's name."},
         "state": {
             "type": "string",
-            "enum": ["pending", "pushed", "failed", "skipped", "needs_action", "dismissed"],
-            "description": "pending: on its way; pushed: in the ledger; failed / needs_action: someone must act "
-            "(see error); skipped: the ledger cannot take it (error says the manual step); dismissed: taken "
-            "off the lists by a person (resolution).",
+            "enum": ["pending", "pushed", "differs", "failed", "skipped", "needs_action", "dismissed"],
+            "description": "pending: on its way; pushed: in the ledger, its totals equal to the SaaS's; differs: "
+            "in the ledger, but its totals there differ from the SaaS's (error gives both; not finalized or "
+            "sent); failed / needs_action: someone must act (see error; a document the ledger would total "
+            "differently is held before anything is written); skipped: the ledger cannot take it (error says "
+            "the manual step); dismissed: taken off the lists by a person (resolution).",
         },
         "number": {**_NULLABLE_STRING, "description": "The ledger's document number, to show in the SaaS."},
         "external_id": {**_NULLABLE_STRING, "description": "The ledger's id of the document."},

@@ -14,6 +14,8 @@ from ..integrations.base import LedgerError, NotSupported
 from ..links.ratelimit import link_callback_limit
 from ..models import AuditEvent, BusinessUnit, Connection, GrantPurpose, OAuthGrant, Role
 from ..security import public, require_role
+from ..sync import testdoc
+from ..sync.guard import DocumentHeld
 from . import services, vault
 from .forms import ConfirmForm, ConnectForm, PickCompanyForm, SettingsForm
 from .services import ConnectError
@@ -240,12 +242,21 @@ def test_connection(connection_id: int):
 def test_documents(connection_id: int):
     connection = get_connection(connection_id)
     _live_or_409(connection)
-    result, leftovers, error = None, [], None
+    result, leftovers, error, test, differs, fix_url, note = None, [], None, None, None, None, None
     try:
+        # The mappings' own invoice, checked by the totals guard before the ledger is called.
+        try:
+            test = testdoc.build(connection)
+        except testdoc.NothingMapped as exc:
+            note = str(exc)
         adapter = vault.fresh_adapter(connection)
-        result = adapter.create_test_documents()
+        result = adapter.create_test_documents(test.draft if test else None)
         leftovers = adapter.cleanup_test_documents(result)
+        differs = testdoc.compare(connection, test, result) if test is not None else None
         services.note_success(connection)
+    except DocumentHeld as held:
+        error = f"Nothing was written to the ledger. {held.text}"
+        fix_url = url_for("mappings.show_mappings", connection_id=connection.id, _anchor="tax-table")
     except NotSupported as exc:
         error = str(exc)
     except (LedgerError, vault.VaultError) as exc:
@@ -255,7 +266,8 @@ def test_documents(connection_id: int):
         subject_type="Connection",
         subject_id=connection.id,
         organization_id=connection.business_unit.organization_id,
-        summary="Test documents " + ("failed: " + error if error else "created and cleaned up"),
+        summary="Test documents "
+        + ("failed: " + error if error else "created and cleaned up" + (f"; {differs}" if differs else "")),
         after={"created": [list(c) for c in result.created] if result else [], "manual_cleanup": leftovers},
     )
     db.session.commit()
@@ -265,6 +277,11 @@ def test_documents(connection_id: int):
         result=result,
         leftovers=leftovers,
         error=error,
+        fix_url=fix_url,
+        test=test,
+        differs=differs,
+        note=note,
+        name=services.provider_name(connection.provider),
     )
 
 

@@ -27,7 +27,7 @@ import contextlib
 import math
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -50,7 +50,9 @@ from ..integrations.base import (
     PushResult,
     RateLimited,
 )
+from ..integrations.totals import Totals
 from ..mappings import services as mappings
+from ..mappings.taxes import TaxResolver
 from ..models import (
     Backfill,
     BackfillItem,
@@ -71,7 +73,7 @@ from ..models import (
     SyncRunStatus,
 )
 from ..models.history import BACKFILL_KINDS
-from ..sync import limiter
+from ..sync import guard, limiter
 from ..sync import payments as sync_payments
 from ..sync import push as sync_push
 from ..sync.numbers import duplicate_holds
@@ -257,6 +259,8 @@ class Verdict:
     number: str | None = None
     #: Found in the ledger by our reference: the push records it as pushed without creating it.
     adopt: bool = False
+    #: The found document's total in the ledger (compared with the SaaS's when adopted).
+    total: Decimal | None = None
 
 
 CREATE = Verdict("create")
@@ -290,7 +294,8 @@ class Classifier:
         self._held: dict[int, Verdict | None] = {}
         self.closed: list[ClosedPeriod] = []
         #: Our reference → (external id, number) of ledger documents of the range, where listable.
-        self.in_ledger: dict[str, dict[str, tuple[str, str | None]]] = {}
+        #: ... with the document's total there, compared with the SaaS's when it is adopted.
+        self.in_ledger: dict[str, dict[str, tuple[str, str | None, Decimal]]] = {}
         if adapter is not None:
             self._read_ledger(adapter)
 
@@ -300,6 +305,7 @@ class Classifier:
         self.refs = mappings.reference_data(connection)
         self.maps = mappings.mappings(connection)
         self.tax_mode = mappings.mapping_settings(connection).get("qbo_tax_mode")
+        self.taxes = TaxResolver(connection, refs=self.refs, maps=self.maps)
 
     def _read_ledger(self, adapter: LedgerAdapter) -> None:
         try:
@@ -311,7 +317,7 @@ class Classifier:
                 continue
             with contextlib.suppress(NotSupported):
                 self.in_ledger[kind] = {
-                    doc.reference: (doc.external_id, doc.number)
+                    doc.reference: (doc.external_id, doc.number, doc.total)
                     for doc in adapter.iter_documents(kind, self.scope.date_from, self.scope.date_to)
                     if doc.reference
                 }
@@ -420,7 +426,24 @@ class Classifier:
                 ),
                 None,
             )
+            or self._guarded(doc)
         )
+
+    def _guarded(self, doc: Invoice | CreditNote) -> Verdict | None:
+        """Return the totals guard's hold of the document (a line's rate unmapped, totals that would differ)."""
+        if isinstance(doc, CreditNote) and not self.credit_notes:
+            return None
+        try:
+            guard.preview(self.connection, doc, self.taxes)
+        except guard.DocumentHeld as held:
+            if held.product_id is not None:
+                fix = _url("mappings.edit_product", connection_id=self.connection.id, product_id=held.product_id)
+                return Verdict("blocked", held.text, fix, "Fix the product's tax code")
+            if held.error_class.value == "mapping_missing":
+                fix = _url("mappings.show_mappings", connection_id=self.connection.id, _anchor="tax-table")
+                return Verdict("blocked", held.text, fix, "Map the rate in the tax table")
+            return Verdict("blocked", held.text, None, None)
+        return None
 
     def _invoice_reachable(self, invoice: Invoice) -> bool:
         """Say whether the invoice is in the ledger, or comes with this back-fill (its own verdict lets it)."""
@@ -490,7 +513,12 @@ class Classifier:
         found = self.in_ledger.get(kind, {}).get(obj.number)
         if found is not None:
             return Verdict(
-                "existing", "Found in the ledger by our reference.", external_id=found[0], number=found[1], adopt=True
+                "existing",
+                "Found in the ledger by our reference.",
+                external_id=found[0],
+                number=found[1],
+                adopt=True,
+                total=found[2],
             )
         if kind == "credit_note":
             if not self.credit_notes:
@@ -1135,8 +1163,8 @@ def _push_chunk(backfill, connection, classifier, adapter, kind: str, ids: list[
             record = _adopt(connection, kind, obj, v)
             if record.state is RecordState.pushed:
                 _note(backfill, kind, obj, ItemOutcome.existing, v.external_id, v.reason)
-            else:  # the ledger document is another SaaS document's: held, not adopted
-                _note(backfill, kind, obj, ItemOutcome.blocked, None, record.last_error_text)
+            else:  # another SaaS document's (held, not adopted), or there with another total ("differs")
+                _note(backfill, kind, obj, _outcome_of(record), record.external_id, record.last_error_text)
         else:
             outcome = ItemOutcome.existing if v.outcome == "existing" else ItemOutcome(v.outcome)
             _note(backfill, kind, obj, outcome, v.external_id, v.reason, v.fix_url)
@@ -1157,13 +1185,16 @@ def _push_one(connection: Connection, adapter: LedgerAdapter, kind: str, obj: An
 def _adopt(connection: Connection, kind: str, obj: Any, v: Verdict) -> ExternalRecord:
     """Record a ledger document found by our reference as pushed (nothing is created); return its record.
 
-    A ledger document another record holds already is not adopted: the record is held instead.
+    A ledger document another record holds already is not adopted: the record is held instead. A
+    document whose total there differs from the SaaS's is recorded as "differs from the SaaS".
     """
     record = sync_push.record_for(connection, RecordKind(kind), obj.id)
     if record.state is RecordState.pushed:
         return record
     sync_push._begin(record, reference=obj.number, payload=sync_push._document_payload(obj))
-    return sync_push._store_result(record, PushResult(v.external_id, v.number, created=False))
+    # Only the total is listed: net and tax are taken as the SaaS's, the total is compared.
+    totals = Totals(obj.subtotal, obj.tax_total, abs(v.total)) if v.total is not None else None
+    return sync_push._store_document(connection, record, obj, PushResult(v.external_id, v.number, False, totals))
 
 
 def _outcome_of(record: ExternalRecord) -> ItemOutcome:
@@ -1206,6 +1237,7 @@ def _push_batch(backfill: Backfill, connection: Connection, adapter: LedgerAdapt
     reference first. A connection error stops after the batch's other results are stored.
     """
     size = adapter.capabilities.batch_size or 1
+    resolver = sync_push._Resolver(connection)
     ready: list[tuple[ExternalRecord, Invoice, BatchOperation]] = []
     for invoice in invoices:
         record = sync_push.record_for(connection, RecordKind.invoice, invoice.id)
@@ -1213,8 +1245,10 @@ def _push_batch(backfill: Backfill, connection: Connection, adapter: LedgerAdapt
             _note(backfill, "invoice", invoice, ItemOutcome.existing, record.external_id, "Pushed earlier.")
             continue
         try:
+            # The guard first (nothing written when it holds), then the customer.
+            draft = sync_push.invoice_draft(connection, invoice, "", resolver)
             customer_id = sync_push._ledger_customer_id(connection, invoice.customer, adapter)
-        except sync_push.CustomerNotPushed:
+        except (sync_push.CustomerNotPushed, sync_push.DocumentHeld):
             # The single push holds the record with the reason, exactly as the live sync does.
             record = sync_push.push_invoice(connection, invoice, adapter)
             _note(backfill, "invoice", invoice, _outcome_of(record), record.external_id, record.last_error_text)
@@ -1223,10 +1257,10 @@ def _push_batch(backfill: Backfill, connection: Connection, adapter: LedgerAdapt
         if unknown:
             found = adapter.find_by_reference("invoice", invoice.number)
             if found is not None:
-                record = sync_push._store_result(record, found)
+                record = sync_push._store_document(connection, record, invoice, found)
                 _note(backfill, "invoice", invoice, _outcome_of(record), record.external_id, record.last_error_text)
                 continue
-        draft = sync_push.invoice_draft(connection, invoice, customer_id)
+        draft = replace(draft, customer_id=customer_id)
         ready.append(
             (record, invoice, BatchOperation(id=str(record.id), kind="invoice", action="create", payload=draft))
         )
@@ -1246,7 +1280,7 @@ def _push_batch(backfill: Backfill, connection: Connection, adapter: LedgerAdapt
         for record, invoice, op in group:
             item = results.get(op.id)
             if item is not None and item.result is not None:
-                record = sync_push._store_result(record, item.result)
+                record = sync_push._store_document(connection, record, invoice, item.result)
                 # Noted with the next result's commit (or the batch's): a crash in between leaves
                 # the record pushed, and the resumed back-fill counts it as existing.
                 _note(

@@ -31,6 +31,7 @@ from decimal import Decimal
 from typing import Any, ClassVar
 
 from . import specs
+from .totals import Totals
 
 # -- errors ---------------------------------------------------------------------------------------
 
@@ -368,6 +369,8 @@ class LineDraft:
     tax_code: str | None = None
     gl_account: str | None = None
     class_ref: str | None = None
+    #: The percentage of ``tax_code`` (the line's own rate, checked before the push).
+    tax_rate: Decimal | None = None
 
 
 @dataclass(frozen=True)
@@ -387,6 +390,10 @@ class DocumentDraft:
     payment_condition: str | None = None
     memo: str | None = None
     pdf: bytes | None = field(default=None, repr=False)
+    #: The document's tax code where the ledger takes one per document (QuickBooks US TxnTaxCodeRef).
+    sales_tax_code: str | None = None
+    #: The SaaS's tax total, sent where the ledger takes it as stated (QuickBooks US TotalTax).
+    tax_total: Decimal | None = None
 
 
 @dataclass(frozen=True)
@@ -408,6 +415,8 @@ class PushResult:
     external_number: str | None = None
     #: False when an existing record was found (by reference / idempotent replay), not created.
     created: bool = True
+    #: A document's net, tax and total as the ledger answered them (None: not told).
+    totals: Totals | None = None
 
 
 @dataclass(frozen=True)
@@ -490,6 +499,8 @@ class TestResult:
     created: list[tuple[str, str, str | None]] = field(default_factory=list)
     #: Clean-up steps the provider does not allow through its API, as sentences.
     manual_cleanup: list[str] = field(default_factory=list)
+    #: The test invoice's net, tax and total as the ledger answered them (None: not told).
+    totals: Totals | None = None
 
 
 def test_label() -> str:
@@ -793,8 +804,12 @@ class LedgerAdapter(abc.ABC):
         """
         raise NotSupported(f"a preflight for {self.spec.name} is not available yet", provider=self.provider)
 
-    def create_test_documents(self) -> TestResult:
+    def create_test_documents(self, draft: DocumentDraft | None = None) -> TestResult:
         """Create a clearly marked test customer and invoice in the ledger.
+
+        ``draft`` is the invoice to create on the test customer (made from the mappings: item, a
+        line per mapped tax rate, journal, payment condition or terms, class); None: the
+        simplest invoice the ledger takes. The result carries the totals the ledger answered.
 
         :raise NotSupported: for providers without a connection test (the default).
         """

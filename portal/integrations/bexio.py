@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Collection, Iterator, Mapping, Sequence
+from dataclasses import replace
 from datetime import date
 from decimal import Decimal
 from typing import Any
@@ -41,6 +42,7 @@ from .base import (
     register,
     test_label,
 )
+from .totals import Totals
 
 API = "https://api.bexio.com"
 #: Scopes our calls need beyond OIDC (§1.2): without them bexio answers 403.
@@ -166,6 +168,24 @@ class BexioAdapter(LedgerAdapter):
     def _search(self, path: str, criteria: list[dict[str, Any]]) -> list[dict]:
         return self._call("POST", f"{API}/{path}/search", json=criteria) or []
 
+    def _currency_id(self, code: str) -> int:
+        """Return bexio's id of the currency ``code`` (``/3.0/currencies``, read once per adapter).
+
+        :raise Rejected: when the company has no such currency, naming the fix (before anything is created).
+        """
+        known = getattr(self, "_currencies", None)
+        if known is None:
+            known = {str(c["name"]).upper(): int(c["id"]) for c in self._list("3.0/currencies")}
+            self._currencies = known
+        found = known.get(code.upper())
+        if found is None:
+            raise Rejected(
+                f"bexio has no currency {code} in this company ({', '.join(sorted(known)) or 'none'}): add it in "
+                "bexio → Settings → Currencies, then retry",
+                provider=self.provider,
+            )
+        return found
+
     def _user_id(self) -> int:
         user = self._claims().get("company_user_id")
         if user is None:
@@ -250,8 +270,13 @@ class BexioAdapter(LedgerAdapter):
 
     # -- connection test --------------------------------------------------------------------------
 
-    def create_test_documents(self) -> TestResult:
-        """Create a test contact and a draft invoice on it (never issued or sent)."""
+    def create_test_documents(self, draft: DocumentDraft | None = None) -> TestResult:
+        """Create a test contact and a draft invoice on it (never issued or sent).
+
+        bexio numbers an invoice when it is created: the test invoice takes the next number, and
+        deleting it leaves a gap in the numbering (the connection page says so before the click).
+        With ``draft`` (the mappings' test invoice) the positions are the ones a push would send.
+        """
         name = test_label()
         user = self._user_id()
         contact = self._call(
@@ -260,40 +285,45 @@ class BexioAdapter(LedgerAdapter):
             json={"contact_type_id": 1, "name_1": name, "user_id": user, "owner_id": user},
         )
         result = TestResult(created=[("customer", str(contact["id"]), contact.get("nr") or name)])
+        reference = f"ledgerlink-test-{name[-7:-1]}"
         try:
-            taxes, accounts = self._sales_taxes(), self._revenue_accounts()
-            if not taxes or not accounts:
-                raise Rejected(
-                    "bexio has no active sales tax or revenue account for a test position",
-                    provider=self.provider,
+            if draft is not None:
+                body = self._invoice_payload(
+                    replace(draft, customer_id=str(contact["id"]), reference=reference, memo=name)
                 )
-            invoice = self._call(
-                "POST",
-                f"{API}/2.0/kb_invoice",
-                json={
-                    "title": name,
-                    "contact_id": contact["id"],
-                    "user_id": user,
-                    "api_reference": f"ledgerlink-test-{name[-7:-1]}",
-                    "mwst_type": 0,
-                    "mwst_is_net": True,
-                    "positions": [
-                        {
-                            "type": "KbPositionCustom",
-                            "amount": "1",
-                            "unit_price": "0",
-                            "tax_id": int(taxes[0].id),
-                            "account_id": int(accounts[0].id),
-                            "text": name,
-                        }
-                    ],
-                },
-            )
+            else:
+                body = self._simplest_test_invoice(contact["id"], user, name, reference)
+            invoice = self._call("POST", f"{API}/2.0/kb_invoice", json=body)
         except LedgerError:
             self.cleanup_test_documents(result)
             raise
         result.created.append(("invoice", str(invoice["id"]), invoice.get("document_nr") or name))
-        return result
+        return replace(result, totals=_totals(invoice))
+
+    def _simplest_test_invoice(self, contact_id: Any, user: int, name: str, reference: str) -> dict[str, Any]:
+        taxes, accounts = self._sales_taxes(), self._revenue_accounts()
+        if not taxes or not accounts:
+            raise Rejected(
+                "bexio has no active sales tax or revenue account for a test position", provider=self.provider
+            )
+        return {
+            "title": name,
+            "contact_id": contact_id,
+            "user_id": user,
+            "api_reference": reference,
+            "mwst_type": 0,
+            "mwst_is_net": True,
+            "positions": [
+                {
+                    "type": "KbPositionCustom",
+                    "amount": "1",
+                    "unit_price": "0",
+                    "tax_id": int(taxes[0].id),
+                    "account_id": int(accounts[0].id),
+                    "text": name,
+                }
+            ],
+        }
 
     def _delete_test_document(self, kind: str, external_id: str, label: str | None) -> str | None:
         path = "kb_invoice" if kind == "invoice" else "contact"
@@ -427,7 +457,7 @@ class BexioAdapter(LedgerAdapter):
         found = self._search("2.0/kb_invoice", [{"field": "api_reference", "value": reference, "criteria": "="}])
         if not found:
             return None
-        return PushResult(str(found[0]["id"]), found[0].get("document_nr"), created=False)
+        return PushResult(str(found[0]["id"]), found[0].get("document_nr"), created=False, totals=_totals(found[0]))
 
     def push_credit_note(self, draft: DocumentDraft) -> PushResult:
         """Refuse: bexio has no public credit-note API (§3.6).
@@ -479,6 +509,11 @@ class BexioAdapter(LedgerAdapter):
                 "set Due days on the mappings page of this connection, or send the invoice with a due_date",
                 provider=self.provider,
             )
+        created = self._call("POST", f"{API}/2.0/kb_invoice", json=self._invoice_payload(draft))
+        return PushResult(str(created["id"]), created.get("document_nr"), totals=_totals(created))
+
+    def _invoice_payload(self, draft: DocumentDraft) -> dict[str, Any]:
+        """Return the kb_invoice body of a draft: custom positions with the mapped tax and account ids."""
         positions = []
         for line in draft.lines:
             position: dict[str, Any] = {
@@ -499,12 +534,16 @@ class BexioAdapter(LedgerAdapter):
             "api_reference": draft.reference,
             "mwst_type": 0,
             "mwst_is_net": True,
+            # In the SaaS's currency: bexio otherwise books the company's own (and rounds CHF to 0.05).
+            "currency_id": self._currency_id(draft.currency),
             "is_valid_from": draft.issue_date.isoformat(),
-            "is_valid_to": draft.due_date.isoformat(),
             "positions": positions,
         }
-        created = self._call("POST", f"{API}/2.0/kb_invoice", json=body)
-        return PushResult(str(created["id"]), created.get("document_nr"))
+        if draft.due_date is not None:
+            body["is_valid_to"] = draft.due_date.isoformat()
+        if draft.payment_condition:
+            body["payment_type_id"] = int(draft.payment_condition)
+        return body
 
     def finalize_invoice(
         self, external_id: str, *, send: bool, email: str | None = None, message: str | None = None
@@ -745,6 +784,18 @@ def default_message(number: str | None) -> str:
     """Return the e-mail text sent with an invoice when none is configured (holds [Network Link])."""
     invoice = f"invoice {number}" if number else "your invoice"
     return f"Hello,\n\nplease find {invoice} here: {NETWORK_LINK}\n\nKind regards"
+
+
+def _totals(invoice: Mapping[str, Any]) -> Totals | None:
+    """Return an invoice's totals as bexio answers them: total_net, total_taxes (4 decimals) and the
+    total rounded to the currency's factor (§3.2)."""
+    if invoice.get("total") in (None, ""):
+        return None
+    return Totals(
+        Decimal(str(invoice.get("total_net") or 0)),
+        Decimal(str(invoice.get("total_taxes") or 0)),
+        Decimal(str(invoice["total"])),
+    )
 
 
 def _money(amount: Decimal) -> str:

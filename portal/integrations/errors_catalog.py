@@ -42,6 +42,10 @@ class ErrorClass(StrEnum):
     RATE_LIMIT = "rate_limit"
     PROVIDER_DOWN = "provider_down"
     NOT_SUPPORTED = "not_supported"
+    #: Held before the write: the ledger would book other totals than the SaaS invoiced.
+    TAX_HELD = "tax_held"
+    #: Written, but the totals the ledger answered differ from the SaaS's ("differs from the SaaS").
+    TOTALS_DIFFER = "totals_differ"
 
     @property
     def label(self) -> str:
@@ -59,6 +63,8 @@ _CLASS_LABELS = {
     ErrorClass.RATE_LIMIT: "Rate limit",
     ErrorClass.PROVIDER_DOWN: "Ledger unavailable",
     ErrorClass.NOT_SUPPORTED: "Not supported by the ledger",
+    ErrorClass.TAX_HELD: "Held: the ledger would total differently",
+    ErrorClass.TOTALS_DIFFER: "Differs from the SaaS",
 }
 
 
@@ -95,6 +101,7 @@ class Fix(StrEnum):
     COMPANY = "connection.company"
     SETTINGS = "connection.settings"
     MAPPINGS = "connection.mappings"
+    TAX_TABLE = "connection.tax_table"
     CUSTOMER_LINKS = "connection.customer_links"
     RECORD = "records.detail"
     LEDGER_PERIODS = "ledger.periods"
@@ -143,6 +150,7 @@ FIX_TARGETS: dict[Fix, FixTarget] = {
     Fix.COMPANY: FixTarget("mappings.change_division", "Choose the company"),
     Fix.SETTINGS: FixTarget("connections.show_connection", "Connection settings", anchor="settings-box"),
     Fix.MAPPINGS: FixTarget("mappings.show_mappings", "Open the mappings"),
+    Fix.TAX_TABLE: FixTarget("mappings.show_mappings", "Map the tax rate", anchor="tax-table"),
     Fix.CUSTOMER_LINKS: FixTarget("customers.show_customer_links", "Link the customer"),
     Fix.RECORD: FixTarget("organizations.list_records", "Open the record", params=("org_id", "section")),
     Fix.LEDGER_PERIODS: FixTarget("connections.show_connection", "Open the connection", in_ledger=True),

@@ -46,6 +46,7 @@ from .base import (
     register,
     test_label,
 )
+from .totals import Totals
 
 #: Reference kind → (endpoint, $select, $filter) (§3.2 to §3.6). Items need a filter (mandatory filtering).
 _REFERENCE = {
@@ -83,6 +84,8 @@ _SALES_INVOICE_DOCUMENT = 10
 _SUBJECT_MAX = 200
 #: Ids per ``or``-filtered query, as ossobv batches them (§3.0, §6).
 _OR_BATCH = 40
+#: The SalesInvoices fields that hold Exact's own totals (excl. VAT, VAT, incl. VAT; §3.7).
+_TOTALS = "AmountFCExclVat,VATAmountFC,AmountFC"
 _WIRE_DATE = re.compile(r"^/Date\((-?\d+)\)/$")
 
 
@@ -283,33 +286,45 @@ class ExactOnlineAdapter(LedgerAdapter):
 
     # -- connection test --------------------------------------------------------------------------
 
-    def create_test_documents(self) -> TestResult:
-        """Create a test account and a draft (open) sales invoice on it; never print it."""
+    def create_test_documents(self, draft: DocumentDraft | None = None) -> TestResult:
+        """Create a test account and a draft (open) sales invoice on it; never print it.
+
+        With ``draft`` (the mappings' test invoice) the invoice is the one a push would send,
+        on the test account; without, one line of the first sales item at 0.
+        """
         name = test_label()
         account = self._create_account({"Name": name, "Status": "C", "IsSales": True})
         result = TestResult(created=[("customer", account["ID"], (account.get("Code") or "").strip() or name)])
+        reference = f"ledgerlink-test-{name[-7:-1]}"
         try:
-            items = self._get_rows(
-                "logistics/Items", {"$select": "ID,Code", "$filter": "IsSalesItem eq true", "$top": "1"}
-            )
-            if not items:
-                raise Rejected("Exact Online has no sales item for a test invoice line", provider=self.provider)
-            journals = [j for j in self.reference_data("journals") if j.active]
-            body: dict[str, Any] = {
-                "OrderedBy": account["ID"],
-                "InvoiceTo": account["ID"],
-                "Description": name,
-                "YourRef": f"ledgerlink-test-{name[-7:-1]}",
-                "SalesInvoiceLines": [{"Item": items[0]["ID"], "Quantity": 1, "UnitPrice": 0, "Description": name}],
-            }
-            if journals:
-                body["Journal"] = journals[0].code
+            if draft is not None:
+                body = self._invoice_body(
+                    replace(draft, customer_id=account["ID"], reference=reference, number=reference, memo=name)
+                )
+            else:
+                body = self._simplest_test_invoice(account["ID"], name, reference)
             invoice = rows(self._call("POST", self._url("salesinvoice/SalesInvoices"), json=body))[0]
         except LedgerError:
             self.cleanup_test_documents(result)
             raise
         result.created.append(("invoice", invoice["InvoiceID"], str(invoice.get("InvoiceNumber") or name)))
-        return result
+        return replace(result, totals=_totals(invoice))
+
+    def _simplest_test_invoice(self, account_id: str, name: str, reference: str) -> dict[str, Any]:
+        items = self._get_rows("logistics/Items", {"$select": "ID,Code", "$filter": "IsSalesItem eq true", "$top": "1"})
+        if not items:
+            raise Rejected("Exact Online has no sales item for a test invoice line", provider=self.provider)
+        journals = [j for j in self.reference_data("journals") if j.active]
+        body: dict[str, Any] = {
+            "OrderedBy": account_id,
+            "InvoiceTo": account_id,
+            "Description": name,
+            "YourRef": reference,
+            "SalesInvoiceLines": [{"Item": items[0]["ID"], "Quantity": 1, "UnitPrice": 0, "Description": name}],
+        }
+        if journals:
+            body["Journal"] = journals[0].code
+        return body
 
     def _delete_test_document(self, kind: str, external_id: str, label: str | None) -> str | None:
         path = "salesinvoice/SalesInvoices" if kind == "invoice" else "crm/Accounts"
@@ -508,14 +523,16 @@ class ExactOnlineAdapter(LedgerAdapter):
         found = self._get_rows(
             "salesinvoice/SalesInvoices",
             {
-                "$select": "InvoiceID,InvoiceNumber,YourRef",
+                "$select": f"InvoiceID,InvoiceNumber,YourRef,{_TOTALS}",
                 "$filter": f"YourRef eq {odata_literal(reference)} and ({types})",
             },
         )
         if not found:
             return None
         number = found[0].get("InvoiceNumber")
-        return PushResult(found[0]["InvoiceID"], str(number) if number else None, created=False)
+        return PushResult(
+            found[0]["InvoiceID"], str(number) if number else None, created=False, totals=_totals(found[0])
+        )
 
     def push_invoice(self, draft: DocumentDraft, *, looked_up: bool = False) -> PushResult:
         """Create an open sales invoice with ``YourRef`` = our reference (lines need an item GUID).
@@ -588,9 +605,10 @@ class ExactOnlineAdapter(LedgerAdapter):
         return body
 
     def _post_sales_invoice(self, body: Mapping[str, Any]) -> PushResult:
+        """POST the invoice; the answer carries Exact's own totals (AmountFCExclVat, VATAmountFC, AmountFC)."""
         created = rows(self._call("POST", self._url("salesinvoice/SalesInvoices"), json=dict(body)))[0]
         number = created.get("InvoiceNumber")
-        return PushResult(created["InvoiceID"], str(number) if number else None)
+        return PushResult(created["InvoiceID"], str(number) if number else None, totals=_totals(created))
 
     def _sales_invoice(self, external_id: str, select: str) -> dict:
         """Return one sales invoice by InvoiceID.
@@ -959,6 +977,15 @@ def _exact_date(value: Any) -> date | None:
 
 def _decimal(value: Any) -> Decimal:
     return Decimal(str(value)) if value not in (None, "") else Decimal(0)
+
+
+def _totals(invoice: Mapping[str, Any]) -> Totals | None:
+    """Return a SalesInvoices row's totals, positive for credit notes (Exact keeps them negative, §3.7)."""
+    if invoice.get("AmountFC") is None:
+        return None
+    return Totals(
+        _decimal(invoice.get("AmountFCExclVat")), _decimal(invoice.get("VATAmountFC")), _decimal(invoice["AmountFC"])
+    ).absolute()
 
 
 def _number(invoice: Mapping[str, Any]) -> str | None:

@@ -11,7 +11,7 @@ import hashlib
 import json
 import uuid
 from collections.abc import Collection, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, TypeVar
@@ -49,6 +49,7 @@ from .base import (
     test_label,
 )
 from .http import map_error
+from .totals import Totals
 
 #: Reference kind → (entity, extra WHERE) for the query endpoint (§2.2, §3). Inactive rows are
 #: included (name lists hide them by default) so a mapping to one is reported as inactive.
@@ -316,18 +317,28 @@ class QuickBooksAdapter(LedgerAdapter):
 
     # -- connection test --------------------------------------------------------------------------
 
-    def create_test_documents(self) -> TestResult:
-        """Create a test customer and a zero-amount invoice (no e-mail is sent)."""
+    def create_test_documents(self, draft: DocumentDraft | None = None) -> TestResult:
+        """Create a test customer and an invoice on it (no e-mail is sent).
+
+        With ``draft`` (the mappings' test invoice) the invoice is the one a push would send, on
+        the test customer, numbered LLTEST-…; without, one line of the first service item at 0.
+        """
         name = test_label().replace(":", " ")  # a colon in a name is refused (6000)
         customer = self._write("Customer", {"DisplayName": name, "Notes": "Created by the Ledgerlink connection test"})
         result = TestResult(created=[("customer", customer["Id"], name)])
         try:
-            invoice = self._write("Invoice", self._test_invoice(customer["Id"], name))
+            if draft is not None:
+                number = f"LLTEST-{name[-7:-1]}"
+                test = replace(draft, customer_id=str(customer["Id"]), number=number, reference=number, memo=name)
+                body = self._document_payload("invoice", test)
+            else:
+                body = self._test_invoice(customer["Id"], name)
+            invoice = self._write("Invoice", body)
         except LedgerError:
             self.cleanup_test_documents(result)
             raise
         result.created.append(("invoice", invoice["Id"], invoice.get("DocNumber") or name))
-        return result
+        return replace(result, totals=_totals(invoice))
 
     def _test_invoice(self, customer_id: str, name: str) -> dict[str, Any]:
         items = self._select("Item", "Type = 'Service'")
@@ -387,7 +398,27 @@ class QuickBooksAdapter(LedgerAdapter):
             raise self._not_yet(f"QuickBooks reference data {kind!r}")
         entity, where = _REFERENCE[kind]
         conditions = [c for c in (where, "Active IN (true, false)") if c]
-        return [self._reference_item(kind, row) for row in self._select(entity, *conditions)]
+        items = [self._reference_item(kind, row) for row in self._select(entity, *conditions)]
+        if kind == "tax_codes":
+            items = self._with_rates(items)
+        return items
+
+    def _with_rates(self, codes: list[ReferenceItem]) -> list[ReferenceItem]:
+        """Give each tax code its sales percentage: the sum of the TaxRates of its SalesTaxRateList (§3 TaxCode).
+
+        A code without sales rates (UK "No VAT") is at 0 %. ``rates`` keeps the parts of a
+        combined code (state + county), each of which QuickBooks rounds on its own.
+        """
+        rates = {row["Id"]: _money(row.get("RateValue")) for row in self._select("TaxRate", "Active IN (true, false)")}
+        rated = []
+        for code in codes:
+            parts = [rates.get(str(r), Decimal(0)) for r in code.details.get("SalesRateIds", ())]
+            details = {k: v for k, v in code.details.items() if k != "SalesRateIds"}
+            details["rate"] = format(sum(parts, Decimal(0)).normalize(), "f")
+            if len(parts) > 1:
+                details["rates"] = ",".join(format(p.normalize(), "f") for p in parts)
+            rated.append(ReferenceItem(code.kind, code.id, code.code, code.name, code.active, details))
+        return rated
 
     def _preference_items(self) -> list[ReferenceItem]:
         preferences = self._call("GET", self._url("preferences"))["Preferences"]
@@ -401,9 +432,12 @@ class QuickBooksAdapter(LedgerAdapter):
 
     @staticmethod
     def _reference_item(kind: str, row: Mapping[str, Any]) -> ReferenceItem:
-        details = {k: row[k] for k in _DETAILS if k in row}
+        details: dict[str, Any] = {k: row[k] for k in _DETAILS if k in row}
         if row.get("ParentRef"):
             details["ParentRef"] = row["ParentRef"].get("value")
+        if kind == "tax_codes":
+            rate_list = (row.get("SalesTaxRateList") or {}).get("TaxRateDetail") or []
+            details["SalesRateIds"] = tuple(str((d.get("TaxRateRef") or {}).get("value")) for d in rate_list)
         return ReferenceItem(
             kind=kind,
             id=str(row["Id"]),
@@ -559,13 +593,19 @@ class QuickBooksAdapter(LedgerAdapter):
             entity = _ENTITIES[kind]
             body = self._document_payload(kind, draft)
             created = self._write(entity, body, requestid=request_id(kind, draft.reference))
-            result = PushResult(str(created["Id"]), created.get("DocNumber"))
+            result = PushResult(str(created["Id"]), created.get("DocNumber"), totals=_totals(created))
         if kind == "invoice" and result.external_number:
             self._numbers[result.external_id] = result.external_number
         return result
 
     def _document_payload(self, kind: str, draft: DocumentDraft) -> dict[str, Any]:
-        """Return the Invoice / CreditMemo body: lines, tax in the company's model, dates, terms."""
+        """Return the Invoice / CreditMemo body: lines, tax in the company's model, dates, terms.
+
+        US companies (§6): each line says only TAX or NON; the rate is the document's
+        ``TxnTaxCodeRef`` (``draft.sales_tax_code``, else the one code the taxable lines map to),
+        and ``draft.tax_total`` goes as ``TotalTax``, which QuickBooks takes as stated, so the
+        tax booked is the SaaS's to the cent. Elsewhere each line carries its own tax code.
+        """
         us = self._is_us()
         lines, sales_tax_codes = [], []
         for line in draft.lines:
@@ -597,6 +637,11 @@ class QuickBooksAdapter(LedgerAdapter):
             "TxnDate": draft.issue_date.isoformat(),
             "Line": lines,
         }
+        if not us:
+            # The SaaS's prices exclude tax; said explicitly rather than left to the company's preference.
+            payload["GlobalTaxCalculation"] = "TaxExcluded"
+        if us and draft.sales_tax_code:
+            sales_tax_codes = [draft.sales_tax_code]
         if len(sales_tax_codes) > 1:
             raise Rejected(
                 f"QuickBooks US companies take one sales tax code per {_WORDS[kind]}, but the lines of "
@@ -606,6 +651,8 @@ class QuickBooksAdapter(LedgerAdapter):
             )
         if sales_tax_codes:
             payload["TxnTaxDetail"] = {"TxnTaxCodeRef": {"value": sales_tax_codes[0]}}
+            if draft.tax_total is not None:
+                payload["TxnTaxDetail"]["TotalTax"] = float(draft.tax_total)
         if kind == "invoice":
             if draft.due_date:
                 payload["DueDate"] = draft.due_date.isoformat()
@@ -745,7 +792,7 @@ class QuickBooksAdapter(LedgerAdapter):
         found = self._select(entity, f"DocNumber = {qbo_literal(reference)}")
         if not found:
             return None
-        return PushResult(str(found[0]["Id"]), found[0].get("DocNumber"), created=False)
+        return PushResult(str(found[0]["Id"]), found[0].get("DocNumber"), created=False, totals=_totals(found[0]))
 
     def _find_payment(self, reference: str) -> PushResult | None:
         size = self.spec.max_page_size
@@ -939,7 +986,8 @@ class QuickBooksAdapter(LedgerAdapter):
             listed = ", ".join(qbo_literal(n) for n in dict.fromkeys(numbers))
             for row in self._page(f"SELECT * FROM {entity} WHERE DocNumber IN ({listed}) MAXRESULTS 1000"):  # noqa: S608
                 found.setdefault(
-                    (entity, row.get("DocNumber")), PushResult(str(row["Id"]), row.get("DocNumber"), False)
+                    (entity, row.get("DocNumber")),
+                    PushResult(str(row["Id"]), row.get("DocNumber"), False, totals=_totals(row)),
                 )
         return found
 
@@ -965,7 +1013,8 @@ class QuickBooksAdapter(LedgerAdapter):
             )
         row = response[entity]
         number = row.get("DocNumber") if entity != "Payment" else row.get("PaymentRefNum")
-        return BatchItemResult(bid, result=PushResult(str(row["Id"]), number))
+        totals = _totals(row) if entity != "Payment" else None
+        return BatchItemResult(bid, result=PushResult(str(row["Id"]), number, totals=totals))
 
     def _fault_error(self, fault: Mapping[str, Any]) -> LedgerError:
         """Return the typed error a single call answering with ``fault`` would have raised."""
@@ -987,6 +1036,15 @@ def _header_safe(filename: str) -> str:
 
 def _money(value: Any) -> Decimal:
     return Decimal(str(value if value not in (None, "") else 0))
+
+
+def _totals(row: Mapping[str, Any]) -> Totals | None:
+    """Return an Invoice / CreditMemo's totals: TotalAmt with the TxnTaxDetail's TotalTax (§3 Invoice, §6)."""
+    if row.get("TotalAmt") in (None, ""):
+        return None
+    total = _money(row.get("TotalAmt"))
+    tax = _money((row.get("TxnTaxDetail") or {}).get("TotalTax"))
+    return Totals(total - tax, tax, total)
 
 
 def _status(row: Mapping[str, Any]) -> PaymentStatus:

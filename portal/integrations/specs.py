@@ -13,8 +13,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
+from decimal import Decimal
 from types import MappingProxyType
 from urllib.parse import urlsplit, urlunsplit
+
+from .totals import TaxArithmetic, TaxBasis
 
 EXACT_ONLINE = "exact-online"
 QUICKBOOKS = "quickbooks"
@@ -163,6 +166,8 @@ class ProviderSpec:
     bulk_page_size: int | None
     timeouts: Timeouts
     capabilities: Capabilities
+    #: How the ledger rounds a document's net, tax and total (``totals.ledger_totals``).
+    arithmetic: TaxArithmetic
     #: Query parameters sent on every API call (qbo §2.1: minorversion).
     api_params: Mapping[str, str] = field(default_factory=lambda: _frozen({}))
     #: Headers sent on every API call, whatever the caller passes (Exact answers Atom XML, not
@@ -262,6 +267,15 @@ EXACT_ONLINE_SPEC = ProviderSpec(
         revoke=False,
     ),
     api_headers=_frozen({"Accept": "application/json"}),
+    # Lines: AmountFC = Quantity x NetPrice in cents (§3.7); the invoice's VAT per VAT code is the
+    # code's lines' VAT together, rounded once (Exact's "grouped" VAT sum, as integrators such as
+    # QICS name it); Percentage is a fraction with 4 decimals, i.e. 2 in percent [U].
+    arithmetic=TaxArithmetic(
+        line_net_rounded=True,
+        tax_basis=TaxBasis.CODE,
+        rate_places=2,
+        words="Exact Online computes the VAT of each VAT code on the total of its lines and rounds it once",
+    ),
     sandbox_prefixes=_frozen({f"https://{host}": f"/exact-online/{key}" for key, (_, host) in _EXACT_SITES.items()}),
 )
 
@@ -332,6 +346,14 @@ QUICKBOOKS_SPEC = ProviderSpec(
         reference_field="DocNumber",
         idempotency_param="requestid",
         revoke=True,
+    ),
+    # Line Amount = Qty x UnitPrice rounded half-up (§3 Invoice, 6070); TxnTaxDetail has one
+    # TaxLine per rate on the NetAmountTaxable of its lines (§6); rates like 8.875 % exist.
+    arithmetic=TaxArithmetic(
+        line_net_rounded=True,
+        tax_basis=TaxBasis.CODE,
+        rate_places=4,
+        words="QuickBooks computes each tax rate on the total of the lines it taxes and rounds it once",
     ),
     # Everything is served as 75 since 2025-08-01 (§2.1); sending it keeps old gateways honest.
     api_params=_frozen({"minorversion": "75"}),
@@ -417,6 +439,17 @@ BEXIO_SPEC = ProviderSpec(
         reference_field="api_reference",
         idempotency_param=None,
         revoke=True,
+    ),
+    # position_total = amount x unit_price unrounded; taxes per rate unrounded, total_taxes to 4
+    # decimals; total rounded to the currency's round_factor, CHF 0.05 (§3.2 totals, §8).
+    arithmetic=TaxArithmetic(
+        line_net_rounded=False,
+        tax_basis=TaxBasis.RATE_UNROUNDED,
+        tax_places=4,
+        cash_rounding=MappingProxyType({"CHF": Decimal("0.05")}),
+        rate_places=2,
+        words="bexio computes each rate's tax on the unrounded total of its positions and rounds the "
+        "invoice's total to 0.05 CHF",
     ),
     sandbox_prefixes=_frozen({"https://auth.bexio.com": "/bexio/auth", "https://api.bexio.com": "/bexio/api"}),
 )

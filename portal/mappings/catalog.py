@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from ..integrations import specs
@@ -264,3 +265,20 @@ def label(row: Mapping[str, Any] | None, code: str | None = None) -> str:
         return f"“{code}”" if code else "—"
     name = row.get("name") or ""
     return f"{row['code']} {name}".strip() if name and name != row["code"] else str(row["code"])
+
+
+def tax_rate_of(provider: str, row: Mapping[str, Any]) -> Decimal | None:
+    """Return a tax code row's percentage as the ledger keeps it, or None when it gives none.
+
+    Exact keeps fractions (``Percentage`` 0.21, exact-online.md §3.3), QuickBooks the sum of the
+    code's sales TaxRates (read by the adapter as ``rate``), bexio the tax's ``value`` (8.1).
+    """
+    extra = row.get("extra") or {}
+    raw = extra.get("value") if provider == specs.BEXIO else extra.get("rate")
+    if raw in (None, ""):
+        return None
+    try:
+        rate = Decimal(str(raw))
+    except InvalidOperation:
+        return None
+    return (rate * 100 if provider == specs.EXACT_ONLINE else rate).normalize()

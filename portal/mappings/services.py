@@ -31,7 +31,16 @@ from ..models import (
     ReferenceData,
 )
 from ..templating import when
-from .catalog import Field, ProviderCatalog, catalog, describe_type, label, row_from_company, row_from_item
+from .catalog import (
+    Field,
+    ProviderCatalog,
+    catalog,
+    describe_type,
+    label,
+    row_from_company,
+    row_from_item,
+    tax_rate_of,
+)
 
 #: Products invoiced within this many days are checked by the preflight.
 RECENT_DAYS = 365
@@ -225,12 +234,32 @@ def plan_changes(
         if wanted == before:
             continue  # unchanged values are left to the preflight, so one bad code never blocks others
         if wanted is not None:
-            problem = check_code(connection, f, wanted, refs)
+            problem = check_code(connection, f, wanted, refs) or (
+                _override_rate_problem(connection, f, wanted, product, refs) if product is not None else None
+            )
             if problem:
                 errors[key] = problem
                 continue
         changes[key] = (before, wanted)
     return changes, errors
+
+
+def _override_rate_problem(
+    connection: Connection, f: Field, code: str, product: Product, refs: dict[str, ReferenceData]
+) -> str | None:
+    """Return why a product's tax override is at another rate than the product, or None when it is not."""
+    if f.key != "tax_code":
+        return None
+    entry = refs.get(f.kind)
+    row = entry.find(code) if entry else None
+    rate = tax_rate_of(connection.provider, row) if row is not None else None
+    if rate is None or rate == product.tax_rate:
+        return None
+    return (
+        f"Product {product.code} {product.name} is at {format(product.tax_rate.normalize(), 'f')} %, but "
+        f"{f.lower_label} {label(row)} is at {format(rate, 'f')} %: a product's {f.lower_label} must have its rate "
+        "(lines at other rates take the tax table's code)."
+    )
 
 
 def apply_changes(connection: Connection, product: Product | None, changes: dict, staff_id: int | None) -> None:
@@ -588,7 +617,42 @@ def preflight(connection: Connection, *, refresh: bool = True) -> PreflightRepor
             )
 
     problems.extend(_provider_pitfalls(connection, refs, maps, products, tax_mode))
+    problems.extend(_tax_problems(connection, refs))
     return report
+
+
+def _tax_problems(connection: Connection, refs: dict[str, ReferenceData]) -> list[Problem]:
+    """Check the tax table against the ledger, then run the totals guard over the last 12 months' documents."""
+    # Imported here: the tax table and the guard build on this module.
+    from ..sync import guard
+    from . import taxes
+
+    found: list[Problem] = []
+    ledger_taxes = taxes.ledger_taxes(connection, refs)
+    for key, mapping in sorted(taxes.table_mappings(connection).items()):
+        why = taxes.check_tax_code(connection, key, mapping.value, refs, ledger_taxes)
+        if why:
+            found.append(
+                Problem(
+                    f"Tax table, {key.label}: {why}",
+                    taxes.tax_table_url(connection),
+                    "Fix the tax table",
+                    field="tax_code",
+                )
+            )
+    for finding in guard.scan(connection):
+        numbers = finding.documents
+        few = ", ".join(numbers[:5]) + (" …" if len(numbers) > 5 else "")
+        found.append(
+            Problem(
+                f"{finding.message} {len(numbers)} document(s) of the last 12 months would be held ({few}).",
+                finding.fix_url,
+                finding.fix_label,
+                field="tax_code",
+                product_id=finding.product_id,
+            )
+        )
+    return found
 
 
 def _provider_pitfalls(connection, refs, maps, products, tax_mode) -> list[Problem]:

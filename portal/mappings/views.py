@@ -16,7 +16,7 @@ from ..models import AuditEvent, Connection, Product, Role, SyncRunKind
 from ..params import page_arg, page_size, text_arg
 from ..runs import start_run
 from ..security import require_role
-from . import csvio, services
+from . import csvio, services, taxes
 from .forms import DivisionForm, ImportForm
 
 bp = Blueprint("mappings", __name__)
@@ -99,6 +99,11 @@ def _page(connection: Connection, *, errors=None, submitted=None, status: int = 
         recent=services.recent_products(connection),
         history=_history(connection),
         overrides=csvio.override_count(connection),
+        tax_rows=taxes.table(connection, refs),
+        ledger_taxes=[t for t in taxes.ledger_taxes(connection, refs) if t.usable and t.rate is not None],
+        us_sales_tax=taxes.us_sales_tax(connection),
+        tax_words=(cat.field("tax_code").lower_label if cat.field("tax_code") else "tax code"),
+        row_kinds=taxes.ROW_KINDS,
     )
     if htmx and not htmx.boosted and request.method == "GET":
         return render_template("mappings/_products.html", **context)
@@ -128,6 +133,22 @@ def update_defaults(connection_id: int):
     db.session.commit()
     flash("Defaults saved." if changed else "Nothing changed.", "success")
     return redirect(url_for("mappings.show_mappings", connection_id=connection.id, _anchor="defaults"))
+
+
+@bp.post("/connections/<int:connection_id>/mappings/taxes")
+@require_role(Role.support)
+def update_tax_table(connection_id: int):
+    connection = get_connection(connection_id)
+    try:
+        values = taxes.table_form(request.form)
+        changed = taxes.set_tax_table(connection, values, staff_id=current_user.id)
+    except services.MappingRefused as exc:
+        db.session.rollback()
+        flash("Nothing was saved: " + " ".join(exc.errors.values()), "error")
+        return _page(get_connection(connection_id), errors=exc.errors, submitted=request.form, status=400)
+    db.session.commit()
+    flash(f"Tax table saved: {len(changed)} rate(s) changed." if changed else "Nothing changed.", "success")
+    return redirect(url_for("mappings.show_mappings", connection_id=connection.id, _anchor="tax-table"))
 
 
 @bp.get("/connections/<int:connection_id>/mappings/options/<field>")

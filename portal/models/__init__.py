@@ -12,6 +12,7 @@ from .billing import (
     Payment,
     PaymentMethod,
     Product,
+    TaxKind,
 )
 from .connection import (
     Connection,
@@ -25,7 +26,7 @@ from .customer_link import CustomerLink, LedgerCustomerCache, LinkMethod, LinkSu
 from .external_record import ExternalRecord, RecordKind, RecordState
 from .history import Backfill, BackfillItem, BackfillStatus, ItemOutcome
 from .link import AuthorizationLink, AuthorizationLinkEvent, LinkEventKind, LinkStatus
-from .mapping import Mapping, ReferenceData
+from .mapping import Mapping, ReferenceData, TaxMapping
 from .operation_log import OperationLog
 from .organization import BusinessUnit, Organization
 from .staff import Role, StaffUser
@@ -75,4 +76,6 @@ __all__ = [
     "SyncRun",
     "SyncRunKind",
     "SyncRunStatus",
+    "TaxKind",
+    "TaxMapping",
 ]

@@ -67,6 +67,48 @@ class Product(db.Model):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
 
+class TaxKind(enum.StrEnum):
+    """What kind of tax treatment a line has; only 0 % lines tell several kinds apart."""
+
+    #: Taxed at the line's (positive) rate.
+    standard = "standard"
+    #: Taxed at a reduced (positive) rate; looked up by its rate like ``standard``.
+    reduced = "reduced"
+    #: 0 %: zero-rated supply.
+    zero = "zero"
+    #: 0 %: exempt from VAT / sales tax.
+    exempt = "exempt"
+    #: 0 %: the customer accounts for the VAT (EU reverse charge, intra-community supply).
+    reverse_charge = "reverse_charge"
+    #: 0 %: outside the scope of VAT (export, services abroad).
+    outside_scope = "outside_scope"
+
+    @property
+    def words(self) -> str:
+        """Return the kind in plain words."""
+        return _KIND_WORDS[self]
+
+
+_KIND_WORDS = {
+    TaxKind.standard: "standard",
+    TaxKind.reduced: "reduced",
+    TaxKind.zero: "zero-rated",
+    TaxKind.exempt: "exempt",
+    TaxKind.reverse_charge: "reverse charge",
+    TaxKind.outside_scope: "outside scope / export",
+}
+#: The kinds of a line at 0 %; a positive rate is ``standard`` or ``reduced``.
+ZERO_KINDS = (TaxKind.zero, TaxKind.exempt, TaxKind.reverse_charge, TaxKind.outside_scope)
+RATED_KINDS = (TaxKind.standard, TaxKind.reduced)
+
+
+def effective_tax_kind(rate: Decimal, kind: TaxKind | str | None) -> TaxKind:
+    """Return a line's kind: the one it carries, else the one its rate implies (0 %: zero-rated)."""
+    if kind:
+        return TaxKind(kind)
+    return TaxKind.standard if rate > 0 else TaxKind.zero
+
+
 class InvoiceStatus(enum.StrEnum):
     """Payment state of an invoice in the SaaS."""
 
@@ -141,9 +183,17 @@ class _Line:
     unit_price: Mapped[Decimal] = mapped_column(Quantity)
     #: Tax rate in percent applied to this line.
     tax_rate: Mapped[Decimal] = mapped_column(Rate)
+    #: The line's tax treatment as the SaaS sent it; None: the one its rate implies
+    #: (:func:`effective_tax_kind`).
+    tax_kind: Mapped[TaxKind | None] = mapped_column(Enum(TaxKind, name="tax_kind", native_enum=False, length=16))
     #: quantity times unit price, rounded to cents.
     net_amount: Mapped[Decimal] = mapped_column(Money)
     tax_amount: Mapped[Decimal] = mapped_column(Money)
+
+    @property
+    def kind(self) -> TaxKind:
+        """Return the line's effective tax kind."""
+        return effective_tax_kind(self.tax_rate, self.tax_kind)
 
 
 class InvoiceLine(_Line, db.Model):

@@ -101,6 +101,9 @@ PERSON_HOLD_CLASSES = frozenset({"customer_not_linked", "duplicate"})
 NOT_SUPPORTED_CLASS = "not_supported"
 #: States of a record held because its ledger cannot take it (skipped, or dismissed after that).
 UNSUPPORTED_STATES = frozenset({R.skipped, R.dismissed})
+#: The error class (errors_catalog.ErrorClass.TOTALS_DIFFER) of a document written to the ledger whose
+#: totals there differ from the SaaS's: failed, with its ledger id kept ("differs from the SaaS").
+TOTALS_DIFFER_CLASS = "totals_differ"
 
 
 #: Predicates of the ops console's partial indexes (records waiting for a person; failed ones; pushed ones).
@@ -223,6 +226,16 @@ class ExternalRecord(db.Model):
         then Ledgerlink's own instruction, not words of the provider.
         """
         return self.state in UNSUPPORTED_STATES and self.last_error_class == NOT_SUPPORTED_CLASS
+
+    @property
+    def differs(self) -> bool:
+        """Say whether the document is in the ledger with totals other than the SaaS's ("differs from the SaaS")."""
+        return self.state is RecordState.failed and self.last_error_class == TOTALS_DIFFER_CLASS
+
+    @property
+    def state_label(self) -> str:
+        """Return the state as pages and the API name it: "differs" for :attr:`differs`, else the state."""
+        return "differs" if self.differs else self.state.value
 
     def transition(
         self,

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import JSON, ForeignKey, Index, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from ..database import UTCDateTime, utcnow
+from ..database import Rate, UTCDateTime, utcnow
 from ..extensions import db
 from .billing import Product
 from .connection import Connection
@@ -77,4 +78,25 @@ class Mapping(db.Model):
 
     connection: Mapped[Connection] = relationship()
     product: Mapped[Product | None] = relationship()
+    updated_by: Mapped[StaffUser | None] = relationship()
+
+
+class TaxMapping(db.Model):
+    """The ledger tax code a SaaS tax rate (and, at 0 %, kind) is booked with on one connection."""
+
+    __tablename__ = "tax_mapping"
+    __table_args__ = (UniqueConstraint("connection_id", "rate", "kind"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    connection_id: Mapped[int] = mapped_column(ForeignKey("connection.id", ondelete="CASCADE"), index=True)
+    #: The SaaS's rate in percent, e.g. 9.000.
+    rate: Mapped[Decimal] = mapped_column(Rate)
+    #: "standard" for every positive rate; at 0 % the kind (zero, exempt, reverse_charge, outside_scope).
+    kind: Mapped[str] = mapped_column(String(16))
+    #: The ledger's tax code (as listed in ReferenceData ``tax_codes``).
+    value: Mapped[str] = mapped_column(String(128))
+    updated_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff_user.id"))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    connection: Mapped[Connection] = relationship()
     updated_by: Mapped[StaffUser | None] = relationship()

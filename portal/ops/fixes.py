@@ -18,6 +18,7 @@ SCREENS: dict[str, tuple[str | None, str]] = {
     Fix.COMPANY.value: ("connections.show_connection", "Check the pinned company"),
     Fix.SETTINGS.value: ("connections.show_connection", "Open the connection settings"),
     Fix.MAPPINGS.value: ("mappings.show_mappings", "Fix the mappings"),
+    Fix.TAX_TABLE.value: ("mappings.show_mappings", "Map the tax rate"),
     Fix.CUSTOMER_LINKS.value: ("customers.show_customer_links", "Link the customers"),
     Fix.RECORD.value: ("ops.list_records", "Open the records"),
     Fix.LEDGER_PERIODS.value: (None, "Reopen the period in the ledger, then retry"),
@@ -35,6 +36,8 @@ BY_CLASS: dict[str, Fix] = {
     ErrorClass.RATE_LIMIT.value: Fix.WAIT,
     ErrorClass.PROVIDER_DOWN.value: Fix.HEALTH,
     ErrorClass.NOT_SUPPORTED.value: Fix.RECORD,
+    ErrorClass.TAX_HELD.value: Fix.RECORD,
+    ErrorClass.TOTALS_DIFFER.value: Fix.RECORD,
 }
 CLASS_TITLES = {
     ErrorClass.AUTH_LOST.value: "Access to the ledger lost",
@@ -46,6 +49,8 @@ CLASS_TITLES = {
     ErrorClass.RATE_LIMIT.value: "Rate limited",
     ErrorClass.PROVIDER_DOWN.value: "Ledger unavailable",
     ErrorClass.NOT_SUPPORTED.value: "Not supported by the ledger",
+    ErrorClass.TAX_HELD.value: "Held: the ledger would total differently",
+    ErrorClass.TOTALS_DIFFER.value: "Differs from the SaaS",
     "unclassified": "Unclassified",
 }
 
@@ -61,6 +66,8 @@ class Advice:
     endpoint: str | None
     #: Names of the URL arguments the endpoint takes.
     params: tuple[str, ...] = ("connection_id",)
+    #: The part of the page to jump to, if any (e.g. the mappings page's tax table).
+    anchor: str | None = None
 
     def url(self, connection_id: int | None = None, org_id: int | None = None) -> str | None:
         """Return the fixing screen's URL for a connection (None when it cannot be built)."""
@@ -70,6 +77,8 @@ class Advice:
         values = {name: known.get(name) for name in self.params}
         if any(v is None for v in values.values()):
             return None
+        if self.anchor:
+            values["_anchor"] = self.anchor
         try:
             return url_for(self.endpoint, **values)
         except BuildError:
@@ -84,6 +93,13 @@ def split_text(provider: str, text: str | None) -> tuple[str, str | None]:
     if at > 0 and text.endswith(")"):
         return text[:at], text[at + len(marker) : -1]
     return text, None
+
+
+#: Ledgerlink's own holds before a write (portal/sync/guard.py), whatever the ledger: (words, fix).
+OWN_HOLDS: tuple[tuple[str, Fix], ...] = (
+    ("in the tax table on the mappings page", Fix.TAX_TABLE),
+    ("or remove its override", Fix.MAPPINGS),
+)
 
 
 @functools.lru_cache(maxsize=1024)
@@ -101,6 +117,8 @@ def advise(error_class: str | None, provider: str, text: str | None) -> Advice:
     if entry is not None and error_class and entry.error_class.value != error_class:
         entry = None
     fix = entry.fix if entry is not None else BY_CLASS.get(error_class or "", Fix.RECORD)
+    own = next((f for words, f in OWN_HOLDS if words in plain), None) if not said else None
+    fix = own or fix
     default_endpoint, default_label = SCREENS.get(fix.value, (None, "Fix the cause, then retry"))
     # The catalogue names the screen of each fix; a screen reached by a button (POST) is linked
     # through the page that holds the button.
@@ -116,4 +134,5 @@ def advise(error_class: str | None, provider: str, text: str | None) -> Advice:
         label or default_label,
         endpoint,
         () if endpoint == "ops.dashboard" else params,
+        getattr(fix, "anchor", None) if endpoint == getattr(fix, "endpoint", None) else None,
     )

@@ -525,7 +525,7 @@ def _records_csv(filename: str, stmt):
                 record.kind.value,
                 record.local_id,
                 record.reference,
-                record.state.value,
+                record.state_label,
                 record.attempts,
                 record.external_id,
                 record.external_number,

@@ -21,6 +21,7 @@ from ..connections import vault
 from ..extensions import db
 from ..integrations import specs
 from ..integrations.base import LedgerDocument, LedgerError, NotSupported
+from ..integrations.totals import TaxArithmetic, round_to
 from ..models import Connection, CreditNote, ExternalRecord, Invoice, Payment, RecordKind, RecordState, SyncRun
 from ..sync import schedule
 
@@ -161,9 +162,17 @@ def _records(connection: Connection, kind: RecordKind, local_ids: Sequence[int])
 
 
 def compare(
-    kind: RecordKind, locals_: Iterable, records: dict[int, ExternalRecord], ledger: Iterable[LedgerDocument]
+    kind: RecordKind,
+    locals_: Iterable,
+    records: dict[int, ExternalRecord],
+    ledger: Iterable[LedgerDocument],
+    arithmetic: TaxArithmetic | None = None,
 ) -> KindReport:
-    """Match SaaS documents to ledger documents (reference first, then remembered ledger id)."""
+    """Match SaaS documents to ledger documents (reference first, then remembered ledger id).
+
+    A matched pair is a mismatch when the ledger's total differs from the SaaS's by a cent or
+    more, beyond the ledger's own rounding of totals (``arithmetic``: bexio's CHF 0.05).
+    """
     report = KindReport(kind)
     remaining = {doc.external_id: doc for doc in ledger}
     report.ledger_count = len(remaining)
@@ -186,7 +195,9 @@ def compare(
             report.lines.append(Line(kind, "missing", local=local, record=record))
             continue
         doc = remaining.pop(external_id)
-        if (abs(doc.total) - abs(local.total)).copy_abs() >= CENT:
+        factor = arithmetic.cash_factor(local.currency) if arithmetic is not None else None
+        wanted = round_to(abs(local.total), factor) if factor else abs(local.total)
+        if (abs(doc.total) - wanted).copy_abs() >= CENT:
             report.lines.append(Line(kind, "mismatch", local=local, record=record, ledger=doc))
         else:
             report.matched += 1
@@ -218,7 +229,7 @@ def build_report(connection: Connection, date_from: date, date_to: date) -> Repo
                 error = kind_error = (
                     f"{name} refused to list {kind.value.replace('_', ' ')}s: {exc.provider_text or exc}"
                 )
-        report = compare(kind, locals_, records, ledger)
+        report = compare(kind, locals_, records, ledger, specs.get_spec(connection.provider).arithmetic)
         if kind_error:
             report.error = kind_error
             report.ledger_count = report.ledger_total = None

@@ -38,7 +38,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from typing import Any, NamedTuple
 
@@ -59,7 +59,6 @@ from ..integrations.base import (
     DocumentDraft,
     LedgerAdapter,
     LedgerError,
-    LineDraft,
     NeedsReauthorization,
     NotSent,
     NotSupported,
@@ -69,6 +68,7 @@ from ..integrations.base import (
     Unavailable,
 )
 from ..mappings import services as mappings
+from ..mappings.taxes import TaxResolver
 from ..models import (
     Connection,
     CreditNote,
@@ -85,6 +85,8 @@ from ..models.connection import SendingMethod
 from ..models.customer_link import LinkMethod
 from ..models.external_record import FinalizeState, PdfState
 from ..oplog import capture as oplog
+from . import guard
+from .guard import DocumentHeld
 from .lanes import Lane
 from .numbers import duplicate_holds
 
@@ -151,32 +153,40 @@ def _store_result(record: ExternalRecord, result: PushResult) -> ExternalRecord:
 
 
 def _settle_found(record: ExternalRecord, result: PushResult) -> None:
-    """Move the record to pushed with the ledger's id and number, unless another record has that document.
+    """Move the record to pushed with the ledger's id and number, unless another record has that document."""
+    if _held_as_duplicate(record, result):
+        return
+    record.external_id = str(result.external_id)
+    record.external_number = result.external_number
+    record.transition(RecordState.pushed)
+
+
+def _held_as_duplicate(record: ExternalRecord, result: PushResult) -> bool:
+    """Hold the record when the document the ledger answered for is another record's; say whether it did.
 
     Our reference is the SaaS document's number: two SaaS documents sharing one would find each
     other's ledger document. A document the ledger answered for without creating it now
     (``result.created`` False) is checked against the connection's other records of the kind;
     when one holds it, this record is held as needs-action "duplicate" (not committed).
     """
-    if not result.created and record.kind in (RecordKind.invoice, RecordKind.credit_note):
-        other = db.session.scalar(
-            select(ExternalRecord).where(
-                ExternalRecord.connection_id == record.connection_id,
-                ExternalRecord.kind == record.kind,
-                ExternalRecord.external_id == str(result.external_id),
-                ExternalRecord.local_id != record.local_id,
-            )
+    if result.created or record.kind not in (RecordKind.invoice, RecordKind.credit_note):
+        return False
+    other = db.session.scalar(
+        select(ExternalRecord).where(
+            ExternalRecord.connection_id == record.connection_id,
+            ExternalRecord.kind == record.kind,
+            ExternalRecord.external_id == str(result.external_id),
+            ExternalRecord.local_id != record.local_id,
         )
-        if other is not None:
-            record.transition(
-                RecordState.needs_action,
-                error_class=errors_catalog.ErrorClass.DUPLICATE.value,
-                error_text=_adopted_words(record, other, result),
-            )
-            return
-    record.external_id = str(result.external_id)
-    record.external_number = result.external_number
-    record.transition(RecordState.pushed)
+    )
+    if other is None:
+        return False
+    record.transition(
+        RecordState.needs_action,
+        error_class=errors_catalog.ErrorClass.DUPLICATE.value,
+        error_text=_adopted_words(record, other, result),
+    )
+    return True
 
 
 def _adopted_words(record: ExternalRecord, other: ExternalRecord, result: PushResult) -> str:
@@ -195,6 +205,46 @@ def _adopted_words(record: ExternalRecord, other: ExternalRecord, result: PushRe
 def _hold_duplicate(record: ExternalRecord, words: str) -> ExternalRecord:
     record.transition(RecordState.needs_action, error_class=errors_catalog.ErrorClass.DUPLICATE.value, error_text=words)
     return record
+
+
+def _store_document(
+    connection: Connection, record: ExternalRecord, document: Invoice | CreditNote, result: PushResult
+) -> ExternalRecord:
+    """Store a written (or found) document's ledger id with its state, in one transaction.
+
+    Pushed when the totals the ledger answered equal the SaaS's; otherwise "differs from the
+    SaaS" (failed, :attr:`ErrorClass.TOTALS_DIFFER`) with the ledger's id kept, so a re-sync
+    compares again instead of writing a second document.
+    """
+    _set_document(connection, record, document, result)
+    db.session.commit()
+    return record
+
+
+def _set_document(
+    connection: Connection, record: ExternalRecord, document: Invoice | CreditNote, result: PushResult
+) -> None:
+    """Set the outcome of :func:`_store_document` on the record, without committing.
+
+    A document found (not created now) that another record holds is not adopted (:func:`_held_as_duplicate`).
+    """
+    if _held_as_duplicate(record, result):
+        return
+    record.external_id = str(result.external_id)
+    record.external_number = result.external_number
+    differs = guard.booked_differently(connection, document, result)
+    if differs is None:
+        record.transition(RecordState.pushed)
+    else:
+        record.transition(
+            RecordState.failed, error_class=errors_catalog.ErrorClass.TOTALS_DIFFER.value, error_text=differs
+        )
+
+
+def _hold_document(record: ExternalRecord, held: DocumentHeld) -> ExternalRecord:
+    """Hold a document the guard stopped before any write: needs action, with the cause and the fix."""
+    db.session.rollback()
+    return _hold(record, RecordState.needs_action, held.error_class.value, held.text)
 
 
 def _hold(record: ExternalRecord, state: RecordState, error_class: str, text: str) -> ExternalRecord:
@@ -242,6 +292,8 @@ class _Resolver:
         self.connection = connection
         self.refs = mappings.reference_data(connection)
         self.maps = mappings.mappings(connection)
+        #: Each line's tax code by its own rate (the tax table, overrides and default at that rate).
+        self.taxes = TaxResolver(connection, refs=self.refs, maps=self.maps)
         self._cache: dict[int | None, dict[str, str | None]] = {}
 
     def values(self, product: Product | None) -> dict[str, str | None]:
@@ -263,25 +315,6 @@ class _Resolver:
         return self.values(db.session.get(Product, product_id) if product_id else None)
 
 
-def _lines(resolver: _Resolver, lines) -> tuple[LineDraft, ...]:
-    drafts = []
-    for line in lines:
-        # Credit-note lines have no product relationship, only the id.
-        values = resolver.values_of(line.product_id)
-        drafts.append(
-            LineDraft(
-                description=line.description,
-                quantity=line.quantity,
-                unit_price=line.unit_price,
-                item=values.get("item"),
-                tax_code=values.get("tax_code"),
-                gl_account=values.get("gl_account"),
-                class_ref=values.get("class"),
-            )
-        )
-    return tuple(drafts)
-
-
 def due_date_for(connection: Connection, issue_date: date, own: date | None) -> date | None:
     """Return the due date a document is pushed with: its own, else issue date + the connection's due days.
 
@@ -299,23 +332,28 @@ def due_date_for(connection: Connection, issue_date: date, own: date | None) -> 
 def invoice_draft(
     connection: Connection, invoice: Invoice, customer_id: str, resolver: _Resolver | None = None
 ) -> DocumentDraft:
-    """Return the invoice as the ledger gets it: lines mapped through the effective mappings.
+    """Return the invoice as the ledger gets it: lines mapped through the effective mappings, each
+    line's tax code by its own rate, checked by the totals guard (:mod:`portal.sync.guard`).
 
     A push of many invoices passes one ``resolver`` for all (mappings read once).
+
+    :raise DocumentHeld: when the ledger would not book the invoice as the SaaS invoiced it.
     """
     resolver = resolver or _Resolver(connection)
     defaults = resolver.values(None)
-    return DocumentDraft(
+    lines, taxed = guard.document_lines(resolver.taxes, invoice, resolver.values_of)
+    draft = DocumentDraft(
         reference=invoice.number,
         number=invoice.number,
         customer_id=customer_id,
         issue_date=invoice.issue_date,
         due_date=due_date_for(connection, invoice.issue_date, invoice.due_date),
         currency=invoice.currency,
-        lines=_lines(resolver, invoice.lines),
+        lines=lines,
         journal=defaults.get("journal"),
         payment_condition=defaults.get("payment_condition"),
     )
+    return guard.checked(connection, invoice, draft, taxed, resolver.taxes)
 
 
 def _document_payload(document: Invoice | CreditNote) -> dict[str, Any]:
@@ -326,7 +364,14 @@ def _document_payload(document: Invoice | CreditNote) -> dict[str, Any]:
         "currency": document.currency,
         "total": document.total,
         "lines": [
-            [line.description, str(line.quantity), str(line.unit_price), str(line.tax_rate), line.product_id]
+            [
+                line.description,
+                str(line.quantity),
+                str(line.unit_price),
+                str(line.tax_rate),
+                line.product_id,
+                *([line.tax_kind.value] if line.tax_kind else []),
+            ]
             for line in document.lines
         ],
     }
@@ -429,14 +474,18 @@ def push_invoice(connection: Connection, invoice: Invoice, adapter: LedgerAdapte
     try:
         found = adapter.find_by_reference("invoice", invoice.number) if unknown else None
         if found is None:
+            # Checked before anything is written, the customer included.
+            draft = invoice_draft(connection, invoice, "")
             customer_id = _ledger_customer_id(connection, invoice.customer, adapter)
-            found = adapter.push_invoice(invoice_draft(connection, invoice, customer_id))
+            found = adapter.push_invoice(replace(draft, customer_id=customer_id))
+    except DocumentHeld as held:
+        return _hold_document(record, held)
     except CustomerNotPushed as exc:
         db.session.rollback()
         return _hold(record, RecordState.needs_action, errors_catalog.ErrorClass.CUSTOMER_NOT_LINKED.value, str(exc))
     except LedgerError as exc:
         return _store_error(record, exc)
-    _store_result(record, found)
+    _store_document(connection, record, invoice, found)
     return complete_invoice(connection, invoice, adapter, record)
 
 
@@ -1021,6 +1070,8 @@ def _push_one(
     try:
         found = looked_up.result()
         if found is None:
+            # Checked before anything is written, the customer included.
+            draft = invoice_draft(connection, invoice, "", resolver)
             customer_id = links.get(invoice.customer_id)
             if customer_id is None:
                 if not create_customers:
@@ -1030,7 +1081,10 @@ def _push_one(
                 with db.session.no_autoflush:
                     customer_id = _ledger_customer_id(connection, invoice.customer, adapter)
                 links[invoice.customer_id] = customer_id
-            found = adapter.push_invoice(invoice_draft(connection, invoice, customer_id, resolver), looked_up=True)
+            found = adapter.push_invoice(replace(draft, customer_id=customer_id), looked_up=True)
+    except DocumentHeld as held:
+        record.transition(RecordState.needs_action, error_class=held.error_class.value, error_text=held.text)
+        return
     except CustomerNotPushed as exc:
         record.transition(
             RecordState.needs_action,
@@ -1046,7 +1100,7 @@ def _push_one(
         state = RecordState.skipped if isinstance(exc, NotSupported) else RecordState.failed
         record.transition(state, error_class=error_class, error_text=text)
         return
-    _settle_found(record, found)
+    _set_document(connection, record, invoice, found)
 
 
 def push_credit_note(connection: Connection, note: CreditNote, adapter: LedgerAdapter | None = None) -> ExternalRecord:
@@ -1072,11 +1126,11 @@ def push_credit_note(connection: Connection, note: CreditNote, adapter: LedgerAd
             # naming the ledger invoice to correct when it is there.
             corrected = _existing(connection, RecordKind.invoice, note.invoice_id)
             corrects_id = corrected.external_id if corrected is not None else None
-            adapter.push_credit_note(_credit_note_draft(resolver, note, customer_id="", corrects_id=corrects_id))
+            adapter.push_credit_note(_unchecked_credit_note_draft(resolver, note, corrects_id))
         if unknown:
             found = adapter.find_by_reference("credit_note", note.number)
             if found is not None:
-                return _finalize_credit_note(connection, _store_result(record, found), adapter)
+                return _finalize_credit_note(connection, _store_document(connection, record, note, found), adapter)
         invoice_record = record_for(connection, RecordKind.invoice, note.invoice_id)
         if invoice_record.state is not RecordState.pushed:
             return _hold(
@@ -1086,15 +1140,18 @@ def push_credit_note(connection: Connection, note: CreditNote, adapter: LedgerAd
                 f"Credit note {note.number} corrects invoice {note.invoice.number}, which is not in the ledger "
                 "yet: push the invoice first.",
             )
+        # Checked before anything is written, the customer included.
+        draft = _credit_note_draft(connection, resolver, note, customer_id="", corrects_id=invoice_record.external_id)
         customer_id = _ledger_customer_id(connection, note.customer, adapter)
-        draft = _credit_note_draft(resolver, note, customer_id=customer_id, corrects_id=invoice_record.external_id)
-        result = adapter.push_credit_note(draft)
+        result = adapter.push_credit_note(replace(draft, customer_id=customer_id))
+    except DocumentHeld as held:
+        return _hold_document(record, held)
     except CustomerNotPushed as exc:
         db.session.rollback()
         return _hold(record, RecordState.needs_action, errors_catalog.ErrorClass.CUSTOMER_NOT_LINKED.value, str(exc))
     except LedgerError as exc:
         return _store_error(record, exc)
-    return _finalize_credit_note(connection, _store_result(record, result), adapter)
+    return _finalize_credit_note(connection, _store_document(connection, record, note, result), adapter)
 
 
 def credit_note_steps_due(connection: Connection, record: ExternalRecord) -> bool:
@@ -1159,19 +1216,40 @@ def _finalize_credit_note(connection: Connection, record: ExternalRecord, adapte
 
 
 def _credit_note_draft(
-    resolver: _Resolver, note: CreditNote, *, customer_id: str, corrects_id: str | None
+    connection: Connection, resolver: _Resolver, note: CreditNote, *, customer_id: str, corrects_id: str | None
 ) -> DocumentDraft:
+    """Return the credit note as the ledger gets it, checked by the totals guard like an invoice.
+
+    :raise DocumentHeld: when the ledger would not book it as the SaaS issued it.
+    """
     defaults = resolver.values(None)
-    return DocumentDraft(
+    lines, taxed = guard.document_lines(resolver.taxes, note, resolver.values_of)
+    draft = DocumentDraft(
         reference=note.number,
         number=note.number,
         customer_id=customer_id,
         issue_date=note.issue_date,
         due_date=None,
         currency=note.currency,
-        lines=_lines(resolver, note.lines),
+        lines=lines,
         corrects_id=corrects_id,
         journal=defaults.get("journal"),
+        memo=note.reason,
+    )
+    return guard.checked(connection, note, draft, taxed, resolver.taxes)
+
+
+def _unchecked_credit_note_draft(resolver: _Resolver, note: CreditNote, corrects_id: str | None) -> DocumentDraft:
+    """Return the bare credit note for a ledger that takes none (its adapter names the manual step)."""
+    return DocumentDraft(
+        reference=note.number,
+        number=note.number,
+        customer_id="",
+        issue_date=note.issue_date,
+        due_date=None,
+        currency=note.currency,
+        lines=(),
+        corrects_id=corrects_id,
         memo=note.reason,
     )
 

@@ -507,6 +507,16 @@ class BexioEmulator(ProviderEmulator):
         tax["is_active"] = bool(body.get("active", False))
         return tax
 
+    def _control_set_tax_value(self, body: dict) -> dict:
+        """Change a tax's rate in place (``{"company", "tax_id", "value"}``): positions then book the new one."""
+        company = self.company(body.get("company"))
+        try:
+            tax = company.taxes[int(body.get("tax_id"))]
+            tax["value"] = float(body["value"])
+        except (TypeError, ValueError, KeyError) as exc:
+            raise ControlError("tax_id (known) and value (a number) are required", 404) from exc
+        return tax
+
     def _control_set_user_rights(self, body: dict) -> dict:
         """Deny (or allow again) modules to a company user: the API answers 403 (§1.2)."""
         company = self.company(body.get("company"))

@@ -332,6 +332,19 @@ class ExactOnlineEmulator(ProviderEmulator):
             touched += 1
         return {"revoked": touched, "user": user.username, "division": division}
 
+    def _control_set_vat_percentage(self, body: dict) -> dict:
+        """Change a VAT code's percentage, as an accountant does at a rate change (invoices then use the new one)."""
+        div = self._division(body.get("division"))
+        code = str(body.get("code", "")).strip()
+        vat = next((v for v in div.table("VATCodes").values() if v["Code"].strip() == code), None)
+        if vat is None:
+            raise ControlError(f"no VAT code {code!r} in division {div.code}", 404)
+        try:
+            vat["Percentage"] = float(body["percentage"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ControlError("percentage is required, as a fraction (0.10 for 10 %)") from exc
+        return {"division": div.code, "code": vat["Code"], "percentage": vat["Percentage"]}
+
     def _control_close_period(self, body: dict) -> dict:
         div = self._division(body.get("division"))
         year, period = self._period(body)

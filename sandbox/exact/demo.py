@@ -45,12 +45,32 @@ USERS = (
 
 #: VAT codes per country: (code, description nl/en, percentage fraction, type).
 VAT_CODES = {
-    "NL": (("0", "0% btw", 0.0, "B"), ("1", "9% btw laag", 0.09, "E"), ("2", "21% btw hoog", 0.21, "E")),
-    "BE": (("0", "0% btw", 0.0, "B"), ("1", "6% btw", 0.06, "E"), ("3", "21% btw", 0.21, "E")),
-    "DE": (("0", "0% USt", 0.0, "B"), ("7", "7% USt", 0.07, "E"), ("19", "19% USt", 0.19, "E")),
+    # The standard rate last (the default of revenue accounts), a reduced one at index 1 (items use it).
+    "NL": (
+        ("0", "0% btw", 0.0, "B"),
+        ("1", "9% btw laag", 0.09, "E"),
+        ("3", "0% btw verlegd (reverse charge)", 0.0, "B"),
+        ("5", "Vrijgesteld van btw (exempt)", 0.0, "N"),
+        ("6", "0% export buiten EU", 0.0, "B"),
+        ("2", "21% btw hoog", 0.21, "E"),
+    ),
+    "BE": (
+        ("0", "0% btw", 0.0, "B"),
+        ("1", "6% btw", 0.06, "E"),
+        ("2", "12% btw", 0.12, "E"),
+        ("4", "0% medecontractant (reverse charge)", 0.0, "B"),
+        ("3", "21% btw", 0.21, "E"),
+    ),
+    "DE": (
+        ("0", "0% USt", 0.0, "B"),
+        ("7", "7% USt", 0.07, "E"),
+        ("13", "0% Reverse Charge 13b", 0.0, "B"),
+        ("19", "19% USt", 0.19, "E"),
+    ),
     "GB": (
         ("0", "Zero rated 0%", 0.0, "B"),
         ("5", "Reduced rate 5%", 0.05, "E"),
+        ("E", "Exempt", 0.0, "N"),
         ("20", "Standard 20%", 0.2, "E"),
     ),
     "US": (("0", "Exempt", 0.0, "N"), ("TX", "Sales tax 8.25%", 0.0825, "E")),

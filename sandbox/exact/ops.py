@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import binascii
 from datetime import date, timedelta
+from decimal import ROUND_HALF_UP, Decimal
 
 from . import schema
 from .messages import ExactError, Validation, label, text
@@ -133,6 +134,30 @@ def boolean(body: dict, prop: str, default: bool = False) -> bool:
 def money(value: float) -> float:
     """Round to cents."""
     return round(value + 0.0, 2)
+
+
+def exact(value: float | int) -> Decimal:
+    """Return a JSON number as the decimal it was written as (never binary float arithmetic)."""
+    return Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
+
+
+def cents(value: Decimal) -> Decimal:
+    """Round half away from zero to cents, as Exact rounds amounts."""
+    return value.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+
+
+def invoice_vat(lines: list[dict]) -> Decimal:
+    """Return an invoice's VAT: per VAT code, the VAT of the code's lines together, rounded once.
+
+    Exact groups the lines of a sales invoice by VAT code and rounds each group's VAT (integrators
+    such as QICS call this Exact's own mode: "the rounded sum of the grouped invoice line VAT
+    amounts"); a line's own VATAmountFC is its share rounded for display.
+    """
+    groups: dict[tuple[str | None, float], Decimal] = {}
+    for line in lines:
+        key = (line["VATCode"], line["VATPercentage"])
+        groups[key] = groups.get(key, Decimal(0)) + exact(line["AmountFC"])
+    return sum((cents(base * exact(pct)) for (_code, pct), base in groups.items()), Decimal(0))
 
 
 # -- periods ------------------------------------------------------------------------------
@@ -325,10 +350,12 @@ def _invoice_line(div: Division, raw: object, account: dict | None, errors: Vali
     if unit_price is None:
         unit_price = div.prices.get(item["ID"], 0.0)
     discount = number(line_body, "Discount", 0.0)
-    net_price = money(unit_price * (1 - discount))
-    amount = money(quantity * net_price)
+    # AmountFC = Quantity x NetPrice in cents (§3.7); decimals, not binary floats.
+    net_price = exact(unit_price) * (1 - exact(discount))
+    amount = float(cents(exact(quantity) * net_price))
     pct = vat["Percentage"] if vat else 0.0
-    vat_amount = money(amount * pct)
+    vat_amount = float(cents(exact(amount) * exact(pct)))
+    net_price = float(net_price)
     line = schema.SALESINVOICELINE.blank()
     _assign(schema.SALESINVOICELINE, line, line_body)
     line.update(
@@ -395,8 +422,8 @@ def create_sales_invoice(div: Division, body: object, now_ms: int, lang: str, st
     record = schema.SALESINVOICE.blank()
     _assign(schema.SALESINVOICE, record, body)
     invoice_id = new_guid()
-    excl = money(sum(line["AmountFC"] for line in lines))
-    vat = money(sum(line["VATAmountFC"] for line in lines))
+    excl = float(sum((exact(line["AmountFC"]) for line in lines), Decimal(0)))
+    vat = float(invoice_vat(lines))
     base_day = invoice_date or order_date
     record.update(
         InvoiceID=invoice_id,
@@ -422,8 +449,8 @@ def create_sales_invoice(div: Division, body: object, now_ms: int, lang: str, st
         AmountFCExclVat=excl,
         VATAmountFC=vat,
         VATAmountDC=vat,
-        AmountFC=money(excl + vat),
-        AmountDC=money(excl + vat),
+        AmountFC=float(exact(excl) + exact(vat)),
+        AmountDC=float(exact(excl) + exact(vat)),
         OrderNumber=len(div.table("SalesInvoices")) + 1,
     )
     if div.invoice_number_at_entry:

@@ -263,6 +263,20 @@ class QuickBooksEmulator(ProviderEmulator):
             )
             return {"Payment": payment, "Invoice": realm.get("Invoice", invoice["Id"])}
 
+    def _control_set_tax_rate(self, body: dict) -> dict:
+        """Change a TaxRate's RateValue (``{"realm_id", "rate_id", "value"}``): transactions then compute with it."""
+        realm = self._realm(body.get("realm_id"))
+        with realm.lock:
+            rate = realm.get("TaxRate", str(body.get("rate_id")))
+            if rate is None:
+                raise ControlError(f"no TaxRate {body.get('rate_id')} in realm {realm.id}", 404)
+            try:
+                rate["RateValue"] = float(body["value"])
+            except (KeyError, TypeError, ValueError) as exc:
+                raise ControlError("value is required, a percentage") from exc
+            realm.bump("TaxRate", rate, self.ctx.clock.time())
+            return {"TaxRate": rate}
+
     def _control_make_item_category(self, body: dict) -> dict:
         realm = self._realm(body.get("realm_id"))
         with realm.lock:

@@ -234,7 +234,21 @@ def build_us(ts: float) -> Realm:
             ("Advertising", "Expense", "AdvertisingPromotional"),
         ],
     )
-    _tax(realm, ago(ts, 640, 30), [("California", 8.0), ("Arizona", 6.5)], [("California", [1]), ("Arizona", [2])])
+    _tax(
+        realm,
+        ago(ts, 640, 30),
+        [
+            ("California", 8.0),
+            ("Arizona", 6.5),
+            ("New York State", 4.0),
+            ("New York City", 4.5),
+            ("MCTD", 0.375),
+            ("Texas State", 6.25),
+            ("Austin", 2.0),
+        ],
+        # Combined codes (state + city + district) are computed per rate and rounded per rate (§6).
+        [("California", [1]), ("Arizona", [2]), ("New York City", [3, 4, 5]), ("Austin TX", [6, 7])],
+    )
     _terms(realm, ago(ts, 640, 45))
     for i, name in enumerate(("Retail", "Wholesale", "Online")):
         ops.save_class(realm, {"Name": name}, ago(ts, 600 - 150 * i), update=False)

@@ -217,6 +217,20 @@ API_CASES: list[ApiCase] = [
     ApiCase("not base64", "invoices", {"pdf": "%%%"}, "pdf", "base64"),
     ApiCase("not a PDF", "invoices", {"pdf": "aGVsbG8="}, "pdf", "PDF"),
     ApiCase("negative quantity", "invoices", {"lines": [_line(quantity=-1)]}, "lines[0].quantity", "≥ 0"),
+    ApiCase(
+        "negative tax rate", "invoices", {"lines": [_line(tax_rate=-9)]}, "lines[0].tax_rate", "not a negative rate"
+    ),
+    ApiCase(
+        "rate with 4 decimals", "invoices", {"lines": [_line(tax_rate="8.8751")]}, "lines[0].tax_rate", "3 decimals"
+    ),
+    ApiCase("unknown tax kind", "invoices", {"lines": [_line(tax_kind="mostly")]}, "lines[0].tax_kind", "one of"),
+    ApiCase(
+        "exempt line at 21 %",
+        "invoices",
+        {"lines": [_line(tax_kind="exempt")]},
+        "lines[0].tax_kind",
+        "send tax_rate 0 for an exempt line",
+    ),
     ApiCase("payment of zero", "payments", {"amount": 0}, "amount", "> 0"),
     ApiCase("unknown method", "payments", {"method": "cash"}, "method", "one of"),
     ApiCase("reason as a number", "credit-notes", {"reason": 5}, "reason", "string"),

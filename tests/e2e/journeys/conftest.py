@@ -102,6 +102,23 @@ def pick_option(page: Page, select_id: str, query: str, value: str) -> None:
     expect(select).to_have_value(value)
 
 
+def map_tax_rate(page: Page, rate: str, code: str, *, kind: str | None = None) -> None:
+    """On the mappings page, map the SaaS tax ``rate`` (at 0 %: of ``kind``) to the ledger's tax ``code``."""
+    table = page.locator("#tax-table")
+    table.get_by_label("Rate (%)").fill(rate)
+    if kind:
+        table.get_by_label("Kind at 0 %").select_option(kind)
+    table.locator("#new_code").select_option(code)
+    table.get_by_role("button", name="Save tax table").click()
+    expect(page.locator("#flashes")).to_contain_text("Tax table saved: 1 rate(s) changed.")
+    page.wait_for_load_state("networkidle")  # the page the save redirected to is fully in place
+
+
+def line(description: str, quantity: str, unit_price: str, tax_rate: str, **more: Any) -> dict:
+    """Return one line of an ingestion body (positions are set by :func:`invoice_body`)."""
+    return {"description": description, "quantity": quantity, "unit_price": unit_price, "tax_rate": tax_rate, **more}
+
+
 def reset_sandbox(sandbox_url: str) -> None:
     """Put every sandbox ledger back to its demo data."""
     requests.post(f"{sandbox_url}/_control/reset", timeout=10).raise_for_status()
@@ -190,8 +207,16 @@ def invoice_body(
     tax_rate: str = "21",
     currency: str = "EUR",
     due_date: str | None = None,
+    more_lines: tuple[dict, ...] = (),
 ) -> dict:
-    """Return an ingestion body of a one-line invoice."""
+    """Return an ingestion body of an invoice: one line of hours, then ``more_lines`` (see :func:`line`)."""
+    first = {
+        "description": "Consulting hours",
+        "quantity": quantity,
+        "unit_price": unit_price,
+        "tax_rate": tax_rate,
+        "product": product,
+    }
     return {
         "business_unit": unit_id,
         "number": number,
@@ -199,16 +224,7 @@ def invoice_body(
         "issue_date": issue_date,
         "due_date": due_date or issue_date,
         "currency": currency,
-        "lines": [
-            {
-                "position": 1,
-                "description": "Consulting hours",
-                "quantity": quantity,
-                "unit_price": unit_price,
-                "tax_rate": tax_rate,
-                "product": product,
-            }
-        ],
+        "lines": [{**x, "position": i} for i, x in enumerate([first, *more_lines], start=1)],
     }
 
 

@@ -27,8 +27,10 @@ from tests.e2e.journeys.conftest import (
     credit_note_body,
     invoice_body,
     ledger_dump,
+    line,
     login,
     make_org,
+    map_tax_rate,
     mark_paid,
     screenshot,
 )
@@ -64,6 +66,8 @@ def test_bexio_from_consent_to_a_sent_invoice_paid_in_bexio(app, live_server, sa
     page.locator("#default-bank_account").select_option("1")
     page.get_by_role("button", name="Save defaults").click()
     expect(page.locator("#flashes")).to_contain_text("Defaults saved.")
+    # Books are at the reduced rate: 2.6 % goes to bexio's UR26 (the standard 8.1 % to the default UN81).
+    map_tax_rate(page, "2.6", "UR26")
     expect(page.locator("#default-tax_code")).to_have_value("UN81")
     expect(page.locator("#default-gl_account")).to_have_value("3200")
     page.get_by_role("button", name="Check mappings").click()
@@ -107,12 +111,16 @@ def test_bexio_from_consent_to_a_sent_invoice_paid_in_bexio(app, live_server, sa
     today = date.today().isoformat()
     suffix = _suffix()
     invoice_id, number = f"inv-{suffix}", f"LL-{suffix.upper()}"
-    body = invoice_body(org["unit_id"], customer, number, today, currency="CHF", tax_rate="8.1")
-    api.put("invoices", invoice_id, body)
+    book = (line("Fachbuch", "1", "40.00", "2.6"),)
+    body = invoice_body(org["unit_id"], customer, number, today, currency="CHF", tax_rate="8.1", more_lines=book)
+    assert api.put("invoices", invoice_id, body)["total"] == "257.24"  # 240.00 + 16.20 + 1.04
     counts = push_due_records(app, connection_id)
     assert counts.get("pushed") == 1 and counts.get("sent") == 1, counts
     [document] = [d for d in ledger_dump(sandbox, "bexio", COMPANY)["invoices"] if d.get("api_reference") == number]
     assert document["kb_item_status_id"] == 8, document  # issued (open)
+    # Each position at its own rate; bexio rounds the CHF total to 0.05: 257.25, the SaaS's 257.24 rounded.
+    assert [p["tax_id"] for p in document["positions"]] == [14, 15], document["positions"]
+    assert (document["total_taxes"], document["total"]) == ("17.2400", "257.250000"), document
     assert document["network_link"], document  # e-mailed with its link, once, to the customer
     assert [(m["kind"], m["to"]) for m in document["communications"]] == [("mail", "billing@journey.example")], document
     ledger = api.get("invoices", invoice_id)["ledger"]
@@ -135,7 +143,7 @@ def test_bexio_from_consent_to_a_sent_invoice_paid_in_bexio(app, live_server, sa
     assert ledger["paid_status"] == "paid"
     with app.app_context():
         status, paid = _saas_invoice(invoice_id)
-        assert status == "paid" and paid == Decimal("216.20")
+        assert status == "paid" and paid == Decimal("257.24")
 
     # 7. A credit note: bexio has no API for it, so the record is skipped with the manual step.
     documents_before = len(ledger_dump(sandbox, "bexio", COMPANY)["invoices"])

@@ -18,8 +18,10 @@ from tests.e2e.journeys.conftest import (
     invoice_body,
     latest_run,
     ledger_dump,
+    line,
     login,
     make_org,
+    map_tax_rate,
     pick_option,
     sandbox_control,
     schedule_tick,
@@ -55,7 +57,10 @@ def test_hyperline_division_mappings_links_push_and_backfill(app, live_server, s
         api.put("customers", external_id, body)
     api.put("products", "hl-p-seats", {"code": "HL-SEATS", "name": "Seats", "unit_price": "49", "tax_rate": "21"})
     for i, day in enumerate(OLD_DATES):  # the SaaS's history, before the connection
-        body = invoice_body(org["unit_id"], "hl-c-jansen", f"HL-2025-{i:03d}", day, product="hl-p-seats")
+        handbook = (line("Admin handbook", "1", "19.95", "9"),)  # the reduced rate
+        body = invoice_body(
+            org["unit_id"], "hl-c-jansen", f"HL-2025-{i:03d}", day, product="hl-p-seats", more_lines=handbook
+        )
         api.put("invoices", f"hl-old-{i}", body)
     accounts_before = len(_exact_rows(sandbox, "Accounts"))
 
@@ -94,6 +99,9 @@ def test_hyperline_division_mappings_links_push_and_backfill(app, live_server, s
     pick_option(page, "default-payment_condition", "30", "30")
     page.get_by_role("button", name="Save defaults").click()
     expect(page.locator("#flashes")).to_contain_text("Defaults saved.")
+    # Hyperline's handbooks are at 9 %: the rate goes to Exact's VAT code at 9 %.
+    map_tax_rate(page, "9", "1")
+    expect(page.locator("#tax-table tr[data-rate='9 %']")).to_have_attribute("data-state", "ok")
     page.get_by_label("Search products").fill("HL-SEATS")
     page.locator("#products-table tr:has-text('HL-SEATS')").get_by_role("link", name="Override").first.click()
     expect(page.get_by_role("heading", name=re.compile("HL-SEATS"))).to_be_visible()
@@ -143,8 +151,9 @@ def test_hyperline_division_mappings_links_push_and_backfill(app, live_server, s
     box.get_by_role("button", name="Save settings").click()
     expect(page.locator("#settings-box").get_by_label("Sync delay (minutes)")).to_have_value("0")
     api.put("invoices", "hl-i-1", invoice_body(org["unit_id"], "hl-c-jansen", "HL-1001", today, product="hl-p-seats"))
-    api.put("invoices", "hl-i-2", invoice_body(org["unit_id"], "hl-c-degroot", "HL-1002", today))
-    api.put("credit-notes", "hl-cn-1", credit_note_body("hl-i-2", "HL-CN-1", today))
+    handbook = (line("Onboarding handbook", "1", "19.95", "9"),)
+    api.put("invoices", "hl-i-2", invoice_body(org["unit_id"], "hl-c-degroot", "HL-1002", today, more_lines=handbook))
+    api.put("credit-notes", "hl-cn-1", credit_note_body("hl-i-2", "HL-CN-1", today, unit_price="19.95", tax_rate="9"))
     assert "1 push(es) enqueued" in schedule_tick(app)
     run_queued_jobs(app)
     push_run = latest_run(app, "incremental")
@@ -166,6 +175,12 @@ def test_hyperline_division_mappings_links_push_and_backfill(app, live_server, s
     lines = {r["InvoiceID"]: r for r in _exact_rows(sandbox, "SalesInvoiceLines")}
     assert lines[invoices["HL-1001"]["InvoiceID"]]["ItemCode"] == "LIC-STD"  # the product override
     assert lines[invoices["HL-1002"]["InvoiceID"]]["ItemCode"] == "CONSULT"  # the default
+    by_invoice = {}
+    for row in _exact_rows(sandbox, "SalesInvoiceLines"):
+        by_invoice.setdefault(row["InvoiceID"], []).append(row["VATCode"].strip())
+    assert by_invoice[invoices["HL-1002"]["InvoiceID"]] == ["2", "1"]  # each line at its own rate
+    assert by_invoice[invoices["HL-CN-1"]["InvoiceID"]] == ["1"]
+    assert (invoices["HL-1002"]["AmountFC"], invoices["HL-CN-1"]["AmountFC"]) == (263.75, -21.75)
     page.goto(f"{live_server}/ops/connections/{connection_id}/records")
     expect(page.locator("#ops-records tbody tr[data-state='pushed']")).to_have_count(3)
     expect(page.locator("#ops-records")).to_contain_text("HL-CN-1")

@@ -15,8 +15,10 @@ from tests.e2e.journeys.conftest import (
     create_api_key,
     invoice_body,
     ledger_dump,
+    line,
     login,
     make_org,
+    map_tax_rate,
     mark_paid,
     pick_option,
     schedule_tick,
@@ -53,6 +55,11 @@ def test_psohub_connect_map_push_number_back_and_paid(app, live_server, sandbox,
     pick_option(page, "default-payment_condition", "30", "30")
     page.get_by_role("button", name="Save defaults").click()
     expect(page.locator("#flashes")).to_contain_text("Defaults saved.")
+    # PSOhub invoices books at 9 % and travel outside the EU at 0 % too: each rate to its own VAT code.
+    map_tax_rate(page, "9", "1")
+    map_tax_rate(page, "0", "6", kind="outside_scope")
+    expect(page.locator("#tax-table")).to_contain_text("9 %")
+    expect(page.locator("#tax-table")).to_contain_text("0 % outside scope / export")
     page.get_by_role("button", name="Check mappings").click()
     expect(page.locator("[data-outcome='clean']")).to_contain_text("No problems")
     screenshot(page, "journey-psohub-2-mappings")
@@ -63,8 +70,11 @@ def test_psohub_connect_map_push_number_back_and_paid(app, live_server, sandbox,
     expect(page.locator("#test-result")).to_contain_text("All checks passed")
     page.get_by_role("button", name="Create a test invoice").click()
     expect(page.locator("#test-result [data-outcome='created']")).to_contain_text("Created in the ledger")
+    expect(page.locator("#test-result [data-test-lines]")).to_contain_text("21 %, 9 %, 0 % outside scope / export")
+    expect(page.locator("#test-result [data-totals='equal']")).to_contain_text("33.00 EUR (net 30.00, tax 3.00)")
     expect(page.locator("#test-result")).to_contain_text("Everything the test created was removed again.")
     screenshot(page, "journey-psohub-3-test")
+    page.wait_for_load_state("networkidle")
 
     # 4. Sending method: the ledger e-mails the invoice, automatically; records of today on; no delay.
     box = page.locator("#settings-box")
@@ -92,10 +102,16 @@ def test_psohub_connect_map_push_number_back_and_paid(app, live_server, sandbox,
     assert api.put("customers", "pso-c-1", customer)["name"] == customer["name"]
     product = {"code": "PSO-HOURS", "name": "Project hours", "unit_price": "100.00", "tax_rate": "21"}
     assert api.put("products", "pso-p-1", product)["code"] == "PSO-HOURS"
-    ingested = api.put(
-        "invoices", "pso-i-1", invoice_body(org["unit_id"], "pso-c-1", "PSO-2026-001", today, product="pso-p-1")
+    mixed = (
+        line("Handbook", "2", "25.00", "9"),
+        line("Travel (Switzerland)", "1", "80.00", "0", tax_kind="outside_scope"),
     )
-    assert ingested["total"] == "242.00"
+    ingested = api.put(
+        "invoices",
+        "pso-i-1",
+        invoice_body(org["unit_id"], "pso-c-1", "PSO-2026-001", today, product="pso-p-1", more_lines=mixed),
+    )
+    assert (ingested["tax_total"], ingested["total"]) == ("46.50", "376.50")  # 42.00 + 4.50 + 0
     assert api.get("invoices", "pso-i-1")["ledger"] is None  # not pushed yet
 
     # 6. The scheduler's tick enqueues the push; a worker runs it; the number comes back.
@@ -113,6 +129,14 @@ def test_psohub_connect_map_push_number_back_and_paid(app, live_server, sandbox,
         if r.get("YourRef") == "PSO-2026-001"
     ]
     assert len(in_exact) == 1 and str(in_exact[0]["InvoiceNumber"]) == str(number)
+    # Booked at the SaaS's rates, line by line, to the SaaS's total.
+    assert (in_exact[0]["VATAmountFC"], in_exact[0]["AmountFC"]) == (46.5, 376.5), in_exact[0]
+    lines = sorted(
+        (r for r in ledger_dump(sandbox, "exact-online", EXACT_NL_DIVISION)["tables"]["SalesInvoiceLines"]
+         if r["InvoiceID"] == in_exact[0]["InvoiceID"]),
+        key=lambda r: r["LineNumber"],
+    )  # fmt: skip
+    assert [(r["VATCode"].strip(), r["VATPercentage"]) for r in lines] == [("2", 0.21), ("1", 0.09), ("6", 0.0)]
     page.goto(f"{live_server}/connections/{connection_id}")
     page.get_by_role("button", name="Records", exact=True).click()
     expect(page.get_by_role("heading", level=1)).to_contain_text("Records")
@@ -130,7 +154,7 @@ def test_psohub_connect_map_push_number_back_and_paid(app, live_server, sandbox,
     assert "1 payments pull(s) enqueued" in tick, tick
     run_queued_jobs(app)
     ledger = api.get("invoices", "pso-i-1")["ledger"]
-    assert ledger["paid_status"] == "paid" and ledger["amount_paid"] == "242.00", ledger
+    assert ledger["paid_status"] == "paid" and ledger["amount_paid"] == "376.50", ledger
     page.goto(f"{live_server}/organizations/{org['org_id']}/invoices")
     invoice_row = page.get_by_role("row", name=re.compile("PSO-2026-001"))
     expect(invoice_row.locator(".badge")).to_have_text("paid")

@@ -25,8 +25,10 @@ from tests.e2e.journeys.conftest import (
     create_api_key,
     invoice_body,
     ledger_dump,
+    line,
     login,
     make_org,
+    map_tax_rate,
     sandbox_control,
     screenshot,
 )
@@ -35,7 +37,7 @@ pytestmark = pytest.mark.e2e
 
 REALM = "9341453908061187"  # "Ledgerlink Demo Ltd", UK: VAT codes on every line
 CONSULTING, TRAINING = "1", "2"  # items
-VAT_20 = "2"  # TaxCode "20.0% S"
+VAT_20, VAT_5, VAT_ZERO = "2", "3", "4"  # TaxCodes "20.0% S", "5.0% R", "0.0% Z"
 CLASS_CONSULTING = "1"
 
 
@@ -71,6 +73,9 @@ def test_quickbooks_uk_from_consent_to_an_emailed_invoice_and_the_checks(app, li
     expect(page.locator("#default-item")).to_have_value(CONSULTING)
     expect(page.locator("#default-tax_code")).to_have_value(VAT_20)
     expect(page.locator("#default-class")).to_have_value(CLASS_CONSULTING)
+    # The reduced rate and zero-rated lines: each to QuickBooks' own VAT code at that rate.
+    map_tax_rate(page, "5", VAT_5)
+    map_tax_rate(page, "0", VAT_ZERO, kind="zero")
     page.get_by_role("button", name="Check mappings").click()
     expect(page.locator("[data-outcome='clean']")).to_contain_text("No problems")
     screenshot(page, "journey-quickbooks-mappings")
@@ -94,7 +99,15 @@ def test_quickbooks_uk_from_consent_to_an_emailed_invoice_and_the_checks(app, li
     api.put(
         "invoices",
         invoice_id,
-        invoice_body(org["unit_id"], customer, number, date.today().isoformat(), currency="GBP", tax_rate="20"),
+        invoice_body(
+            org["unit_id"],
+            customer,
+            number,
+            date.today().isoformat(),
+            currency="GBP",
+            tax_rate="20",
+            more_lines=(line("Home energy", "1", "30.00", "5"), line("Books", "1", "12.00", "0")),
+        ),
     )
     counts = push_due_records(app, connection_id)
     assert counts.get("pushed") == 1 and counts.get("sent") == 1, counts
@@ -102,12 +115,12 @@ def test_quickbooks_uk_from_consent_to_an_emailed_invoice_and_the_checks(app, li
         d for d in ledger_dump(sandbox, "quickbooks", REALM)["entities"]["Invoice"] if d.get("DocNumber") == number
     ]
     assert document["EmailStatus"] == "EmailSent", document
-    [line] = [x for x in document["Line"] if x.get("DetailType") == "SalesItemLineDetail"]
-    detail = line["SalesItemLineDetail"]
+    sales = [x["SalesItemLineDetail"] for x in document["Line"] if x.get("DetailType") == "SalesItemLineDetail"]
+    detail = sales[0]
     assert detail["ItemRef"]["value"] == CONSULTING
-    assert detail["TaxCodeRef"]["value"] == VAT_20
     assert detail["ClassRef"]["value"] == CLASS_CONSULTING
-    assert document["TotalAmt"] == 240, document  # 200.00 + 20 % VAT
+    assert [d["TaxCodeRef"]["value"] for d in sales] == [VAT_20, VAT_5, VAT_ZERO]  # each line at its own rate
+    assert document["TotalAmt"] == 283.5, document  # 242.00 net + 40.00 + 1.50 VAT
     ledger = api.get("invoices", invoice_id)["ledger"]
     assert ledger["state"] == "pushed" and ledger["number"] == number and ledger["external_id"] == document["Id"]
     assert ledger["sent"]["state"] == "sent" and ledger["pdf"]["state"] == "no_pdf"

@@ -263,6 +263,8 @@ def test_every_cause_has_a_heading_and_every_fix_a_screen_of_the_app(url_map):
         "rate_limit",
         "provider_down",
         "not_supported",
+        "tax_held",
+        "totals_differ",
     }
     assert all(c.label for c in ErrorClass)
     assert set(FIX_TARGETS) == set(Fix)

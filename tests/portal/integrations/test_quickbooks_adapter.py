@@ -191,7 +191,9 @@ def test_reference_data_includes_inactive_rows_sub_items_rates_and_preferences(s
     assert items["4"].details["ParentRef"] == "3" and items["4"].name == "Hardware:Cables"
     accounts = {a.id: a for a in adapter.reference_data("all_accounts")}
     assert accounts["5"].details["AccountType"] == "Bank" and accounts["1"].details["AccountType"] == "Income"
-    assert {r.name for r in adapter.reference_data("tax_rates")} == {"California", "Arizona"}
+    assert {r.name for r in adapter.reference_data("tax_rates")} >= {"California", "Arizona", "New York City", "MCTD"}
+    codes = {c.name: c.details["rate"] for c in adapter.reference_data("tax_codes")}
+    assert codes["California"] == "8" and codes["New York City"] == "8.875"  # 4 + 4.5 + 0.375, one code
     control(sandbox, "quickbooks/set_preferences", {"realm_id": QBO_REALM, "custom_txn_numbers": True})
     preferences = {p.code: p.details["value"] for p in adapter.reference_data("preferences")}
     assert preferences["custom_txn_numbers"] is True and preferences["class_tracking_per_line"] is True

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import io
 
 from hypothesis import given, settings
@@ -31,44 +32,75 @@ def _upload(mapper, content: bytes | str, name: str = "mappings.csv"):
 
 
 def _org_products(db, connection_id) -> list[tuple[int, str]]:
+    """Return (id, SaaS id) of the connection's organization's products."""
     from portal.models import Connection
 
     connection = db.session.get(Connection, connection_id)
     org_id = connection.business_unit.organization_id
-    rows = db.session.execute(
-        db.select(Product.id, Product.external_id).where(Product.organization_id == org_id).order_by(Product.id)
-    ).all()
-    return [tuple(r) for r in rows]
+    stmt = db.select(Product.id, Product.external_id).where(Product.organization_id == org_id)
+    return [tuple(r) for r in db.session.execute(stmt.order_by(Product.id)).all()]
+
+
+#: The demo division's VAT code of each rate (sandbox/exact: 0 → "0", 9 → "1", 21 → "2").
+EXACT_CODE = {"0": "0", "9": "1", "21": "2"}
+
+
+def _exact_code(db, product_id: int, *, other: bool = False) -> str:
+    """Return the VAT code at the product's rate (or, with ``other``, one at another rate)."""
+    rate = format(db.session.get(Product, product_id).tax_rate.normalize(), "f")
+    if other:
+        return next(code for r, code in EXACT_CODE.items() if r != rate)
+    return EXACT_CODE[rate]
 
 
 def test_export_import_round_trip(db, connect):
     mapper = connect("exact-online")
     mapper.save_defaults(**GOOD_DEFAULTS["exact-online"])
     (first, first_ext), (second, second_ext) = _org_products(db, mapper.id)[:2]
-    mapper.save_override(first, tax_code="1", gl_account="8010")
+    # A product's VAT code must have its rate.
+    code_1, code_2 = _exact_code(db, first), _exact_code(db, second)
+    mapper.save_override(first, tax_code=code_1, gl_account="8010")
     exported = mapper.flow.client.get(f"{mapper.base}/export.csv")
     assert exported.status_code == 200 and exported.mimetype == "text/csv"
     assert "attachment" in exported.headers["Content-Disposition"]
     text = exported.get_data(as_text=True)
     assert text.splitlines()[0] == "product_id,product_code,product_name,item,tax_code,gl_account"
-    assert any(line.startswith(f"{first_ext},") and line.endswith(",,1,8010") for line in text.splitlines())
+    assert any(line.startswith(f"{first_ext},") and line.endswith(f",,{code_1},8010") for line in text.splitlines())
 
     # Importing the export unchanged changes nothing.
     same = _upload(mapper, text)
     assert same.status_code == 302, same.get_data(as_text=True)
-    assert _overrides(db, mapper.id) == {(first, "tax_code"): "1", (first, "gl_account"): "8010"}
+    assert _overrides(db, mapper.id) == {(first, "tax_code"): code_1, (first, "gl_account"): "8010"}
 
     # Edited: one override removed, one added, in a semicolon file from a spreadsheet, with a BOM.
-    edited = f"\ufeffproduct_id;tax_code;gl_account\r\n{first_ext};1;\r\n{second_ext};0;8000\r\n"
+    edited = f"\ufeffproduct_id;tax_code;gl_account\r\n{first_ext};{code_1};\r\n{second_ext};{code_2};8000\r\n"
     applied = _upload(mapper, edited.encode("utf-8"))
     assert applied.status_code == 302, applied.get_data(as_text=True)
     assert _overrides(db, mapper.id) == {
-        (first, "tax_code"): "1",
-        (second, "tax_code"): "0",
+        (first, "tax_code"): code_1,
+        (second, "tax_code"): code_2,
         (second, "gl_account"): "8000",
     }
     event = db.session.scalars(db.select(AuditEvent).where(AuditEvent.kind == "mapping.imported")).one()
-    assert event.after == {first_ext: {"gl_account": None}, second_ext: {"tax_code": "0", "gl_account": "8000"}}
+    assert event.after == {first_ext: {"gl_account": None}, second_ext: {"tax_code": code_2, "gl_account": "8000"}}
+
+
+def test_a_row_whose_tax_code_has_another_rate_than_its_product_changes_nothing(db, connect):
+    mapper = connect("exact-online")
+    (good, good_ext), (bad, bad_ext) = _org_products(db, mapper.id)[:2]
+    wrong = _exact_code(db, bad, other=True)
+    content = f"product_id,tax_code\n{good_ext},{_exact_code(db, good)}\n{bad_ext},{wrong}\n"
+
+    refused = _upload(mapper, content)
+
+    assert refused.status_code == 400
+    body = html.unescape(refused.get_data(as_text=True))
+    product = db.session.get(Product, bad)
+    rate = format(product.tax_rate.normalize(), "f")
+    other = next(r for r, code in EXACT_CODE.items() if code == wrong)
+    assert f"Row 3, tax_code: Product {product.code} {product.name} is at {rate} %, but VAT code {wrong}" in body
+    assert f"is at {other} %: a product's VAT code must have its rate" in body
+    assert _overrides(db, mapper.id) == {}  # not even the good row: all or nothing
 
 
 def test_a_bad_import_changes_nothing_and_names_every_row(db, connect):

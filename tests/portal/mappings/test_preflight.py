@@ -11,15 +11,23 @@ from portal.models import Connection
 
 from .conftest import BEXIO_MAIN, GOOD_DEFAULTS, QBO_US, control
 
+#: The words of the totals guard's findings over the last 12 months' documents. The unit these tests
+#: connect to every ledger is the demo seed's first (Dutch, lines at 21, 9 and 0 %): QuickBooks US and
+#: bexio have no code at those rates, so the guard finds them there. These tests are about the other
+#: checks; the guard's findings are tested in tests/portal/mappings/test_taxes.py.
+GUARD_WORDS = "of the last 12 months would be held"
 
-def _problems(body: str) -> list[tuple[str, str, str]]:
-    """Return (severity, text, link) of every problem in a preflight fragment."""
+
+def _problems(body: str, *, guard: bool = False) -> list[tuple[str, str, str]]:
+    """Return (severity, text, link) of every problem in a preflight fragment (the guard's too when ``guard``)."""
     found = re.findall(r'data-severity="(\w+)">\s*<strong>\w+:</strong>(.*?)<a href="([^"]+)">', body, re.S)
-    return [(sev, html.unescape(re.sub(r"<[^>]+>", "", text)).strip(), link) for sev, text, link in found]
+    problems = [(sev, html.unescape(re.sub(r"<[^>]+>", "", text)).strip(), link) for sev, text, link in found]
+    return [p for p in problems if guard or GUARD_WORDS not in p[1]]
 
 
 def _clean(body: str) -> bool:
-    return 'data-outcome="clean"' in body
+    """Say whether the check found nothing but the guard's findings on the demo unit's rates (see GUARD_WORDS)."""
+    return 'data-outcome="clean"' in body or (bool(re.search("data-outcome=", body)) and not _problems(body))
 
 
 def _ledger(sandbox: str, provider: str, company: str) -> dict:

@@ -100,7 +100,7 @@ def test_defaults_and_an_override_give_an_effective_mapping_with_sources(db, con
     assert saved.status_code == 302, saved.get_data(as_text=True)
     assert _mappings(db, mapper.id) == {(None, k): v for k, v in GOOD_DEFAULTS[provider].items()}
     product_id, code = recent_product(mapper.id)
-    override = {"exact-online": ("tax_code", "1"), "quickbooks": ("item", "5"), "bexio": ("gl_account", "3400")}
+    override = {"exact-online": ("gl_account", "8010"), "quickbooks": ("item", "5"), "bexio": ("gl_account", "3400")}
     field, value = override[provider]
     saved = mapper.save_override(product_id, **{field: value})
     assert saved.status_code == 302, saved.get_data(as_text=True)

@@ -24,6 +24,22 @@ PROVIDERS = list(CONNECT)
 NO_TAX_LINE: dict[str, dict[str, str]] = {}
 
 
+#: The rate of each provider's mapped default tax code (GOOD_DEFAULTS: Exact VAT code 2, QuickBooks US
+#: "California", bexio UN81): the helpers' invoices are at it, so the ledger books them as the SaaS did.
+DEFAULT_RATE = {"exact-online": Decimal("21"), "quickbooks": Decimal("8"), "bexio": Decimal("8.1")}
+
+
+def unit_rate(unit_id: int) -> Decimal:
+    """Return the rate of the default tax code of the unit's newest connection (21 without one); in an app context."""
+    from portal.extensions import db
+    from portal.models import Connection
+
+    provider = db.session.scalar(
+        db.select(Connection.provider).where(Connection.business_unit_id == unit_id).order_by(Connection.id.desc())
+    )
+    return DEFAULT_RATE.get(provider or "", Decimal("21"))
+
+
 #: provider → the field of an invoice in the sandbox ledger that carries our reference (the invoice number).
 REFERENCE_FIELD = {"exact-online": "YourRef", "quickbooks": "DocNumber", "bexio": "api_reference"}
 
@@ -130,11 +146,13 @@ def add_invoice(
     *,
     issue_date: date | None = None,
     quantity: str = "2",
+    tax_rate: Decimal | None = None,
 ) -> tuple[int, str]:
     """Add a committed one-line invoice of the unit (to ``org``'s customer, of its product); return (id, number).
 
     ``org`` is what :func:`new_organization` returns. The line is ``quantity`` hours at 100.00
-    with 21 % tax; the invoice is of today unless ``issue_date`` says otherwise.
+    with ``tax_rate`` % tax (default: the rate of the unit's connection's default tax code,
+    :func:`unit_rate`); the invoice is of today unless ``issue_date`` says otherwise.
     """
     from portal.extensions import db
     from portal.models import Invoice, InvoiceLine
@@ -142,8 +160,10 @@ def add_invoice(
     number = number or f"LL-{os.urandom(3).hex().upper()}"
     day = issue_date or date.today()
     qty, price = Decimal(quantity), Decimal("100.00")
+    with app.app_context():
+        rate = tax_rate if tax_rate is not None else unit_rate(unit_id)
     net = (qty * price).quantize(Decimal("0.01"))
-    tax = (net * Decimal("0.21")).quantize(Decimal("0.01"))
+    tax = (net * rate / 100).quantize(Decimal("0.01"))
     with app.app_context():
         invoice = Invoice(
             organization_id=org["org_id"],
@@ -164,7 +184,7 @@ def add_invoice(
                 description="Consulting hours",
                 quantity=qty,
                 unit_price=price,
-                tax_rate=Decimal("21"),
+                tax_rate=rate,
                 net_amount=net,
                 tax_amount=tax,
                 product_id=org["product_id"],

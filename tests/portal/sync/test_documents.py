@@ -11,7 +11,9 @@ from tests.portal.sync.test_pipeline import TODAY, ingest_invoice, run_push, set
 
 
 def ingest_credit_note(api, invoice_external_id: str) -> str:
+    """PUT a credit note of 50.00 at the rate of the invoice's first line; return its SaaS id."""
     number = f"CN-{os.urandom(3).hex().upper()}"
+    rate = api[1](f"invoices/{invoice_external_id}").get_json()["lines"][0]["tax_rate"]
     api[0](
         f"credit-notes/cn-{number}",
         {
@@ -20,7 +22,7 @@ def ingest_credit_note(api, invoice_external_id: str) -> str:
             "issue_date": TODAY,
             "currency": "EUR",
             "reason": "Two hours too many",
-            "lines": [{"position": 1, "description": "Refund", "quantity": 1, "unit_price": "50.00", "tax_rate": 21}],
+            "lines": [{"position": 1, "description": "Refund", "quantity": 1, "unit_price": "50.00", "tax_rate": rate}],
         },
     )
     return f"cn-{number}"

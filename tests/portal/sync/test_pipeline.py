@@ -10,7 +10,7 @@ import pytest
 import requests
 
 from tests.portal.mappings.conftest import control
-from tests.portal.sync.conftest import CONNECT, PROVIDERS, ledger_documents
+from tests.portal.sync.conftest import CONNECT, PROVIDERS, ledger_documents, unit_rate
 
 TODAY = date.today().isoformat()
 PDF = b"%PDF-1.4 Ledgerlink pipeline test\n%%EOF\n"
@@ -23,6 +23,7 @@ def ingest_invoice(app, api, org_unit, *, pdf: bytes | None = PDF) -> tuple[str,
 
     with app.app_context():
         customer = db.session.get(Customer, org_unit["customer_id"]).external_id
+        rate = str(unit_rate(org_unit["unit_id"]))  # the connection's default tax code's rate
     number = f"LL-{os.urandom(3).hex().upper()}"
     body = {
         "business_unit": org_unit["unit_id"],
@@ -31,7 +32,9 @@ def ingest_invoice(app, api, org_unit, *, pdf: bytes | None = PDF) -> tuple[str,
         "issue_date": TODAY,
         "due_date": TODAY,
         "currency": "EUR",
-        "lines": [{"position": 1, "description": "Consulting", "quantity": 2, "unit_price": "100.00", "tax_rate": 21}],
+        "lines": [
+            {"position": 1, "description": "Consulting", "quantity": 2, "unit_price": "100.00", "tax_rate": rate}
+        ],
     }
     if pdf is not None:
         body["pdf"] = base64.b64encode(pdf).decode()

@@ -114,14 +114,14 @@ def test_a_crash_between_the_ledger_write_and_our_commit_ends_with_exactly_one(
 
     connection_id = connect(provider)
     invoice_id, number = make_invoice()
-    real_store = push._store_result
+    real_store = push._store_document
 
-    def die_before_commit(record, result):
+    def die_before_commit(connection, record, document, result):
         if record.kind is RecordKind.invoice:
             raise SystemExit("worker killed")  # not an Exception: nothing in the push may catch it
-        return real_store(record, result)
+        return real_store(connection, record, document, result)
 
-    monkeypatch.setattr(push, "_store_result", die_before_commit)
+    monkeypatch.setattr(push, "_store_document", die_before_commit)
     with pytest.raises(SystemExit):
         _push(app, connection_id, invoice_id)  # the app context ends: the session rolls back
     monkeypatch.undo()
