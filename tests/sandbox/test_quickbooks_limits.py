@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 
+import pytest
 import requests
 
 from tests.sandbox.test_quickbooks_support import US_REALM, Qbo
@@ -31,6 +32,7 @@ def test_per_minute_quota_gives_xml_throttle_then_recovers(sandbox_url):
     assert all(qbo.get("preferences").status_code == 200 for _ in range(10))
 
 
+@pytest.mark.faults
 def test_concurrency_gate_per_realm(sandbox_url):
     qbo = Qbo(sandbox_url)
     post(sandbox_url, "/_control/quickbooks/set_limits", {"concurrent": 2})
@@ -60,6 +62,7 @@ def test_batch_quota(sandbox_url):
     assert qbo.post("batch", body).status_code == 429
 
 
+@pytest.mark.faults
 def test_injected_500_storm_and_timeout_after_commit(sandbox_url):
     qbo = Qbo(sandbox_url)
     post(
