@@ -138,7 +138,7 @@ def _connect_unit(app, flow, unit_id: int) -> int:
     from tests.portal.mappings.conftest import GOOD_DEFAULTS
 
     region, company, choices = CONNECT["exact-online"]
-    connection_id = flow.connect(unit_id, "exact-online", region, company=company, **choices)
+    connection_id = flow.connected(unit_id, "exact-online", region, company=company, **choices)
     with app.app_context():
         connection = db.session.get(Connection, connection_id)
         services.refresh_reference(connection)
