@@ -6,6 +6,7 @@ installed, who the user is (``id -u``), whether ``sudo -n`` works and what ``apt
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -174,9 +175,11 @@ def test_an_unknown_target_is_a_usage_error(machine):
 @pytest.mark.parametrize("target", ["run", "test", "test-fast"])
 def test_make_checks_the_system_packages_before_anything_else(target):
     # A dry run of every step of the target, as on a fresh clone: the check comes first.
+    outer = ("MAKEFLAGS", "MAKELEVEL", "MFLAGS")  # when the suite itself runs under make
     done = subprocess.run(
-        ["make", "--dry-run", "--always-make", target],
+        ["make", "--dry-run", "--always-make", "--no-print-directory", target],
         cwd=ROOT,
+        env={k: v for k, v in os.environ.items() if k not in outer},
         capture_output=True,
         text=True,
         timeout=60,
