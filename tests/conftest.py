@@ -1,24 +1,80 @@
-"""Fixtures shared by the whole suite.
+"""Fixtures shared by the whole suite, and its tiers.
 
 The suite uses PostgreSQL and Redis when DATABASE_URL / REDIS_URL are set (CI sets both),
-else a SQLite file and an in-process fake Redis. Tests flush the Redis database they are
+else a SQLite file and a private redis-server. Tests flush the Redis database they are
 given: point REDIS_URL at a scratch database.
+
+Run in parallel (``pytest -n 2``, as ``make test`` does), each worker gets a database of its
+own, ``<DATABASE_URL's database>_gw0`` and so on, created and dropped by the suite, and a
+private redis-server: a Redis database per worker would need database numbers the suite was
+not given.
+
+Tiers (markers, see pyproject.toml): ``e2e`` (Chromium), ``workers`` (real ``rq worker`` and
+other portal processes), ``faults`` (sandbox fault injection) and ``slow``. ``make test-fast``
+runs everything else.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import time
 from collections.abc import Callable, Iterator
+from functools import partial
+from pathlib import Path
+from unittest import mock
 
 import pytest
 from flask.globals import _cv_app
 from flask.testing import FlaskClient
 from sqlalchemy import event, inspect
+from werkzeug.security import generate_password_hash
 
 from tests.sandbox_server import ServedApp
 
 TEST_PASSWORD = "correct horse battery staple"
+#: Staff accounts made by tests hash their password with scrypt at a low work factor: logging in
+#: still runs werkzeug's real check (it reads the parameters from the hash), in a millisecond
+#: instead of a quarter second. Production accounts keep werkzeug's default.
+TEST_PASSWORD_HASH = "scrypt:1024:8:1"
+
+TESTS = Path(__file__).resolve().parent
+STARTED = pytest.StashKey[float]()
+#: Folders whose every test is of a tier (the other tiers are marked test by test).
+TIER_FOLDERS = {"e2e": ("e2e",), "faults": ("faults", "workers")}
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items) -> None:
+    """Mark every test of a tier folder with its tiers."""
+    for item in items:
+        try:
+            folder = Path(item.path).resolve().relative_to(TESTS).parts[0]
+        except ValueError:
+            continue
+        for tier in TIER_FOLDERS.get(folder, ()):
+            item.add_marker(tier)
+
+
+def pytest_sessionstart(session) -> None:
+    session.config.stash[STARTED] = time.time()
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
+    """Print the fault matrix when this run's cases wrote it (in this process or an xdist worker)."""
+    from tests.faults import matrix
+
+    rows = matrix.written_since(config.stash.get(STARTED, time.time()))
+    if rows:
+        terminalreporter.section("fault matrix (provider x fault)")
+        for line in matrix.table(rows):
+            terminalreporter.write_line(line)
+        terminalreporter.write_line(f"written to {matrix.MATRIX_PATH.relative_to(TESTS.parent)}")
+
+
+def xdist_worker() -> str | None:
+    """The pytest-xdist worker this process is ("gw0", …), or None when the suite runs alone."""
+    return os.environ.get("PYTEST_XDIST_WORKER")
 
 
 @pytest.fixture(scope="session")
@@ -32,18 +88,43 @@ def sandbox_server():
 
 
 @pytest.fixture(scope="session")
-def database_url(tmp_path_factory) -> str:
-    """The database the suite runs on: DATABASE_URL, or a fresh SQLite file."""
-    return os.environ.get("DATABASE_URL") or f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.sqlite'}"
+def database_url(tmp_path_factory) -> Iterator[str]:
+    """The database the suite runs on: DATABASE_URL, or a fresh SQLite file.
+
+    Under pytest-xdist each worker creates (and at the end drops) a database of its own beside
+    DATABASE_URL's, named after it with the worker's id.
+    """
+    base, worker = os.environ.get("DATABASE_URL"), xdist_worker()
+    if not base:
+        yield f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.sqlite'}"
+        return
+    if not worker:
+        yield base
+        return
+    from sqlalchemy import create_engine, make_url, text
+
+    url = make_url(base)
+    own = url.set(database=f"{url.database}_{worker}")
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    quoted = f'"{own.database}"'
+    with admin.connect() as conn:
+        conn.execute(text(f"DROP DATABASE IF EXISTS {quoted} WITH (FORCE)"))
+        conn.execute(text(f"CREATE DATABASE {quoted}"))
+    yield own.render_as_string(hide_password=False)
+    with admin.connect() as conn:  # FORCE ends the connections the app's pool still holds
+        conn.execute(text(f"DROP DATABASE IF EXISTS {quoted} WITH (FORCE)"))
+    admin.dispose()
 
 
 @pytest.fixture(scope="session")
 def redis_url(tmp_path_factory) -> Iterator[str]:
     """A Redis server reachable over TCP: REDIS_URL, or a private redis-server on a free port.
 
-    Worker processes started by tests connect to it just as production workers do.
+    Under pytest-xdist every worker starts its own redis-server (REDIS_URL names one database,
+    and the suite flushes the database it is given). Worker processes started by tests connect
+    to it just as production workers do.
     """
-    if os.environ.get("REDIS_URL"):
+    if os.environ.get("REDIS_URL") and not xdist_worker():
         yield os.environ["REDIS_URL"]
         return
     import shutil
@@ -128,23 +209,39 @@ def app(database_url, redis_url, sandbox_server, tmp_path_factory):
     return app
 
 
+@pytest.fixture(scope="session")
+def _tables(app) -> list:
+    """The tables to empty after each test, children first: the models' tables the migrations made.
+
+    (A model without its migration yet is caught by test_migrations, not here.)
+    """
+    from portal.extensions import db
+
+    with app.app_context(), db.engine.connect() as conn:
+        existing = set(inspect(conn).get_table_names())
+    return [table for table in reversed(db.metadata.sorted_tables) if table.name in existing]
+
+
 @pytest.fixture(autouse=True)
 def _clean_state(request) -> Iterator[None]:
-    """Leave every table empty and the Redis database flushed after each portal test."""
+    """Leave every table empty and the Redis database flushed after each portal test.
+
+    Tests commit on purpose, from several sessions, threads and worker processes, so the state is
+    deleted rather than rolled back. On PostgreSQL the deletes go in one round trip.
+    """
     yield
     if "app" not in request.fixturenames:
         return
-    app = request.getfixturevalue("app")
+    app, tables = request.getfixturevalue("app"), request.getfixturevalue("_tables")
     from portal.extensions import db, queue
 
     with app.app_context():
         db.session.remove()
         with db.engine.begin() as conn:
-            # Only tables the migrations created (a model without its migration yet is caught by
-            # test_migrations, not here).
-            existing = set(inspect(conn).get_table_names())
-            for table in reversed(db.metadata.sorted_tables):
-                if table.name in existing:
+            if conn.dialect.name == "postgresql":
+                conn.exec_driver_sql("; ".join(f'DELETE FROM "{table.name}"' for table in tables))
+            else:
+                for table in tables:
                     conn.execute(table.delete())
         queue.connection.flushdb()
 
@@ -166,12 +263,17 @@ def db(app):
 
 @pytest.fixture
 def make_staff(app) -> Callable:
-    """Return a factory of committed staff accounts: make_staff("ops") -> StaffUser id/email."""
+    """Return a factory of committed staff accounts: make_staff("ops") -> StaffUser id/email.
+
+    Their passwords are hashed with :data:`TEST_PASSWORD_HASH`.
+    """
     from portal.auth.services import create_staff
     from portal.extensions import db
 
+    cheap = partial(generate_password_hash, method=TEST_PASSWORD_HASH)
+
     def make(role: str = "support", email: str | None = None, password: str = TEST_PASSWORD):
-        with app.app_context():
+        with app.app_context(), mock.patch("portal.models.staff.generate_password_hash", cheap):
             user = create_staff(email or f"{role}-{os.urandom(3).hex()}@example.test", role, password, actor="test")
             db.session.commit()
             return {"id": user.id, "email": user.email, "password": password, "role": role}

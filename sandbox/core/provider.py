@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -40,13 +41,21 @@ class SandboxContext:
     #: Multiplier on every provider's limits (e.g. 0.01 makes a back-fill hit limits in seconds).
     quota_scale: float = 1.0
     providers: dict[str, ProviderEmulator] = field(default_factory=dict)
+    #: Set by :meth:`reset` to end the answers held by "hang" faults (a new one is made each time).
+    release_held: threading.Event = field(default_factory=threading.Event)
 
     def scaled(self, limit: int) -> int:
         """Return ``limit`` scaled by :attr:`quota_scale`, never below 1."""
         return max(1, int(limit * self.quota_scale))
 
     def reset(self) -> None:
-        """Return every emulator, counter, fault, client and the clock to their start state."""
+        """Return every emulator, counter, fault, client and the clock to their start state.
+
+        Answers still held by a "hang" fault are let go (as 504s), so they no longer take a
+        provider's concurrency slots from what comes after the reset.
+        """
+        held, self.release_held = self.release_held, threading.Event()
+        held.set()
         self.clock.reset()
         self.windows.reset()
         self.faults.clear()
@@ -149,7 +158,7 @@ class ProviderEmulator:
         if fault is None:
             return response
         if fault.mode == "hang":
-            time.sleep(fault.hang_seconds)
+            self.ctx.release_held.wait(fault.hang_seconds)
         return Response(
             "<html><body><h1>504 Gateway Time-out</h1>The server didn't respond in time.</body></html>",
             status=504,

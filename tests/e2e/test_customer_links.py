@@ -48,7 +48,7 @@ def test_open_suggestions_confirm_in_bulk_and_see_the_links(
         unit_id = unit.id
     user = make_staff("support")
     flow = Flow(client, login(user), sandbox_server)
-    cid = flow.connect(unit_id, "bexio", company=BEXIO_MAIN, username="max.mustermann", company_id=BEXIO_MAIN)
+    cid = flow.connected(unit_id, "bexio", company=BEXIO_MAIN, username="max.mustermann", company_id=BEXIO_MAIN)
     assert csrf_token_of(client.get(f"/connections/{cid}/customers").get_data(as_text=True))
 
     page.goto(f"{live_server}/login")

@@ -18,7 +18,7 @@ def test_map_check_fix_and_check_clean(app, live_server, page, make_staff, flow,
     from portal.mappings import services
     from portal.models import Connection
 
-    connection_id = flow.connect(
+    connection_id = flow.connected(
         unit_id, "exact-online", "nl", company="3010001", user="jan.devries", divisions=["3010001"]
     )
     with app.app_context():

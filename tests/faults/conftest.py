@@ -1,25 +1,22 @@
-"""Fixtures of the fault matrix, and the matrix itself: printed at the end and written as JSON.
+"""Fixtures of the fault matrix, and the matrix itself: written as JSON and printed at the end.
 
-Every case appends one row per provider to :data:`tests.faults.harness.MATRIX`; the terminal summary prints the
-table and writes it to ``test-results/faults-matrix.json``.
+Every case appends one row per provider to :data:`tests.faults.harness.MATRIX`; the process that ran
+the cases writes them to ``test-results/faults-matrix.json`` (:mod:`tests.faults.matrix`), and the
+run's terminal summary prints the table.
 """
 
 from __future__ import annotations
 
-import json
 import os
 
 import pytest
 
 from tests.portal.connections.conftest import flow, sandbox  # noqa: F401 - fixtures
 from tests.portal.sync.conftest import PROVIDERS, add_invoice, connect_unit, new_organization
-from tests.portal.sync.rq_workers import ROOT, control
+from tests.portal.sync.rq_workers import control
 
+from . import matrix
 from .harness import INVOICES, MATRIX, Case, Pool, Target
-
-MATRIX_PATH = ROOT / "test-results" / "faults-matrix.json"
-COLUMNS = ("provider", "fault", "invoices", "in_ledger", "duplicates", "lost", "mismatched", "failed", "waiting")
-COLUMNS += ("connection", "fault_events", "verdict")
 
 
 @pytest.fixture
@@ -73,30 +70,7 @@ def make_case(app, worker_pool, sandbox, targets):  # noqa: F811 - sandbox fixtu
         case.close()
 
 
-def _table(rows: list[dict]) -> list[str]:
-    widths = {c: max(len(c), *(len(str(r[c])) for r in rows)) for c in COLUMNS}
-    lines = ["  ".join(c.ljust(widths[c]) for c in COLUMNS)]
-    lines.append("  ".join("-" * widths[c] for c in COLUMNS))
-    for row in rows:
-        lines.append("  ".join(str(row[c]).ljust(widths[c]) for c in COLUMNS))
-        if row["notes"]:
-            lines.append(f"    {row['notes']}")
-    return lines
-
-
-def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
-    """Print the fault matrix and write it to test-results/faults-matrix.json."""
-    if not MATRIX:
-        return
-    terminalreporter.section("fault matrix (provider x fault)")
-    for line in _table(MATRIX):
-        terminalreporter.write_line(line)
-    MATRIX_PATH.parent.mkdir(parents=True, exist_ok=True)
-    payload = {
-        "scale": os.environ.get("PROOF_SCALE") or "ci",
-        "database": "postgresql" if os.environ.get("DATABASE_URL", "").startswith("postgresql") else "sqlite",
-        "rows": MATRIX,
-        "passed": all(r["verdict"] == "PASS" for r in MATRIX),
-    }
-    MATRIX_PATH.write_text(json.dumps(payload, indent=2) + "\n")
-    terminalreporter.write_line(f"written to {MATRIX_PATH.relative_to(ROOT)}")
+def pytest_sessionfinish(session, exitstatus) -> None:
+    """Write the rows of the cases this process ran to test-results/faults-matrix.json."""
+    if MATRIX:
+        matrix.write(MATRIX)

@@ -34,6 +34,7 @@ def _run_status(app, run_id):
         return run.status, run.message, run.started_at, run.finished_at
 
 
+@pytest.mark.workers
 def test_a_real_rq_worker_process_runs_a_job_enqueued_from_a_view(
     app, client, make_staff, login, database_url, redis_url
 ):

@@ -239,6 +239,7 @@ HOSTILE_REPLIES = {
 }
 
 
+@pytest.mark.faults
 @pytest.mark.parametrize("kind", list(HOSTILE_REPLIES))
 def test_hostile_provider_replies_are_reported_escaped_and_change_nothing(app, flow, connect, kind):
     import requests

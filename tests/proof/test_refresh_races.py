@@ -13,6 +13,8 @@ import hashlib
 import json
 import time
 
+import pytest
+
 from portal.connections import vault
 from portal.models import Connection, ConnectionStatus
 from tests.portal.connections.conftest import (
@@ -65,6 +67,8 @@ def _free_units(app, count: int) -> list[int]:
     return list(ids)
 
 
+@pytest.mark.slow
+@pytest.mark.workers
 def test_concurrent_refreshes_never_break_a_connection(app, flow, demo_data, database_url, redis_url):
     """Every process refreshes the connection of every provider at the same instant, round after round."""
     units = _free_units(app, len(TOKEN_CASES))

@@ -7,6 +7,7 @@ to its schema, content type) and for server errors.
 
 from __future__ import annotations
 
+import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -29,6 +30,7 @@ CHECKS = [
 ]
 
 
+@pytest.mark.slow
 def test_the_api_answers_as_its_description_says(app, api_key, org_external):
     schema = schemathesis.openapi.from_wsgi("/api/v1/openapi.json", app)
     headers = {"Authorization": f"Bearer {api_key}"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import requests
 
 from tests.sandbox.test_bexio_support import (
@@ -87,6 +88,7 @@ def test_quotas_off_never_refuse_but_still_send_headers(sandbox_url, api):
     assert all("ratelimit-remaining" in r.headers for r in responses)
 
 
+@pytest.mark.faults
 def test_error_rate_fault_renders_bexio_error(sandbox_url, api):
     fault(sandbox_url, kind="error_rate", status=503, count=1, company=COMPANY)
     resp = api.get("/2.0/contact")
@@ -95,6 +97,7 @@ def test_error_rate_fault_renders_bexio_error(sandbox_url, api):
     assert api.get("/2.0/contact").status_code == 200
 
 
+@pytest.mark.faults
 def test_rate_limit_storm(sandbox_url, api):
     fault(sandbox_url, kind="rate_limit_storm", seconds=30)
     resp = api.get("/2.0/contact")
@@ -104,6 +107,7 @@ def test_rate_limit_storm(sandbox_url, api):
     assert api.get("/2.0/contact").status_code == 200
 
 
+@pytest.mark.faults
 def test_timeout_after_commit_keeps_the_write(sandbox_url, api):
     fault(sandbox_url, kind="timeout_after_commit", count=1, methods=["POST"], path_contains="kb_invoice")
     resp = api.post("/2.0/kb_invoice", json={"contact_id": 1, "user_id": 1, "api_reference": "retry-me"})
@@ -113,6 +117,7 @@ def test_timeout_after_commit_keeps_the_write(sandbox_url, api):
     assert new_invoice(api)["id"] > found.json()[0]["id"]
 
 
+@pytest.mark.faults
 def test_latency_fault(sandbox_url, api):
     fault(sandbox_url, kind="latency", ms=200, count=1)
     resp = api.get("/2.0/unit")

@@ -6,6 +6,7 @@ import base64
 import time
 from datetime import UTC, date, datetime, timedelta
 
+import pytest
 import requests
 
 from tests.sandbox.test_exact_support import (
@@ -416,6 +417,7 @@ def test_quotas_off_never_refuse_but_keep_headers(sandbox_url):
     assert response.headers["X-RateLimit-Minutely-Limit"] == "3"
 
 
+@pytest.mark.faults
 def test_injected_errors_storms_and_timeouts(sandbox_url):
     api = api_for(sandbox_url)
     faults = f"{sandbox_url}/_control/faults"

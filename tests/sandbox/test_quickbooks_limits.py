@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import threading
+import time
 
+import pytest
 import requests
 
 from tests.sandbox.test_quickbooks_support import US_REALM, Qbo
@@ -31,6 +33,7 @@ def test_per_minute_quota_gives_xml_throttle_then_recovers(sandbox_url):
     assert all(qbo.get("preferences").status_code == 200 for _ in range(10))
 
 
+@pytest.mark.faults
 def test_concurrency_gate_per_realm(sandbox_url):
     qbo = Qbo(sandbox_url)
     post(sandbox_url, "/_control/quickbooks/set_limits", {"concurrent": 2})
@@ -60,6 +63,7 @@ def test_batch_quota(sandbox_url):
     assert qbo.post("batch", body).status_code == 429
 
 
+@pytest.mark.faults
 def test_injected_500_storm_and_timeout_after_commit(sandbox_url):
     qbo = Qbo(sandbox_url)
     post(
@@ -122,3 +126,45 @@ def test_control_errors_and_ledger(sandbox_url):
     assert ledger["CompanyInfo"]["Country"] == "US"
     assert len(ledger["grants"]) == 1
     assert {i["Name"] for i in ledger["entities"]["Item"]} >= {"Hardware", "Cables"}
+
+
+@pytest.mark.faults
+def test_a_reset_lets_go_of_a_held_answer_and_its_concurrency_slot(sandbox_url):
+    def invoices() -> int:
+        ledger = requests.get(f"{sandbox_url}/_control/ledger/quickbooks/{US_REALM}", timeout=10).json()
+        return len(ledger["entities"].get("Invoice", []))
+
+    qbo, before = Qbo(sandbox_url), invoices()
+    post(
+        sandbox_url,
+        "/_control/faults",
+        {
+            **{"provider": "quickbooks", "kind": "timeout_after_commit", "mode": "hang", "hang_seconds": 60},
+            **{"methods": ["POST"], "path_pattern": "/invoice$"},
+        },
+    )
+    body = {
+        "CustomerRef": {"value": "1"},
+        "Line": [
+            {"Amount": 10, "DetailType": "SalesItemLineDetail", "SalesItemLineDetail": {"ItemRef": {"value": "1"}}}
+        ],
+    }
+    answers: list[int] = []
+    held = threading.Thread(
+        target=lambda: answers.append(qbo.session.post(qbo.url("invoice"), json=body, timeout=90).status_code)
+    )
+    held.start()
+    deadline = time.monotonic() + 10
+    while invoices() == before and time.monotonic() < deadline:  # committed, its answer held
+        time.sleep(0.05)
+    assert invoices() == before + 1 and held.is_alive()
+
+    reset_at = time.monotonic()
+    post(sandbox_url, "/_control/reset", {})
+    held.join(10)
+    assert answers == [504]  # the answer is let go at once, still as a timeout
+    assert time.monotonic() - reset_at < 5
+    # Nothing of the held request stays in flight: the realm's only slot is free.
+    fresh = Qbo(sandbox_url)
+    post(sandbox_url, "/_control/quickbooks/set_limits", {"concurrent": 1})
+    assert fresh.get(f"companyinfo/{US_REALM}").status_code == 200

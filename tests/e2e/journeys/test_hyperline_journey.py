@@ -149,6 +149,7 @@ def test_hyperline_division_mappings_links_push_and_backfill(app, live_server, s
     box.get_by_label("Connection date (UTC)").fill(f"{today}T00:00")
     box.get_by_label("Sync delay (minutes)").fill("0")
     box.get_by_role("button", name="Save settings").click()
+    expect(page.locator("#settings-box [role=status]")).to_have_text("Settings saved.")
     expect(page.locator("#settings-box").get_by_label("Sync delay (minutes)")).to_have_value("0")
     api.put("invoices", "hl-i-1", invoice_body(org["unit_id"], "hl-c-jansen", "HL-1001", today, product="hl-p-seats"))
     handbook = (line("Onboarding handbook", "1", "19.95", "9"),)

@@ -84,6 +84,8 @@ def test_psohub_connect_map_push_number_back_and_paid(app, live_server, sandbox,
     box.get_by_label("Sync delay (minutes)").fill("0")
     box.locator("input[name=payments_mode][value=pull]").check()
     box.get_by_role("button", name="Save settings").click()
+    # The saved box is swapped in with its confirmation; reloading before that would race the save.
+    expect(page.locator("#settings-box [role=status]")).to_have_text("Settings saved.")
     expect(page.locator("#settings-box").get_by_label(re.compile("Via the ledger"))).to_be_checked()
     page.reload()
     expect(page.locator("#settings-box").get_by_label(re.compile("Via the ledger"))).to_be_checked()

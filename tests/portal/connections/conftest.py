@@ -96,8 +96,8 @@ def local_path(url: str) -> str:
 class Flow:
     """The connect flow, step by step, as support and the approver click through it."""
 
-    def __init__(self, client, token: str, sandbox: str) -> None:
-        self.client, self.token, self.sandbox = client, token, sandbox
+    def __init__(self, client, token: str, sandbox: str, staff_id: int | None = None) -> None:
+        self.client, self.token, self.sandbox, self.staff_id = client, token, sandbox, staff_id
 
     def start(self, unit_id: int, provider: str, region: str | None = None, *, replace: bool = False):
         data = {"provider": provider, "region": region or "", "csrf_token": self.token}
@@ -135,11 +135,40 @@ class Flow:
     def post(self, url: str, **data):
         return self.client.post(url, data={"csrf_token": self.token, **data})
 
+    def connected(self, unit_id: int, provider: str, region: str | None = None, *, company: str, **choices) -> int:
+        """A connection as :meth:`connect` leaves it, made without the pages; return its id.
+
+        For tests that need a connection rather than test connecting: the same services the
+        pages call run in one request context as this support member (the consent request is
+        started and remembered, the ledger's consent given through the sandbox's control API as
+        the consent page's Approve gives it, the code exchanged and the companies listed by the
+        adapter, the company pinned: tokens encrypted, the connection audited), without
+        rendering or following the four pages in between.
+        """
+        from flask_login import login_user
+
+        from portal.connections import services
+        from portal.extensions import db
+        from portal.models import BusinessUnit, StaffUser
+
+        with self.client.application.test_request_context():
+            if self.staff_id is not None:
+                login_user(db.session.get(StaffUser, self.staff_id))
+            url = services.start_authorization(
+                db.session.get(BusinessUnit, unit_id), provider, region, staff_id=self.staff_id
+            )
+            callback = urlsplit(consent(self.sandbox, url, **choices))
+            grant = services.complete_authorization(dict(parse_qsl(callback.query)))
+            connection = services.pin_company(grant, company)
+            db.session.commit()
+            return connection.id
+
 
 @pytest.fixture
 def flow(client, make_staff, login, sandbox):
     """A logged-in support member's connect flow against the sandbox."""
-    return Flow(client, login(make_staff("support")), sandbox)
+    staff = make_staff("support")
+    return Flow(client, login(staff), sandbox, staff["id"])
 
 
 @pytest.fixture
@@ -169,7 +198,7 @@ def connect_token_case(flow, unit_id: int, provider: str) -> int:
     """Connect ``unit_id`` to the provider's company of :data:`TOKEN_CASES`; return the connection id."""
     case = dict(TOKEN_CASES[provider])
     region, company = case.pop("region", None), case.pop("company")
-    return flow.connect(unit_id, provider, region, company=company, **case)
+    return flow.connected(unit_id, provider, region, company=company, **case)
 
 
 def spend_access_token(app, connection_id: int) -> None:

@@ -179,6 +179,7 @@ def test_unknown_provider_and_region_are_refused(flow, unit_id, db):
     assert db.session.scalar(db.select(db.func.count(Connection.id))) == 0
 
 
+@pytest.mark.faults
 def test_provider_outage_during_connect_leaves_nothing(app, db, flow, unit_id):
     started = flow.start(unit_id, "quickbooks")
     redirect = consent(flow.sandbox, started.headers["Location"], user="u-ada", realm_id=QBO_US)

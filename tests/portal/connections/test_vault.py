@@ -100,6 +100,7 @@ def test_tokens_are_never_stored_or_shown_in_plain_text(app, flow, unit_id, data
     assert "refresh_token" not in repr(tokens) or tokens.refresh_token not in repr(tokens)
 
 
+@pytest.mark.workers
 @pytest.mark.parametrize("provider", list(TOKEN_CASES))
 def test_eight_processes_refreshing_at_once_never_break_the_connection(
     app, flow, unit_id, provider, database_url, redis_url
@@ -124,6 +125,7 @@ def test_eight_processes_refreshing_at_once_never_break_the_connection(
             assert len(seen) == 4  # one real rotation per round, not eight
 
 
+@pytest.mark.faults
 def test_health_probe_reports_and_recovers(app, flow, unit_id):
     cid = connect_token_case(flow, unit_id, "quickbooks")
     runner = app.test_cli_runner()

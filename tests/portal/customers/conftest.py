@@ -52,7 +52,7 @@ def connect(flow, org_unit):  # noqa: F811 - the flow fixture imported above
 
     def do(provider: str) -> int:
         region, company, choices = CONNECT[provider]
-        return flow.connect(org_unit["unit_id"], provider, region, company=company, **choices)
+        return flow.connected(org_unit["unit_id"], provider, region, company=company, **choices)
 
     return do
 

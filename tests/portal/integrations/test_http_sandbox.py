@@ -44,6 +44,7 @@ PROBES = {E: "financial/Journals", Q: "companyinfo/" + QBO_REALM, B: "2.0/contac
 COMPANIES = {E: EXACT_DIVISION, Q: QBO_REALM, B: BEXIO_COMPANY}
 
 
+@pytest.mark.faults
 @pytest.mark.parametrize("provider", [E, Q, B])
 def test_get_is_retried_after_503s_and_then_succeeds(sandbox, make_http, provider):
     http, seen = make_http(provider)
@@ -55,6 +56,7 @@ def test_get_is_retried_after_503s_and_then_succeeds(sandbox, make_http, provide
     assert control(sandbox, "faults", method="GET") == []
 
 
+@pytest.mark.faults
 @pytest.mark.parametrize("provider", [E, Q, B])
 def test_persistent_503_on_get_gives_unavailable_after_the_retries(sandbox, make_http, provider):
     http, seen = make_http(provider)
@@ -69,6 +71,7 @@ def test_persistent_503_on_get_gives_unavailable_after_the_retries(sandbox, make
     assert len(seen) == 1 + 3  # token exchange + three attempts
 
 
+@pytest.mark.faults
 def test_post_is_never_retried(sandbox, make_http):
     http, seen = make_http(B)
     tokens = connect(sandbox, http)
@@ -81,6 +84,7 @@ def test_post_is_never_retried(sandbox, make_http):
     assert fault["count"] == 2  # fired once: one request reached the provider
 
 
+@pytest.mark.faults
 def test_timeout_after_commit_is_unavailable_with_unknown_outcome_and_the_write_happened(sandbox, make_http):
     http, seen = make_http(B)
     tokens = connect(sandbox, http)
@@ -95,6 +99,7 @@ def test_timeout_after_commit_is_unavailable_with_unknown_outcome_and_the_write_
     assert [c["name_1"] for c in ledger["contacts"]].count(name) == 1
 
 
+@pytest.mark.faults
 def test_hanging_write_times_out_as_unknown_outcome_without_retry(sandbox, make_http):
     http, seen = make_http(Q, timeouts=specs.Timeouts(connect=2, read=0.5))
     tokens = connect(sandbox, http)
@@ -110,6 +115,7 @@ def test_hanging_write_times_out_as_unknown_outcome_without_retry(sandbox, make_
     assert len(seen) == 1  # only the token exchange answered
 
 
+@pytest.mark.faults
 def test_exact_429_storm_gives_retry_at_from_the_minutely_reset(sandbox, make_http):
     http, seen = make_http(E)
     tokens = connect(sandbox, http)
@@ -124,6 +130,7 @@ def test_exact_429_storm_gives_retry_at_from_the_minutely_reset(sandbox, make_ht
     assert seen[-1].company == EXACT_DIVISION
 
 
+@pytest.mark.faults
 def test_quickbooks_xml_throttle_gives_code_3001_and_a_minute_wait(sandbox, make_http):
     fixed = datetime(2026, 5, 1, 9, 0, tzinfo=UTC)
     http, _ = make_http(Q, now=lambda: fixed)
@@ -137,6 +144,7 @@ def test_quickbooks_xml_throttle_gives_code_3001_and_a_minute_wait(sandbox, make
     assert info.value.request_id  # intuit_tid, to quote to Intuit support
 
 
+@pytest.mark.faults
 def test_bexio_429_retry_at_follows_ratelimit_reset_seconds(sandbox, make_http):
     fixed = datetime(2026, 5, 1, 9, 0, tzinfo=UTC)
     http, seen = make_http(B, now=lambda: fixed)

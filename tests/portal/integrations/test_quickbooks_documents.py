@@ -97,6 +97,7 @@ def test_credit_note_is_a_credit_memo_found_again_by_its_number(sandbox, connect
     assert len([m for m in entities(sandbox, QBO_REALM, "CreditMemo") if m["DocNumber"] == "CN-2026-0001"]) == 1
 
 
+@pytest.mark.faults
 def test_a_lost_answer_is_replayed_by_requestid_not_created_twice(sandbox, connected):
     adapter, seen = connected()
     note = draft("CN-LOST-1", LineDraft("Refund", Decimal(1), Decimal("10.00"), item="1"))
@@ -238,6 +239,7 @@ def test_attach_pdf_uploads_once_and_goes_out_with_the_invoice(sandbox, connecte
 # -- payments ------------------------------------------------------------------------------------
 
 
+@pytest.mark.faults
 def test_payment_lowers_the_balance_is_found_by_reference_and_replays(sandbox, connected):
     adapter, _ = connected()
     invoice = adapter.push_invoice(draft("PAY-1"))  # 150.00
@@ -320,6 +322,7 @@ def test_batch_mixes_successes_and_typed_faults_in_one_call(sandbox, connected):
     assert numbers.count("B-NEW-1") == 1 and numbers.count("B-OLD") == 1 and "B-BAD" not in numbers
 
 
+@pytest.mark.faults
 def test_batch_of_many_uses_thirty_per_call_and_skips_what_a_lost_answer_created(sandbox, connected):
     adapter, seen = connected()
     operations = [
@@ -337,6 +340,7 @@ def test_batch_of_many_uses_thirty_per_call_and_skips_what_a_lost_answer_created
     assert all(numbers.count(f"BULK-{n:03d}") == 1 for n in range(65))
 
 
+@pytest.mark.faults
 def test_batch_with_short_ids_replays_by_requestid(sandbox, connected):
     adapter, seen = connected()
     operations = [
@@ -355,6 +359,7 @@ def test_batch_with_short_ids_replays_by_requestid(sandbox, connected):
     assert len(ids) == 3
 
 
+@pytest.mark.faults
 def test_batch_whole_call_failures_are_raised(sandbox, connected):
     adapter, _ = connected()
     operations = [BatchOperation("c1", "customer", "create", CustomerDraft(reference="c1", name="Storm Ltd"))]

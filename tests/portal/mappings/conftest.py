@@ -73,7 +73,7 @@ def connect(flow, unit_id):  # noqa: F811 - the fixtures imported above
 
     def make(provider: str, *, refresh: bool = True) -> Mapper:
         region, choices = CONNECT[provider]
-        mapper = Mapper(flow, flow.connect(unit_id, provider, region, **choices))
+        mapper = Mapper(flow, flow.connected(unit_id, provider, region, **choices))
         if refresh:
             mapper.refresh()
         return mapper

@@ -6,6 +6,7 @@ import csv
 import io
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from rq.job import Job, JobStatus
 from sqlalchemy import select
 
@@ -168,6 +169,7 @@ def _forking_worker(app, database_url: str, redis_url: str, log_path):
     return process, log
 
 
+@pytest.mark.workers
 def test_a_running_job_is_stopped_through_its_worker(app, ops_client, database_url, redis_url, tmp_path):
     from tests.portal.sync.rq_workers import wait_for
 

@@ -117,15 +117,17 @@ def connect_unit(
 ) -> int:
     """Connect the unit to the provider's company of :data:`CONNECT` with working mappings; return the id.
 
-    The connection's reference data is read, its mappings set to the working defaults (with
-    ``mapping_overrides``), and it starts at midnight so that invoices of today are due.
+    The connection is made by the connect services without their pages (:meth:`Flow.connected`;
+    the pages are tested in tests/portal/connections), its reference data is read, its mappings
+    set to the working defaults (with ``mapping_overrides``), and it starts at midnight so that
+    invoices of today are due.
     """
     from portal.extensions import db
     from portal.mappings import services
     from portal.models import Connection
 
     region, company, choices = CONNECT[provider]
-    connection_id = flow.connect(unit_id, provider, region, company=company, **choices)
+    connection_id = flow.connected(unit_id, provider, region, company=company, **choices)
     with app.app_context():
         connection = db.session.get(Connection, connection_id)
         services.refresh_reference(connection)

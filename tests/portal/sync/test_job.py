@@ -53,6 +53,7 @@ def test_the_job_pushes_due_invoices_once_and_counts_outcomes(app, sandbox, conn
         assert len(ledger_documents(sandbox, provider, number)) == 1
 
 
+@pytest.mark.faults
 def test_a_rate_limit_stops_the_run_and_leaves_the_record_pending(app, sandbox, connect, make_invoice):
     from tests.portal.sync.conftest import fault
 

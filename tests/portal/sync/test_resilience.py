@@ -194,6 +194,7 @@ def _scheduled_retries(app, connection_id: int) -> list[datetime]:
         )
 
 
+@pytest.mark.faults
 def test_an_outage_backs_off_exponentially_marks_the_connection_failing_and_recovers(
     app, sandbox, connect, org_unit, api
 ):
@@ -226,6 +227,7 @@ def test_an_outage_backs_off_exponentially_marks_the_connection_failing_and_reco
         assert queue.connection.get(f"ledgerlink:sync-backoff:{connection_id}") is None
 
 
+@pytest.mark.faults
 def test_a_rate_limit_reschedules_at_the_reset_and_fails_no_record(app, sandbox, connect, org_unit, api):
     connection_id = connect("quickbooks")
     _, number = ingest_invoice(app, api, org_unit)

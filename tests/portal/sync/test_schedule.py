@@ -95,6 +95,7 @@ def test_the_schedule_tick_command(app, sandbox, connect, make_invoice):
     assert "1 push(es) enqueued" in result.output
 
 
+@pytest.mark.faults
 def test_a_429_reschedules_the_push_at_the_reset_and_fails_no_record(app, sandbox, connect, make_invoice):
     from rq.registry import ScheduledJobRegistry
 
@@ -137,7 +138,7 @@ def _connect_unit(app, flow, unit_id: int) -> int:
     from tests.portal.mappings.conftest import GOOD_DEFAULTS
 
     region, company, choices = CONNECT["exact-online"]
-    connection_id = flow.connect(unit_id, "exact-online", region, company=company, **choices)
+    connection_id = flow.connected(unit_id, "exact-online", region, company=company, **choices)
     with app.app_context():
         connection = db.session.get(Connection, connection_id)
         services.refresh_reference(connection)
@@ -163,6 +164,8 @@ def _wait_for_a_good_second(low: float = 25.0, high: float = 45.0) -> float:
     return now - (now % 60) + 60
 
 
+@pytest.mark.workers
+@pytest.mark.faults
 @pytest.mark.slow
 def test_two_real_workers_on_one_exact_division_stay_under_its_quota(
     app, sandbox, flow, org_unit, make_invoice, database_url, redis_url

@@ -16,7 +16,7 @@ def _settings(app, connection_id: int) -> dict:
 
 
 def _bexio(flow, org_unit) -> int:
-    return flow.connect(
+    return flow.connected(
         org_unit["unit_id"], "bexio", company=BEXIO_MAIN, username="max.mustermann", company_id=BEXIO_MAIN
     )
 
@@ -67,7 +67,7 @@ def test_a_bexio_email_text_without_the_link_placeholder_is_refused_and_nothing_
 
 
 def test_other_ledgers_take_any_email_text(app, flow, org_unit):
-    connection_id = flow.connect(org_unit["unit_id"], "quickbooks", company=QBO_US, user="u-ada", realm_id=QBO_US)
+    connection_id = flow.connected(org_unit["unit_id"], "quickbooks", company=QBO_US, user="u-ada", realm_id=QBO_US)
 
     saved = flow.post(f"/connections/{connection_id}/settings", **BASE, email_message="Your invoice is attached.")
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from urllib.parse import parse_qs, urlsplit
 
+import pytest
 import redis
 import requests
 
@@ -118,6 +119,7 @@ def test_the_sandbox_scales_quota_windows_and_counts_calls_over_the_limit(sandbo
     assert sandbox_get(sandbox, "quotas")["counters"] == []  # a change of quotas starts counting anew
 
 
+@pytest.mark.workers
 def test_two_workers_on_one_division_stay_within_its_quota(
     app, sandbox, flow, org_unit, connect, database_url, redis_url, tmp_path
 ):

@@ -74,6 +74,8 @@ def _push_again(app, connection_id: int) -> int:
         return run.id
 
 
+@pytest.mark.workers
+@pytest.mark.faults
 @pytest.mark.parametrize("provider", ["exact-online", "quickbooks", "bexio"])
 def test_a_worker_killed_after_the_ledger_committed_leaves_one_invoice(
     app, sandbox, connect, make_invoice, database_url, redis_url, tmp_path, provider
@@ -110,6 +112,8 @@ def test_a_worker_killed_after_the_ledger_committed_leaves_one_invoice(
     assert record["attempts"] == 2
 
 
+@pytest.mark.workers
+@pytest.mark.faults
 @pytest.mark.parametrize("provider", ["exact-online", "quickbooks", "bexio"])
 def test_an_answer_lost_after_the_ledger_committed_leaves_one_invoice(
     app, sandbox, connect, make_invoice, database_url, redis_url, tmp_path, provider
@@ -140,6 +144,7 @@ def test_an_answer_lost_after_the_ledger_committed_leaves_one_invoice(
     assert (record["state"], record["external_id"], record["attempts"]) == ("pushed", ledger_id, 2)
 
 
+@pytest.mark.faults
 def test_the_sandbox_refuses_a_fault_whose_path_pattern_is_no_regular_expression(sandbox):
     body = {"provider": "bexio", "kind": "timeout_after_commit", "path_pattern": "/kb_invoice($"}
     response = requests.post(f"{sandbox}/_control/faults", json=body, timeout=10)
