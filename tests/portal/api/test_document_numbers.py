@@ -116,8 +116,12 @@ def test_stored_duplicates_are_listed_held_with_words_and_pushed_once_renumbered
 
     # The SaaS gives the second invoice its own number: the hold is released, and it is pushed as itself.
     with app.app_context():
+        stored = db.session.get(Invoice, second)
         body = invoice_body(org, number=f"{number}-B")
-        body["customer"] = db.session.get(Invoice, second).customer.external_id
+        body["customer"] = stored.customer.external_id
+        # Same lines at the rate the connection's tax table maps: only the number changes.
+        for line in body["lines"]:
+            line["tax_rate"] = str(stored.lines[0].tax_rate)
     assert put("invoices", f"inv-{number}-tmp", body).status_code == 200
     with app.app_context():
         connection = db.session.get(Connection, connection_id)
