@@ -94,9 +94,11 @@ worker: system-run $(VENV)/.run-installed
 	$(BIN)/rq worker --with-scheduler -w jobs.worker.LedgerlinkWorker -S rq.serializers.JSONSerializer \
 		-u "$$REDIS_URL" sync history default
 
+# Ruff's checks and format, then the type checker over portal/ and jobs/ ([tool.mypy] in pyproject.toml).
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 fmt: install
 	$(BIN)/ruff check --fix .
