@@ -7,11 +7,10 @@ from datetime import datetime
 from sqlalchemy import JSON, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from ..database import UTCDateTime, utcnow
-from ..extensions import db
+from ..database import Base, UTCDateTime, utcnow
 
 
-class ApiClient(db.Model):
+class ApiClient(Base):
     """A system (the SaaS, an ops script) calling /api/v1 with its own key and scopes."""
 
     __tablename__ = "api_client"

@@ -8,12 +8,11 @@ from typing import Any
 from sqlalchemy import JSON, ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from ..database import UTCDateTime, utcnow
-from ..extensions import db
+from ..database import Base, UTCDateTime, utcnow
 from .staff import StaffUser
 
 
-class AuditEvent(db.Model):
+class AuditEvent(Base):
     """Who changed what, when, for which organization, from what to what."""
 
     __tablename__ = "audit_event"

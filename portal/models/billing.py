@@ -13,12 +13,11 @@ from decimal import Decimal
 from sqlalchemy import Date, Enum, ForeignKey, Index, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from ..database import ZERO, Money, Quantity, Rate, UTCDateTime, utcnow
-from ..extensions import db
+from ..database import ZERO, Base, Money, Quantity, Rate, UTCDateTime, utcnow
 from .organization import BusinessUnit, Organization
 
 
-class Customer(db.Model):
+class Customer(Base):
     """A customer of an organization (the party an invoice is addressed to)."""
 
     __tablename__ = "customer"
@@ -48,7 +47,7 @@ class Customer(db.Model):
     organization: Mapped[Organization] = relationship(back_populates="customers")
 
 
-class Product(db.Model):
+class Product(Base):
     """Something an organization sells; invoice lines may refer to it."""
 
     __tablename__ = "product"
@@ -136,7 +135,7 @@ class _Document:
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
 
-class Invoice(_Document, db.Model):
+class Invoice(_Document, Base):
     """An invoice issued by a business unit to a customer."""
 
     __tablename__ = "invoice"
@@ -196,7 +195,7 @@ class _Line:
         return effective_tax_kind(self.tax_rate, self.tax_kind)
 
 
-class InvoiceLine(_Line, db.Model):
+class InvoiceLine(_Line, Base):
     """One line of an invoice."""
 
     __tablename__ = "invoice_line"
@@ -208,7 +207,7 @@ class InvoiceLine(_Line, db.Model):
     product: Mapped[Product | None] = relationship()
 
 
-class CreditNote(_Document, db.Model):
+class CreditNote(_Document, Base):
     """A credit note correcting (part of) an invoice."""
 
     __tablename__ = "credit_note"
@@ -231,7 +230,7 @@ class CreditNote(_Document, db.Model):
     )
 
 
-class CreditNoteLine(_Line, db.Model):
+class CreditNoteLine(_Line, Base):
     """One line of a credit note (amounts positive: the note as a whole credits)."""
 
     __tablename__ = "credit_note_line"
@@ -250,7 +249,7 @@ class PaymentMethod(enum.StrEnum):
     direct_debit = "direct_debit"
 
 
-class Payment(db.Model):
+class Payment(Base):
     """Money received against an invoice."""
 
     __tablename__ = "payment"

@@ -9,8 +9,7 @@ from typing import Any
 from sqlalchemy import JSON, Enum, ForeignKey, Index, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from ..database import UTCDateTime, utcnow
-from ..extensions import db
+from ..database import Base, UTCDateTime, utcnow
 from .organization import BusinessUnit
 from .staff import StaffUser
 from .sync import IllegalTransition
@@ -57,7 +56,7 @@ class SendingMethod(enum.StrEnum):
 DEFAULT_SETTINGS: dict[str, Any] = {"sending_method": SendingMethod.saas.value, "auto_send": False}
 
 
-class Connection(db.Model):
+class Connection(Base):
     """A business unit's link to one company in one ledger."""
 
     __tablename__ = "connection"
@@ -180,7 +179,7 @@ class GrantOutcome(enum.StrEnum):
     superseded = "superseded"
 
 
-class OAuthGrant(db.Model):
+class OAuthGrant(Base):
     """Tokens from a completed consent, held until a company is pinned (or the grant ends).
 
     Nothing becomes a connection until a company is picked. The pick page is reached by a secret

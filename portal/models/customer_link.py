@@ -9,8 +9,7 @@ from typing import Any
 from sqlalchemy import JSON, Enum, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from ..database import UTCDateTime, utcnow
-from ..extensions import db
+from ..database import Base, UTCDateTime, utcnow
 from .billing import Customer
 from .connection import Connection
 from .staff import StaffUser
@@ -53,7 +52,7 @@ _METHOD_LABELS = {
 }
 
 
-class LedgerCustomerCache(db.Model):
+class LedgerCustomerCache(Base):
     """A ledger customer as last fetched for a connection (Exact account, QBO customer, bexio contact)."""
 
     __tablename__ = "ledger_customer_cache"
@@ -87,7 +86,7 @@ class LedgerCustomerCache(db.Model):
         return "active" if self.active else "archived"
 
 
-class CustomerLink(db.Model):
+class CustomerLink(Base):
     """A SaaS customer is this ledger customer on this connection; pushes use it instead of creating one."""
 
     __tablename__ = "customer_link"
@@ -120,7 +119,7 @@ class CustomerLink(db.Model):
     created_by: Mapped[StaffUser | None] = relationship()
 
 
-class LinkSuggestion(db.Model):
+class LinkSuggestion(Base):
     """A candidate ledger customer for an unlinked SaaS customer, from one suggestion run."""
 
     __tablename__ = "link_suggestion"

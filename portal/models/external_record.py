@@ -8,8 +8,7 @@ from datetime import datetime
 from sqlalchemy import Enum, ForeignKey, Index, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from ..database import UTCDateTime, utcnow
-from ..extensions import db
+from ..database import Base, UTCDateTime, utcnow
 from .connection import Connection
 from .staff import StaffUser
 from .sync import IllegalTransition
@@ -112,7 +111,7 @@ FAILED_WHERE = "state IN ('failed', 'needs_action')"
 PUSHED_WHERE = "state = 'pushed'"
 
 
-class ExternalRecord(db.Model):
+class ExternalRecord(Base):
     """(connection, kind, local id) → the ledger's id and number, with the push's state."""
 
     __tablename__ = "external_record"

@@ -15,8 +15,7 @@ from typing import Any
 from sqlalchemy import JSON, Date, Enum, Float, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from ..database import UTCDateTime, utcnow
-from ..extensions import db
+from ..database import Base, UTCDateTime, utcnow
 from .connection import Connection
 from .staff import StaffUser
 from .sync import IllegalTransition, SyncRun
@@ -78,7 +77,7 @@ class ItemOutcome(enum.StrEnum):
     failed = "failed"
 
 
-class Backfill(db.Model):
+class Backfill(Base):
     """One historical push of a connection: range, kinds, cursor, counts and status."""
 
     __tablename__ = "backfill"
@@ -152,7 +151,7 @@ class Backfill(db.Model):
         return sum(n for per in (self.counts or {}).values() for o, n in per.items() if outcome in (None, o))
 
 
-class BackfillItem(db.Model):
+class BackfillItem(Base):
     """The outcome of one record in a back-fill."""
 
     __tablename__ = "backfill_item"

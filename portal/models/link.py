@@ -8,8 +8,7 @@ from datetime import datetime
 from sqlalchemy import Enum, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from ..database import UTCDateTime, utcnow
-from ..extensions import db
+from ..database import Base, UTCDateTime, utcnow
 from .connection import Connection, OAuthGrant
 from .organization import BusinessUnit
 from .staff import StaffUser
@@ -71,7 +70,7 @@ class LinkEventKind(enum.StrEnum):
         return self.value.replace("_", " ").capitalize()
 
 
-class AuthorizationLink(db.Model):
+class AuthorizationLink(Base):
     """A shareable, single-use URL scoped to one business unit, one provider and region."""
 
     __tablename__ = "authorization_link"
@@ -140,7 +139,7 @@ class AuthorizationLink(db.Model):
         self.status_changed_at = utcnow()
 
 
-class AuthorizationLinkEvent(db.Model):
+class AuthorizationLinkEvent(Base):
     """One step in a link's life: created, e-mailed, opened, completed, refused…"""
 
     __tablename__ = "authorization_link_event"

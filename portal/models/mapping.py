@@ -9,14 +9,13 @@ from typing import Any
 from sqlalchemy import JSON, ForeignKey, Index, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from ..database import Rate, UTCDateTime, utcnow
-from ..extensions import db
+from ..database import Base, Rate, UTCDateTime, utcnow
 from .billing import Product
 from .connection import Connection
 from .staff import StaffUser
 
 
-class ReferenceData(db.Model):
+class ReferenceData(Base):
     """One kind of a ledger's reference data (VAT codes, items…) as last fetched for a connection."""
 
     __tablename__ = "reference_data"
@@ -39,7 +38,7 @@ class ReferenceData(db.Model):
         return next((row for row in self.items if row["code"] == wanted), None)
 
 
-class Mapping(db.Model):
+class Mapping(Base):
     """A ledger code for one field: the connection's default (no product) or a product's override."""
 
     __tablename__ = "mapping"
@@ -81,7 +80,7 @@ class Mapping(db.Model):
     updated_by: Mapped[StaffUser | None] = relationship()
 
 
-class TaxMapping(db.Model):
+class TaxMapping(Base):
     """The ledger tax code a SaaS tax rate (and, at 0 %, kind) is booked with on one connection."""
 
     __tablename__ = "tax_mapping"

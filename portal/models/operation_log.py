@@ -7,11 +7,10 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from ..database import UTCDateTime, utcnow
-from ..extensions import db
+from ..database import Base, UTCDateTime, utcnow
 
 
-class OperationLog(db.Model):
+class OperationLog(Base):
     """What a connection asked its ledger and what came back, secrets and personal data masked."""
 
     __tablename__ = "operation_log"

@@ -8,14 +8,13 @@ from typing import TYPE_CHECKING
 from sqlalchemy import ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from ..database import UTCDateTime, utcnow
-from ..extensions import db
+from ..database import Base, UTCDateTime, utcnow
 
 if TYPE_CHECKING:
     from .billing import Customer
 
 
-class Organization(db.Model):
+class Organization(Base):
     """A customer account of the invoicing SaaS."""
 
     __tablename__ = "organization"
@@ -46,7 +45,7 @@ class Organization(db.Model):
     customers: Mapped[list[Customer]] = relationship(back_populates="organization", lazy="raise")
 
 
-class BusinessUnit(db.Model):
+class BusinessUnit(Base):
     """An invoicing entity of an organization; a ledger connection belongs to one."""
 
     __tablename__ = "business_unit"

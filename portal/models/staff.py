@@ -10,8 +10,7 @@ from sqlalchemy import Enum, String
 from sqlalchemy.orm import Mapped, mapped_column
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from ..database import UTCDateTime, utcnow
-from ..extensions import db
+from ..database import Base, UTCDateTime, utcnow
 
 
 class Role(enum.StrEnum):
@@ -31,7 +30,7 @@ class Role(enum.StrEnum):
         return self.rank >= Role(other).rank
 
 
-class StaffUser(UserMixin, db.Model):
+class StaffUser(UserMixin, Base):
     """A member of the SaaS's support, ops or admin staff."""
 
     __tablename__ = "staff_user"

@@ -9,8 +9,7 @@ from typing import Any
 from sqlalchemy import JSON, Enum, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from ..database import UTCDateTime, utcnow
-from ..extensions import db
+from ..database import Base, UTCDateTime, utcnow
 from .staff import StaffUser
 
 
@@ -64,7 +63,7 @@ SYNC_RUN_TRANSITIONS: dict[SyncRunStatus, frozenset[SyncRunStatus]] = {
 }
 
 
-class SyncRun(db.Model):
+class SyncRun(Base):
     """One job: its parameters, status, progress and outcome."""
 
     __tablename__ = "sync_run"
