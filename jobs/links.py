@@ -51,6 +51,8 @@ def _run(fn: Callable[[AuthorizationLink], Any], link_id: int) -> Any:
 @in_app_context
 def notify_requester(link: AuthorizationLink) -> str:
     """E-mail the requester that the link completed."""
+    if not link.notify_email:
+        raise LookupError(f"AuthorizationLink {link.id} has no e-mail address to notify")
     subject, body = services.completion_notice(link)
     try:
         how = mail.send(link.notify_email, subject, body)

@@ -34,7 +34,7 @@ def pull_connection_payments(run: SyncRun, log) -> dict:
             result = payments.pull_payments(connection, vault.fresh_adapter(connection))
         except push.CONNECTION_ERRORS as exc:
             db.session.rollback()
-            connection = db.session.get(Connection, connection_id)
+            connection = db.session.get_one(Connection, connection_id)
             detail = services.note_failure(connection, exc)
             payments.mark_pulled(connection)
             db.session.commit()
@@ -45,7 +45,7 @@ def pull_connection_payments(run: SyncRun, log) -> dict:
                 return {"rate_limited": 1}
             run.message = f"Stopped: {detail}. The next scheduled pull tries again."
             return {"stopped": 1}
-        connection = db.session.get(Connection, connection_id)
+        connection = db.session.get_one(Connection, connection_id)
         payments.mark_pulled(connection)
         services.note_success(connection)
         db.session.commit()

@@ -74,7 +74,7 @@ def _run(fn: Callable[..., dict | None], sync_run_id: int, *args: Any) -> Any:
         counts = fn(run, log, *args)
     except Exception as exc:
         db.session.rollback()
-        run = db.session.get(SyncRun, sync_run_id)
+        run = db.session.get_one(SyncRun, sync_run_id)
         db.session.refresh(run)
         if run.status is not SyncRunStatus.cancelled:
             run.transition(SyncRunStatus.failed, message=f"{type(exc).__name__}: {exc}")

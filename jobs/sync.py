@@ -62,7 +62,8 @@ def push_connection(run: SyncRun, log) -> dict:
         return {"already_running": 1}
     try:
         lease = _Lease(lock)
-        with oplog.buffered(current_app._get_current_object()), limiter.while_waiting(lease.cover):
+        app = current_app._get_current_object()  # type: ignore[attr-defined]  # current_app is a LocalProxy
+        with oplog.buffered(app), limiter.while_waiting(lease.cover):
             return _push_all(run, log, connection, lease)
     finally:
         metrics.flush()
@@ -261,7 +262,7 @@ def _count_steps(
 
 def _stopped(counts: Counter[str], connection: Connection, exc: Exception) -> str:
     """Decide what follows a run stopped by an error about the connection or the moment; return its words."""
-    connection = db.session.get(Connection, connection.id)
+    connection = db.session.get_one(Connection, connection.id)
     if isinstance(exc, RateLimited):
         counts["rate_limited"] += 1
         retry = schedule.enqueue_push(connection, at=exc.retry_at, reason="Resumes after a rate limit.")
@@ -291,7 +292,7 @@ def _stopped(counts: Counter[str], connection: Connection, exc: Exception) -> st
 def _succeeded(connection: Connection) -> None:
     """Record a run that reached the end: last success, outage count reset, failing → connected."""
     schedule.reset_backoff(connection.id)
-    connection = db.session.get(Connection, connection.id)
+    connection = db.session.get_one(Connection, connection.id)
     services.note_success(connection)
     if connection.status is ConnectionStatus.failing:
         services.change_status(connection, ConnectionStatus.connected, "A push reached the ledger again", by="Push")
