@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from decimal import Decimal
+from typing import Any
 
 from flask import Flask, get_flashed_messages, render_template, request, session, url_for
 
@@ -26,7 +27,9 @@ def when(value: datetime | date | None) -> str:
 
 def url_with(**changes) -> str:
     """Return the current URL with some query arguments replaced (None removes one)."""
-    args = request.args.to_dict()
+    if request.endpoint is None:
+        raise RuntimeError("url_with needs a request that matched a route")
+    args: dict[str, Any] = request.args.to_dict()
     for key, value in changes.items():
         if value is None or value == "":
             args.pop(key, None)

@@ -27,12 +27,12 @@ class AppLimiter(Limiter):
         return current_app.extensions.get(_KEY) if has_app_context() else None
 
     @property
-    def storage(self):  # type: ignore[override]
+    def storage(self):
         bound = self._bound()
         return bound[0] if bound else super().storage
 
     @property
-    def limiter(self):  # type: ignore[override]
+    def limiter(self):
         bound = self._bound()
         if bound and not (self._storage_dead and self._in_memory_fallback_enabled):
             return bound[1]

@@ -94,7 +94,7 @@ def api_key_required(scope: str) -> Callable[[F], F]:
             g.api_client = client
             return view(*args, **kwargs)
 
-        wrapper.required_scope = scope  # read by the route audit test
+        wrapper.required_scope = scope  # type: ignore[attr-defined]  # a function attribute, read by the route audit test
         return wrapper  # type: ignore[return-value]
 
     return decorate

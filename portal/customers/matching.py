@@ -423,7 +423,7 @@ class LedgerIndex:
         then screens those in C, and only the survivors are scored in full.
         """
         found = self.exact_candidates(item)
-        blocks = [block for key in item.keys if 0 < len(block := self.by_key.get(key, ())) <= MAX_BLOCK]
+        blocks = [block for key in item.keys if 0 < len(block := self.by_key.get(key, set())) <= MAX_BLOCK]
         if not blocks or not item.sorted_name:
             return found
         if len(blocks) <= 2:

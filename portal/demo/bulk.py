@@ -16,8 +16,9 @@ import random
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import cast
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import Table, func, insert, select
 
 from ..database import utcnow
 from ..extensions import db
@@ -347,9 +348,9 @@ def _local_ids() -> dict[tuple[str, int], list[int]]:
     ):
         for local_id, key in db.session.execute(select(model.id, owner).order_by(model.id)):
             pools[(kind.value, key)].append(local_id)
-    for model, kind in ((CreditNote, RecordKind.credit_note), (Payment, RecordKind.payment)):
+    for child, kind in ((CreditNote, RecordKind.credit_note), (Payment, RecordKind.payment)):
         rows = db.session.execute(
-            select(model.id, Invoice.business_unit_id).join(Invoice, model.invoice_id == Invoice.id).order_by(model.id)
+            select(child.id, Invoice.business_unit_id).join(Invoice, child.invoice_id == Invoice.id).order_by(child.id)
         )
         for local_id, unit_id in rows:
             pools[(kind.value, unit_id)].append(local_id)
@@ -400,6 +401,7 @@ def _seed_records(rng, conns: list[_Planned], total: int, days: int, now: dateti
     span = days * 86400
     batch: list[tuple] = []
     written = 0
+    attempted: datetime | None
     for c, n in zip(conns, counts, strict=True):
         if n == 0:
             continue
@@ -489,6 +491,8 @@ def _write(rows: list[tuple]) -> int:
         return 0
     if db.engine.dialect.name == "postgresql":
         raw = db.session.connection().connection.driver_connection
+        if raw is None:
+            raise RuntimeError("the database connection is closed")
         buffer = io.StringIO()
         for row in rows:
             buffer.write("\t".join(_copy_value(v) for v in row))
@@ -496,7 +500,9 @@ def _write(rows: list[tuple]) -> int:
         with raw.cursor() as cursor, cursor.copy(f"COPY external_record ({', '.join(COLUMNS)}) FROM STDIN") as copy:
             copy.write(buffer.getvalue())
     else:
-        db.session.execute(insert(ExternalRecord.__table__), [dict(zip(COLUMNS, row, strict=True)) for row in rows])
+        db.session.execute(
+            insert(cast(Table, ExternalRecord.__table__)), [dict(zip(COLUMNS, row, strict=True)) for row in rows]
+        )
     db.session.commit()
     return len(rows)
 

@@ -460,7 +460,10 @@ def _write_chunk(chunk: list[_OrgBuilder]) -> dict[str, int]:
     org_rows = [b.organization() for b in chunk]
     org_ids = insert_returning(Organization, org_rows)
 
-    unit_rows, cust_rows, prod_rows, plan = [], [], [], []
+    unit_rows: list[dict] = []
+    cust_rows: list[dict] = []
+    prod_rows: list[dict] = []
+    plan = []
     for b, org_id, org in zip(chunk, org_ids, org_rows, strict=True):
         units = b.business_units(org_id, org["name"])
         customers = b.customers(org_id, b.rng.randint(5, 12))
@@ -490,13 +493,13 @@ def _write_chunk(chunk: list[_OrgBuilder]) -> dict[str, int]:
     invoice_plans: list[tuple[list[dict], dict | None, tuple[dict, list[dict]] | None]] = []
     for b, org_id, u0, un, c0, cn, p0, pn in plan:
         rng, anchor = b.rng, b.anchor
-        units = list(zip(unit_ids[u0 : u0 + un], unit_rows[u0 : u0 + un], strict=True))
+        unit_pairs = list(zip(unit_ids[u0 : u0 + un], unit_rows[u0 : u0 + un], strict=True))
         products = prod_rows[p0 : p0 + pn]
         seq: dict[tuple[int, int], int] = {}
         # Dates first, in order, so that invoice numbers rise with the date as in a real ledger.
         dates = sorted(anchor - timedelta(days=rng.randint(0, 3 * 365)) for _ in range(rng.randint(8, 24)))
         for k, issue in enumerate(dates):
-            unit_id, unit = units[0] if len(units) == 1 or rng.random() < 0.8 else units[1]
+            unit_id, unit = unit_pairs[0] if len(unit_pairs) == 1 or rng.random() < 0.8 else unit_pairs[1]
             lines = b.lines(products, COUNTRIES[unit["country"]].rates)
             subtotal = sum((line["net_amount"] for line in lines), Decimal(0))
             tax = sum((line["tax_amount"] for line in lines), Decimal(0))

@@ -923,11 +923,11 @@ class LedgerAdapter(abc.ABC):
         :raise NeedsReauthorization: when the adapter holds no tokens.
         """
         tokens = self.tokens
-        if tokens is None:
-            raise NeedsReauthorization(f"not connected to {self.spec.name}", reason="no_tokens", provider=self.provider)
-        if tokens.access_expired() and tokens.refresh_token:
+        if tokens is not None and tokens.access_expired() and tokens.refresh_token:
             self._refresh_once(tokens, force=False)
             tokens = self.tokens
+        if tokens is None:
+            raise NeedsReauthorization(f"not connected to {self.spec.name}", reason="no_tokens", provider=self.provider)
         return tokens
 
     def _refresh_once(self, seen: TokenSet | None, *, force: bool) -> None:

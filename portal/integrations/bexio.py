@@ -635,7 +635,7 @@ class BexioAdapter(LedgerAdapter):
         total = Decimal(str(invoice.get("total") or 0))
         remaining = Decimal(str(invoice.get("total_remaining_payments") or 0))
         status = invoice.get("kb_item_status_id")
-        state = _STATUS.get(status, str(status))
+        state = _STATUS.get(status, str(status)) if isinstance(status, int) else str(status)
         return PaymentStatus(str(invoice["id"]), status == PAID, remaining, total, state)
 
     def payment_statuses(self, external_ids: Sequence[str]) -> dict[str, PaymentStatus]:

@@ -809,9 +809,9 @@ class ExactOnlineAdapter(LedgerAdapter):
                     outstanding[key] = outstanding.get(key, Decimal(0)) + _decimal(row.get("Amount"))
             by_id = {row["InvoiceID"].lower(): row for row in invoices}
             for external_id in page:
-                row = by_id.get(_guid(external_id))
-                if row is not None:
-                    found[external_id] = self._payment_status(external_id, row, outstanding)
+                invoice = by_id.get(_guid(external_id))
+                if invoice is not None:
+                    found[external_id] = self._payment_status(external_id, invoice, outstanding)
         return found
 
     @staticmethod

@@ -25,7 +25,7 @@ from datetime import UTC, datetime, timedelta
 from html import unescape
 from http.cookiejar import DefaultCookiePolicy
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import requests
@@ -405,7 +405,7 @@ def map_error(
     status = response.status_code
     parsed = PARSERS[spec.key](response)
     text = scrub(parsed.text, secrets) if parsed.text else None
-    facts = {
+    facts: _Facts = {
         "provider": spec.key,
         "status": status,
         "provider_code": parsed.code,
@@ -438,10 +438,20 @@ def map_error(
     return Rejected(summary, **facts)
 
 
+class _Facts(TypedDict):
+    """What every typed error of a failed response carries (the keyword arguments of LedgerError)."""
+
+    provider: str
+    status: int
+    provider_code: str | None
+    provider_text: str | None
+    request_id: str | None
+
+
 def _map_oauth_error(
     parsed: ProviderError,
     summary: str,
-    facts: dict,
+    facts: _Facts,
     spec: specs.ProviderSpec,
     response: requests.Response,
     now: datetime,

@@ -985,10 +985,10 @@ class QuickBooksAdapter(LedgerAdapter):
             entity = _ENTITIES[kind]
             listed = ", ".join(qbo_literal(n) for n in dict.fromkeys(numbers))
             for row in self._page(f"SELECT * FROM {entity} WHERE DocNumber IN ({listed}) MAXRESULTS 1000"):  # noqa: S608
-                found.setdefault(
-                    (entity, row.get("DocNumber")),
-                    PushResult(str(row["Id"]), row.get("DocNumber"), False, totals=_totals(row)),
-                )
+                number = row.get("DocNumber")
+                if number is None:  # the query matched on it; a row without one answers no lookup
+                    continue
+                found.setdefault((entity, number), PushResult(str(row["Id"]), number, False, totals=_totals(row)))
         return found
 
     def _payment_invoices(self, operations: Sequence[BatchOperation]) -> dict[str, dict]:

@@ -18,12 +18,12 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from queue import SimpleQueue
-from typing import Any
+from typing import Any, cast
 from urllib.parse import parse_qsl, urlsplit
 
 import requests
 from flask import Flask, current_app
-from sqlalchemy import Engine, create_engine, event, insert
+from sqlalchemy import Engine, Table, create_engine, event, insert
 from sqlalchemy.exc import OperationalError
 
 from ..database import utcnow
@@ -50,7 +50,7 @@ def attach(http: Any, connection_id: int, provider: str) -> None:
     session = getattr(http, "session", None)
     if not isinstance(session, requests.Session) or connection_id is None:
         return  # a stand-in adapter without a real HTTP session has nothing to log
-    app = current_app._get_current_object()
+    app = current_app._get_current_object()  # type: ignore[attr-defined]  # current_app is a LocalProxy
     if not _state(app).get("listening"):
         init_app(app)
 
@@ -159,10 +159,10 @@ def shown_path(url: str) -> str:
 def _secrets(request: requests.PreparedRequest) -> list[str]:
     """Return the credentials the request carried, to mask wherever they are echoed."""
     found = []
-    authorization = request.headers.get("Authorization", "")
+    authorization = _text(request.headers.get("Authorization", ""))
     if " " in authorization:
         found.append(authorization.split(" ", 1)[1])
-    if _is_form(request.headers.get("Content-Type", "")):
+    if _is_form(_text(request.headers.get("Content-Type", ""))):
         body = _text(request.body)
         found.extend(v for k, v in parse_qsl(body, keep_blank_values=True) if v and _sensitive_key(k, form=True))
     return [s for s in found if len(s) >= 4]
@@ -184,9 +184,10 @@ def _request_text(request: requests.PreparedRequest, secrets: list[str]) -> str:
     body = request.body
     if body is None or body in (b"", ""):
         return ""
-    content_type = request.headers.get("Content-Type", "")
+    content_type = _text(request.headers.get("Content-Type", ""))
     if "multipart" in content_type or "octet-stream" in content_type or "pdf" in content_type:
-        return f"<{len(body)} bytes {content_type.split(';')[0]}>"
+        size = len(body) if isinstance(body, bytes | str) else "?"  # a streamed body has no length up front
+        return f"<{size} bytes {content_type.split(';')[0]}>"
     text = _text(body)
     if _is_form(content_type):
         pairs = parse_qsl(text, keep_blank_values=True)
@@ -309,7 +310,7 @@ def _insert(app: Flask, items: list, *, busy: type[Exception] | tuple[type[Excep
         return
     try:
         with engine(app).begin() as conn:
-            conn.execute(insert(OperationLog.__table__), rows)
+            conn.execute(insert(cast(Table, OperationLog.__table__)), rows)
     except busy:
         state = _state(app)
         with state["lock"]:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
+from typing import Any, cast
 
 from flask import current_app
-from sqlalchemy import Select, delete, select
+from sqlalchemy import Select, Table, delete, select
 from sqlalchemy.orm import defer
 
 from ..database import utcnow
@@ -32,7 +32,8 @@ def purge_expired(now: datetime | None = None) -> int:
     """Delete entries older than the retention in a transaction of their own; return how many went."""
     cutoff = (now or utcnow()) - timedelta(days=retention_days())
     with db.engine.begin() as conn:
-        result = conn.execute(delete(OperationLog.__table__).where(OperationLog.__table__.c.created_at < cutoff))
+        table = cast(Table, OperationLog.__table__)
+        result = conn.execute(delete(table).where(table.c.created_at < cutoff))
     return result.rowcount or 0
 
 

@@ -187,7 +187,7 @@ class PortalCollector:
             found = {}
             for key in keys:
                 raw = self.redis.hgetall(key)
-                found[key.rsplit(":", 1)[1]] = {k.decode(): float(v) for k, v in raw.items()}
+                found[key.rsplit(":", 1)[1]] = {k.decode(): float(v) for k, v in raw.items()}  # type: ignore[union-attr]  # bytes: no decode_responses
             return found
         except redis.RedisError:
             log.warning("provider metrics unavailable: Redis did not answer")

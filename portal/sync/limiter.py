@@ -390,7 +390,7 @@ class RateLimiter:
         for w in windows_for(specs.get_spec(provider)):
             raw = self.redis.hgetall(window_key(provider, company, w.name))
             if raw:
-                found[w.name] = {k.decode(): float(v) for k, v in raw.items()}
+                found[w.name] = {k.decode(): float(v) for k, v in raw.items()}  # type: ignore[union-attr]  # bytes: no decode_responses
         return found
 
     def reset(self, provider: str, company: str) -> None:
