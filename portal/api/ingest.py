@@ -618,7 +618,9 @@ def put_credit_note(org_id: str, external_id: str):
 def _recompute_paid(invoice: Invoice) -> None:
     """Set amount_paid and status from the invoice's payments."""
     db.session.flush()
-    paid = db.session.scalar(select(func.coalesce(func.sum(Payment.amount), 0)).filter_by(invoice_id=invoice.id))
+    paid = db.session.execute(
+        select(func.coalesce(func.sum(Payment.amount), 0)).filter_by(invoice_id=invoice.id)
+    ).scalar_one()
     paid = Decimal(paid).quantize(CENT)
     status = (
         InvoiceStatus.open
@@ -639,11 +641,11 @@ def put_payment(org_id: str, external_id: str):
     invoice = _referred_invoice(org, data, problems)
     payment = _by_external_id(Payment, org, external_id)
     if invoice is not None and data.get("amount") is not None:
-        others = db.session.scalar(
+        others = db.session.execute(
             select(func.coalesce(func.sum(Payment.amount), 0)).where(
                 Payment.invoice_id == invoice.id, Payment.external_id != external_id
             )
-        )
+        ).scalar_one()
         if Decimal(others) + data["amount"] > invoice.total:
             problems.append(
                 {

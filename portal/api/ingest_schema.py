@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, TypedDict
 
 #: Largest integer the database keeps (INTEGER is 32-bit in PostgreSQL).
 INT_MAX = 2**31 - 1
@@ -257,11 +257,27 @@ def clean_object(data: Any, fields: dict[str, Field], path: str, problems: list[
 
 # -- the resources ------------------------------------------------------------------------------
 
-_COUNTRY = {"pattern": "[A-Z]{2}", "pattern_words": "an ISO 3166-1 alpha-2 country code (e.g. NL)"}
-_CURRENCY = {"pattern": "[A-Z]{3}", "pattern_words": "an ISO 4217 currency code (e.g. EUR)"}
+
+class _Pattern(TypedDict):
+    """A string field's pattern and the words its message uses for it."""
+
+    pattern: str
+    pattern_words: str
+
+
+class _Bounds(TypedDict):
+    """A number field's bounds and decimal places."""
+
+    minimum: Decimal
+    maximum: Decimal
+    places: int
+
+
+_COUNTRY: _Pattern = {"pattern": "[A-Z]{2}", "pattern_words": "an ISO 3166-1 alpha-2 country code (e.g. NL)"}
+_CURRENCY: _Pattern = {"pattern": "[A-Z]{3}", "pattern_words": "an ISO 4217 currency code (e.g. EUR)"}
 _ID = {"max_length": ID_MAX, "not_empty": True}
 _ZERO = Decimal(0)
-_RATE = {"minimum": _ZERO, "maximum": Decimal(100), "places": 3}
+_RATE: _Bounds = {"minimum": _ZERO, "maximum": Decimal(100), "places": 3}
 #: The tax kinds a line may name (portal.models.billing.TaxKind).
 TAX_KINDS = ("standard", "reduced", "zero", "exempt", "reverse_charge", "outside_scope")
 #: The kinds of a line at 0 %; a positive rate is standard or reduced.

@@ -203,14 +203,19 @@ def next_ids(connection: Connection, kind: str, start: date, end: date, *, after
     return list(db.session.scalars(stmt))
 
 
-_MODELS = {"customer": Customer, "invoice": Invoice, "credit_note": CreditNote, "payment": Payment}
+_MODELS: dict[str, type[Customer | Invoice | CreditNote | Payment]] = {
+    "customer": Customer,
+    "invoice": Invoice,
+    "credit_note": CreditNote,
+    "payment": Payment,
+}
 
 
 def load(kind: str, ids: list[int]) -> list[Any]:
     """Return the records of ``kind`` with these ids, in id order, with what the push reads."""
     model = _MODELS[kind]
     stmt = select(model).where(model.id.in_(ids)).order_by(model.id)
-    if kind in ("invoice", "credit_note"):
+    if issubclass(model, Invoice | CreditNote):  # the kinds "invoice" and "credit_note"
         stmt = stmt.options(selectinload(model.lines), selectinload(model.customer))
     if kind == "payment":
         stmt = stmt.options(selectinload(Payment.invoice))
@@ -640,7 +645,7 @@ def preview(connection: Connection, scope: Scope, adapter: LedgerAdapter | None 
                     result.skipped_reasons[key] = result.skipped_reasons.get(key, 0) + 1
                 if v.outcome == "blocked":
                     cause = causes.setdefault(
-                        v.fix_label or v.reason,
+                        v.fix_label or v.reason or "",
                         {"cause": v.fix_label, "fix_url": v.fix_url, "count": 0, "example": v.reason},
                     )
                     cause["count"] += 1
@@ -976,8 +981,8 @@ def run(backfill_id: int, log) -> Backfill | None:
 def _chunk_for(adapter: LedgerAdapter) -> int:
     """Return the chunk size, rounded up to whole batches where the ledger takes batches."""
     size = chunk_size()
-    if supports_batch(adapter):
-        batch = adapter.capabilities.batch_size
+    batch = adapter.capabilities.batch_size
+    if batch and supports_batch(adapter):
         size = math.ceil(size / batch) * batch
     return size
 
@@ -1003,7 +1008,7 @@ def _adapter(connection: Connection, lock, counter: list[int]) -> LedgerAdapter:
 
 
 def _run_locked(backfill_id: int, log, lock) -> Backfill:
-    backfill = db.session.get(Backfill, backfill_id)
+    backfill = db.session.get_one(Backfill, backfill_id)
     if backfill.status.finished or backfill.status is BackfillStatus.paused:
         return backfill
     backfill.transition(BackfillStatus.running, "Running.")
@@ -1022,16 +1027,16 @@ def _run_locked(backfill_id: int, log, lock) -> Backfill:
     kinds = list(scope.kinds)
     start_at = kinds.index(backfill.cursor_kind) if backfill.cursor_kind in kinds else 0
     for kind in kinds[start_at:]:
-        backfill = db.session.get(Backfill, backfill_id)
+        backfill = db.session.get_one(Backfill, backfill_id)
         if backfill.cursor_kind != kind:
             backfill.cursor_kind, backfill.cursor_id = kind, 0
             db.session.commit()
         while True:
-            backfill = db.session.get(Backfill, backfill_id)
+            backfill = db.session.get_one(Backfill, backfill_id)
             db.session.refresh(backfill, ["requested"])
             if backfill.requested:
                 return _honour(backfill)
-            connection = db.session.get(Connection, scope.connection_id)
+            connection = db.session.get_one(Connection, scope.connection_id)
             classifier.rebind(connection)
             ids = next_ids(
                 connection, kind, scope.date_from, scope.date_to, after=backfill.cursor_id, limit=_chunk_for(adapter)
@@ -1043,7 +1048,7 @@ def _run_locked(backfill_id: int, log, lock) -> Backfill:
                 _push_chunk(backfill, connection, classifier, adapter, kind, ids)
             except sync_push.CONNECTION_ERRORS as exc:
                 return _stop(backfill_id, exc, counter, log, busy=time.monotonic() - began)
-            backfill = db.session.get(Backfill, backfill_id)
+            backfill = db.session.get_one(Backfill, backfill_id)
             backfill.cursor_id = ids[-1]
             backfill.calls += counter[0]
             counter[0] = 0
@@ -1056,7 +1061,7 @@ def _run_locked(backfill_id: int, log, lock) -> Backfill:
                 return _hand_over(backfill_id, lock)
             # Forget the chunk's objects: memory stays flat however long the range.
             _clear_session(keep=connection)
-    backfill = db.session.get(Backfill, backfill_id)
+    backfill = db.session.get_one(Backfill, backfill_id)
     backfill.cursor_kind = None
     backfill.summary = reconcile(backfill.connection, scope, adapter)
     backfill.calls += counter[0]
@@ -1073,7 +1078,7 @@ def job_seconds() -> float:
 
 def _hand_over(backfill_id: int, lock) -> Backfill:
     """End this job at a chunk boundary and enqueue the next one, which continues at the cursor."""
-    backfill = db.session.get(Backfill, backfill_id)
+    backfill = db.session.get_one(Backfill, backfill_id)
     backfill.transition(BackfillStatus.queued, f"Continuing in a fresh job after {backfill.total():,} record(s).")
     _mirror(backfill, SyncRunStatus.queued, backfill.message)
     db.session.commit()
@@ -1104,7 +1109,7 @@ def _honour(backfill: Backfill) -> Backfill:
 
 def _stop(backfill_id: int, exc: LedgerError, counter: list[int], log, busy: float = 0.0) -> Backfill:
     db.session.rollback()
-    backfill = db.session.get(Backfill, backfill_id)
+    backfill = db.session.get_one(Backfill, backfill_id)
     backfill.calls += counter[0]
     backfill.busy_seconds += busy
     if isinstance(exc, RateLimited):
@@ -1194,6 +1199,8 @@ def _adopt(connection: Connection, kind: str, obj: Any, v: Verdict) -> ExternalR
     sync_push._begin(record, reference=obj.number, payload=sync_push._document_payload(obj))
     # Only the total is listed: net and tax are taken as the SaaS's, the total is compared.
     totals = Totals(obj.subtotal, obj.tax_total, abs(v.total)) if v.total is not None else None
+    if v.external_id is None:
+        raise ValueError(f"{kind} {obj.id} was found in the ledger without its id")
     return sync_push._store_document(connection, record, obj, PushResult(v.external_id, v.number, False, totals))
 
 
@@ -1272,7 +1279,6 @@ def _push_batch(backfill: Backfill, connection: Connection, adapter: LedgerAdapt
         except sync_push.CONNECTION_ERRORS:
             raise  # every record of the group stays pending: the next attempt looks it up first
         except LedgerError as exc:
-            results = {op.id: None for _r, _i, op in group}
             for record, invoice, _op in group:
                 record = sync_push._store_error(record, exc)
                 _note(backfill, "invoice", invoice, _outcome_of(record), None, record.last_error_text)

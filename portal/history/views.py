@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_htmx import make_response
 from flask_login import current_user
@@ -96,11 +98,11 @@ def preview_history(connection_id: int):
     except services.HistoryError as exc:
         return _preview_answer(connection, form, error=exc.message, status=422)
     except LedgerError as exc:
-        connection = db.session.get(Connection, connection_id)
+        connection = db.session.get_one(Connection, connection_id)
         said = connection_services.note_failure(connection, exc)
         db.session.commit()
         return _preview_answer(connection, form, error=said, status=502)
-    connection = db.session.get(Connection, connection_id)
+    connection = db.session.get_one(Connection, connection_id)
     return _preview_answer(connection, form, preview=result)
 
 
@@ -196,7 +198,8 @@ def list_records(backfill_id: int):
     context = _items_context(backfill)
     if htmx and not htmx.boosted:
         return render_template("history/_items.html", backfill=backfill, **context)
-    return redirect(url_for("history.show_backfill", backfill_id=backfill_id, **request.args))
+    args: dict[str, Any] = request.args.to_dict()
+    return redirect(url_for("history.show_backfill", backfill_id=backfill_id, **args))
 
 
 def _control(backfill_id: int, action):

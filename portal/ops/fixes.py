@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from typing import Any
 
 from flask import url_for
 from werkzeug.routing import BuildError
@@ -74,7 +75,7 @@ class Advice:
         if self.endpoint is None:
             return None
         known = {"connection_id": connection_id, "org_id": org_id, "section": "invoices"}
-        values = {name: known.get(name) for name in self.params}
+        values: dict[str, Any] = {name: known.get(name) for name in self.params}
         if any(v is None for v in values.values()):
             return None
         if self.anchor:

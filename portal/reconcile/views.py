@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
+from typing import Any
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 
@@ -105,7 +106,8 @@ def export_reconciliation(connection_id: int):
 def repush_missing(connection_id: int):
     connection = get_connection(connection_id)
     date_from, date_to = _period_from(request.form)
-    back = url_for("reconcile.show_reconciliation", connection_id=connection.id, **{"from": date_from, "to": date_to})
+    period: dict[str, Any] = {"from": date_from, "to": date_to}
+    back = url_for("reconcile.show_reconciliation", connection_id=connection.id, **period)
     chosen = [str(i) for i in id_list(request.form.getlist("invoice"), "invoice")]
     try:
         date_from, date_to = services.check_range(date_from, date_to)
