@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import cast
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 
 from ..extensions import db
 from ..integrations.base import LedgerError, NeedsReauthorization
@@ -39,17 +40,17 @@ def probe_all(*, warn_within: timedelta = timedelta(days=14)) -> list[ProbeResul
     results = []
     now = datetime.now(UTC)
     for connection_id in ids:
-        connection = db.session.get(Connection, connection_id)
+        connection = db.session.get_one(Connection, connection_id)
         label = f"{connection.provider} {connection.company_label}"
         try:
             vault.fresh_adapter(connection).company_info()
         except NeedsReauthorization as exc:
             db.session.rollback()
-            connection = db.session.get(Connection, connection_id)
+            connection = db.session.get_one(Connection, connection_id)
             ok, detail = False, f"needs re-authorization: {exc.provider_text or exc}"
         except (LedgerError, vault.VaultError) as exc:
             db.session.rollback()
-            connection = db.session.get(Connection, connection_id)
+            connection = db.session.get_one(Connection, connection_id)
             detail = services.note_failure(connection, exc)
             if connection.status is ConnectionStatus.connected:
                 services.change_status(connection, ConnectionStatus.failing, detail, by="Health probe")
@@ -76,8 +77,13 @@ def rotate_token_keys() -> int:
     """
     cipher = vault.cipher()
     count = 0
-    for model in (Connection, OAuthGrant):
-        for row in db.session.scalars(select(model).where(model.token_ciphertext.is_not(None))):
+    models: tuple[type[Connection | OAuthGrant], ...] = (Connection, OAuthGrant)
+    for model in models:
+        # A select of either model reads, to mypy, as one of their common base.
+        stmt = cast("Select[Connection | OAuthGrant]", select(model).where(model.token_ciphertext.is_not(None)))
+        for row in db.session.scalars(stmt):
+            if row.token_ciphertext is None:  # excluded by the query
+                continue
             row.token_ciphertext = cipher.rotate(row.token_ciphertext)
             count += 1
     return count

@@ -12,11 +12,27 @@ import json
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from typing import Any
 
 import redis
 from flask import current_app
-from sqlalchemy import Select, String, and_, case, cast, exists, func, literal, or_, select, union, union_all
-from sqlalchemy.orm import contains_eager
+from sqlalchemy import (
+    ColumnElement,
+    CompoundSelect,
+    Select,
+    String,
+    and_,
+    case,
+    cast,
+    exists,
+    func,
+    literal,
+    or_,
+    select,
+    union,
+    union_all,
+)
+from sqlalchemy.orm import InstrumentedAttribute, contains_eager
 
 from ..database import utcnow
 from ..extensions import db, queue
@@ -195,10 +211,12 @@ def connections_query(f: ConnectionFilters, now: datetime | None = None, *, colu
 
 def connection_count(f: ConnectionFilters, now: datetime | None = None) -> int:
     """Return how many connections match ``f`` (one query over connections alone, no joins)."""
-    return db.session.scalar(select(func.count()).select_from(Connection).where(*connection_conditions(f, now)))
+    return db.session.execute(
+        select(func.count()).select_from(Connection).where(*connection_conditions(f, now))
+    ).scalar_one()
 
 
-def _matching_connections(q: str) -> Select:
+def _matching_connections(q: str) -> CompoundSelect:
     """Return the ids of connections whose organization, unit or company matches ``q`` anywhere.
 
     Each part reads its own names (from their trigram indexes on PostgreSQL), so only the connections
@@ -222,7 +240,7 @@ def _matching_connections(q: str) -> Select:
 def connection_conditions(f: ConnectionFilters, now: datetime | None = None) -> list:
     """Return the conditions on connections that ``f`` sets (none needs a join)."""
     now = now or utcnow()
-    conditions = []
+    conditions: list[ColumnElement[bool]] = []
     if f.q:
         conditions.append(Connection.id.in_(_matching_connections(f.q)))
     if f.provider:
@@ -515,9 +533,9 @@ def dashboard_keys(now: datetime, held: bool = True) -> tuple[dict, str | None]:
     )
     if held:
         facts = _held_facts()
-        row = db.session.execute(select(*newest, facts.c.n, facts.c.latest).select_from(facts)).one()
+        row = tuple(db.session.execute(select(*newest, facts.c.n, facts.c.latest).select_from(facts)).one())
     else:
-        row = db.session.execute(select(*newest)).one()
+        row = tuple(db.session.execute(select(*newest)).one())
     key = {"minute": now.strftime("%Y-%m-%dT%H:%M"), "newest": list(row[:3])}
     return key, _fingerprint(row[3], row[4]) if held else None
 
@@ -560,7 +578,7 @@ class _SettingsOnly:
 def expiring_count(now: datetime | None = None, horizon: timedelta = EXPIRY_HORIZON) -> int:
     """Return how many live connections have a refresh token expiring within ``horizon`` (or expired)."""
     now = now or utcnow()
-    return db.session.scalar(select(func.count()).where(*_expiring(now + horizon)))
+    return db.session.execute(select(func.count()).where(*_expiring(now + horizon))).scalar_one()
 
 
 def exact_divisions() -> list[tuple[str, str, str]]:
@@ -576,6 +594,8 @@ def exact_divisions() -> list[tuple[str, str, str]]:
     ).all()
     seen: dict[str, tuple[str, str, str]] = {}
     for division, name, region in rows:
+        if division is None:  # excluded by the query
+            continue
         seen.setdefault(division, (division, name or "", region or ""))
     return list(seen.values())
 
@@ -718,7 +738,9 @@ class ErrorClassGroup:
 
 
 def _held_where(f: FailureFilters) -> list:
-    conditions = [ExternalRecord.state == f.state] if f.state else [ExternalRecord.state.in_(HELD)]
+    conditions: list[ColumnElement[bool]] = (
+        [ExternalRecord.state == f.state] if f.state else [ExternalRecord.state.in_(HELD)]
+    )
     if f.error_class:
         conditions.append(
             ExternalRecord.last_error_class.is_(None)
@@ -944,7 +966,7 @@ def connection_records_query(connection: Connection, f: RecordFilters) -> Select
 
 
 #: What each record kind points at locally, and the column people know it by.
-_LOCAL = {
+_LOCAL: dict[RecordKind, tuple[type[Invoice | CreditNote | Customer | Payment], InstrumentedAttribute[Any]]] = {
     RecordKind.invoice: (Invoice, Invoice.number),
     RecordKind.credit_note: (CreditNote, CreditNote.number),
     RecordKind.customer: (Customer, Customer.name),

@@ -29,7 +29,10 @@ from ..sync import schedule
 MAX_DAYS = 92
 #: Kinds compared document by document, in the order shown.
 KINDS = (RecordKind.invoice, RecordKind.credit_note)
-_MODELS = {RecordKind.invoice: Invoice, RecordKind.credit_note: CreditNote}
+_MODELS: dict[RecordKind, type[Invoice | CreditNote]] = {
+    RecordKind.invoice: Invoice,
+    RecordKind.credit_note: CreditNote,
+}
 CENT = Decimal("0.01")
 
 
@@ -277,26 +280,26 @@ def repush(report: Report, invoice_ids: Iterable[int] | None = None) -> tuple[li
         raise ReconcileError("The connection is not connected: reconnect it before re-pushing.")
     chosen = set(invoice_ids) if invoice_ids is not None else None
     lines = [
-        line
+        (line, line.local)
         for line in report.missing_invoices
-        if report.repushable(line) and (chosen is None or line.local.id in chosen)
+        if report.repushable(line) and line.local is not None and (chosen is None or line.local.id in chosen)
     ]
     if not lines:
         raise ReconcileError(
             "No missing invoice dated on or after the connection date was chosen; older ones need a historical push."
         )
     before, numbers = [], []
-    for line in lines:
+    for line, local in lines:
         record = line.record
         if record is not None:
-            before.append({"number": line.local.number, "state": record.state.value, "external_id": record.external_id})
+            before.append({"number": local.number, "state": record.state.value, "external_id": record.external_id})
         if record is None:
             db.session.add(
                 ExternalRecord(
                     connection_id=connection.id,
                     kind=RecordKind.invoice,
-                    local_id=line.local.id,
-                    reference=line.local.number,
+                    local_id=local.id,
+                    reference=local.number,
                     state=RecordState.pending,
                     attempts=0,
                 )
@@ -310,8 +313,8 @@ def repush(report: Report, invoice_ids: Iterable[int] | None = None) -> tuple[li
                 ExternalRecord(
                     connection_id=connection.id,
                     kind=RecordKind.invoice,
-                    local_id=line.local.id,
-                    reference=record.reference or line.local.number,
+                    local_id=local.id,
+                    reference=record.reference or local.number,
                     state=RecordState.pending,
                     attempts=max(record.attempts, 1),
                 )
@@ -319,7 +322,7 @@ def repush(report: Report, invoice_ids: Iterable[int] | None = None) -> tuple[li
         elif record.state is not RecordState.pending:
             record.transition(RecordState.pending, error_class=None, error_text=None)
             record.last_error_class = record.last_error_text = None
-        numbers.append(line.local.number)
+        numbers.append(local.number)
     audit.record(
         "reconcile.repushed",
         subject_type="Connection",

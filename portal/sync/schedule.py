@@ -26,8 +26,10 @@ of one connection is the job's own Redis lock (jobs/sync.py).
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
 
 from flask import current_app
 from rq.exceptions import DuplicateJobError, NoSuchJobError
@@ -81,7 +83,14 @@ def job_id(connection_id: int) -> str:
     return f"sync-{connection_id}"
 
 
-def sync_delay(connection: Connection) -> timedelta:
+class HasSettings(Protocol):
+    """What :func:`sync_delay` reads of a connection: its settings."""
+
+    @property
+    def settings(self) -> Mapping[str, Any] | None: ...
+
+
+def sync_delay(connection: HasSettings) -> timedelta:
     """Return how long a record waits before the scheduler pushes it (setting, clamped to 0 to 60 min)."""
     raw = (connection.settings or {}).get("sync_delay_minutes")
     try:
@@ -212,7 +221,7 @@ def enqueue_push(connection: Connection, *, at: datetime | None = None, reason: 
     )
     db.session.add(run)
     db.session.commit()
-    options = {"job_id": key, "unique": True, "result_ttl": RESULT_TTL}
+    options: dict[str, Any] = {"job_id": key, "unique": True, "result_ttl": RESULT_TTL}
     rq_queue = queue.state.queues[QUEUE]
     try:
         if at is None:
@@ -274,7 +283,9 @@ class TickResult:
 def tick(now: datetime | None = None) -> TickResult:
     """Enqueue a push for every scheduled connection with due records, and the payments pulls due."""
     now = now or datetime.now(UTC)
-    enqueued, already, not_due, pulls = [], [], 0, []
+    enqueued: list[int] = []
+    already: list[int] = []
+    not_due, pulls = 0, []
     stmt = select(Connection).where(Connection.status.in_(SCHEDULED_STATUSES)).order_by(Connection.id)
     for connection in db.session.scalars(stmt).all():
         if payments.pull_due(connection, now) and enqueue_payments_pull(connection, reason="Scheduled payments pull."):
