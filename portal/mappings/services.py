@@ -7,6 +7,7 @@ transaction. Services flush; views and jobs commit (STYLE 6).
 
 from __future__ import annotations
 
+from collections import abc
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -216,7 +217,10 @@ def overrides(connection: Connection, product: Product) -> dict[str, str]:
 
 
 def plan_changes(
-    connection: Connection, values: dict[str, str | None], product: Product | None, refs: dict[str, ReferenceData]
+    connection: Connection,
+    values: abc.Mapping[str, str | None],
+    product: Product | None,
+    refs: dict[str, ReferenceData],
 ) -> tuple[dict[str, tuple[str | None, str | None]], dict[str, str]]:
     """Validate wanted values against the current ones; return (changes, errors)."""
     cat = catalog_of(connection)
@@ -278,14 +282,12 @@ def apply_changes(connection: Connection, product: Product | None, changes: dict
 
 def _describe(connection: Connection, changes: dict) -> str:
     cat = catalog_of(connection)
-    return ", ".join(
-        audit.change_words(cat.field(k).label if cat.field(k) else k, b, a) for k, (b, a) in changes.items()
-    )
+    return ", ".join(audit.change_words(f.label if (f := cat.field(k)) else k, b, a) for k, (b, a) in changes.items())
 
 
 def set_mappings(
     connection: Connection,
-    values: dict[str, str | None],
+    values: abc.Mapping[str, str | None],
     *,
     product: Product | None = None,
     staff_id: int | None = None,
@@ -393,7 +395,9 @@ def update_settings(connection: Connection, values: dict[str, Any]) -> bool:
     return True
 
 
-def save_defaults(connection: Connection, codes: dict[str, str | None], settings: dict[str, Any], staff_id: int | None):
+def save_defaults(
+    connection: Connection, codes: abc.Mapping[str, str | None], settings: dict[str, Any], staff_id: int | None
+):
     """Validate and store default codes and settings together, all or nothing.
 
     :raise MappingRefused: with every problem of either part; nothing is changed then.
@@ -585,7 +589,7 @@ def preflight(connection: Connection, *, refresh: bool = True) -> PreflightRepor
     for product in [*products, *extra]:
         for eff in effective_mapping(connection, product, refs=refs, maps=maps):
             f = eff.field
-            if eff.source == "product override":
+            if eff.source == "product override" and eff.value is not None:  # an override always has its value
                 why = check_code(connection, f, eff.value, refs)
                 if why:
                     problems.append(
@@ -740,11 +744,11 @@ def _provider_pitfalls(connection, refs, maps, products, tax_mode) -> list[Probl
 
 def pushed_record_count(connection: Connection) -> int:
     """Return how many records this connection has pushed into its ledger (ExternalRecords in state pushed)."""
-    return db.session.scalar(
+    return db.session.execute(
         select(func.count())
         .select_from(ExternalRecord)
         .where(ExternalRecord.connection_id == connection.id, ExternalRecord.state == RecordState.pushed)
-    )
+    ).scalar_one()
 
 
 def reachable_companies(connection: Connection) -> list[Company]:

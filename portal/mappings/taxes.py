@@ -437,7 +437,7 @@ class TaxResolver:
         self.default: tuple[str, str] | None = (
             (default.value, "connection default") if default is not None else fallback
         )
-        self._products: dict[int, Product | None] = {}
+        self._products: dict[int | None, Product | None] = {}
 
     def line(self, rate: Decimal, kind: TaxKind | str | None, product_id: int | None) -> Resolved:
         """Return the tax code of a line at ``rate`` (and ``kind``) of the product with ``product_id``.

@@ -102,7 +102,7 @@ def _page(connection: Connection, *, errors=None, submitted=None, status: int = 
         tax_rows=taxes.table(connection, refs),
         ledger_taxes=[t for t in taxes.ledger_taxes(connection, refs) if t.usable and t.rate is not None],
         us_sales_tax=taxes.us_sales_tax(connection),
-        tax_words=(cat.field("tax_code").lower_label if cat.field("tax_code") else "tax code"),
+        tax_words=(tax_field.lower_label if (tax_field := cat.field("tax_code")) else "tax code"),
         row_kinds=taxes.ROW_KINDS,
     )
     if htmx and not htmx.boosted and request.method == "GET":

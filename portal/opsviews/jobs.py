@@ -14,6 +14,7 @@ from datetime import datetime
 from rq.command import send_stop_job_command
 from rq.exceptions import InvalidJobOperation, NoSuchJobError
 from rq.job import Job, JobStatus
+from rq.registry import BaseRegistry, ScheduledJobRegistry
 from sqlalchemy import select
 from sqlalchemy.orm import joinedload
 
@@ -44,7 +45,7 @@ class JobRow:
     job_id: str
     queue: str
     state: str
-    func: str
+    func: str | None
     run: SyncRun | None
     enqueued_at: datetime | None = None
     scheduled_for: datetime | None = None
@@ -86,7 +87,7 @@ def _serializer():
     return queue.state.queues["default"].serializer
 
 
-def _registries(name: str) -> dict[str, object]:
+def _registries(name: str) -> dict[str, BaseRegistry]:
     q = queue.state.queues[name]
     return {
         "running": q.started_job_registry,
@@ -109,7 +110,7 @@ def console(state: str | None = None) -> Console:
             counts[key] += registry.count
             ids = registry.get_job_ids(0, LIMIT - 1, desc=key == "failed")
             found += [(key, name, job_id) for job_id in ids]
-            if key == "scheduled":
+            if isinstance(registry, ScheduledJobRegistry):  # the "scheduled" one
                 for job_id in ids:
                     scheduled_at[job_id] = registry.get_scheduled_time(job_id)
     if state:
@@ -119,7 +120,7 @@ def console(state: str | None = None) -> Console:
     runs: dict[str, SyncRun] = {}
     if ids:
         stmt = select(SyncRun).options(joinedload(SyncRun.started_by)).where(SyncRun.rq_job_id.in_(ids))
-        runs = {run.rq_job_id: run for run in db.session.scalars(stmt)}
+        runs = {run.rq_job_id: run for run in db.session.scalars(stmt) if run.rq_job_id}
     rows: dict[str, list[JobRow]] = {key: [] for key in STATES}
     for key, name, job_id in found:
         job = jobs.get(job_id)
@@ -146,7 +147,7 @@ def console(state: str | None = None) -> Console:
     orphans = []
     if known is not None:
         orphans = [run for run in db.session.scalars(orphan_stmt) if run.rq_job_id and run.rq_job_id not in known]
-        orphans = [run for run in orphans if not _exists(run.rq_job_id)]
+        orphans = [run for run in orphans if run.rq_job_id and not _exists(run.rq_job_id)]
     return Console(rows=rows, counts=counts, orphans=orphans)
 
 

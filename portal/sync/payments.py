@@ -176,11 +176,13 @@ def pull_payments(
         statuses = adapter.payment_statuses([external_id for _, external_id in page])
         records = db.session.scalars(select(ExternalRecord).where(ExternalRecord.id.in_([r for r, _ in page])))
         for record in records:
+            if record.external_id is None:  # a pushed record has its ledger id
+                continue
             status = statuses.get(record.external_id)
             if status is None:
                 continue
             result.checked += 1
-            invoice = db.session.get(Invoice, record.local_id)
+            invoice = db.session.get_one(Invoice, record.local_id)
             changed = _apply(connection, invoice, status)
             if changed is InvoiceStatus.paid:
                 result.paid += 1
