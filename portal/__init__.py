@@ -118,4 +118,4 @@ def _mount_sandbox(app: Flask) -> None:
 
     import sandbox
 
-    app.wsgi_app = DispatcherMiddleware(app.wsgi_app, {"/sandbox": sandbox.create_app()})
+    app.wsgi_app = DispatcherMiddleware(app.wsgi_app, {"/sandbox": sandbox.create_app()})  # type: ignore[method-assign]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import TypeVar
+from typing import TypeGuard, TypeVar
 from urllib.parse import urlsplit
 
 from flask import Flask, abort, request
@@ -52,7 +52,7 @@ def public(view: F) -> F:
     return view
 
 
-def is_safe_redirect(target: str | None) -> bool:
+def is_safe_redirect(target: str | None) -> TypeGuard[str]:
     """Say whether ``target`` is a path on this site (no scheme, no host, no //)."""
     if not target:
         return False

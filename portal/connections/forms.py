@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, DateTimeLocalField, IntegerField, RadioField, TextAreaField
 from wtforms.validators import AnyOf, DataRequired, InputRequired, Length, NumberRange, Optional, ValidationError
@@ -139,7 +141,7 @@ class SettingsForm(FlaskForm):
 
     def settings(self) -> dict:
         """Return the posted settings besides sending method, auto-send and connection date."""
-        data = {}
+        data: dict[str, Any] = {}
         if self.email_message.raw_data:  # posted (an empty text clears it)
             data["email_message"] = (self.email_message.data or "").strip() or None
         if self.sync_delay_minutes.data is not None:

@@ -233,7 +233,7 @@ def complete_authorization(args: dict[str, str]) -> OAuthGrant | Connection:
         expires_at=_now() + GRANT_TTL,
         handle_hash=hash_handle(handle),
     )
-    grant.handle = handle  # type: ignore[attr-defined]  # shown once, in the redirect to the pick page
+    grant.handle = handle  # shown once, in the redirect to the pick page
     if grant.purpose is GrantPurpose.reconnect:
         return _finish_reconnect(grant, unit, tokens)
     db.session.add(grant)

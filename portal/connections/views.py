@@ -292,7 +292,7 @@ def update_settings(connection_id: int):
     _live_or_409(connection)
     form = SettingsForm()
     form.provider = connection.provider
-    if not form.validate_on_submit():
+    if not form.validate_on_submit() or form.sync_from.data is None:
         return render_template("connections/_settings.html", connection=connection, settings_form=form), 400
     changed = services.update_settings(
         connection,

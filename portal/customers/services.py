@@ -868,13 +868,16 @@ class Conflict:
 def conflicts(connection: Connection) -> list[Conflict]:
     """Return links sharing one ledger customer, and links whose ledger customer was deleted or archived."""
     found: list[Conflict] = []
-    twice = db.session.execute(
-        select(CustomerLink.external_id)
-        .where(CustomerLink.connection_id == connection.id)
-        .group_by(CustomerLink.external_id)
-        .having(func.count(CustomerLink.id) > 1)
-    ).scalars()
-    twice = list(twice)
+    twice = (
+        db.session.execute(
+            select(CustomerLink.external_id)
+            .where(CustomerLink.connection_id == connection.id)
+            .group_by(CustomerLink.external_id)
+            .having(func.count(CustomerLink.id) > 1)
+        )
+        .scalars()
+        .all()
+    )
     if twice:
         rows = db.session.execute(
             select(CustomerLink.external_id, Customer.id, Customer.name, LedgerCustomerCache.name)
@@ -904,7 +907,7 @@ def conflicts(connection: Connection) -> list[Conflict]:
             )
     fetched = last_fetched_at(connection)
     if fetched is not None:
-        rows = db.session.execute(
+        unfound = db.session.execute(
             select(CustomerLink, Customer, LedgerCustomerCache)
             .join(Customer, Customer.id == CustomerLink.customer_id)
             .outerjoin(
@@ -921,7 +924,7 @@ def conflicts(connection: Connection) -> list[Conflict]:
                 ),
             )
         ).all()
-        for link, customer, cached in rows:
+        for link, customer, cached in unfound:
             if cached is None and link.created_at >= fetched:
                 continue  # made (e.g. by a push) after the last fetch: not known to be gone
             if cached is None or cached.deleted_at is not None:

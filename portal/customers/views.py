@@ -198,7 +198,7 @@ def confirm_suggestions(connection_id: int):
 def create_customer_link(connection_id: int):
     connection = get_connection(connection_id)
     form = LinkForm()
-    if not form.validate_on_submit():
+    if not form.validate_on_submit() or form.customer.data is None or form.external_id.data is None:
         return _page(connection, 400, link_form=form)
     try:
         link = services.link_manually(connection, form.customer.data, form.external_id.data)

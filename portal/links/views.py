@@ -270,7 +270,7 @@ def start_link(token: str):
 def complete_from_callback(pending: dict[str, Any]):
     """Finish the provider's redirect of a link consent (called by the public OAuth callback, which is throttled)."""
     try:
-        outcome = services.complete(request.args.to_dict(), pending.get("link_id"))
+        outcome = services.complete(request.args.to_dict(), pending["link_id"])
     except LinkUsed:
         return used_link()
     except LinkUnusable:

@@ -188,6 +188,8 @@ class OAuthGrant(Base):
     """
 
     __tablename__ = "oauth_grant"
+    # ``handle`` below is a plain attribute of a grant just made, not a column.
+    __allow_unmapped__ = True
 
     id: Mapped[int] = mapped_column(primary_key=True)
     purpose: Mapped[GrantPurpose] = mapped_column(
@@ -202,6 +204,8 @@ class OAuthGrant(Base):
     token_ciphertext: Mapped[str | None] = mapped_column(Text, deferred=True)
     #: SHA-256 (hex) of the secret handle in the pick page's URL; the handle itself is never stored.
     handle_hash: Mapped[str | None] = mapped_column(String(64), unique=True, index=True)
+    #: The secret handle itself, on the grant the consent just made (shown once, never stored).
+    handle: str | None = None
     #: What the token can reach: [{"id", "name", "number", "country", "accessible", "reason"}].
     companies: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff_user.id"))

@@ -173,6 +173,8 @@ def _busiest_divisions(divisions: list[tuple[str, str, str]]) -> list[dict]:
     fill the table up to QUOTA_ROWS.
     """
     default = specs.get_spec(specs.EXACT_ONLINE).quotas.per_day
+    if default is None:
+        raise RuntimeError("Exact Online's daily call limit is missing from its provider facts")
     keys = [limiter.window_key(specs.EXACT_ONLINE, division, "day") for division, _, _ in divisions]
     busy: list[tuple[int, float, float]] = []
     if keys:

@@ -126,7 +126,7 @@ def record_for(connection: Connection, kind: RecordKind, local_id: int) -> Exter
         db.session.commit()
     except IntegrityError:  # another worker made it first: use theirs
         db.session.rollback()
-        record = db.session.scalar(stmt)
+        record = db.session.execute(stmt).scalar_one()
     return record
 
 
@@ -193,8 +193,8 @@ def _adopted_words(record: ExternalRecord, other: ExternalRecord, result: PushRe
     model = Invoice if record.kind is RecordKind.invoice else CreditNote
     what = "invoice" if record.kind is RecordKind.invoice else "credit note"
     mine, theirs = db.session.get(model, record.local_id), db.session.get(model, other.local_id)
-    number = mine.number if mine is not None else record.reference
-    owner = theirs.external_id if theirs is not None else f"#{other.local_id}"
+    number = mine.number if isinstance(mine, Invoice | CreditNote) else record.reference
+    owner = theirs.external_id if isinstance(theirs, Invoice | CreditNote) else f"#{other.local_id}"
     return (
         f"Not pushed: the ledger's {what} with reference {number} ({result.external_number or result.external_id}) "
         f"is the ledger copy of the SaaS's {what} {owner}, which has the same number. A ledger keeps one document "
@@ -444,7 +444,7 @@ def _ledger_customer_id(connection: Connection, customer: Customer, adapter: Led
     record = push_customer(connection, customer, adapter)
     if record.state is RecordState.needs_action:
         raise CustomerNotPushed(f"Held until someone links customer {customer.name}: {record.last_error_text}")
-    if record.state is not RecordState.pushed:
+    if record.state is not RecordState.pushed or record.external_id is None:
         raise CustomerNotPushed(f"Customer {customer.name} could not be created: {record.last_error_text}")
     return record.external_id
 
@@ -478,8 +478,8 @@ def push_invoice(connection: Connection, invoice: Invoice, adapter: LedgerAdapte
             draft = invoice_draft(connection, invoice, "")
             customer_id = _ledger_customer_id(connection, invoice.customer, adapter)
             found = adapter.push_invoice(replace(draft, customer_id=customer_id))
-    except DocumentHeld as held:
-        return _hold_document(record, held)
+    except DocumentHeld as stopped:
+        return _hold_document(record, stopped)
     except CustomerNotPushed as exc:
         db.session.rollback()
         return _hold(record, RecordState.needs_action, errors_catalog.ErrorClass.CUSTOMER_NOT_LINKED.value, str(exc))
@@ -788,7 +788,7 @@ def _lanes(adapter: LedgerAdapter, helpers: Callable[[], LedgerAdapter] | None) 
         serial = Lane("lookups", threaded=False), Lane("steps", threaded=False)
         yield _Lanes(*serial, adapter, adapter, threading.Event())
         return
-    app = current_app._get_current_object()
+    app = current_app._get_current_object()  # type: ignore[attr-defined]  # current_app is a LocalProxy
     join_log = oplog.share_buffer(app)
 
     @contextmanager
@@ -1144,8 +1144,8 @@ def push_credit_note(connection: Connection, note: CreditNote, adapter: LedgerAd
         draft = _credit_note_draft(connection, resolver, note, customer_id="", corrects_id=invoice_record.external_id)
         customer_id = _ledger_customer_id(connection, note.customer, adapter)
         result = adapter.push_credit_note(replace(draft, customer_id=customer_id))
-    except DocumentHeld as held:
-        return _hold_document(record, held)
+    except DocumentHeld as stopped:
+        return _hold_document(record, stopped)
     except CustomerNotPushed as exc:
         db.session.rollback()
         return _hold(record, RecordState.needs_action, errors_catalog.ErrorClass.CUSTOMER_NOT_LINKED.value, str(exc))
@@ -1196,7 +1196,7 @@ def _finalize_credit_note(connection: Connection, record: ExternalRecord, adapte
     a refusal is kept on the record, which stays pushed, and the booking is tried again on the
     next run (:func:`credit_notes_with_steps_due`). Other ledgers book credit notes on creation.
     """
-    if not credit_note_steps_due(connection, record):
+    if not credit_note_steps_due(connection, record) or record.external_id is None:
         return record
     try:
         number = adapter.finalize_invoice(record.external_id, send=False)
@@ -1299,7 +1299,7 @@ def push_payment(connection: Connection, payment: Payment, adapter: LedgerAdapte
     }
     unknown = _begin(record, reference=payment.external_id, payload=payload)
     invoice_record = _existing(connection, RecordKind.invoice, payment.invoice_id)
-    if invoice_record is None or invoice_record.state is not RecordState.pushed:
+    if invoice_record is None or invoice_record.state is not RecordState.pushed or invoice_record.external_id is None:
         return _hold(
             record,
             RecordState.needs_action,
