@@ -118,4 +118,4 @@ lock:
 	$(LOCK) -c requirements/test.txt -o requirements/production.txt pyproject.toml requirements/build.in
 
 clean:
-	rm -rf $(VENV) $(VENV)-lock node_modules $(VENDOR) .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(VENV)-lock node_modules $(VENDOR) .pytest_cache .ruff_cache .mypy_cache
