@@ -27,10 +27,16 @@ from unittest import mock
 import pytest
 from flask.globals import _cv_app
 from flask.testing import FlaskClient
+from hypothesis import settings
 from sqlalchemy import event, inspect
 from werkzeug.security import generate_password_hash
 
 from tests.sandbox_server import ServedApp
+
+#: Examples are judged by what they find, not by how fast a shared CI machine runs them: a
+#: per-example deadline only turns a busy neighbour into a failure.
+settings.register_profile("ledgerlink", deadline=None)
+settings.load_profile("ledgerlink")
 
 TEST_PASSWORD = "correct horse battery staple"
 #: Staff accounts made by tests hash their password with scrypt at a low work factor: logging in
