@@ -384,6 +384,7 @@ def _d(value) -> Decimal:
 #: The reason of a hold from its stored words (portal/sync/guard.py, portal/mappings/taxes.py).
 REASONS = (
     (r"; no .* is mapped to", "rate not mapped"),
+    (r"and none of .* is at", "rate no ledger code has"),
     (r"more decimals than", "rate with more decimals than the ledger keeps"),
     (r"which is at .*%: (choose|map)", "code at another rate"),
     (r"one sales tax rate per document", "US: taxable lines at two rates"),

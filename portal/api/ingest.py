@@ -9,8 +9,10 @@ Decisions:
   may not (send a credit note). Credit-note lines are positive throughout: the note credits.
 - totals are computed from the lines (net = quantity x unit price, tax = net x rate, each rounded
   half-up to cents); a given subtotal / tax_total / total must match them.
-- a changed invoice (or credit note) that a ledger already holds (ExternalRecord pushed) is
-  refused with 409: the ledger copy cannot follow; send a credit note.
+- a changed invoice (or credit note) that a ledger holds is refused with 409 naming the ledger and
+  what to send instead (a credit note): pushed, in the ledger with other totals ("differs"), made
+  there by hand (resolved by hand), or being pushed with its outcome not known yet (send the
+  change again once the push settled it). The same body again is still 200: nothing changes.
 - ``pdf`` absent keeps the stored PDF, ``null`` removes it.
 - a document number is unique per business unit and kind: an invoice (or credit note) whose
   number another id of the unit has already is refused with 409 naming that id
@@ -29,8 +31,10 @@ from sqlalchemy.exc import IntegrityError
 
 from ..database import ZERO, utcnow
 from ..extensions import db
+from ..integrations import specs
 from ..models import (
     BusinessUnit,
+    Connection,
     CreditNote,
     CreditNoteLine,
     Customer,
@@ -45,6 +49,7 @@ from ..models import (
     RecordKind,
     RecordState,
 )
+from ..models.external_record import Resolution
 from . import ingest_schema as schema
 from . import jsonbody
 from .auth import api_key_required
@@ -128,9 +133,90 @@ def rate_text(rate: Decimal) -> str:
     return str(rate.quantize(CENT)) if rate == rate.quantize(CENT) else str(rate.normalize())
 
 
-def _is_pushed(kind: RecordKind, local_id: int) -> bool:
-    stmt = select(ExternalRecord.id).filter_by(kind=kind, local_id=local_id, state=RecordState.pushed)
-    return db.session.scalar(stmt.limit(1)) is not None
+#: Error classes of a pending record's last attempt after which the ledger may hold the document:
+#: none (an attempt under way, or one a crash ended) and an outage (a timeout after the ledger
+#: committed). After the others the ledger answered that it wrote nothing.
+_UNKNOWN_OUTCOME_CLASSES = (None, "provider_down")
+
+
+def _ledger_copy(kind: RecordKind, local_id: int) -> tuple[str, bool] | None:
+    """Say where a ledger holds the document, or may hold it, so that a change could not follow it there.
+
+    Returns (the words, whether it is certain) or None when no ledger has it: in the ledger
+    (pushed, or there with other totals: "differs from the SaaS"), made there by hand (dismissed
+    as resolved by hand), or an attempt whose outcome is unknown (under way, or ended by a crash or
+    an outage before the ledger answered).
+    """
+    rows = db.session.execute(
+        select(ExternalRecord, Connection.provider)
+        .join(Connection, Connection.id == ExternalRecord.connection_id)
+        .where(ExternalRecord.kind == kind, ExternalRecord.local_id == local_id)
+        .order_by(ExternalRecord.id)
+    ).all()
+    maybe = None
+    for record, provider in rows:
+        name = specs.get_spec(provider).name
+        number = record.external_number or record.external_id
+        if record.state is RecordState.pushed or (record.external_id and record.state is not RecordState.dismissed):
+            differs = ", where its totals differ from the SaaS's already" if record.differs else ""
+            return f"is in {name} already (as {number}{differs})", True
+        if record.state is RecordState.dismissed and record.resolution is Resolution.resolved_manually:
+            return f"was made in {name} by hand (its record is marked resolved by hand)", True
+        if (
+            record.state is RecordState.pending
+            and record.attempts > 0
+            and record.last_error_class in _UNKNOWN_OUTCOME_CLASSES
+        ):
+            maybe = (
+                f"is being pushed to {name}, or its last push ended before {name} answered, so {name} may hold "
+                "it already",
+                False,
+            )
+    return maybe
+
+
+def _refuse_ledger_change(what: str, number: str, kind: RecordKind, local_id: int, changed: list[str]) -> None:
+    """Refuse (409) a change of a document a ledger holds or may hold; say what to do instead.
+
+    :raise Refused: 409 when :func:`_ledger_copy` finds a ledger copy.
+    """
+    copy = _ledger_copy(kind, local_id)
+    if copy is None:
+        return
+    where, certain = copy
+    changes = f" (this body changes its {', '.join(changed)})" if changed else ""
+    if certain:
+        fix = {
+            RecordKind.invoice: "send a credit note for it, and the corrected invoice as a new invoice with a "
+            "number of its own",
+            RecordKind.credit_note: "send a new credit note for the difference, or correct it in the ledger by hand",
+        }.get(kind, "send another payment for an amount paid on top, or correct the booking in the ledger by hand")
+        raise Refused(
+            409,
+            f"{what.capitalize()} {number} {where}: the ledger copy cannot follow a change{changes}, so nothing "
+            f"was changed. Instead, {fix}. The {what} as stored is answered 200 when sent again.",
+        )
+    raise Refused(
+        409,
+        f"{what.capitalize()} {number} {where}: a change now{changes} could reach the ledger or not, so nothing "
+        f"was changed. Send it again once the push has settled (GET this {what}: ledger.state is no longer "
+        f"pending); if the {what} is in the ledger by then, the change is refused for good.",
+    )
+
+
+def _changed_fields(obj, values: dict[str, Any], same_lines: bool) -> list[str]:
+    """Name what a body changes of a stored document: its fields (by their API names) and lines."""
+    names = {"business_unit_id": "business_unit", "customer_id": "customer", "invoice_id": "invoice"}
+    changed = [names.get(k, k) for k, v in values.items() if getattr(obj, k) != v and k in _SHOWN_FIELDS]
+    if not same_lines:
+        changed.append("lines")
+    return changed
+
+
+#: Stored fields a change of which is named to the SaaS (totals follow from the lines).
+_SHOWN_FIELDS = frozenset(
+    {"business_unit_id", "customer_id", "invoice_id", "number", "issue_date", "due_date", "currency", "reason", "pdf"}
+)
 
 
 def _number_taken(model, unit_id: int, number: str, external_id: str) -> None:
@@ -524,10 +610,9 @@ def put_invoice(org_id: str, external_id: str):
     differs = not same_lines or any(getattr(invoice, k) != v for k, v in values.items())
     if not differs:
         return _answer(invoice_json(invoice), False)
-    if _is_pushed(RecordKind.invoice, invoice.id):
-        raise Refused(
-            409, f"Invoice {invoice.number} is already in the ledger; send a credit note instead of a change."
-        )
+    _refuse_ledger_change(
+        "invoice", invoice.number, RecordKind.invoice, invoice.id, _changed_fields(invoice, values, same_lines)
+    )
     has_dependants = invoice.payments or db.session.scalar(
         select(func.count(CreditNote.id)).filter_by(invoice_id=invoice.id)
     )
@@ -603,8 +688,9 @@ def put_credit_note(org_id: str, external_id: str):
     same_lines = _line_content(note.lines) == _line_content(lines)
     if same_lines and all(getattr(note, k) == v for k, v in values.items()):
         return _answer(credit_note_json(note), False)
-    if _is_pushed(RecordKind.credit_note, note.id):
-        raise Refused(409, f"Credit note {note.number} is already in the ledger; it cannot change any more.")
+    _refuse_ledger_change(
+        "credit note", note.number, RecordKind.credit_note, note.id, _changed_fields(note, values, same_lines)
+    )
     if values["number"] != note.number:
         _release_number_hold(RecordKind.credit_note, note.id)
     _apply(note, values)
@@ -668,6 +754,10 @@ def put_payment(org_id: str, external_id: str):
     }
     created = payment is None
     old_invoice = None if created else payment.invoice
+    if not created:
+        changed = [{"invoice_id": "invoice"}.get(k, k) for k, v in values.items() if getattr(payment, k) != v]
+        if changed:
+            _refuse_ledger_change("payment", payment.external_id, RecordKind.payment, payment.id, changed)
     if created:
         payment = Payment(organization_id=org.id, external_id=external_id, **values)
         db.session.add(payment)

@@ -24,8 +24,11 @@ def _errors(*codes: int) -> dict[str, Any]:
         401: "No valid API key.",
         403: "The key is revoked or lacks the scope.",
         404: "No such organization or record.",
-        409: "Conflict: the record is already in the ledger, its number is used by another document of the "
-        "business unit (``conflicting_id`` names it), or a concurrent request created it.",
+        409: "Conflict, nothing changed: a ledger holds the record (pushed, there with other totals, made there "
+        "by hand) or may hold it (a push under way or without the ledger's answer: send it again once "
+        "``ledger.state`` is no longer pending), so a change cannot follow it there (the message says what to "
+        "send instead); its number is used by another document of the business unit (``conflicting_id`` names "
+        "it); or a concurrent request created it.",
         422: "The body has problems; each is listed with its path.",
     }
     return {str(code): _json(_ref("Error"), words[code]) for code in codes}

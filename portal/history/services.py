@@ -517,13 +517,14 @@ class Classifier:
             return shared
         found = self.in_ledger.get(kind, {}).get(obj.number)
         if found is not None:
+            return self._found(kind, obj, *found)
+        if record is not None and record.differs:
             return Verdict(
-                "existing",
-                "Found in the ledger by our reference.",
-                external_id=found[0],
-                number=found[1],
-                adopt=True,
-                total=found[2],
+                "blocked",
+                record.last_error_text,
+                _url("ops.list_records", connection_id=self.connection.id, q=obj.number),
+                "Correct or credit it in the ledger, then re-sync the record",
+                external_id=record.external_id,
             )
         if kind == "credit_note":
             if not self.credit_notes:
@@ -534,6 +535,62 @@ class Classifier:
             if not self._invoice_reachable(obj.invoice):
                 return self._missing_invoice("Credit note", obj.number, obj.invoice)
         return self._document(kind, obj) or CREATE
+
+    def _found(
+        self, kind: str, doc: Invoice | CreditNote, external_id: str, number: str | None, total: Decimal | None
+    ) -> Verdict:
+        """Return the verdict of a document the ledger has already (found by our reference).
+
+        Adopted as existing when its total there is the SaaS's. Blocked (and recorded so, without a
+        write) when another SaaS document's record holds that ledger document (they share a number),
+        or when its total there differs from the SaaS's ("differs from the SaaS").
+        """
+        what = "invoice" if kind == "invoice" else "credit note"
+        records = _url("ops.list_records", connection_id=self.connection.id, q=doc.number)
+        other = db.session.scalar(
+            select(ExternalRecord.local_id).where(
+                ExternalRecord.connection_id == self.connection.id,
+                ExternalRecord.kind == RecordKind(kind),
+                ExternalRecord.external_id == str(external_id),
+                ExternalRecord.local_id != doc.id,
+            )
+        )
+        if other is not None:
+            model: type[Invoice] | type[CreditNote] = Invoice if kind == "invoice" else CreditNote
+            owner = db.session.get(model, other)
+            return Verdict(
+                "blocked",
+                f"Not adopted: the {self.name} {what} with reference {doc.number} ({number or external_id}) is the "
+                f"ledger copy of the SaaS's {what} {owner.external_id if owner else other}, which has the same "
+                f"number. Give this {what} its own number in the SaaS, or dismiss it if it is the same {what}.",
+                records,
+                "Give the document its own number in the SaaS",
+                external_id=external_id,
+                number=number,
+                adopt=True,
+                total=total,
+            )
+        found = PushResult(external_id, number, False, _listed_totals(doc, total))
+        differs = guard.booked_differently(self.connection, doc, found)
+        if differs is not None:
+            return Verdict(
+                "blocked",
+                differs,
+                records,
+                "Correct or credit it in the ledger, then re-sync the record",
+                external_id=external_id,
+                number=number,
+                adopt=True,
+                total=total,
+            )
+        return Verdict(
+            "existing",
+            "Found in the ledger by our reference.",
+            external_id=external_id,
+            number=number,
+            adopt=True,
+            total=total,
+        )
 
     def _missing_invoice(self, what: str, label: str, invoice: Invoice) -> Verdict:
         return Verdict(
@@ -1169,7 +1226,8 @@ def _push_chunk(backfill, connection, classifier, adapter, kind: str, ids: list[
             if record.state is RecordState.pushed:
                 _note(backfill, kind, obj, ItemOutcome.existing, v.external_id, v.reason)
             else:  # another SaaS document's (held, not adopted), or there with another total ("differs")
-                _note(backfill, kind, obj, _outcome_of(record), record.external_id, record.last_error_text)
+                outcome = _outcome_of(record) if record.state is RecordState.skipped else ItemOutcome.blocked
+                _note(backfill, kind, obj, outcome, record.external_id, record.last_error_text, v.fix_url)
         else:
             outcome = ItemOutcome.existing if v.outcome == "existing" else ItemOutcome(v.outcome)
             _note(backfill, kind, obj, outcome, v.external_id, v.reason, v.fix_url)
@@ -1197,11 +1255,15 @@ def _adopt(connection: Connection, kind: str, obj: Any, v: Verdict) -> ExternalR
     if record.state is RecordState.pushed:
         return record
     sync_push._begin(record, reference=obj.number, payload=sync_push._document_payload(obj))
-    # Only the total is listed: net and tax are taken as the SaaS's, the total is compared.
-    totals = Totals(obj.subtotal, obj.tax_total, abs(v.total)) if v.total is not None else None
     if v.external_id is None:
         raise ValueError(f"{kind} {obj.id} was found in the ledger without its id")
-    return sync_push._store_document(connection, record, obj, PushResult(v.external_id, v.number, False, totals))
+    found = PushResult(v.external_id, v.number, False, _listed_totals(obj, v.total))
+    return sync_push._store_document(connection, record, obj, found)
+
+
+def _listed_totals(doc: Invoice | CreditNote, total: Decimal | None) -> Totals | None:
+    """Return a listed ledger document's totals: the listing gives the total; net and tax are taken as the SaaS's."""
+    return Totals(doc.subtotal, doc.tax_total, abs(total)) if total is not None else None
 
 
 def _outcome_of(record: ExternalRecord) -> ItemOutcome:

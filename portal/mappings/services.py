@@ -810,9 +810,17 @@ def division_consequences(connection: Connection, counts: dict[str, int] | int) 
         if said
         else " No customer links or cached ledger customers belong to the old division."
     )
+    lists = counts.get("reference_lists", 0)
+    reference = (
+        f" The {lists} cached reference list(s) of the old division (its tax codes with their rates, items, "
+        "journals …) are cleared and read again from the new one;"
+        if lists
+        else " The new division's reference data is read;"
+    )
     return (
-        f"{links}{customers_part} The mappings are kept but their codes are checked against the new division's "
-        "reference data, which is fetched again."
+        f"{links}{customers_part}{reference} the mappings and the tax table are kept, and their codes are checked "
+        "against the new division's lists (a code it does not have, or has at another rate, holds documents "
+        "until it is mapped again)."
     )
 
 

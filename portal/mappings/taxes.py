@@ -474,6 +474,14 @@ class TaxResolver:
             tax = self.by_code.get(code.strip())
             if tax is not None and tax.usable and tax.rate == key.rate:
                 return self._resolved(tax, source)
+        if not any(tax.usable and tax.rate == key.rate for tax in self.taxes):
+            raise TaxHold(
+                f"{key.label}, and none of {self.name}'s {plural(self.words)} is at {percent(key.rate)} %: correct the "
+                f"rate in the SaaS if it is wrong; otherwise add a {self.words} at {percent(key.rate)} % in "
+                f"{self.name}, refresh the reference data on the mappings page and map {key.label} to it in the "
+                "tax table.",
+                reason="rate_unknown",
+            )
         raise TaxHold(
             f"{key.label}; no {self.words} is mapped to {key.label}: map {key.label} to one of {self.name}'s "
             f"{plural(self.words)} in the tax table on the mappings page.",

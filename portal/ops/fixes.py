@@ -99,6 +99,7 @@ def split_text(provider: str, text: str | None) -> tuple[str, str | None]:
 #: Ledgerlink's own holds before a write (portal/sync/guard.py), whatever the ledger: (words, fix).
 OWN_HOLDS: tuple[tuple[str, Fix], ...] = (
     ("in the tax table on the mappings page", Fix.TAX_TABLE),
+    ("to it in the tax table", Fix.TAX_TABLE),
     ("or remove its override", Fix.MAPPINGS),
 )
 

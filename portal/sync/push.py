@@ -1039,8 +1039,14 @@ def _chunk_records(connection: Connection, invoices: list[Invoice]) -> dict[int,
 
 
 def _mark(record: ExternalRecord, *, reference: str | None, payload: Any) -> bool:
-    """Step 1 without its commit (:func:`_begin`): mark the attempt; return whether the last one is unknown."""
-    unknown = record.state is RecordState.pending and record.attempts > 0
+    """Step 1 without its commit (:func:`_begin`): mark the attempt; return whether the last one is unknown.
+
+    A record that has a ledger id without being pushed ("differs from the SaaS") counts as unknown
+    too: the ledger is asked for the document again rather than given a second one.
+    """
+    unknown = (record.state is RecordState.pending and record.attempts > 0) or (
+        record.external_id is not None and record.state is not RecordState.pushed
+    )
     record.transition(RecordState.pending)
     record.attempts += 1
     record.last_attempt_at = utcnow()

@@ -109,9 +109,12 @@ def map_tax_rate(page: Page, rate: str, code: str, *, kind: str | None = None) -
     if kind:
         table.get_by_label("Kind at 0 %").select_option(kind)
     table.locator("#new_code").select_option(code)
-    table.get_by_role("button", name="Save tax table").click()
+    # The page the save redirects to, loaded: a flash of an earlier save is on the page already, so
+    # waiting for the flash alone could let the next click land on the page being left.
+    with page.expect_navigation(url=re.compile(r"/mappings(#tax-table)?$")):
+        table.get_by_role("button", name="Save tax table").click()
     expect(page.locator("#flashes")).to_contain_text("Tax table saved: 1 rate(s) changed.")
-    page.wait_for_load_state("networkidle")  # the page the save redirected to is fully in place
+    page.wait_for_load_state("networkidle")
 
 
 def line(description: str, quantity: str, unit_price: str, tax_rate: str, **more: Any) -> dict:

@@ -303,7 +303,8 @@ def test_a_pushed_invoice_refuses_changes_and_its_bexio_credit_note_is_skipped(a
     assert same.status_code == 200  # the same body again changes nothing, so it is fine
     changed = put("invoices", "inv-1", invoice_body(org, number="OTHER"))
     assert changed.status_code == 409
-    assert "already in the ledger; send a credit note" in changed.get_json()["error"]["message"]
+    assert "is in bexio already" in changed.get_json()["error"]["message"]
+    assert "send a credit note for it" in changed.get_json()["error"]["message"]
 
     assert put("credit-notes", "cn-1", note_body(number=f"CN-{org['id'][-6:]}")).status_code == 201
     with app.app_context():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html
+
 import pytest
 
 from portal.mappings import services
@@ -203,3 +205,29 @@ def test_a_division_change_clears_the_old_divisions_customers_and_says_so_with_t
         "customer_records": 2,
         "reference_lists": 0,
     }
+
+
+def test_the_confirmation_counts_the_reference_lists_which_are_read_again_from_the_new_division(db, connect):
+    mapper = connect("exact-online")
+    old = {
+        r.kind: r.fetched_at for r in db.session.scalars(db.select(ReferenceData).filter_by(connection_id=mapper.id))
+    }
+    assert len(old) > 3
+
+    page = html.unescape(mapper.flow.client.get(f"/connections/{mapper.id}/division").get_data(as_text=True))
+
+    assert f"The {len(old)} cached reference list(s) of the old division" in page
+    assert "are cleared and read again from the new one" in page
+    assert "their codes are checked against the new division's lists" in page
+    counts = page[page.index('id="division-counts"') :]
+    assert f"<td>Reference lists (tax codes, items, journals …)</td><td>{len(old)}</td>" in counts
+    assert "<td>Customer links</td><td>0</td><td>cleared</td>" in counts
+
+    assert mapper.flow.post(f"/connections/{mapper.id}/division", number="3010002").status_code == 302
+    db.session.expire_all()
+    new = {
+        r.kind: r.fetched_at for r in db.session.scalars(db.select(ReferenceData).filter_by(connection_id=mapper.id))
+    }
+    assert set(new) == set(old) and min(new.values()) > max(old.values())  # every list read anew
+    (event,) = _division_events(db, mapper.id)
+    assert event.after["cleared"]["reference_lists"] == len(old)

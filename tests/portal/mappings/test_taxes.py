@@ -53,6 +53,8 @@ def test_the_table_lists_the_invoiced_rates_prefills_the_held_ones_and_maps_them
         ({"tax-9.000-standard": "77"}, "VAT code “77” does not exist in Exact Online"),
         ({"new_rate": "8.875", "new_code": "1"}, "Exact Online keeps tax percentages to 2 decimals"),
         ({"new_rate": "nine", "new_code": "1"}, "must be a percentage from 0 to 100 with at most 3 decimals"),
+        ({"new_rate": "-9", "new_code": "1"}, "must be a percentage from 0 to 100 with at most 3 decimals"),
+        ({"new_rate": "17", "new_code": "1"}, "is at 9 %, not 17 %"),
         ({"new_rate": "12"}, "Choose the tax code for the rate to add."),
     ],
 )

@@ -251,6 +251,36 @@ def test_a_rate_with_more_decimals_than_the_ledger_keeps_is_held(app, sandbox, c
     assert ledger_documents(sandbox, "exact-online", number) == []
 
 
+@pytest.mark.parametrize("provider", list(CONNECT))
+def test_a_rate_no_code_of_the_ledger_has_is_held_naming_the_line_and_both_fixes(
+    app, sandbox, connect, flow, org_unit, api, provider
+):
+    default = RATES[provider][0]
+    connection_id = connect(provider)
+    number = ingest(
+        api, org_unit, [("1", "100", "17")] if provider == "quickbooks" else [("1", "50", default), ("1", "100", "17")]
+    )
+    customers_before = _ledger_customers(sandbox, provider)
+
+    record = push(app, connection_id, number)
+
+    name, words = {
+        "exact-online": ("Exact Online", "VAT code"),
+        "quickbooks": ("QuickBooks Online", "tax code"),
+        "bexio": ("bexio", "tax"),
+    }[provider]
+    position = 1 if provider == "quickbooks" else 2
+    assert record.state.value == "needs_action" and record.last_error_class == "mapping_missing"
+    assert record.last_error_text.startswith(f"Line {position} of invoice {number} is at 17 %, and none of {name}'s ")
+    assert "is at 17 %: correct the rate in the SaaS if it is wrong; otherwise add a " in record.last_error_text
+    assert f"in {name}, refresh the reference data on the mappings page and map 17 % to it" in record.last_error_text
+    assert words in record.last_error_text
+    assert ledger_documents(sandbox, provider, number) == []
+    assert _ledger_customers(sandbox, provider) == customers_before  # nothing written, not even the customer
+    page = flow.client.get(f"/ops/connections/{connection_id}/records").get_data(as_text=True)
+    assert f'href="/connections/{connection_id}/mappings#tax-table"' in page
+
+
 def test_a_product_override_at_another_rate_holds_the_line_with_the_product_s_page(
     app, db, sandbox, connect, org_unit, api
 ):
