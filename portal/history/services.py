@@ -556,8 +556,9 @@ class Classifier:
             )
         )
         if other is not None:
-            model: type[Invoice] | type[CreditNote] = Invoice if kind == "invoice" else CreditNote
-            owner = db.session.get(model, other)
+            owner: Invoice | CreditNote | None = (
+                db.session.get(Invoice, other) if kind == "invoice" else db.session.get(CreditNote, other)
+            )
             return Verdict(
                 "blocked",
                 f"Not adopted: the {self.name} {what} with reference {doc.number} ({number or external_id}) is the "
