@@ -254,6 +254,7 @@ def update_customer_mode(connection_id: int):
     if not form.validate_on_submit():
         return _page(connection, 400, mode_form=form)
     changed = services.set_customer_mode(connection, form.customer_mode.data)
+    connection.note_onboarding("customer_mode", mode=form.customer_mode.data)  # chosen, even if unchanged
     db.session.commit()
     flash("Customer mode saved." if changed else "Customer mode unchanged.", "success")
     return _back(connection)
@@ -275,7 +276,7 @@ def create_anyway(connection_id: int, customer_id: int):
     db.session.commit()
     from ..sync import schedule  # enqueues (and commits) the connection's push
 
-    if connection.status in schedule.SCHEDULED_STATUSES:
+    if schedule.pushes_automatically(connection):
         schedule.enqueue_push(connection, reason=f"{customer.name} is to be created anyway.")
     flash(
         f"{customer.name} will be created in {connection.company_label} by the next push; "
