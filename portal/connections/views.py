@@ -271,8 +271,7 @@ def go_live(connection_id: int):
                 "are pushed automatically within their sync delay.",
                 "success",
             )
-            target = url_for("connections.show_connection", connection_id=connection.id)
-            return ("", 204, {"HX-Redirect": target}) if htmx and not htmx.boosted else redirect(target, 303)
+            return redirect(url_for("connections.show_connection", connection_id=connection.id), 303)
     else:
         status = 400
     context = dict(connection=connection, **_gate_context(connection, form))
