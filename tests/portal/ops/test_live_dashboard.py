@@ -89,6 +89,9 @@ def test_connections_not_live_yet_are_counted_listed_and_badged(app, ops_client,
     assert f'id="connection-{setting_up}"' in listed and f'id="connection-{live}"' not in listed
     assert "data-not-live" in listed
     assert client.get("/ops/connections?health=bogus").status_code == 400
+    records = client.get(f"/ops/connections/{setting_up}/records").get_data(as_text=True)
+    assert 'id="records-not-live"' in records and "wait for the go-live" in records
+    assert 'id="records-not-live"' not in client.get(f"/ops/connections/{live}/records").get_data(as_text=True)
 
 
 def test_the_connection_page_leads_with_the_status_its_reason_and_what_to_do(app, ops_client, world):
