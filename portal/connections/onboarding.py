@@ -116,9 +116,13 @@ def _stored_time(raw: str | None) -> datetime | None:
 
 
 def latest_run(connection: Connection, kind: SyncRunKind) -> SyncRun | None:
-    """Return the connection's newest run of ``kind`` (among the last hundred of that kind), or None."""
-    runs = db.session.scalars(select(SyncRun).where(SyncRun.kind == kind).order_by(SyncRun.id.desc()).limit(100))
-    return next((r for r in runs if (r.parameters or {}).get("connection_id") == connection.id), None)
+    """Return the connection's newest run of ``kind``, or None."""
+    return db.session.scalar(
+        select(SyncRun)
+        .where(SyncRun.kind == kind, SyncRun.parameters["connection_id"].as_integer() == connection.id)
+        .order_by(SyncRun.id.desc())
+        .limit(1)
+    )
 
 
 def start_first_data_run(connection: Connection, started_by=None) -> SyncRun:
