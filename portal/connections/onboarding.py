@@ -102,9 +102,7 @@ class Checklist:
         return next(s for s in self.steps if s.key == key)
 
 
-def _aware(moment: datetime | None) -> datetime | None:
-    if moment is None:
-        return None
+def _aware(moment: datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
@@ -177,7 +175,7 @@ def checklist(connection: Connection) -> Checklist:
     refs = mappings.reference_data(connection)
     run = latest_run(connection, SyncRunKind.reference_refresh)
     if refs:
-        read_at = max(_aware(r.fetched_at) for r in refs.values())
+        read_at = _aware(max(_aware(r.fetched_at) for r in refs.values()))
         steps.append(
             Step(
                 "reference",
@@ -207,7 +205,9 @@ def checklist(connection: Connection) -> Checklist:
                 "reference",
                 "Reference data read",
                 "failed" if failed else "todo",
-                f"Reading the ledger failed: {run.message}" if failed and run.message else "Not read yet.",
+                f"Reading the ledger failed: {run.message}"
+                if run is not None and failed and run.message
+                else "Not read yet.",
                 mappings_url + "#reference",
                 "Read the reference data",
             )
@@ -368,7 +368,7 @@ def checklist(connection: Connection) -> Checklist:
                 "live",
                 "Live",
                 "done",
-                f"Live since {_aware(connection.live_since):%Y-%m-%d %H:%M} UTC: records dated from "
+                f"Live since {connection.live_since:%Y-%m-%d %H:%M} UTC: records dated from "
                 f"{connection.sync_from:%Y-%m-%d} are pushed automatically.",
             )
         )
@@ -419,8 +419,9 @@ def go_live(
         )
     sync_from = _aware(sync_from)
     before = {"live_since": None, "sync_from": _aware(connection.sync_from).isoformat()}
+    now = utcnow()
     connection.sync_from = sync_from
-    connection.live_since = utcnow()
+    connection.live_since = now
     audit.record(
         "connection.went_live",
         subject_type="Connection",
@@ -431,7 +432,7 @@ def go_live(
         + (f" (confirmed with open steps: {', '.join(s.title.lower() for s in open_steps)})" if open_steps else ""),
         before=before,
         after={
-            "live_since": connection.live_since.isoformat(),
+            "live_since": now.isoformat(),
             "sync_from": sync_from.isoformat(),
             **({"open_steps": [s.key for s in open_steps]} if open_steps else {}),
         },
@@ -455,13 +456,16 @@ def waiting_records(connection: Connection) -> int:
             ExternalRecord.local_id == model.id,
             ExternalRecord.state == RecordState.pushed,
         )
-        total += db.session.scalar(
-            select(func.count())
-            .select_from(model)
-            .where(
-                model.business_unit_id == connection.business_unit_id,
-                model.issue_date >= connection.sync_from.date(),
-                ~exists(done),
+        total += (
+            db.session.scalar(
+                select(func.count())
+                .select_from(model)
+                .where(
+                    model.business_unit_id == connection.business_unit_id,
+                    model.issue_date >= connection.sync_from.date(),
+                    ~exists(done),
+                )
             )
+            or 0
         )
     return total

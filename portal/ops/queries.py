@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import typing
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -339,7 +340,7 @@ def status_counts(now: datetime | None = None, horizon: timedelta = EXPIRY_HORIZ
         by_provider[(provider, region or "")][status.value] += n
         by_provider[(provider, region or "")]["total"] += n
         expiring_total += int(soon or 0)
-        not_live_total += int(setting_up or 0)
+        not_live_total += int(typing.cast(int, setting_up) or 0)
     health = {name: sum(by_status.get(s.value, 0) for s in statuses) for name, statuses in HEALTH.items()}
     health["pending_authorization"] = by_status.get(ConnectionStatus.pending_authorization.value, 0)
     health["not_live"] = not_live_total
@@ -363,11 +364,14 @@ def not_live_waiting() -> int:
         ExternalRecord.local_id == Invoice.id,
         ExternalRecord.state == RecordState.pushed,
     )
-    return db.session.scalar(
-        select(func.count(Invoice.id))
-        .select_from(Connection)
-        .join(Invoice, Invoice.business_unit_id == Connection.business_unit_id)
-        .where(*_not_live(), Invoice.issue_date >= func.date(Connection.sync_from), ~exists(pushed))
+    return (
+        db.session.scalar(
+            select(func.count(Invoice.id))
+            .select_from(Connection)
+            .join(Invoice, Invoice.business_unit_id == Connection.business_unit_id)
+            .where(*_not_live(), Invoice.issue_date >= func.date(Connection.sync_from), ~exists(pushed))
+        )
+        or 0
     )
 
 
@@ -377,10 +381,13 @@ FAILING_JOBS_WINDOW = timedelta(hours=1)
 
 def failed_runs(now: datetime) -> int:
     """Return how many background runs failed within :data:`FAILING_JOBS_WINDOW`."""
-    return db.session.scalar(
-        select(func.count(SyncRun.id)).where(
-            SyncRun.status == SyncRunStatus.failed, SyncRun.finished_at >= now - FAILING_JOBS_WINDOW
+    return (
+        db.session.scalar(
+            select(func.count(SyncRun.id)).where(
+                SyncRun.status == SyncRunStatus.failed, SyncRun.finished_at >= now - FAILING_JOBS_WINDOW
+            )
         )
+        or 0
     )
 
 
