@@ -180,3 +180,15 @@ def test_connect_walk_the_checklist_and_go_live_nothing_pushed_before(
     assert "1 push(es) enqueued" in schedule_tick(app)
     run_queued_jobs(app)
     assert len(ledger_documents(sandbox, ledger, number)) == 1
+
+    # Support need not wait for the tick: "Push now" queues the push and its box follows the run.
+    second = f"GL-{os.urandom(3).hex().upper()}"
+    body = invoice_body(org["unit_id"], customer, second, today, currency=spec["currency"], tax_rate=spec["rate"])
+    api.put("invoices", f"inv-{second}", body)
+    page.get_by_role("button", name="Push now").click()
+    expect(page.locator("#sync [data-sync-message]")).to_contain_text("Push queued")
+    run_box = page.locator("#sync [data-run='push'] .run [data-status]")
+    expect(run_box).to_have_text("queued")
+    run_queued_jobs(app)
+    expect(run_box).to_have_text("succeeded")  # the box polls its run
+    assert len(ledger_documents(sandbox, ledger, second)) == 1
