@@ -157,3 +157,19 @@ class ConfirmForm(FlaskForm):
     """A destructive action's explicit confirmation."""
 
     confirm = BooleanField("I understand", validators=[DataRequired(message="Tick the box to confirm.")])
+
+
+class GoLiveForm(FlaskForm):
+    """Take a connection live from a connection date (fields prefixed: the settings form has a connection date too)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, prefix="golive", **kwargs)
+
+    sync_from = DateTimeLocalField(
+        "Live from (UTC): the connection date",
+        format="%Y-%m-%dT%H:%M",
+        validators=[DataRequired(message="Give the date from which records sync, as YYYY-MM-DD HH:MM.")],
+        description="Records dated on or after this moment are pushed automatically once the connection is live; "
+        "older ones go by the historical push.",
+    )
+    confirm_open_steps = BooleanField("Go live although steps of the checklist are not done")

@@ -12,12 +12,12 @@ from .. import audit
 from ..extensions import db, htmx, login_manager
 from ..integrations.base import LedgerError, NotSupported
 from ..links.ratelimit import link_callback_limit
-from ..models import AuditEvent, BusinessUnit, Connection, GrantPurpose, OAuthGrant, Role
+from ..models import AuditEvent, BusinessUnit, Connection, GrantPurpose, OAuthGrant, Role, SyncRunKind
 from ..security import public, require_role
-from ..sync import testdoc
+from ..sync import payments, schedule, testdoc
 from ..sync.guard import DocumentHeld
-from . import services, vault
-from .forms import ConfirmForm, ConnectForm, PickCompanyForm, SettingsForm
+from . import onboarding, services, vault
+from .forms import ConfirmForm, ConnectForm, GoLiveForm, PickCompanyForm, SettingsForm
 from .services import ConnectError
 
 bp = Blueprint("connections", __name__)
@@ -143,10 +143,14 @@ def pick_company(handle: str):
         else:
             reauthorized = connection.id == (existing.id if existing else None)
             db.session.commit()
+            if not reauthorized:
+                # The first data run: the ledger's reference data, read while support looks at the checklist.
+                onboarding.start_first_data_run(connection, current_user._get_current_object())
             flash(
                 f"Re-authorized: the connection stays pinned to {connection.company_label}."
                 if reauthorized
-                else f"Connected to {connection.company_label}. Run the test next.",
+                else f"Connected to {connection.company_label}. Its reference data is being read; follow the "
+                "checklist to go live.",
                 "success",
             )
             return redirect(url_for("connections.show_connection", connection_id=connection.id))
@@ -214,7 +218,142 @@ def show_connection(connection_id: int):
         confirm_form=ConfirmForm(),
         events=events,
         name=services.provider_name(connection.provider),
+        **_gate_context(connection),
     )
+
+
+def _gate_context(connection: Connection, go_live_form: GoLiveForm | None = None) -> dict:
+    """Return what the status banner, the checklist and the sync box of the connection page show."""
+    live = connection.is_live
+    return {
+        "checklist": onboarding.checklist(connection) if live else None,
+        "waiting": onboarding.waiting_records(connection) if live and not connection.went_live else 0,
+        "go_live_form": go_live_form
+        or GoLiveForm(formdata=None, data={"sync_from": connection.sync_from.replace(tzinfo=None)}),
+        "push_run": onboarding.latest_run(connection, SyncRunKind.incremental) if live else None,
+        "pull_run": onboarding.latest_run(connection, SyncRunKind.payment_poll) if live else None,
+        "payments_mode": payments.mode(connection),
+        "pushes_automatically": schedule.pushes_automatically(connection),
+    }
+
+
+@bp.get("/connections/<int:connection_id>/checklist")
+@require_role(Role.support)
+def show_checklist(connection_id: int):
+    connection = get_connection(connection_id)
+    _live_or_409(connection)
+    return render_template("connections/_checklist.html", connection=connection, **_gate_context(connection))
+
+
+@bp.post("/connections/<int:connection_id>/go-live")
+@require_role(Role.support)
+def go_live(connection_id: int):
+    connection = get_connection(connection_id)
+    _live_or_409(connection)
+    form = GoLiveForm()
+    status = 200
+    if form.validate_on_submit() and form.sync_from.data is not None:
+        try:
+            onboarding.go_live(
+                connection,
+                form.sync_from.data.replace(tzinfo=UTC),
+                open_steps_confirmed=form.confirm_open_steps.data,
+            )
+        except onboarding.GoLiveRefused as exc:
+            db.session.rollback()
+            connection = get_connection(connection_id)
+            form.form_errors.append(exc.message)
+            status = exc.status
+        else:
+            db.session.commit()
+            flash(
+                f"{connection.company_label} is live: records dated from {connection.sync_from:%Y-%m-%d %H:%M} UTC "
+                "are pushed automatically within their sync delay.",
+                "success",
+            )
+            return redirect(url_for("connections.show_connection", connection_id=connection.id), 303)
+    else:
+        status = 400
+    context = dict(connection=connection, **_gate_context(connection, form))
+    if htmx and not htmx.boosted:
+        return render_template("connections/_checklist.html", **context), status
+    return (
+        render_template(
+            "connections/show.html",
+            shared=[],
+            settings_form=SettingsForm.for_connection(connection, formdata=None),
+            confirm_form=ConfirmForm(),
+            events=[],
+            name=services.provider_name(connection.provider),
+            **context,
+        ),
+        status,
+    )
+
+
+def _sync_box(connection: Connection, status: int = 200, message: str | None = None, level: str = "info"):
+    """Answer a sync action: the sync box (htmx) or the page, with the message."""
+    if htmx and not htmx.boosted:
+        return (
+            render_template(
+                "connections/_sync.html",
+                connection=connection,
+                message=message,
+                level=level,
+                **_gate_context(connection),
+            ),
+            status,
+        )
+    if message:
+        flash(message, level)
+    return redirect(url_for("connections.show_connection", connection_id=connection.id, _anchor="sync"), 303)
+
+
+@bp.post("/connections/<int:connection_id>/push-now")
+@require_role(Role.support)
+def push_now(connection_id: int):
+    connection = get_connection(connection_id)
+    _live_or_409(connection)
+    if not FlaskForm().validate_on_submit():
+        abort(400, description="The form was incomplete; nothing was changed.")
+    if not connection.went_live:
+        return _sync_box(connection, 409, f"{connection.company_label} is {schedule.NOT_LIVE_WORDS}.", "error")
+    if connection.status not in schedule.SCHEDULED_STATUSES:
+        return _sync_box(
+            connection,
+            409,
+            f"{connection.company_label} is {connection.status.label.lower()}: "
+            + ("resume it first." if connection.status.value == "paused" else "re-authorize it first."),
+            "error",
+        )
+    run = schedule.enqueue_push(connection, reason=f"Push now, asked by {current_user.email}.")
+    if run is None:
+        return _sync_box(connection, 200, "A push of this connection is queued or running already.")
+    return _sync_box(connection, 200, "Push queued: its progress shows below.", "success")
+
+
+@bp.post("/connections/<int:connection_id>/pull-payments-now")
+@require_role(Role.support)
+def pull_payments_now(connection_id: int):
+    connection = get_connection(connection_id)
+    _live_or_409(connection)
+    if not FlaskForm().validate_on_submit():
+        abort(400, description="The form was incomplete; nothing was changed.")
+    if payments.mode(connection) != payments.PULL:
+        return _sync_box(
+            connection,
+            409,
+            f"Payments of this connection are in mode {payments.mode(connection)!r}, not pull: change it in the "
+            "settings to pull them.",
+            "error",
+        )
+    if connection.status not in schedule.SCHEDULED_STATUSES:
+        said = f"{connection.company_label} is {connection.status.label.lower()}: nothing can be read now."
+        return _sync_box(connection, 409, said, "error")
+    run = schedule.enqueue_payments_pull(connection, reason=f"Pull payments now, asked by {current_user.email}.")
+    if run is None:
+        return _sync_box(connection, 200, "A payments pull of this connection is queued or running already.")
+    return _sync_box(connection, 200, "Payments pull queued: its progress shows below.", "success")
 
 
 def _live_or_409(connection: Connection) -> None:
@@ -261,6 +400,12 @@ def test_documents(connection_id: int):
         error = str(exc)
     except (LedgerError, vault.VaultError) as exc:
         error = services.note_failure(connection, exc)
+    passed = error is None and differs is None and test is not None
+    connection.note_onboarding(
+        "test_invoice",
+        passed=passed,
+        message=None if passed else (error or differs or note or "no invoice was made from the mappings"),
+    )
     audit.record(
         "connection.tested",
         subject_type="Connection",

@@ -291,9 +291,32 @@ def ledger_customer(connection: Connection, external_id: str) -> LedgerCustomerC
     )
 
 
-def search_ledger(connection: Connection, query: str, limit: int = 20) -> list[LedgerCustomerCache]:
-    """Return cached ledger customers whose name, code, e-mail, VAT number or id contains ``query``."""
-    text = (query or "").strip()
+@dataclass(frozen=True)
+class LedgerHit:
+    """A cached ledger customer found by the manual-link search, and what it was found by."""
+
+    row: LedgerCustomerCache
+    #: "VAT number", "company number" or None (found by a word of its name, code, e-mail or id).
+    matched_by: str | None = None
+
+
+def _compacted(column):
+    """Return ``column`` upper-cased without the blanks and punctuation people put in numbers (SQL)."""
+    expr = func.upper(column)
+    for noise in (" ", ".", "-", "/", "_", ",", ":"):
+        expr = func.replace(expr, noise, "")
+    return expr
+
+
+def search_ledger(connection: Connection, query: str, limit: int = 20) -> list[LedgerHit]:
+    """Return cached ledger customers matching ``query``, those agreeing on a VAT or company number first.
+
+    A word matches the name, code, e-mail, VAT number or id anywhere. A VAT number is read as
+    people write it (blanks, dots, dashes, case, the country prefix left out for the company's own
+    country) and matches ledger customers whose VAT number is the same number however the ledger
+    stores it; a company (chamber of commerce) number matches likewise without its punctuation.
+    """
+    text = (query or "").strip()[:100]
     if not text:
         return []
     like = f"%{text.lower()}%"
@@ -302,20 +325,77 @@ def search_ledger(connection: Connection, query: str, limit: int = 20) -> list[L
         LedgerCustomerCache.code,
         LedgerCustomerCache.email,
         LedgerCustomerCache.vat_number,
+        LedgerCustomerCache.coc_number,
         LedgerCustomerCache.external_id,
     )
-    return list(
-        db.session.scalars(
-            select(LedgerCustomerCache)
-            .where(
-                LedgerCustomerCache.connection_id == connection.id,
-                LedgerCustomerCache.deleted_at.is_(None),
-                or_(*(func.lower(c).like(like) for c in columns)),
-            )
-            .order_by(LedgerCustomerCache.name)
-            .limit(limit)
+    conditions = [func.lower(c).like(like) for c in columns]
+    vat = matching.normalise_vat(text, connection.external_company_country)
+    if vat:
+        # The number without its country letters: a ledger may store it with or without them.
+        core = vat.lstrip("ABCDEFGHIJKLMNOPQRSTUVWXYZ") or vat
+        conditions.append(_compacted(LedgerCustomerCache.vat_number).like(f"%{core}%"))
+    coc = matching.normalise_coc(text)
+    if coc:
+        conditions.append(_compacted(LedgerCustomerCache.coc_number).like(f"%{coc}%"))
+    rows = db.session.scalars(
+        select(LedgerCustomerCache)
+        .where(
+            LedgerCustomerCache.connection_id == connection.id,
+            LedgerCustomerCache.deleted_at.is_(None),
+            or_(*conditions),
         )
+        .order_by(LedgerCustomerCache.name, LedgerCustomerCache.id)
+        .limit(limit * 5)
     )
+    hits = []
+    for row in rows:
+        matched_by = None
+        if vat and matching.normalise_vat(row.vat_number, row.country or connection.external_company_country) == vat:
+            matched_by = "VAT number"
+        elif coc and matching.normalise_coc(row.coc_number) == coc:
+            matched_by = "company number"
+        elif vat or coc:
+            # Found only through the loose number filter: keep it only if a word matched as well.
+            words = (row.name, row.code, row.email, row.vat_number, row.coc_number, row.external_id)
+            if not any(text.lower() in (w or "").lower() for w in words):
+                continue
+        hits.append(LedgerHit(row, matched_by))
+    hits.sort(key=lambda h: h.matched_by is None)
+    return hits[:limit]
+
+
+def unlinked_customers(connection: Connection, *, query: str = "", limit: int = 100) -> tuple[list[Customer], int]:
+    """Return the organization's customers without a link on this connection (by name), and how many there are."""
+    linked = select(CustomerLink.customer_id).where(CustomerLink.connection_id == connection.id)
+    stmt = _organization_customers(connection).where(Customer.id.not_in(linked))
+    text = (query or "").strip()[:100]
+    if text:
+        like = f"%{text.lower()}%"
+        stmt = stmt.where(
+            or_(
+                func.lower(Customer.name).like(like),
+                func.lower(Customer.external_id).like(like),
+                func.lower(Customer.vat_number).like(like),
+                func.lower(Customer.email).like(like),
+            )
+        )
+    total = db.session.scalar(select(func.count()).select_from(stmt.subquery()))
+    return list(db.session.scalars(stmt.order_by(Customer.name, Customer.id).limit(limit))), total or 0
+
+
+def search_text_for(customer: Customer) -> str:
+    """Return what to search the ledger by first for ``customer``: its VAT number, else company number, else name."""
+    if customer.vat_number:
+        return matching.normalise_vat(customer.vat_number, customer.country) or customer.vat_number
+    return customer.coc_number or customer.name
+
+
+def customer_by_reference(connection: Connection, reference: str | None) -> Customer | None:
+    """Return the organization's customer with this SaaS id, or None."""
+    text = (reference or "").strip()[:64]
+    if not text:
+        return None
+    return db.session.scalar(_organization_customers(connection).where(Customer.external_id == text))
 
 
 # -- suggestions ----------------------------------------------------------------------------------

@@ -91,6 +91,11 @@ def _page(connection: Connection, status: int = 200, **forms):
         )
     }
     q = request.args.get("q", "")
+    uq = request.args.get("uq", "")[:100]
+    unlinked, unlinked_total = services.unlinked_customers(connection, query=uq)
+    # "Find in the ledger" on an unlinked customer opens the manual link with it chosen and searched for.
+    chosen = services.customer_by_reference(connection, request.args.get("link_customer"))
+    ledger_q = request.args.get("ledger_q") or (services.search_text_for(chosen) if chosen else "")
     return render_template(
         "customers/show.html",
         connection=connection,
@@ -117,6 +122,12 @@ def _page(connection: Connection, status: int = 200, **forms):
         import_errors=forms.get("import_errors") or [],
         link_error=forms.get("link_error"),
         modes=services.CUSTOMER_MODES,
+        unlinked=unlinked,
+        unlinked_total=unlinked_total,
+        uq=uq,
+        chosen=chosen,
+        ledger_q=ledger_q,
+        found=services.search_ledger(connection, ledger_q) if ledger_q else [],
     ), status
 
 
@@ -135,8 +146,17 @@ def show_customer_links(connection_id: int):
 @require_role(Role.support)
 def search_ledger_customers(connection_id: int):
     connection = get_connection(connection_id)
-    found = services.search_ledger(connection, request.args.get("ledger_q", ""))
-    return render_template("customers/_ledger_results.html", connection=connection, found=found)
+    ledger_q = request.args.get("ledger_q", "")
+    found = services.search_ledger(connection, ledger_q)
+    chosen = services.customer_by_reference(connection, request.args.get("customer"))
+    return render_template(
+        "customers/_ledger_results.html",
+        connection=connection,
+        found=found,
+        chosen=chosen,
+        ledger_q=ledger_q,
+        link_form=LinkForm(formdata=None),
+    )
 
 
 # -- support: actions -----------------------------------------------------------------------------
@@ -206,8 +226,10 @@ def create_customer_link(connection_id: int):
         db.session.rollback()
         form.external_id.errors = [exc.message]
         return _page(connection, exc.status, link_form=form, link_error=exc.message)
+    cached = services.ledger_customer(connection, link.external_id)
     db.session.commit()
-    flash(f"{link.customer.name} is linked to {link.external_id}.", "success")
+    ledger_words = f"{cached.name} ({link.external_id})" if cached else link.external_id
+    flash(f"{link.customer.name} is linked to {ledger_words} in {connection.company_label}.", "success")
     return _back(connection)
 
 
@@ -254,6 +276,7 @@ def update_customer_mode(connection_id: int):
     if not form.validate_on_submit():
         return _page(connection, 400, mode_form=form)
     changed = services.set_customer_mode(connection, form.customer_mode.data)
+    connection.note_onboarding("customer_mode", mode=form.customer_mode.data)  # chosen, even if unchanged
     db.session.commit()
     flash("Customer mode saved." if changed else "Customer mode unchanged.", "success")
     return _back(connection)
@@ -275,7 +298,7 @@ def create_anyway(connection_id: int, customer_id: int):
     db.session.commit()
     from ..sync import schedule  # enqueues (and commits) the connection's push
 
-    if connection.status in schedule.SCHEDULED_STATUSES:
+    if schedule.pushes_automatically(connection):
         schedule.enqueue_push(connection, reason=f"{customer.name} is to be created anyway.")
     flash(
         f"{customer.name} will be created in {connection.company_label} by the next push; "

@@ -336,6 +336,8 @@ def _connection_row(
         "created_at": created,
         "connected_at": None if status is ConnectionStatus.pending_authorization else connected,
         "disconnected_at": at if not live else None,
+        # Seeded connections have pushed for a while: they went live when they were connected.
+        "live_since": None if status is ConnectionStatus.pending_authorization else connected,
     }
 
 

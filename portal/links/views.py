@@ -288,12 +288,26 @@ def _completed(connection: Connection, link_id: int | None):
     link = db.session.get(AuthorizationLink, link_id) if link_id else None
     if link is not None:
         services.enqueue_notifications(link)
+    _first_data_run(connection)
     return render_public(
         "links/done.html",
         org_name=connection.business_unit.organization.name,
         ledger=services.provider_name(connection.provider),
         company=connection.company_label,
     )
+
+
+def _first_data_run(connection: Connection) -> None:
+    """Read a newly connected ledger's reference data in the background (not again after a re-authorization)."""
+    from ..connections import onboarding
+    from ..mappings.services import reference_data
+    from ..models import SyncRunKind
+
+    if reference_data(connection):
+        return
+    run = onboarding.latest_run(connection, SyncRunKind.reference_refresh)
+    if run is None or run.status.finished:
+        onboarding.start_first_data_run(connection)
 
 
 @bp.route("/authorize/grants/<handle>", methods=["GET", "POST"])

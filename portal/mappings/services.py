@@ -539,6 +539,73 @@ def _reference_url(connection: Connection) -> str:
     return url_for("mappings.show_mappings", connection_id=connection.id, _anchor="reference")
 
 
+def field_required(connection: Connection, f: Field, tax_mode: str | None) -> bool:
+    """Say whether the ledger refuses invoice lines without a code for ``f`` (QuickBooks: by tax mode)."""
+    if connection.provider == specs.QUICKBOOKS and f.key == "tax_code":
+        return tax_mode == "non_us"
+    return f.required
+
+
+def default_gaps(connection: Connection, refs: dict[str, ReferenceData] | None = None) -> list[Problem]:
+    """Return what the defaults still lack for the ledger to take invoices, from the cached data (no ledger call).
+
+    The same rules as :func:`preflight`: every required code without a default or a fallback of the
+    ledger's own, the tax table's rates invoiced in the last 12 months that no code books (their
+    documents would be held), Exact's payment condition, and bexio's due days (bexio refuses an
+    invoice without a due date, and the SaaS may send none).
+    """
+    refs = reference_data(connection) if refs is None else refs
+    maps = mappings(connection)
+    tax_mode = mapping_settings(connection).get("qbo_tax_mode")
+    gaps: list[Problem] = []
+    for f in catalog_of(connection).fields:
+        if not field_required(connection, f, tax_mode) or (None, f.key) in maps or ledger_default(connection, f, refs):
+            continue
+        gaps.append(
+            Problem(
+                f"No default {f.lower_label} is set: {provider_name(connection)} refuses invoice lines without one.",
+                _defaults_url(connection, f.key),
+                f"Set the default {f.lower_label}",
+                field=f.key,
+            )
+        )
+    gaps.extend(p for p in _provider_pitfalls(connection, refs, maps, [], tax_mode) if p.field == "payment_condition")
+    if connection.provider == specs.BEXIO and mapping_settings(connection).get("due_days") is None:
+        gaps.append(
+            Problem(
+                "No due days are set: bexio refuses an invoice without a due date, and the SaaS may send none.",
+                _defaults_url(connection, "due_days"),
+                "Set the due days",
+                field="due_days",
+            )
+        )
+    from . import taxes  # the tax table builds on this module
+
+    for row in taxes.table(connection, refs):
+        if row.held and row.lines:
+            gaps.append(
+                Problem(
+                    f"Tax table, {row.key.label}: {row.held}",
+                    taxes.tax_table_url(connection),
+                    "Fix the tax table",
+                    field="tax_code",
+                )
+            )
+    return gaps
+
+
+def last_mapping_change(connection: Connection) -> datetime | None:
+    """Return when a default, product override or tax table row of the connection last changed."""
+    from ..models import TaxMapping
+
+    times = [
+        db.session.scalar(select(func.max(Mapping.updated_at)).where(Mapping.connection_id == connection.id)),
+        db.session.scalar(select(func.max(TaxMapping.updated_at)).where(TaxMapping.connection_id == connection.id)),
+    ]
+    known = [t if t.tzinfo else t.replace(tzinfo=UTC) for t in times if t is not None]
+    return max(known) if known else None
+
+
 def preflight(connection: Connection, *, refresh: bool = True) -> PreflightReport:
     """Check every default and every product invoiced in the last 12 months against the ledger.
 
@@ -558,9 +625,7 @@ def preflight(connection: Connection, *, refresh: bool = True) -> PreflightRepor
     tax_mode = settings.get("qbo_tax_mode")
 
     def required(f: Field) -> bool:
-        if connection.provider == specs.QUICKBOOKS and f.key == "tax_code":
-            return tax_mode == "non_us"
-        return f.required
+        return field_required(connection, f, tax_mode)
 
     # Defaults: each set code must exist, be active and of the right type.
     for f in cat.fields:

@@ -251,6 +251,10 @@ def run_preflight(connection_id: int):
         db.session.rollback()
         connection = get_connection(connection_id)
         report = services.PreflightReport(error=_ledger_failure(connection, exc))
+    # The onboarding checklist's "Check mappings clean" step reads this outcome.
+    connection.note_onboarding(
+        "preflight", errors=len(report.errors), warnings=len(report.warnings), error=report.error
+    )
     db.session.commit()
     context = dict(connection=connection, report=report, name=services.provider_name(connection))
     if htmx and not htmx.boosted:

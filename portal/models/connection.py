@@ -118,9 +118,28 @@ class Connection(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     connected_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     disconnected_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: When support took the connection live (the go-live gate); None while it is being set up.
+    #: Until then nothing is pushed automatically: its records wait as "not live yet".
+    live_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: Outcomes of the onboarding steps that are not facts of other tables: the last "Check
+    #: mappings" and test invoice ({"at", "passed", "errors"}), the confirmed customer mode.
+    onboarding: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
     business_unit: Mapped[BusinessUnit] = relationship()
     created_by: Mapped[StaffUser | None] = relationship()
+
+    @property
+    def went_live(self) -> bool:
+        """Say whether the connection passed its go-live gate (its records are pushed automatically)."""
+        return self.live_since is not None
+
+    def onboarding_step(self, key: str) -> dict[str, Any]:
+        """Return the stored outcome of one onboarding step ({} when it never ran)."""
+        return dict((self.onboarding or {}).get(key) or {})
+
+    def note_onboarding(self, key: str, **facts: Any) -> None:
+        """Store the outcome of one onboarding step (a new dict, so the JSON column is seen as changed)."""
+        self.onboarding = {**(self.onboarding or {}), key: {"at": utcnow().isoformat(), **facts}}
 
     @property
     def company_label(self) -> str:

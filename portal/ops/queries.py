@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import typing
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -49,6 +50,8 @@ from ..models import (
     Payment,
     RecordKind,
     RecordState,
+    SyncRun,
+    SyncRunStatus,
 )
 from ..sync import schedule
 
@@ -251,6 +254,8 @@ def connection_conditions(f: ConnectionFilters, now: datetime | None = None) -> 
         conditions.append(Connection.status == f.status)
     if f.health in HEALTH:
         conditions.append(Connection.status.in_(HEALTH[f.health]))
+    elif f.health == "not_live":
+        conditions += list(_not_live())
     if f.stale_days is not None:
         cutoff = now - timedelta(days=f.stale_days)
         conditions += [
@@ -333,27 +338,75 @@ def status_counts(now: datetime | None = None, horizon: timedelta = EXPIRY_HORIZ
     """
     now = now or utcnow()
     expiring = case((and_(*_expiring(now + horizon)), 1), else_=0)
+    not_live = case((and_(*_not_live()), 1), else_=0)
     rows = db.session.execute(
-        select(Connection.provider, Connection.region, Connection.status, func.count(), func.sum(expiring)).group_by(
-            Connection.provider, Connection.region, Connection.status
-        )
+        select(
+            Connection.provider,
+            Connection.region,
+            Connection.status,
+            func.count(),
+            func.sum(expiring),
+            func.sum(not_live),
+        ).group_by(Connection.provider, Connection.region, Connection.status)
     ).all()
     by_status: dict[str, int] = defaultdict(int)
     by_provider: dict[tuple[str, str], dict[str, int]] = defaultdict(lambda: defaultdict(int))
-    expiring_total = 0
-    for provider, region, status, n, soon in rows:
+    expiring_total = not_live_total = 0
+    for provider, region, status, n, soon, setting_up in rows:
         status = ConnectionStatus(status)
         by_status[status.value] += n
         by_provider[(provider, region or "")][status.value] += n
         by_provider[(provider, region or "")]["total"] += n
         expiring_total += int(soon or 0)
+        not_live_total += int(typing.cast(int, setting_up) or 0)
     health = {name: sum(by_status.get(s.value, 0) for s in statuses) for name, statuses in HEALTH.items()}
     health["pending_authorization"] = by_status.get(ConnectionStatus.pending_authorization.value, 0)
+    health["not_live"] = not_live_total
     return {
         "health": health,
         "by_provider": {key: dict(value) for key, value in sorted(by_provider.items())},
         "expiring": expiring_total,
     }
+
+
+def _not_live() -> tuple:
+    """Return the conditions of a connection being set up: not disconnected, not through its go-live gate."""
+    return (Connection.status != ConnectionStatus.disconnected, Connection.live_since.is_(None))
+
+
+def not_live_waiting() -> int:
+    """Return how many invoices dated from their connection's date wait because the connection is not live yet."""
+    pushed = select(ExternalRecord.id).where(
+        ExternalRecord.connection_id == Connection.id,
+        ExternalRecord.kind == RecordKind.invoice,
+        ExternalRecord.local_id == Invoice.id,
+        ExternalRecord.state == RecordState.pushed,
+    )
+    return (
+        db.session.scalar(
+            select(func.count(Invoice.id))
+            .select_from(Connection)
+            .join(Invoice, Invoice.business_unit_id == Connection.business_unit_id)
+            .where(*_not_live(), Invoice.issue_date >= func.date(Connection.sync_from), ~exists(pushed))
+        )
+        or 0
+    )
+
+
+#: Jobs that failed within this long count as "jobs failing" on the dashboard.
+FAILING_JOBS_WINDOW = timedelta(hours=1)
+
+
+def failed_runs(now: datetime) -> int:
+    """Return how many background runs failed within :data:`FAILING_JOBS_WINDOW`."""
+    return (
+        db.session.scalar(
+            select(func.count(SyncRun.id)).where(
+                SyncRun.status == SyncRunStatus.failed, SyncRun.finished_at >= now - FAILING_JOBS_WINDOW
+            )
+        )
+        or 0
+    )
 
 
 def status_counts_at(now: datetime, key: dict) -> tuple[dict, datetime]:
@@ -476,7 +529,7 @@ def _late_counts(now: datetime) -> dict[int, int]:
     delay (usually one or two); connections are chosen by their setting in SQL, never by id lists.
     """
     raw_delay = Connection.settings["sync_delay_minutes"].as_string()
-    scheduled = Connection.status.in_(schedule.SCHEDULED_STATUSES)
+    scheduled = schedule.scheduled_clause()
     settings = db.session.execute(select(raw_delay).where(scheduled).group_by(raw_delay)).scalars().all()
     buckets: dict[timedelta, list] = defaultdict(list)
     for raw in settings:

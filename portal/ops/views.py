@@ -37,6 +37,8 @@ metrics_bp = Blueprint("metrics", __name__)
 MAX_BULK = 1000
 #: Most Exact Online divisions the dashboard's quota table shows (the closest to their daily limit).
 QUOTA_ROWS = 50
+#: The dashboard polls its figures this often.
+DASHBOARD_REFRESH_SECONDS = 30
 
 
 class ConnectionPage(Pagination):
@@ -217,8 +219,16 @@ def dashboard():
     quota, quota_at = queries.minute_cached(
         "quota", key, lambda: _busiest_divisions(queries.exact_divisions()), list, list
     )
+    not_live = counts["health"].get("not_live", 0)
     return render_template(
-        "ops/dashboard.html",
+        # The figures refresh themselves: the page polls its own fragment (htmx).
+        "ops/_dashboard.html" if _fragment() else "ops/dashboard.html",
+        now=now,
+        refresh_seconds=DASHBOARD_REFRESH_SECONDS,
+        failed_jobs=queries.failed_runs(now),
+        failed_jobs_hours=int(queries.FAILING_JOBS_WINDOW.total_seconds() // 3600),
+        not_live=not_live,
+        not_live_waiting=queries.not_live_waiting() if not_live else 0,
         counts=counts,
         counted_at=min(counted_at, late_at, quota_at),
         held=queries.held_total(held),
@@ -238,8 +248,8 @@ def dashboard():
 # -- connections ------------------------------------------------------------------------------
 def _connection_filters() -> queries.ConnectionFilters:
     health = text_arg("health", 32)
-    if health and health not in queries.HEALTH:
-        abort(400, description=f"health must be one of {', '.join(queries.HEALTH)}, not {health!r}.")
+    if health and health not in (*queries.HEALTH, "not_live"):
+        abort(400, description=f"health must be one of {', '.join(queries.HEALTH)}, not_live, not {health!r}.")
     sort = text_arg("sort", 32) or "organization"
     if sort not in queries.SORTS:
         abort(400, description=f"sort must be one of {', '.join(queries.SORTS)}, not {sort!r}.")

@@ -3,8 +3,9 @@
 Each action goes through the models' transition functions, writes an AuditEvent, and is safe to
 repeat: a record already pending, a connection already paused, a dismissal of a record already
 dismissed change nothing and write nothing. Records move to pending and the connection's push is
-enqueued (:func:`portal.sync.schedule.enqueue_push`, one job per connection); a paused connection
-or one waiting for re-authorization keeps its records pending until it is resumed or reconnected.
+enqueued (:func:`portal.sync.schedule.enqueue_push`, one job per connection); a paused connection,
+one waiting for re-authorization or one not live yet keeps its records pending until it is resumed,
+reconnected or taken live.
 
 ``enqueue_push`` commits (its SyncRun must exist before a worker looks for it), so an action that
 enqueues also commits the changes made before it; the others leave the commit to the caller.
@@ -85,6 +86,9 @@ def _organization_id(connection: Connection) -> int | None:
 
 def _push(connection: Connection, outcome: Outcome, reason: str) -> None:
     """Enqueue the connection's push when it is scheduled; otherwise say why its records wait."""
+    if connection.status in schedule.SCHEDULED_STATUSES and not connection.went_live:
+        outcome.waiting[connection.id] = f"{connection.company_label} is {schedule.NOT_LIVE_WORDS}"
+        return
     if connection.status not in schedule.SCHEDULED_STATUSES:
         outcome.waiting[connection.id] = (
             f"{connection.company_label} is {connection.status.label.lower()}: its records wait until it is "

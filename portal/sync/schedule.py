@@ -1,10 +1,11 @@
 """Periodic pushes: find connections with due records and enqueue one push job each (DESIGN.md "Jobs").
 
 ``flask --app app schedule tick`` (run by cron every minute) calls :func:`tick`. A connection
-is due when it is connected (not paused, not waiting for re-authorization, not disconnected)
-and has an invoice dated on or after its ``sync_from``, not pushed, skipped or failed, that was
-created at least ``sync_delay_minutes`` (default 5, at most 60) minus one tick ago — so with a
-one-minute cron every due record starts its push within the delay.
+is due when it is live (past its go-live gate, ``Connection.live_since``), connected (not paused,
+not waiting for re-authorization, not disconnected) and has an invoice dated on or after its
+``sync_from``, not pushed, skipped or failed, that was created at least ``sync_delay_minutes``
+(default 5, at most 60) minus one tick ago — so with a one-minute cron every due record starts
+its push within the delay. A connection that has not gone live is never due: its records wait.
 
 Jobs have the deterministic id ``sync-<connection id>`` and ``unique=True``: while one is queued,
 scheduled or running, a second tick enqueues nothing ("already queued" is fine). RQ 3 keeps a
@@ -76,6 +77,18 @@ RESULT_TTL = 60
 ACTIVE = frozenset({JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED, JobStatus.DEFERRED})
 #: Statuses whose connections are pushed by the scheduler (failing ones keep trying).
 SCHEDULED_STATUSES = (ConnectionStatus.connected, ConnectionStatus.failing)
+#: Why the records of a connection that has not gone live wait.
+NOT_LIVE_WORDS = "not live yet: its records wait until support takes it live (the connection's checklist)"
+
+
+def scheduled_clause():
+    """Return the SQL condition of connections the scheduler pushes: live, and connected or failing."""
+    return Connection.status.in_(SCHEDULED_STATUSES) & Connection.live_since.is_not(None)
+
+
+def pushes_automatically(connection: Connection) -> bool:
+    """Say whether the connection's due records are pushed without a person: live, and connected or failing."""
+    return connection.status in SCHEDULED_STATUSES and connection.went_live
 
 
 def job_id(connection_id: int) -> str:
@@ -286,7 +299,7 @@ def tick(now: datetime | None = None) -> TickResult:
     enqueued: list[int] = []
     already: list[int] = []
     not_due, pulls = 0, []
-    stmt = select(Connection).where(Connection.status.in_(SCHEDULED_STATUSES)).order_by(Connection.id)
+    stmt = select(Connection).where(scheduled_clause()).order_by(Connection.id)
     for connection in db.session.scalars(stmt).all():
         if payments.pull_due(connection, now) and enqueue_payments_pull(connection, reason="Scheduled payments pull."):
             pulls.append(connection.id)

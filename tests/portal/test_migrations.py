@@ -43,3 +43,44 @@ def test_upgrade_on_an_empty_database_matches_the_models(database_url, tmp_path)
         assert diff == [], f"models and migrations differ: {diff}"
     finally:
         drop()
+
+
+def test_connections_that_exist_before_the_go_live_gate_migrate_as_live(database_url, tmp_path):
+    import sqlalchemy as sa
+
+    from portal import create_app
+    from portal.extensions import db
+
+    url, drop = _empty_database(database_url, tmp_path)
+    try:
+        app = create_app({"SQLALCHEMY_DATABASE_URI": url, "EMBEDDED_WORKER": False, "REDIS_URL": ""})
+        with app.app_context():
+            upgrade(revision="9d3e5f7a1b2c")
+            with db.engine.begin() as conn:
+                conn.execute(
+                    sa.text(
+                        "INSERT INTO organization (external_id, name, country, created_at) "
+                        "VALUES ('o-1', 'Old Org', 'NL', '2025-01-01 00:00:00+00:00')"
+                    )
+                )
+                conn.execute(
+                    sa.text(
+                        "INSERT INTO business_unit (organization_id, name, country, currency, created_at) "
+                        "VALUES (1, 'Old Unit', 'NL', 'EUR', '2025-01-01 00:00:00+00:00')"
+                    )
+                )
+                conn.execute(
+                    sa.text(
+                        "INSERT INTO connection (business_unit_id, provider, status, status_changed_at, sync_from, "
+                        "settings, created_at, connected_at) VALUES (1, 'bexio', 'connected', "
+                        "'2025-02-01 00:00:00+00:00', '2025-02-01 00:00:00+00:00', '{}', "
+                        "'2025-02-01 00:00:00+00:00', '2025-02-01 10:00:00+00:00')"
+                    )
+                )
+            upgrade()
+            with db.engine.connect() as conn:
+                live_since = conn.execute(sa.text("SELECT live_since FROM connection")).scalar_one()
+            db.engine.dispose()
+        assert live_since is not None and str(live_since).startswith("2025-02-01 10:00")
+    finally:
+        drop()

@@ -44,6 +44,9 @@ ROLES = {
     "auth.show_account": Role.support,
     "auth.logout_everywhere": Role.support,
     "connections.connect_unit": Role.support,
+    "connections.go_live": Role.support,
+    "connections.push_now": Role.support,
+    "connections.pull_payments_now": Role.support,
     "links.create_link": Role.support,
 }
 
@@ -54,7 +57,10 @@ def test_routes_declare_the_roles_the_readme_promises(app):
     from pathlib import Path
 
     readme = " ".join((Path(__file__).resolve().parents[2] / "README.md").read_text().split())
-    assert "`support` (connections, mappings, links, customer links, tests, back-fill previews) < `ops`" in readme
+    assert (
+        "`support` (connections, mappings, links, customer links, tests, back-fill previews, going live, "
+        "*Push now* and *Pull payments now* of a live connection) < `ops`" in readme
+    )
     assert "`ops` (also re-syncs, back-fills: start, pause, resume, cancel; retries, pause/resume" in readme
     assert "`admin` (also staff management)" in readme
 

@@ -8,7 +8,7 @@ import re
 from playwright.sync_api import Page, expect
 
 from tests.e2e.conftest import search
-from tests.e2e.journeys.conftest import IngestApi, latest_run, schedule_tick
+from tests.e2e.journeys.conftest import IngestApi, go_live_now, latest_run, schedule_tick
 from tests.portal.sync.rq_workers import run_queued_jobs
 
 
@@ -21,14 +21,19 @@ def start_connect(page: Page, live_server: str, org: dict, ledger: str) -> None:
     page.get_by_role("button", name="Continue to the ledger").click()
 
 
-def pin_company(page: Page, company_name: str) -> int:
-    """Pick the company the consent reached and pin it; return the new connection's id."""
+def pin_company(page: Page, company_name: str, *, live: bool = True) -> int:
+    """Pick the company the consent reached and pin it; return the new connection's id.
+
+    With ``live`` (the default) the connection is taken live at once, so that the journey's pushes happen.
+    """
     expect(page.get_by_role("heading", name="Pick the company")).to_be_visible()
     page.get_by_label(company_name).check()
     page.get_by_role("button", name="Pin and connect").click()
     expect(page.locator("[data-status]").first).to_have_text("Connected")
     match = re.search(r"/connections/(\d+)$", page.url)
     assert match, page.url
+    if live:
+        go_live_now(page)
     return int(match.group(1))
 
 

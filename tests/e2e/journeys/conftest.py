@@ -45,12 +45,15 @@ def connect_exact(
     divisions: tuple[str, ...] = (EXACT_NL_DIVISION,),
     pick: str = EXACT_NL_DIVISION,
     shot: str | None = None,
+    live: bool = True,
 ) -> int:
     """Connect ``org``'s business unit to Exact NL from its organization page; return the connection id.
 
     The logged-in user starts the connect, approves on the sandbox's consent page as
     :data:`EXACT_NL_USER` granting ``divisions``, and pins division ``pick``. ``shot`` names the
-    screenshots of the consent and pick pages (``<shot>-consent``, ``<shot>-pick``).
+    screenshots of the consent and pick pages (``<shot>-consent``, ``<shot>-pick``). With ``live``
+    (the default) the connection is then taken live at once (:func:`go_live_now`), so that the
+    journey's pushes happen; journeys about the go-live gate pass ``live=False``.
     """
     page.goto(f"{live_server}/organizations/{org['org_id']}")
     row = page.get_by_role("row", name=re.compile(re.escape(org["unit_name"])))
@@ -76,7 +79,20 @@ def connect_exact(
     expect(page.get_by_role("heading", level=1)).to_contain_text(pick)
     match = re.search(r"/connections/(\d+)$", page.url)
     assert match, page.url
+    if live:
+        go_live_now(page)
     return int(match.group(1))
+
+
+def go_live_now(page: Page) -> None:
+    """On the connection page shown, go live from its connection date, confirming the steps still open."""
+    form = page.locator("#go-live")
+    box = form.get_by_label(re.compile("Go live although steps"))
+    if box.count():
+        box.check()
+    form.get_by_role("button", name="Go live").click()
+    expect(page.locator("#flashes")).to_contain_text("is live")
+    expect(page.locator("#status [data-not-live]")).to_have_count(0)
 
 
 def pick_option(page: Page, select_id: str, query: str, value: str) -> None:

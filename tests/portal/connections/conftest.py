@@ -124,19 +124,31 @@ class Flow:
             data["confirm_shared"] = "y"  # as support does, having read the warning
         return self.client.post(pick_url, data=data)
 
-    def connect(self, unit_id, provider, region=None, *, company, replace=False, **choices) -> int:
-        """Run the whole flow; return the new connection's id."""
+    def connect(self, unit_id, provider, region=None, *, company, replace=False, live=True, **choices) -> int:
+        """Run the whole flow; return the new connection's id.
+
+        ``live`` (the default) takes the connection through its go-live gate as well, so that tests
+        about what a connection does find it pushing; tests about the gate pass ``live=False``.
+        """
         done = self.pick(
             self.authorize(unit_id, provider, region, replace=replace, **choices), company, replace=replace
         )
         assert done.status_code == 302, done.get_data(as_text=True)
-        return int(done.headers["Location"].rsplit("/", 1)[1])
+        connection_id = int(done.headers["Location"].rsplit("/", 1)[1])
+        if live:
+            make_live(self.client.application, connection_id)
+        return connection_id
 
     def post(self, url: str, **data):
         return self.client.post(url, data={"csrf_token": self.token, **data})
 
-    def connected(self, unit_id: int, provider: str, region: str | None = None, *, company: str, **choices) -> int:
+    def connected(
+        self, unit_id: int, provider: str, region: str | None = None, *, company: str, live: bool = True, **choices
+    ) -> int:
         """A connection as :meth:`connect` leaves it, made without the pages; return its id.
+
+        Live by default (past its go-live gate, as every connection made before the gate existed);
+        ``live=False`` leaves it being set up.
 
         For tests that need a connection rather than test connecting: the same services the
         pages call run in one request context as this support member (the consent request is
@@ -160,8 +172,22 @@ class Flow:
             callback = urlsplit(consent(self.sandbox, url, **choices))
             grant = services.complete_authorization(dict(parse_qsl(callback.query)))
             connection = services.pin_company(grant, company)
+            if live:
+                connection.live_since = connection.connected_at
             db.session.commit()
             return connection.id
+
+
+def make_live(app, connection_id: int) -> None:
+    """Take a connection through its go-live gate as of its connection date, without the checklist."""
+    from portal.extensions import db
+    from portal.models import Connection
+
+    with app.app_context():
+        connection = db.session.get(Connection, connection_id)
+        if connection.live_since is None:
+            connection.live_since = connection.connected_at
+            db.session.commit()
 
 
 @pytest.fixture

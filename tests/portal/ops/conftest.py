@@ -43,6 +43,7 @@ def world(app):
             region: str | None = "nl",
             refresh_in_days: float | None = 60,
             last_success_days_ago: float | None = 0,
+            live: bool = True,
         ) -> int:
             n = next(_numbers)
             with app.app_context():
@@ -64,6 +65,7 @@ def world(app):
                     if last_success_days_ago is None
                     else now - timedelta(days=last_success_days_ago),
                     sync_from=now - timedelta(days=30),
+                    live_since=now - timedelta(days=30) if live else None,
                 )
                 db.session.add_all([org, unit, connection])
                 db.session.commit()
