@@ -94,9 +94,23 @@ def create_app(test_config: dict | None = None) -> Flask:
     if app.config["MOUNT_SANDBOX"]:
         _mount_sandbox(app)
     _trust_proxies(app)
-    if app.config["EMBEDDED_WORKER"]:
+    if app.config["EMBEDDED_WORKER"] and _serving():
         queue.start_embedded_worker(app)
     return app
+
+
+def _serving() -> bool:
+    """Say whether this process serves the app (a WSGI server, ``flask run``), not a one-off command.
+
+    A ``flask`` command builds the app inside its click context and ends when the command does:
+    an embedded runtime started there would leave its jobs half done.
+    """
+    import click
+
+    ctx = click.get_current_context(silent=True)
+    if ctx is None:
+        return True
+    return ctx.info_name == "run" or (ctx.invoked_subcommand == "run")
 
 
 def _trust_proxies(app: Flask) -> None:

@@ -227,20 +227,16 @@ schedule_cli = AppGroup("schedule", help="Periodic work, run by cron.")
 @schedule_cli.command("tick")
 def schedule_tick() -> None:
     """Enqueue pushes and payments pulls that are due, and purge old operation log entries (cron: every minute)."""
-    from .connections.services import expire_grants
-    from .oplog.services import purge_expired
-    from .sync.schedule import tick
+    from .extensions import queue
+    from .sync.schedule import run_tick
 
-    result = tick()
-    purged = purge_expired()
-    expired = expire_grants()
-    db.session.commit()
-    click.echo(
-        f"{len(result.enqueued)} push(es) enqueued, {len(result.already_queued)} already queued, "
-        f"{result.not_due} connection(s) with nothing due, {len(result.payments_enqueued)} payments pull(s) "
-        f"enqueued, {purged} operation log entr{'y' if purged == 1 else 'ies'} purged, {expired} waiting "
-        "consent(s) expired."
-    )
+    if queue.embedded and not queue.serves_jobs:
+        click.echo(
+            "The demo (make run) runs this tick itself every minute, in its own process: nothing was enqueued here. "
+            "With Redis (REDIS_URL) and rq workers, run it from cron."
+        )
+        return
+    click.echo(run_tick().describe())
 
 
 documents_cli = AppGroup("documents", help="The SaaS's invoices and credit notes.")

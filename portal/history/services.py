@@ -818,7 +818,7 @@ def enqueue(backfill: Backfill, *, at: datetime | None = None):
     if at is None:
         job = queue.enqueue(JOB, backfill.id, queue=QUEUE, job_id=job_id, timeout=6 * 3600)
     else:
-        job = queue.state.queues[QUEUE].enqueue_at(at, JOB, backfill.id, job_id=job_id, job_timeout=6 * 3600)
+        job = queue.queues(QUEUE).enqueue_at(at, JOB, backfill.id, job_id=job_id, job_timeout=6 * 3600)
     if backfill.sync_run is not None:
         backfill.sync_run.rq_job_id = job.id
     db.session.commit()
