@@ -18,6 +18,7 @@ import logging
 from datetime import UTC, datetime, timedelta
 
 from flask import current_app
+from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from ..extensions import db, queue
@@ -204,6 +205,7 @@ def refresh(
         is moved to needs_reauthorization with the provider's reason first).
     :raise VaultError: when the lock cannot be had in time or there are no tokens.
     """
+    _end_own_write()
     lock = queue.connection.lock(
         f"ledgerlink:token-refresh:{connection_id}",
         timeout=LOCK_TIMEOUT_SECONDS,
@@ -220,6 +222,34 @@ def refresh(
             log.warning("token refresh lock of connection %s expired before release", connection_id)
 
 
+def _end_own_write() -> None:
+    """Commit the calling thread's session when it has written in its open transaction, before a refresh.
+
+    The rotated tokens are committed by a session of their own: were the caller's session holding
+    an uncommitted write (SQLite: the database's one write lock; PostgreSQL: the connection's row),
+    that commit would wait for its own caller, and fail after the ledger had already rotated the
+    refresh token.
+    """
+    session = db.session()
+    if session.in_transaction() and session.info.get(_WROTE):
+        log.info("committing the caller's open write before a token refresh")
+        session.commit()
+
+
+_WROTE = "ledgerlink_wrote"
+
+
+@event.listens_for(Session, "after_flush")
+def _wrote(session, flush_context) -> None:
+    session.info[_WROTE] = True
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _ended(session, transaction) -> None:
+    if transaction.parent is None:
+        session.info.pop(_WROTE, None)
+
+
 def fresh_adapter(connection: Connection) -> LedgerAdapter:
     """Return an adapter for ``connection`` whose access token is valid now.
 
@@ -228,7 +258,8 @@ def fresh_adapter(connection: Connection) -> LedgerAdapter:
 
     :raise NeedsReauthorization: when the ledger refuses the refresh (recorded on the connection).
     """
-    tokens = read_tokens(connection)
+    with db.session.no_autoflush:  # reading the tokens starts no write of the caller's changes
+        tokens = read_tokens(connection)
     if tokens.access_expired(leeway=REFRESH_LEEWAY):
         tokens = refresh(connection.id, seen=tokens)
         db.session.refresh(connection)

@@ -232,3 +232,23 @@ def test_a_rotated_token_is_stored_even_while_another_writer_holds_the_database(
     advance_ledger_clock(flow.sandbox)
     with app.app_context():
         assert vault.refresh(cid).refresh_token != new.refresh_token
+
+
+def test_a_refresh_asked_for_by_a_session_with_an_open_write_stores_the_rotated_token(app, flow, unit_id):
+    """A job that changed something and then needs a fresh token neither waits for itself nor loses the token."""
+    from portal.extensions import db
+
+    cid = connect_token_case(flow, unit_id, "exact-online")
+    spend_access_token(app, cid)
+    advance_ledger_clock(flow.sandbox)
+    with app.app_context():
+        connection = db.session.get(Connection, cid)
+        connection.last_error = "changed by the job, not committed yet"
+        db.session.flush()  # SQLite: this session now holds the write lock
+        started = time.monotonic()
+        adapter = vault.fresh_adapter(connection)
+        assert time.monotonic() - started < 5
+        db.session.commit()
+        stored = vault.read_tokens(db.session.get(Connection, cid))
+        assert stored.refresh_token == adapter.tokens.refresh_token
+        adapter.company_info()
