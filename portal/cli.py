@@ -131,6 +131,30 @@ def seed_demo(orgs: int, seed_value: int, if_empty: bool) -> None:
     click.echo(", ".join(f"{n:,} {k.replace('_', ' ')}" for k, n in summary.items()) + f" in {elapsed:.1f} s.")
 
 
+@seed_cli.command("connections")
+@click.option("--if-empty", is_flag=True, help="Do nothing when connections already exist.")
+def seed_connections(if_empty: bool) -> None:
+    """Connect one demo unit per ledger (Exact NL, QuickBooks US, bexio) to the sandbox, push and back-fill.
+
+    The sandbox runs on a free local port meanwhile and keeps its state in instance/, where the
+    demo server (make run) finds it: the connections made here work there.
+    """
+    import time
+
+    from .demo.connections import DemoConnectionError, seed_demo_connections
+
+    started = time.perf_counter()
+    try:
+        summary = seed_demo_connections(click.echo, if_empty=if_empty)
+    except DemoConnectionError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if summary is None:
+        click.echo("Connections already exist; left as they are.")
+        return
+    elapsed = time.perf_counter() - started
+    click.echo(", ".join(f"{n:,} {k}" for k, n in summary.items()) + f" in {elapsed:.1f} s.")
+
+
 @seed_cli.command("staff")
 def seed_staff() -> None:
     """Create demo staff accounts (one per role) once, and print the login."""

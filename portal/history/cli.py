@@ -81,7 +81,11 @@ def push_command(connection_id: int, date_from: str, date_to: str, kinds: str, w
     connection, scope = _scope(connection_id, date_from, date_to, kinds)
     try:
         backfill = services.start(
-            connection, scope, started_by=None, preview_data=services.range_counts(connection, scope)
+            connection,
+            scope,
+            started_by=None,
+            preview_data=services.range_counts(connection, scope),
+            enqueue_job=queue.serves_jobs,  # without Redis (the demo) it runs here only
         )
     except services.HistoryError as exc:
         raise click.ClickException(exc.message) from exc

@@ -747,8 +747,17 @@ def _duration(seconds: float) -> str:
 # -- starting, pausing, resuming, cancelling ------------------------------------------------------
 
 
-def start(connection: Connection, scope: Scope, *, started_by: StaffUser | None, preview_data: dict | None = None):
+def start(
+    connection: Connection,
+    scope: Scope,
+    *,
+    started_by: StaffUser | None,
+    preview_data: dict | None = None,
+    enqueue_job: bool = True,
+):
     """Create the back-fill and its job mirror, audit it, commit, and enqueue the job.
+
+    ``enqueue_job=False``: the caller runs it in its own process (:func:`run`) instead.
 
     :raise HistoryError: when a back-fill of this connection is still unfinished.
     """
@@ -791,7 +800,8 @@ def start(connection: Connection, scope: Scope, *, started_by: StaffUser | None,
     run.parameters = {**parameters, "backfill_id": backfill.id}
     _audit(backfill, "history.started", f"Back-fill #{backfill.id} started: {_describe(backfill)}")
     db.session.commit()
-    enqueue(backfill)
+    if enqueue_job:
+        enqueue(backfill)
     return backfill
 
 
