@@ -34,7 +34,7 @@ from tests.portal.sync.conftest import add_invoice, connect_unit, ledger_invoice
 
 from .conftest import FULL, write_result
 
-pytestmark = [pytest.mark.slow, pytest.mark.workers]
+pytestmark = pytest.mark.slow
 
 SOAK_SECONDS = float(os.environ.get("SOAK_SECONDS") or (3600 if FULL else 45))
 #: Seconds an Exact access token lives in the soak (600 at Exact).
