@@ -65,6 +65,7 @@ migrate: install
 run: system-run $(VENV)/.run-installed $(VENDOR)/.installed
 	@LEDGERLINK_EMBEDDED_WORKER=false $(FLASK) db upgrade 2>&1 | grep -v '^INFO' || true
 	@LEDGERLINK_EMBEDDED_WORKER=false $(FLASK) seed demo --if-empty
+	@LEDGERLINK_EMBEDDED_WORKER=false $(FLASK) seed connections --if-empty
 	@LEDGERLINK_EMBEDDED_WORKER=false $(FLASK) seed staff
 	@echo "Ledgerlink is starting on http://$(HOST):$(PORT)/  (sandboxes at http://$(HOST):$(PORT)/sandbox/)"
 	LEDGERLINK_MOUNT_SANDBOX=true LEDGERLINK_SANDBOX_URL=http://$(HOST):$(PORT)/sandbox \

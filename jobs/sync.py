@@ -168,6 +168,7 @@ LOST_LOCK = "Stopped after {done} of {total} records: this run's lock of the con
 
 def _push_all(run: SyncRun, log, connection: Connection, lease: _Lease) -> dict:
     run.progress_total, run.progress_done = 0, 0
+    db.session.commit()  # no write stays open across the ledger calls that follow (SQLite: one writer)
     counts: Counter[str] = Counter()
     stopped = False
     was_cancelled = _Cancellation(run)

@@ -12,7 +12,8 @@ from . import config
 
 def create_app(test_config: dict | None = None) -> Flask:
     """Build the portal app: config layers, extensions, blueprints, CLI."""
-    app = Flask(__name__, instance_relative_config=True)
+    instance = (test_config or {}).get("INSTANCE_PATH")  # a test's own instance folder
+    app = Flask(__name__, instance_relative_config=True, instance_path=str(instance) if instance else None)
     app.instance_path  # noqa: B018 - resolved before config so instance/ paths work
     config.load(app, test_config)
     logging.basicConfig(level=app.config.get("LOG_LEVEL", "INFO"))
@@ -94,9 +95,23 @@ def create_app(test_config: dict | None = None) -> Flask:
     if app.config["MOUNT_SANDBOX"]:
         _mount_sandbox(app)
     _trust_proxies(app)
-    if app.config["EMBEDDED_WORKER"]:
+    if app.config["EMBEDDED_WORKER"] and _serving():
         queue.start_embedded_worker(app)
     return app
+
+
+def _serving() -> bool:
+    """Say whether this process serves the app (a WSGI server, ``flask run``), not a one-off command.
+
+    A ``flask`` command builds the app inside its click context and ends when the command does:
+    an embedded runtime started there would leave its jobs half done.
+    """
+    import click
+
+    ctx = click.get_current_context(silent=True)
+    if ctx is None:
+        return True
+    return ctx.info_name == "run" or (ctx.invoked_subcommand == "run")
 
 
 def _trust_proxies(app: Flask) -> None:
@@ -113,9 +128,21 @@ def _trust_proxies(app: Flask) -> None:
 
 
 def _mount_sandbox(app: Flask) -> None:
-    """Serve the provider sandbox under /sandbox on this server (the one-process demo)."""
+    """Serve the provider sandbox under /sandbox on this server (the one-process demo).
+
+    Its state is kept in instance/ across restarts (``flask sandbox reset`` starts it afresh), and
+    its address is noted there for the commands run from a terminal (:func:`portal.config.load`).
+    """
+    import json
+
     from werkzeug.middleware.dispatcher import DispatcherMiddleware
 
     import sandbox
+    from sandbox.cli import STATE_FILE_NAME
 
-    app.wsgi_app = DispatcherMiddleware(app.wsgi_app, {"/sandbox": sandbox.create_app()})  # type: ignore[method-assign]
+    instance = Path(app.instance_path)
+    instance.mkdir(parents=True, exist_ok=True)
+    mounted = sandbox.create_app({"SANDBOX_STATE_FILE": str(instance / STATE_FILE_NAME)})
+    app.wsgi_app = DispatcherMiddleware(app.wsgi_app, {"/sandbox": mounted})  # type: ignore[method-assign]
+    if app.config.get("SANDBOX_URL"):
+        (instance / config.DEMO_SERVER_FILE).write_text(json.dumps({"sandbox_url": app.config["SANDBOX_URL"]}) + "\n")

@@ -131,6 +131,30 @@ def seed_demo(orgs: int, seed_value: int, if_empty: bool) -> None:
     click.echo(", ".join(f"{n:,} {k.replace('_', ' ')}" for k, n in summary.items()) + f" in {elapsed:.1f} s.")
 
 
+@seed_cli.command("connections")
+@click.option("--if-empty", is_flag=True, help="Do nothing when connections already exist.")
+def seed_connections(if_empty: bool) -> None:
+    """Connect one demo unit per ledger (Exact NL, QuickBooks US, bexio) to the sandbox, push and back-fill.
+
+    The sandbox runs on a free local port meanwhile and keeps its state in instance/, where the
+    demo server (make run) finds it: the connections made here work there.
+    """
+    import time
+
+    from .demo.connections import DemoConnectionError, seed_demo_connections
+
+    started = time.perf_counter()
+    try:
+        summary = seed_demo_connections(click.echo, if_empty=if_empty)
+    except DemoConnectionError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if summary is None:
+        click.echo("Connections already exist; left as they are.")
+        return
+    elapsed = time.perf_counter() - started
+    click.echo(", ".join(f"{n:,} {k}" for k, n in summary.items()) + f" in {elapsed:.1f} s.")
+
+
 @seed_cli.command("staff")
 def seed_staff() -> None:
     """Create demo staff accounts (one per role) once, and print the login."""
@@ -227,20 +251,16 @@ schedule_cli = AppGroup("schedule", help="Periodic work, run by cron.")
 @schedule_cli.command("tick")
 def schedule_tick() -> None:
     """Enqueue pushes and payments pulls that are due, and purge old operation log entries (cron: every minute)."""
-    from .connections.services import expire_grants
-    from .oplog.services import purge_expired
-    from .sync.schedule import tick
+    from .extensions import queue
+    from .sync.schedule import run_tick
 
-    result = tick()
-    purged = purge_expired()
-    expired = expire_grants()
-    db.session.commit()
-    click.echo(
-        f"{len(result.enqueued)} push(es) enqueued, {len(result.already_queued)} already queued, "
-        f"{result.not_due} connection(s) with nothing due, {len(result.payments_enqueued)} payments pull(s) "
-        f"enqueued, {purged} operation log entr{'y' if purged == 1 else 'ies'} purged, {expired} waiting "
-        "consent(s) expired."
-    )
+    if queue.embedded and not queue.serves_jobs:
+        click.echo(
+            "The demo (make run) runs this tick itself every minute, in its own process: nothing was enqueued here. "
+            "With Redis (REDIS_URL) and rq workers, run it from cron."
+        )
+        return
+    click.echo(run_tick().describe())
 
 
 documents_cli = AppGroup("documents", help="The SaaS's invoices and credit notes.")

@@ -14,6 +14,9 @@ from pathlib import Path
 
 from flask import Flask
 
+#: Written in instance/ by the demo server (``make run``): where its sandbox answers, for terminal commands.
+DEMO_SERVER_FILE = "demo-server.json"
+
 
 class UnsafeConfigError(RuntimeError):
     """Production configuration that must not be run; the message says what to set."""
@@ -119,6 +122,7 @@ def load(app: Flask, test_config: dict | None) -> None:
         _check_production(app)
     else:
         _ensure_development_secrets(app)
+        _reach_the_demos_sandbox(app, test_config)
 
 
 def _check_production(app: Flask) -> None:
@@ -227,3 +231,25 @@ def _ensure_development_secrets(app: Flask) -> None:
     for key in ("SECRET_KEY", "TOKEN_KEYS"):
         if not app.config.get(key):
             app.config[key] = generated[key]
+
+
+def _reach_the_demos_sandbox(app: Flask, test_config: dict | None) -> None:
+    """Point a terminal command at the running demo's sandbox (development, no SANDBOX_URL set).
+
+    ``make run`` serves the sandboxes under /sandbox and notes the address in instance/: a
+    ``flask --app app health probe`` (or any command that calls a ledger) typed beside it then
+    talks to the same sandbox as the demo, without extra environment variables.
+    """
+    import json
+
+    import click
+
+    if app.config.get("SANDBOX_URL") or (test_config and "SANDBOX_URL" in test_config):
+        return
+    if click.get_current_context(silent=True) is None:  # a server or a test, not a terminal command
+        return
+    noted = Path(app.instance_path) / DEMO_SERVER_FILE
+    try:
+        app.config["SANDBOX_URL"] = json.loads(noted.read_text())["sandbox_url"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return

@@ -21,6 +21,7 @@ def start_run(
 
     The run is committed before the job is enqueued so that a worker always finds it.
     """
+    queue.queues(queue_name)  # refuses before a run is made where nothing would run it
     run = SyncRun(kind=kind, queue=queue_name, parameters=parameters or {}, started_by=started_by)
     db.session.add(run)
     db.session.commit()

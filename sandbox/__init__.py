@@ -27,10 +27,11 @@ def create_app(config: dict | None = None) -> Flask:
     """Build the sandbox app with every provider loaded with its default demo data.
 
     Config keys: ``SANDBOX_QUOTAS`` (bool, default True), ``SANDBOX_QUOTA_SCALE`` (float,
-    default 1.0), ``SANDBOX_FAULT_SEED`` (int, default 0).
+    default 1.0), ``SANDBOX_FAULT_SEED`` (int, default 0), ``SANDBOX_STATE_FILE`` (a path: keep
+    the state there across restarts, see :mod:`sandbox.core.persist`; default none).
     """
     app = Flask(__name__)
-    app.config.update(SANDBOX_QUOTAS=True, SANDBOX_QUOTA_SCALE=1.0, SANDBOX_FAULT_SEED=0)
+    app.config.update(SANDBOX_QUOTAS=True, SANDBOX_QUOTA_SCALE=1.0, SANDBOX_FAULT_SEED=0, SANDBOX_STATE_FILE="")
     app.config.from_prefixed_env("SANDBOX")
     if config:
         app.config.update(config)
@@ -47,6 +48,12 @@ def create_app(config: dict | None = None) -> Flask:
     ctx.quota_scale = float(app.config["SANDBOX_QUOTA_SCALE"])
     app.extensions["sandbox"] = ctx
     app.register_blueprint(control_bp)
+    if app.config["SANDBOX_STATE_FILE"]:
+        from .core.persist import StateFile
+
+        ctx.state_file = StateFile(ctx, app.config["SANDBOX_STATE_FILE"])
+        ctx.state_file.load()
+        ctx.state_file.start(app)
 
     @app.get("/")
     def index():

@@ -210,7 +210,11 @@ def complete_authorization(args: dict[str, str]) -> OAuthGrant | Connection:
             callback_params=dict(args),
         )
         companies = adapter.list_companies()
+        # Listing the companies may have refreshed a short-lived access token: a ledger that rotates
+        # refresh tokens (Exact, bexio) has then spent the exchanged one, so the newest set is the one kept.
+        tokens = adapter.tokens or tokens
     except LedgerError as exc:
+        tokens = adapter.tokens or tokens
         revoke_tokens(provider, region, tokens)  # a consent nobody can use is not left live at the ledger
         said = exc.provider_text or str(exc)
         raise ConnectError(

@@ -18,6 +18,7 @@ import logging
 from datetime import UTC, datetime, timedelta
 
 from flask import current_app
+from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from ..extensions import db, queue
@@ -72,12 +73,17 @@ def _now() -> datetime:
 
 
 def _refresh_locked(connection_id: int, *, force: bool, seen: TokenSet | None, refused: bool = False) -> TokenSet:
-    """Refresh while holding the lock, in a session of its own that commits at once."""
+    """Refresh while holding the lock; the rotated tokens are committed at once in a short transaction.
+
+    The connection is read in a session of its own that ends before the ledger is called: no
+    transaction stays open across the call (on SQLite, the one writer lock stays free).
+    """
     with Session(db.engine, expire_on_commit=False) as session:
-        connection = session.get(Connection, connection_id, with_for_update=False)
+        connection = session.get(Connection, connection_id)
         if connection is None:
             raise VaultError(f"connection {connection_id} does not exist")
         tokens = read_tokens(connection)
+        session.commit()  # ends the read transaction (nothing written); the objects keep their values
         refreshed_since = seen is not None and tokens.access_token != seen.access_token
         if refreshed_since and not tokens.access_expired(leeway=timedelta(0)):
             return tokens  # another process refreshed it after the caller read it
@@ -90,12 +96,13 @@ def _refresh_locked(connection_id: int, *, force: bool, seen: TokenSet | None, r
             # Exact refuses a refresh in the first 570 s (§1.5); the current token still works. (A token
             # the ledger itself refused is refreshed all the same: by the ledger's clock it has lapsed.)
             return tokens
+        persisted: list[TokenSet] = []
 
         def persist(new_tokens: TokenSet) -> None:
             # Committed before anyone uses the new access token: a single-use refresh token
             # that only lived in memory would be lost with the process.
-            store_tokens(connection, new_tokens)
-            session.commit()
+            commit_tokens(connection_id, new_tokens)
+            persisted.append(new_tokens)
 
         adapter = providers.adapter_for(connection, tokens=tokens, token_updater=persist)
         try:
@@ -103,9 +110,50 @@ def _refresh_locked(connection_id: int, *, force: bool, seen: TokenSet | None, r
         except NeedsReauthorization as exc:
             _record_lost_grant(session, connection, exc, what="Refresh refused")
             raise
-        if connection.token_refreshed_at != new_tokens.issued_at:
+        if not persisted or persisted[-1] is not new_tokens:
             persist(new_tokens)  # an adapter that did not call the updater still gets persisted
         return new_tokens
+
+
+#: How long the commit of a rotated token set keeps trying while the database is busy.
+COMMIT_RETRY_SECONDS = 120.0
+
+
+def commit_tokens(connection_id: int, tokens: TokenSet, *, retry_seconds: float | None = None) -> None:
+    """Store ``tokens`` on the connection in a short transaction of its own, retried while the database is busy.
+
+    The ledger has already rotated the refresh token when this runs: giving up at the first
+    "database is locked" would lose the only valid one. The write is retried with a growing pause
+    for up to :data:`COMMIT_RETRY_SECONDS`; only then does the error reach the caller.
+    """
+    import time
+
+    from sqlalchemy.exc import OperationalError
+
+    deadline = time.monotonic() + (COMMIT_RETRY_SECONDS if retry_seconds is None else retry_seconds)
+    pause = 0.05
+    while True:
+        try:
+            with Session(db.engine) as session:
+                connection = session.get(Connection, connection_id)
+                if connection is None:  # deleted meanwhile: nothing to keep the tokens on
+                    return
+                store_tokens(connection, tokens)
+                session.commit()
+                return
+        except OperationalError as exc:
+            if not _busy(exc) or time.monotonic() + pause > deadline:
+                log.error("rotated tokens of connection %s could not be stored: %s", connection_id, exc.orig)
+                raise
+            log.warning("database busy while storing rotated tokens of connection %s; retrying", connection_id)
+            time.sleep(pause)
+            pause = min(pause * 2, 2.0)
+
+
+def _busy(exc: Exception) -> bool:
+    """Say whether a database error means another writer holds the lock (worth retrying)."""
+    text = str(getattr(exc, "orig", exc)).lower()
+    return "locked" in text or "busy" in text
 
 
 def record_lost_grant(connection_id: int, exc: NeedsReauthorization, *, what: str = "Access refused") -> None:
@@ -157,6 +205,7 @@ def refresh(
         is moved to needs_reauthorization with the provider's reason first).
     :raise VaultError: when the lock cannot be had in time or there are no tokens.
     """
+    _end_own_write()
     lock = queue.connection.lock(
         f"ledgerlink:token-refresh:{connection_id}",
         timeout=LOCK_TIMEOUT_SECONDS,
@@ -173,6 +222,34 @@ def refresh(
             log.warning("token refresh lock of connection %s expired before release", connection_id)
 
 
+def _end_own_write() -> None:
+    """Commit the calling thread's session when it has written in its open transaction, before a refresh.
+
+    The rotated tokens are committed by a session of their own: were the caller's session holding
+    an uncommitted write (SQLite: the database's one write lock; PostgreSQL: the connection's row),
+    that commit would wait for its own caller, and fail after the ledger had already rotated the
+    refresh token.
+    """
+    session = db.session()
+    if session.in_transaction() and session.info.get(_WROTE):
+        log.info("committing the caller's open write before a token refresh")
+        session.commit()
+
+
+_WROTE = "ledgerlink_wrote"
+
+
+@event.listens_for(Session, "after_flush")
+def _wrote(session, flush_context) -> None:
+    session.info[_WROTE] = True
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _ended(session, transaction) -> None:
+    if transaction.parent is None:
+        session.info.pop(_WROTE, None)
+
+
 def fresh_adapter(connection: Connection) -> LedgerAdapter:
     """Return an adapter for ``connection`` whose access token is valid now.
 
@@ -181,7 +258,8 @@ def fresh_adapter(connection: Connection) -> LedgerAdapter:
 
     :raise NeedsReauthorization: when the ledger refuses the refresh (recorded on the connection).
     """
-    tokens = read_tokens(connection)
+    with db.session.no_autoflush:  # reading the tokens starts no write of the caller's changes
+        tokens = read_tokens(connection)
     if tokens.access_expired(leeway=REFRESH_LEEWAY):
         tokens = refresh(connection.id, seen=tokens)
         db.session.refresh(connection)
@@ -212,9 +290,4 @@ def joined_adapter(connection: Connection, adapter: LedgerAdapter) -> LedgerAdap
 
 
 def _persist_in_own_session(connection_id: int, tokens: TokenSet) -> None:
-    with Session(db.engine) as session:
-        connection = session.get(Connection, connection_id)
-        if connection is None:  # deleted meanwhile: nothing to keep the tokens on
-            return
-        store_tokens(connection, tokens)
-        session.commit()
+    commit_tokens(connection_id, tokens)

@@ -70,12 +70,22 @@ def preview_command(connection_id: int, date_from: str, date_to: str, kinds: str
 @click.option("--wait", is_flag=True, help="Run the push in this process until it ends, pauses or waits for quota.")
 def push_command(connection_id: int, date_from: str, date_to: str, kinds: str, wait: bool) -> None:
     """Start a back-fill on the history queue (or, with --wait, run it here) and print its state."""
+    from ..extensions import queue
     from . import services
 
+    if not wait and not queue.serves_jobs:
+        raise click.ClickException(
+            "This process has no Redis (REDIS_URL is empty), so nothing here would run the back-fill: start it on "
+            "the connection's Historical push page of the running demo, or add --wait to run it in this terminal."
+        )
     connection, scope = _scope(connection_id, date_from, date_to, kinds)
     try:
         backfill = services.start(
-            connection, scope, started_by=None, preview_data=services.range_counts(connection, scope)
+            connection,
+            scope,
+            started_by=None,
+            preview_data=services.range_counts(connection, scope),
+            enqueue_job=queue.serves_jobs,  # without Redis (the demo) it runs here only
         )
     except services.HistoryError as exc:
         raise click.ClickException(exc.message) from exc
@@ -125,6 +135,13 @@ def pause_command(backfill_id: int) -> None:
 @click.argument("backfill_id", type=int)
 def resume_command(backfill_id: int) -> None:
     """Resume a paused, interrupted or waiting back-fill at its cursor."""
+    from ..extensions import queue
+
+    if not queue.serves_jobs:
+        raise click.ClickException(
+            "This process has no Redis (REDIS_URL is empty), so nothing here would run the back-fill: resume it on "
+            "the connection's Historical push page of the running demo."
+        )
     _control(backfill_id, "resume")
 
 

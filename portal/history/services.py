@@ -810,8 +810,17 @@ def _duration(seconds: float) -> str:
 # -- starting, pausing, resuming, cancelling ------------------------------------------------------
 
 
-def start(connection: Connection, scope: Scope, *, started_by: StaffUser | None, preview_data: dict | None = None):
+def start(
+    connection: Connection,
+    scope: Scope,
+    *,
+    started_by: StaffUser | None,
+    preview_data: dict | None = None,
+    enqueue_job: bool = True,
+):
     """Create the back-fill and its job mirror, audit it, commit, and enqueue the job.
+
+    ``enqueue_job=False``: the caller runs it in its own process (:func:`run`) instead.
 
     :raise HistoryError: when a back-fill of this connection is still unfinished.
     """
@@ -854,7 +863,8 @@ def start(connection: Connection, scope: Scope, *, started_by: StaffUser | None,
     run.parameters = {**parameters, "backfill_id": backfill.id}
     _audit(backfill, "history.started", f"Back-fill #{backfill.id} started: {_describe(backfill)}")
     db.session.commit()
-    enqueue(backfill)
+    if enqueue_job:
+        enqueue(backfill)
     return backfill
 
 
@@ -881,7 +891,7 @@ def enqueue(backfill: Backfill, *, at: datetime | None = None):
     if at is None:
         job = queue.enqueue(JOB, backfill.id, queue=QUEUE, job_id=job_id, timeout=6 * 3600)
     else:
-        job = queue.state.queues[QUEUE].enqueue_at(at, JOB, backfill.id, job_id=job_id, job_timeout=6 * 3600)
+        job = queue.queues(QUEUE).enqueue_at(at, JOB, backfill.id, job_id=job_id, job_timeout=6 * 3600)
     if backfill.sync_run is not None:
         backfill.sync_run.rq_job_id = job.id
     db.session.commit()

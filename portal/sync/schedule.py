@@ -226,6 +226,7 @@ def enqueue_push(connection: Connection, *, at: datetime | None = None, reason: 
     key = job_id(connection.id) + (f"-at-{int(at.timestamp())}" if at is not None else "")
     if _active(key, connection.id):
         return None
+    rq_queue = queue.queues(QUEUE)  # refuses before a run is made where nothing would run it
     run = SyncRun(
         kind=SyncRunKind.incremental,
         queue=QUEUE,
@@ -235,7 +236,6 @@ def enqueue_push(connection: Connection, *, at: datetime | None = None, reason: 
     db.session.add(run)
     db.session.commit()
     options: dict[str, Any] = {"job_id": key, "unique": True, "result_ttl": RESULT_TTL}
-    rq_queue = queue.state.queues[QUEUE]
     try:
         if at is None:
             job = rq_queue.enqueue_call(PUSH_JOB, args=(run.id,), timeout=JOB_TIMEOUT, **options)
@@ -261,6 +261,7 @@ def enqueue_payments_pull(connection: Connection, *, reason: str = "") -> SyncRu
     key = payments_job_id(connection.id)
     if _active(key):
         return None
+    rq_queue = queue.queues(QUEUE)  # refuses before a run is made where nothing would run it
     run = SyncRun(
         kind=SyncRunKind.payment_poll,
         queue=QUEUE,
@@ -270,7 +271,7 @@ def enqueue_payments_pull(connection: Connection, *, reason: str = "") -> SyncRu
     db.session.add(run)
     db.session.commit()
     try:
-        job = queue.state.queues[QUEUE].enqueue_call(
+        job = rq_queue.enqueue_call(
             PAYMENTS_JOB, args=(run.id,), timeout=JOB_TIMEOUT, job_id=key, unique=True, result_ttl=RESULT_TTL
         )
     except DuplicateJobError:
@@ -309,3 +310,39 @@ def tick(now: datetime | None = None) -> TickResult:
         run = enqueue_push(connection, reason="Scheduled push of due records.")
         (enqueued if run is not None else already).append(connection.id)
     return TickResult(enqueued, already, not_due, pulls)
+
+
+@dataclass(frozen=True)
+class TickOutcome:
+    """What one whole tick did: the pushes and pulls, the purged log entries and expired consents."""
+
+    result: TickResult
+    purged: int
+    expired: int
+
+    def describe(self) -> str:
+        """Return the outcome in one line."""
+        r = self.result
+        return (
+            f"{len(r.enqueued)} push(es) enqueued, {len(r.already_queued)} already queued, "
+            f"{r.not_due} connection(s) with nothing due, {len(r.payments_enqueued)} payments pull(s) "
+            f"enqueued, {self.purged} operation log entr{'y' if self.purged == 1 else 'ies'} purged, "
+            f"{self.expired} waiting consent(s) expired."
+        )
+
+
+def run_tick(now: datetime | None = None) -> TickOutcome:
+    """The periodic work of one minute, committed: due pushes and payments pulls enqueued, the
+    operation log purged, consents nobody finished expired.
+
+    Run by ``flask schedule tick`` from cron, and every minute by the embedded runtime of the demo.
+    """
+    from ..connections.services import expire_grants
+    from ..oplog.services import purge_expired
+
+    result = tick(now)
+    db.session.commit()
+    purged = purge_expired(now)
+    expired = expire_grants(now)
+    db.session.commit()
+    return TickOutcome(result, purged, expired)

@@ -184,6 +184,8 @@ def set_quotas():
 @bp.post("/reset")
 def reset():
     _ctx().reset()
+    if _ctx().state_file is not None:
+        _ctx().state_file.save()  # the kept state starts afresh too
     return jsonify(status="reset")
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from flask import Flask, Response, request
 
@@ -43,6 +43,8 @@ class SandboxContext:
     providers: dict[str, ProviderEmulator] = field(default_factory=dict)
     #: Set by :meth:`reset` to end the answers held by "hang" faults (a new one is made each time).
     release_held: threading.Event = field(default_factory=threading.Event)
+    #: Where the state is kept across restarts (:mod:`sandbox.core.persist`), when it is.
+    state_file: Any = None
 
     def scaled(self, limit: int) -> int:
         """Return ``limit`` scaled by :attr:`quota_scale`, never below 1."""

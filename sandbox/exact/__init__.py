@@ -434,6 +434,7 @@ class ExactOnlineEmulator(ProviderEmulator):
             "error_block_seconds": float,
             "error_block_status": int,
             "code_ttl": float,
+            "access_ttl": int,
             "refresh_min_age": float,
             "page_size": int,
             "bulk_page_size": int,

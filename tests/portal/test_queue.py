@@ -108,7 +108,10 @@ def test_the_embedded_worker_thread_runs_jobs_in_the_web_process(database_url, t
             run = db.session.get(SyncRun, run_id)
             return run.status.finished and run
 
-    run = _wait_for(done)
+    try:
+        run = _wait_for(done)
+    finally:
+        app.extensions["ledgerlink_queue"].runtime.stop()
     assert run and run.status is SyncRunStatus.succeeded, run and run.message
     assert f"pid {os.getpid()}" in run.message
     with app.app_context():

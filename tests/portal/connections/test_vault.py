@@ -187,3 +187,68 @@ def test_token_keys_rotate(app, flow, unit_id):
 
             db.session.execute(db.delete(Connection))
             db.session.commit()
+
+
+@pytest.mark.slow
+def test_a_rotated_token_is_stored_even_while_another_writer_holds_the_database(app, flow, unit_id):
+    """The commit after the ledger rotated the refresh token waits out a long write instead of losing it.
+
+    Another connection holds the write lock (SQLite: ``BEGIN IMMEDIATE``; PostgreSQL: the
+    connection's row) longer than SQLite's busy timeout while the refresh runs.
+    """
+    import threading
+
+    from portal.database import SQLITE_BUSY_TIMEOUT_MS
+    from portal.extensions import db
+
+    cid = connect_token_case(flow, unit_id, "exact-online")
+    spend_access_token(app, cid)
+    advance_ledger_clock(flow.sandbox)
+    hold = SQLITE_BUSY_TIMEOUT_MS / 1000 + 2
+    with app.app_context():
+        raw = db.engine.raw_connection()
+        cursor = raw.cursor()
+        if db.engine.dialect.name == "sqlite":
+            cursor.execute("BEGIN IMMEDIATE")
+            cursor.execute("UPDATE connection SET last_error = 'held' WHERE id = ?", (cid,))
+        else:
+            cursor.execute("SELECT id FROM connection WHERE id = %s FOR UPDATE", (cid,))
+    release = threading.Timer(hold, raw.commit)
+    release.start()
+    started = time.monotonic()
+    try:
+        with app.app_context():
+            new = vault.refresh(cid)
+    finally:
+        release.join()
+        raw.close()
+    assert time.monotonic() - started >= hold - 0.5  # it waited for the other writer, then stored
+    with app.app_context():
+        stored = vault.read_tokens(db.session.get(Connection, cid))
+        assert stored.refresh_token == new.refresh_token
+        vault.fresh_adapter(db.session.get(Connection, cid)).company_info()
+    # The stored refresh token is the one Exact holds: the next refresh works.
+    spend_access_token(app, cid)
+    advance_ledger_clock(flow.sandbox)
+    with app.app_context():
+        assert vault.refresh(cid).refresh_token != new.refresh_token
+
+
+def test_a_refresh_asked_for_by_a_session_with_an_open_write_stores_the_rotated_token(app, flow, unit_id):
+    """A job that changed something and then needs a fresh token neither waits for itself nor loses the token."""
+    from portal.extensions import db
+
+    cid = connect_token_case(flow, unit_id, "exact-online")
+    spend_access_token(app, cid)
+    advance_ledger_clock(flow.sandbox)
+    with app.app_context():
+        connection = db.session.get(Connection, cid)
+        connection.last_error = "changed by the job, not committed yet"
+        db.session.flush()  # SQLite: this session now holds the write lock
+        started = time.monotonic()
+        adapter = vault.fresh_adapter(connection)
+        assert time.monotonic() - started < 5
+        db.session.commit()
+        stored = vault.read_tokens(db.session.get(Connection, cid))
+        assert stored.refresh_token == adapter.tokens.refresh_token
+        adapter.company_info()
