@@ -172,12 +172,13 @@ def seed_demo_connections(progress: Callable[[str], None], *, if_empty: bool = T
             mappings.refresh_reference(connection)
             mappings.set_mappings(connection, dict(defaults))
             # Through the same gate support uses: live from LIVE_DAYS ago, older records for the back-fill.
-            onboarding.go_live(
-                connection,
-                datetime.combine(today - timedelta(days=LIVE_DAYS), datetime.min.time(), UTC),
-                open_steps_confirmed=True,
-                actor_label="demo seed",
-            )
+            with current_app.test_request_context(base_url="http://127.0.0.1:5000"):  # the checklist links its steps
+                onboarding.go_live(
+                    connection,
+                    datetime.combine(today - timedelta(days=LIVE_DAYS), datetime.min.time(), UTC),
+                    open_steps_confirmed=True,
+                    actor_label="demo seed",
+                )
             db.session.commit()
             connection_id = connection.id
             counts = _push(connection_id)

@@ -46,6 +46,7 @@ def test_seeded_connections_push_hold_backfill_and_work_in_a_restarted_sandbox(t
             connections = db.session.scalars(db.select(Connection).order_by(Connection.id)).all()
             assert sorted(c.provider for c in connections) == ["bexio", "exact-online", "quickbooks"]
             assert all(c.status is ConnectionStatus.connected for c in connections)
+            assert all(c.live_since is not None for c in connections)  # through go-live: the tick pushes them
             for connection in connections:
                 assert vault.fresh_adapter(connection).company_info().id == connection.external_company_id
             states = db.session.scalars(db.select(ExternalRecord.state)).all()
