@@ -44,11 +44,25 @@ def cancelled(run: SyncRun) -> bool:
     return status is SyncRunStatus.cancelled
 
 
+class Interrupted(Exception):
+    """Raised by a job that stops before its end without failing (its lease was taken over, say).
+
+    The run is recorded interrupted (or ``status``: cancelled for a run that found its work being
+    done by another) with ``message`` and ``counts``; the job itself ends normally.
+    """
+
+    def __init__(self, message: str, counts: dict | None = None, status: SyncRunStatus | None = None) -> None:
+        super().__init__(message)
+        self.message, self.counts = message, counts or {}
+        self.status = status or SyncRunStatus.interrupted
+
+
 def tracked(fn: Callable[..., dict | None]) -> Callable[[int], Any]:
     """Run ``fn(run, log)`` for SyncRun ``sync_run_id``, mirroring its status and outcome.
 
     The run moves to running before ``fn`` and to succeeded or failed after it, each committed
-    at once so that pages show it. ``fn`` may return counts to store on the run.
+    at once so that pages show it; to interrupted when ``fn`` raises :class:`Interrupted`. ``fn``
+    may return counts to store on the run.
     """
 
     @functools.wraps(fn)
@@ -72,6 +86,16 @@ def _run(fn: Callable[..., dict | None], sync_run_id: int, *args: Any) -> Any:
     log = job_logger(run)
     try:
         counts = fn(run, log, *args)
+    except Interrupted as stop:
+        db.session.rollback()
+        run = db.session.get(SyncRun, sync_run_id)
+        db.session.refresh(run)
+        if not run.status.finished:
+            run.counts = stop.counts or run.counts
+            run.transition(stop.status, message=stop.message)
+            db.session.commit()
+        log.warning("job interrupted: %s", stop.message)
+        return stop.counts
     except Exception as exc:
         db.session.rollback()
         run = db.session.get(SyncRun, sync_run_id)

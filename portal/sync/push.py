@@ -46,6 +46,7 @@ from flask import current_app
 from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload, undefer
+from sqlalchemy.orm.exc import StaleDataError
 
 from ..connections import vault
 from ..customers import identity
@@ -85,7 +86,7 @@ from ..models.connection import SendingMethod
 from ..models.customer_link import LinkMethod
 from ..models.external_record import FinalizeState, PdfState
 from ..oplog import capture as oplog
-from . import guard
+from . import fencing, guard
 from .guard import DocumentHeld
 from .lanes import Lane
 from .numbers import duplicate_holds
@@ -415,6 +416,8 @@ def push_customer(connection: Connection, customer: Customer, adapter: LedgerAda
                 )
             if lookup.adopt is not None:
                 found, method = lookup.adopt.customer, lookup.adopt.method
+        if found is None:
+            fencing.before_write()
         created = found or adapter.create_customer(draft)
     except LedgerError as exc:
         return _store_error(record, exc)
@@ -477,6 +480,7 @@ def push_invoice(connection: Connection, invoice: Invoice, adapter: LedgerAdapte
             # Checked before anything is written, the customer included.
             draft = invoice_draft(connection, invoice, "")
             customer_id = _ledger_customer_id(connection, invoice.customer, adapter)
+            fencing.before_write()
             found = adapter.push_invoice(replace(draft, customer_id=customer_id))
     except DocumentHeld as held:
         return _hold_document(record, held)
@@ -845,6 +849,8 @@ class _Chunk:
         self.started = time.monotonic()
         #: Look-ups under way, by invoice id, and the invoices still to look up.
         self.lookups: dict[int, Future] = {}
+        #: When each look-up was started (time.monotonic()), to repeat one older than a lapse of the lease.
+        self.looked_at: dict[int, float] = {}
         self.to_look_up: deque[Invoice] = deque()
         #: Pushed invoices whose steps are under way, oldest first.
         self.steps: deque[_Steps] = deque()
@@ -895,7 +901,7 @@ class _Chunk:
                     elif record.state is not RecordState.pushed:
                         looked = self._looked_up(invoice)
                         _push_one(connection, invoice, self.adapter, self.resolver, record, looked, links, creates)
-                except LedgerError as exc:  # one of CONNECTION_ERRORS: keep what is done, then stop the run
+                except (LedgerError, fencing.LeaseLost) as exc:  # about the connection: keep what is done, stop
                     self._stop(exc)
                 order = step_order(connection, invoice, record) if record.state is RecordState.pushed else None
                 if order is None:
@@ -919,9 +925,15 @@ class _Chunk:
         while self.to_look_up and len(self.lookups) < LOOKAHEAD:
             invoice = self.to_look_up.popleft()
             self.lookups[invoice.id] = self._look_up(invoice)
-        return self.lookups.pop(current.id, None) or self._look_up(current)
+        ahead = self.lookups.pop(current.id, None)
+        started = self.looked_at.pop(current.id, None)
+        lease = fencing.current()
+        if ahead is not None and lease is not None and started is not None and not lease.fresh_since(started):
+            ahead = None  # the lease lapsed since that look-up: another run may have written since, look again
+        return ahead or self._look_up(current)
 
     def _look_up(self, invoice: Invoice) -> Future:
+        self.looked_at[invoice.id] = time.monotonic()
         return self.lanes.lookups.submit(self.lanes.lookup_adapter.find_by_reference, "invoice", invoice.number)
 
     def _start_steps(self, order: StepOrder) -> tuple[Future | None, Future | None]:
@@ -960,10 +972,19 @@ class _Chunk:
             stop = stop or next((error for error in errors if error is not None), None)
         return stop
 
-    def _stop(self, error: LedgerError) -> None:
-        """Stop the run on an error about the connection: apply the steps under way, commit, raise it."""
+    def _stop(self, error: Exception) -> None:
+        """Stop the run on an error about the connection (or a lost lease): apply the steps under way, commit, raise it.
+
+        After a lost lease the commit may be refused (a newer run marked these records:
+        StaleDataError); what this run did is then left for the newer run to look up.
+        """
         self._settle(keep=0)
-        self._commit()
+        try:
+            self._commit()
+        except StaleDataError:
+            db.session.rollback()
+            if not isinstance(error, fencing.LeaseLost):
+                raise
         raise error
 
     def _commit(self) -> bool:
@@ -1020,6 +1041,7 @@ def _chunk_records(connection: Connection, invoices: list[Invoice]) -> dict[int,
                 "last_attempt_at": now,
                 "reference": invoice.number,
                 "payload_hash": _payload_hash(_document_payload(invoice)),
+                "fence": fencing.token() or 0,
             }
             for invoice in missing
         ]
@@ -1041,6 +1063,7 @@ def _chunk_records(connection: Connection, invoices: list[Invoice]) -> dict[int,
 def _mark(record: ExternalRecord, *, reference: str | None, payload: Any) -> bool:
     """Step 1 without its commit (:func:`_begin`): mark the attempt; return whether the last one is unknown."""
     unknown = record.state is RecordState.pending and record.attempts > 0
+    fencing.claim(record)
     record.transition(RecordState.pending)
     record.attempts += 1
     record.last_attempt_at = utcnow()
@@ -1081,6 +1104,7 @@ def _push_one(
                 with db.session.no_autoflush:
                     customer_id = _ledger_customer_id(connection, invoice.customer, adapter)
                 links[invoice.customer_id] = customer_id
+            fencing.before_write()
             found = adapter.push_invoice(replace(draft, customer_id=customer_id), looked_up=True)
     except DocumentHeld as held:
         record.transition(RecordState.needs_action, error_class=held.error_class.value, error_text=held.text)
@@ -1143,6 +1167,7 @@ def push_credit_note(connection: Connection, note: CreditNote, adapter: LedgerAd
         # Checked before anything is written, the customer included.
         draft = _credit_note_draft(connection, resolver, note, customer_id="", corrects_id=invoice_record.external_id)
         customer_id = _ledger_customer_id(connection, note.customer, adapter)
+        fencing.before_write()
         result = adapter.push_credit_note(replace(draft, customer_id=customer_id))
     except DocumentHeld as held:
         return _hold_document(record, held)
@@ -1317,6 +1342,7 @@ def push_payment(connection: Connection, payment: Payment, adapter: LedgerAdapte
     try:
         found = adapter.find_payment(draft, exclude=_sibling_payment_ids(connection, payment)) if unknown else None
         if found is None:
+            fencing.before_write()
             found = adapter.push_payment(draft)
     except LedgerError as exc:
         return _store_error(record, exc)
