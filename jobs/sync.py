@@ -20,7 +20,7 @@ from portal.models import Connection, ConnectionStatus, ExternalRecord, RecordKi
 from portal.models.external_record import FinalizeState, PdfState
 from portal.oplog import capture as oplog
 from portal.ops import metrics
-from portal.sync import fencing, limiter, payments, push, schedule
+from portal.sync import deferral, fencing, limiter, payments, push, schedule
 
 from .runtime import Interrupted, cancelled, tracked
 
@@ -73,11 +73,14 @@ def push_connection(run: SyncRun, log) -> dict:
         lease = _Lease(lock, held)
         with (
             fencing.holding(held),
+            deferral.deferring() as streak,
             oplog.buffered(current_app._get_current_object()),
             limiter.while_waiting(lease.cover),
         ):
             try:
-                return _push_all(run, log, connection, lease)
+                counts = _push_all(run, log, connection, lease)
+                _retry_deferred(run, connection, streak, counts)
+                return counts
             except (fencing.LeaseLost, StaleDataError):
                 db.session.rollback()
                 run = db.session.get(SyncRun, run.id)
@@ -98,6 +101,19 @@ LOST_LEASE = (
     "Interrupted after {done} of {total} records: a newer run of this connection took it over "
     "(this run had stopped renewing its hold); nothing was written after that, the newer run goes on."
 )
+
+
+def _retry_deferred(run: SyncRun, connection: Connection, streak: deferral.Streak, counts: dict) -> None:
+    """Schedule the connection's retry for the earliest record (or step) deferred after an outage of its own."""
+    if streak.earliest is None:
+        return
+    counts["deferred"] = streak.deferred
+    connection = db.session.get(Connection, connection.id)
+    retry = schedule.enqueue_push(connection, at=streak.earliest, reason="Retry of records deferred after an outage.")
+    again = f"run #{retry.id}" if retry is not None else "a retry already scheduled"
+    words = f"{streak.deferred} deferred after an outage of their own, retried at {streak.earliest:%H:%M} UTC ({again})"
+    run.message = f"{run.message}; {words}." if run.message else f"{words[0].upper()}{words[1:]}."
+    db.session.commit()
 
 
 def _let_go(lock, log, connection_id: int) -> None:
@@ -262,12 +278,14 @@ def _push_all(run: SyncRun, log, connection: Connection, lease: _Lease) -> dict:
                     raise fencing.LeaseLost(lease.held.connection_id, lease.held.token)
     except push.CONNECTION_ERRORS as exc:
         db.session.rollback()
+        deferral.stopped()
         counts["pending"] += 1
         run.message = _stopped(counts, connection, exc)
         log.warning("push stopped: %s", exc)
         return dict(counts)
     fencing.check(lease.held)  # a run that lost its lease is never recorded as reaching the end
-    _succeeded(connection)
+    if not deferral.ended_in_outages():  # the ledger answered at the end: the connection is well again
+        _succeeded(connection)
     shown = {k: v for k, v in counts.items() if k not in _ORDER}
     run.message = ", ".join(f"{n} {state.replace('_', ' ')}" for state, n in sorted(shown.items())) or (
         "Nothing to push."

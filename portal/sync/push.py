@@ -86,7 +86,7 @@ from ..models.connection import SendingMethod
 from ..models.customer_link import LinkMethod
 from ..models.external_record import FinalizeState, PdfState
 from ..oplog import capture as oplog
-from . import fencing, guard
+from . import deferral, fencing, guard
 from .guard import DocumentHeld
 from .lanes import Lane
 from .numbers import duplicate_holds
@@ -155,6 +155,7 @@ def _store_result(record: ExternalRecord, result: PushResult) -> ExternalRecord:
 
 def _settle_found(record: ExternalRecord, result: PushResult) -> None:
     """Move the record to pushed with the ledger's id and number, unless another record has that document."""
+    deferral.went_through()
     if _held_as_duplicate(record, result):
         return
     record.external_id = str(result.external_id)
@@ -229,6 +230,7 @@ def _set_document(
 
     A document found (not created now) that another record holds is not adopted (:func:`_held_as_duplicate`).
     """
+    deferral.went_through()
     if _held_as_duplicate(record, result):
         return
     record.external_id = str(result.external_id)
@@ -272,11 +274,16 @@ def explain(connection: Connection, error: LedgerError) -> tuple[str, str]:
 def _store_error(record: ExternalRecord, error: LedgerError) -> ExternalRecord:
     """Classify a ledger error onto the record; raise it again when it concerns the connection.
 
+    An outage met inside a push job defers the record instead (:mod:`portal.sync.deferral`): it
+    stays pending with its own next attempt, and the run goes on.
+
     :raise LedgerError: the same error for :data:`CONNECTION_ERRORS` (the record stays pending).
     """
     db.session.rollback()  # nothing half-done of this attempt may be committed with the error
     error_class, text = explain(record.connection, error)
     if isinstance(error, CONNECTION_ERRORS):
+        if deferral.defer(record, error):
+            return _hold(record, RecordState.pending, error_class, text)
         _hold(record, RecordState.pending, error_class, text)
         raise error
     state = RecordState.skipped if isinstance(error, NotSupported) else RecordState.failed
@@ -445,6 +452,10 @@ def _ledger_customer_id(connection: Connection, customer: Customer, adapter: Led
     if customers.customer_mode(connection) == "link_only":
         raise CustomerNotPushed(_not_linked_text(connection, customer))
     record = push_customer(connection, customer, adapter)
+    if record.state is RecordState.pending:  # deferred after an outage: the document waits with it
+        waits = Unavailable(f"Customer {customer.name} is not in the ledger yet: {record.last_error_text}")
+        waits.counted = True  # the customer's own outage was counted already
+        raise waits
     if record.state is RecordState.needs_action:
         raise CustomerNotPushed(f"Held until someone links customer {customer.name}: {record.last_error_text}")
     if record.state is not RecordState.pushed:
@@ -604,7 +615,7 @@ def _apply_pdf(connection: Connection, record: ExternalRecord, call: StepCall) -
         record.pdf_attachment_id = str(value) if value is not None else None
     elif isinstance(value, NotSupported):
         record.pdf_state, record.pdf_error = PdfState.not_supported, None
-    elif isinstance(value, CONNECTION_ERRORS):
+    elif isinstance(value, CONNECTION_ERRORS) and not deferral.step_failed(value):
         return value
     else:
         record.pdf_state, record.pdf_error = PdfState.failed, explain(connection, value)[1]
@@ -619,7 +630,7 @@ def _apply_finalize(connection: Connection, record: ExternalRecord, call: StepCa
             apply_not_sent(connection, record, value)
         elif isinstance(value, NotSupported):
             record.finalize_state, record.finalize_error = FinalizeState.not_supported, explain(connection, value)[1]
-        elif isinstance(value, CONNECTION_ERRORS):
+        elif isinstance(value, CONNECTION_ERRORS) and not deferral.step_failed(value):
             return value
         else:
             record.finalize_state, record.finalize_error = FinalizeState.failed, explain(connection, value)[1]
@@ -1065,6 +1076,7 @@ def _mark(record: ExternalRecord, *, reference: str | None, payload: Any) -> boo
     unknown = record.state is RecordState.pending and record.attempts > 0
     fencing.claim(record)
     record.transition(RecordState.pending)
+    record.next_attempt_at = None
     record.attempts += 1
     record.last_attempt_at = utcnow()
     record.reference = reference
@@ -1120,6 +1132,8 @@ def _push_one(
         error_class, text = explain(connection, exc)
         if isinstance(exc, CONNECTION_ERRORS):
             record.transition(RecordState.pending, error_class=error_class, error_text=text)
+            if deferral.defer(record, exc):
+                return
             raise
         state = RecordState.skipped if isinstance(exc, NotSupported) else RecordState.failed
         record.transition(state, error_class=error_class, error_text=text)
@@ -1230,7 +1244,7 @@ def _finalize_credit_note(connection: Connection, record: ExternalRecord, adapte
         record.finalize_state = FinalizeState.failed
         record.finalize_error = errors_catalog.explain(exc).explanation + f" ({exc.provider_text or exc})"
         db.session.commit()
-        if isinstance(exc, CONNECTION_ERRORS):
+        if isinstance(exc, CONNECTION_ERRORS) and not deferral.step_failed(exc):
             raise
         return record
     record.external_number = number or record.external_number
@@ -1353,14 +1367,15 @@ def push_payment(connection: Connection, payment: Payment, adapter: LedgerAdapte
 
 
 def _done(connection: Connection, kind: RecordKind, *, include_failed: bool):
-    """Return the local ids of records not due: in the ledger, skipped, dismissed, held for a person (and failed)."""
+    """Return the local ids of records not due: in the ledger, skipped, dismissed, held for a person, deferred
+    after an outage of their own until later (and failed)."""
     finished = [RecordState.pushed, RecordState.skipped, RecordState.dismissed]
     if not include_failed:
         finished.append(RecordState.failed)
     return select(ExternalRecord.local_id).where(
         ExternalRecord.connection_id == connection.id,
         ExternalRecord.kind == kind,
-        ExternalRecord.state.in_(finished) | ExternalRecord.held_for_person(),
+        ExternalRecord.state.in_(finished) | ExternalRecord.held_for_person() | deferral.not_due(),
     )
 
 
