@@ -57,6 +57,32 @@ class Interrupted(Exception):
         self.status = status or SyncRunStatus.interrupted
 
 
+def describe(exc: BaseException) -> str:
+    """Return why a job failed in words a person reads: a ledger's error explained, a database error named.
+
+    The traceback stays in the worker's log; the run's message (shown on the jobs page) never
+    carries SQL or driver text.
+    """
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from portal.integrations import errors_catalog, specs
+    from portal.integrations.base import LedgerError
+
+    if isinstance(exc, LedgerError):
+        words = errors_catalog.explain(exc).explanation
+        if exc.provider_text:
+            try:
+                name = specs.get_spec(exc.provider).name if exc.provider else "The ledger"
+            except Exception:  # an unknown provider key: the words stand alone
+                name = "The ledger"
+            words = f"{words} ({name}: {exc.provider_text})"
+        return words
+    if isinstance(exc, SQLAlchemyError):
+        cause = type(getattr(exc, "orig", None) or exc).__name__
+        return f"The database refused the job's work ({cause}); the worker's log has the details."
+    return f"{type(exc).__name__}: {exc}"
+
+
 def tracked(fn: Callable[..., dict | None]) -> Callable[[int], Any]:
     """Run ``fn(run, log)`` for SyncRun ``sync_run_id``, mirroring its status and outcome.
 
@@ -101,7 +127,7 @@ def _run(fn: Callable[..., dict | None], sync_run_id: int, *args: Any) -> Any:
         run = db.session.get(SyncRun, sync_run_id)
         db.session.refresh(run)
         if run.status is not SyncRunStatus.cancelled:
-            run.transition(SyncRunStatus.failed, message=f"{type(exc).__name__}: {exc}")
+            run.transition(SyncRunStatus.failed, message=describe(exc))
             db.session.commit()
         log.exception("job failed")
         raise

@@ -319,6 +319,7 @@ def _stopped(counts: Counter[str], connection: Connection, exc: Exception) -> st
     connection = db.session.get(Connection, connection.id)
     if isinstance(exc, RateLimited):
         counts["rate_limited"] += 1
+        schedule.hold_until(connection.id, exc.retry_at)  # no new run a minute while the quota is spent
         retry = schedule.enqueue_push(connection, at=exc.retry_at, reason="Resumes after a rate limit.")
         again = f"run #{retry.id} resumes then" if retry is not None else "a push is already scheduled then"
         return f"Paused by the ledger's rate limit until {exc.retry_at.isoformat()}; the rest waits ({again})."

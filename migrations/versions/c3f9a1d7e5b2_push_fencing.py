@@ -3,6 +3,7 @@
 ``connection_lease`` holds, per connection, the push run allowed to write to its ledger and a token
 that only grows. ``external_record.fence`` is the token of the run that last marked the record (the
 row's version); ``external_record.next_attempt_at`` defers a record after a transient error of its own.
+``backfill.heartbeat_at`` is the running back-fill job's heartbeat.
 
 Revision ID: c3f9a1d7e5b2
 Revises: 9d3e5f7a1b2c
@@ -39,9 +40,13 @@ def upgrade():
     with op.batch_alter_table("external_record") as batch:
         batch.add_column(sa.Column("next_attempt_at", portal.database.UTCDateTime(timezone=True), nullable=True))
         batch.add_column(sa.Column("fence", sa.BigInteger(), server_default=sa.text("0"), nullable=False))
+    with op.batch_alter_table("backfill") as batch:
+        batch.add_column(sa.Column("heartbeat_at", portal.database.UTCDateTime(timezone=True), nullable=True))
 
 
 def downgrade():
+    with op.batch_alter_table("backfill") as batch:
+        batch.drop_column("heartbeat_at")
     with op.batch_alter_table("external_record") as batch:
         batch.drop_column("fence")
         batch.drop_column("next_attempt_at")

@@ -51,7 +51,7 @@ from ..models import (
     SyncRunKind,
     SyncRunStatus,
 )
-from . import deferral, payments
+from . import deferral, fencing, payments
 
 log = logging.getLogger(__name__)
 
@@ -157,8 +157,15 @@ def backoff(connection_id: int) -> tuple[int, timedelta]:
     return count, delay
 
 
+def hold_until(connection_id: int, at: datetime) -> None:
+    """Let the tick leave the connection alone until ``at`` (a rate limit's reset: its retry is scheduled then)."""
+    seconds = int((at - datetime.now(UTC)).total_seconds())
+    if seconds > 0:
+        queue.connection.set(_until_key(connection_id), 1, ex=seconds)
+
+
 def backing_off(connection_id: int) -> bool:
-    """Say whether the connection waits out a backoff after outages (the tick enqueues no push then)."""
+    """Say whether the connection waits out a backoff after outages or a spent quota (the tick enqueues no push)."""
     return bool(queue.connection.exists(_until_key(connection_id)))
 
 
@@ -174,7 +181,8 @@ def _active(job_key: str, connection_id: int | None = None) -> bool:
     the connection (past :data:`START_GRACE` after its start) is abandoned: its worker was killed
     or lost. RQ cannot tell (a worker that does not fork beats no heartbeat during a job and its
     registration lives for the whole job timeout), but the run renews its short lock as long as
-    it works (:data:`LOCK_TIMEOUT`). The abandoned job is deleted and its run marked failed.
+    it works (:data:`LOCK_TIMEOUT`), and its lease in the database (portal.sync.fencing). The
+    abandoned job is deleted and its run marked interrupted.
     """
     try:
         job = Job.fetch(job_key, connection=queue.connection, serializer=queue.state.queues[QUEUE].serializer)
@@ -196,6 +204,9 @@ def _abandoned(job: Job, connection_id: int) -> bool:
     """Say whether a started push job has lost its worker: no lock of its connection, and not just started."""
     if queue.connection.exists(lock_key(connection_id)):
         return False
+    run_id = job.args[0] if job.args else None
+    if run_id is not None and fencing.holder(connection_id) == run_id:
+        return False  # its run holds the connection's lease: alive, whatever Redis lost
     started = job.started_at
     if started is None:
         return False
@@ -205,11 +216,13 @@ def _abandoned(job: Job, connection_id: int) -> bool:
 
 
 def _fail_run(job: Job) -> None:
-    """Mark the SyncRun of an abandoned job failed (it never finished)."""
+    """Mark the SyncRun of an abandoned job interrupted (it never finished; Resume or a new push goes on)."""
     run = db.session.get(SyncRun, job.args[0]) if job.args else None
     if run is None or run.status is not SyncRunStatus.running:
         return
-    run.transition(SyncRunStatus.failed, message="The worker running this push stopped before it finished.")
+    run.transition(
+        SyncRunStatus.interrupted, message="Interrupted: the worker running this push stopped before it finished."
+    )
     db.session.commit()
 
 
@@ -314,7 +327,13 @@ class TickResult:
 
 
 def tick(now: datetime | None = None) -> TickResult:
-    """Enqueue a push for every scheduled connection with due records, and the payments pulls due."""
+    """Enqueue a push for every scheduled connection with due records, and the payments pulls due.
+
+    First, runs whose job vanished are marked interrupted (:func:`portal.sync.mirrors.reconcile`).
+    """
+    from . import mirrors
+
+    mirrors.reconcile()
     now = now or datetime.now(UTC)
     enqueued, already, not_due, pulls, waiting = [], [], 0, [], []
     stmt = select(Connection).where(Connection.status.in_(SCHEDULED_STATUSES)).order_by(Connection.id)
