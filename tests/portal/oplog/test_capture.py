@@ -320,7 +320,7 @@ def test_a_write_is_logged_before_it_leaves_and_its_answer_completes_the_same_li
     seen_during_call: list[list] = []
 
     class Ledger(BaseHTTPRequestHandler):
-        def do_POST(self):  # noqa: N802 - the stdlib's name
+        def do_POST(self):
             self.rfile.read(int(self.headers["Content-Length"]))
             # While the ledger handles the write, the log already has its line (another connection reads it).
             seen_during_call.append([(r.method, r.status, r.response_body) for r in _logged(app, connection_id)])
