@@ -2,8 +2,8 @@
 
 Inside :func:`deferring` (a push job), an outage met by one record (5xx, timeout, network:
 :class:`~portal.integrations.base.Unavailable`) leaves that record pending with a next attempt
-of its own (``ExternalRecord.next_attempt_at``: 1, 2, 4 … minutes by its attempts, at most an
-hour) and the run goes on with the others; a step after the push (PDF, finalize) that meets one
+of its own (``ExternalRecord.next_attempt_at``: 15, 30, 60 seconds, 2, 4 … minutes by its
+attempts, at most an hour) and the run goes on with the others; a step after the push (PDF, finalize) that meets one
 is marked failed and done again on the next run. Only :data:`STOP_AFTER` such errors **in a
 row** say the ledger as a whole is down: then the error is raised as before, the run stops and
 the connection-level backoff applies (:func:`portal.sync.schedule.backoff`). Any call that goes
@@ -28,7 +28,7 @@ from ..models import ExternalRecord
 #: Transient errors in a row after which the ledger counts as down and the run stops.
 STOP_AFTER = 3
 #: A deferred record's first wait, doubled by each further attempt up to :data:`LONGEST`.
-FIRST = timedelta(minutes=1)
+FIRST = timedelta(seconds=15)
 LONGEST = timedelta(hours=1)
 
 
