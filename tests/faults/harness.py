@@ -129,6 +129,9 @@ class Target:
     #: The connection is expected to lose its grant (the run stops with it, records wait).
     revoked: bool = False
     notes: list[str] = field(default_factory=list)
+    #: The organization (as new_organization returns it) and business unit the invoices are made in.
+    org: dict | None = None
+    unit_id: int | None = None
 
 
 class Pool:
