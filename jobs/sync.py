@@ -94,6 +94,22 @@ def push_connection(run: SyncRun, log) -> dict:
         _let_go(lock, log, connection_id)
 
 
+def _passes(connection: Connection, retry_failed: bool):
+    """Yield the run's stages; then, once, the stages again when records were deferred and the ledger answers.
+
+    A record deferred after a 5xx of its own is tried again at the end of the same run when the
+    calls after it went through (:func:`portal.sync.deferral.retry_now`): a passing error costs
+    no wait. Records it defers again wait for their own next attempt.
+    """
+    yield from _work(connection, retry_failed)
+    if deferral.retry_now(connection.id):
+        yield from (stage for stage in _work(connection, retry_failed) if stage[0] in _AGAIN)
+
+
+#: The stages of the second pass over deferred records.
+_AGAIN = ("invoices", "credit_notes", "payments")
+
+
 #: The words of a run that found its connection pushed by another run.
 ALREADY_RUNNING = "Not run: another push of this connection is running; it pushes these records."
 #: The words of a run whose lease a newer run took over (it wrote nothing after that).
@@ -240,10 +256,10 @@ def _push_all(run: SyncRun, log, connection: Connection, lease: _Lease) -> dict:
 
     try:
         adapter = vault.fresh_adapter(connection)
-        for name, due, push_one in _work(connection, bool(run.parameters.get("retry_failed"))):
+        for name, due, push_one in _passes(connection, bool(run.parameters.get("retry_failed"))):
             items = due()
             if items or name == "invoices":
-                counts[name] = len(items)
+                counts[name] += len(items)
             run.progress_total += len(items)
             db.session.commit()
             if push_one is None:

@@ -21,9 +21,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from sqlalchemy import update
+
 from ..database import utcnow
+from ..extensions import db
 from ..integrations.base import Unavailable
-from ..models import ExternalRecord
+from ..models import ExternalRecord, RecordState
 
 #: Transient errors in a row after which the ledger counts as down and the run stops.
 STOP_AFTER = 3
@@ -39,6 +42,8 @@ class Streak:
     in_a_row: int = 0
     deferred: int = 0
     earliest: datetime | None = None
+    #: Whether the run went over its deferred records again already (:func:`retry_now`).
+    retried: bool = False
 
 
 _current: contextvars.ContextVar[Streak | None] = contextvars.ContextVar("ledgerlink_push_streak", default=None)
@@ -104,6 +109,31 @@ def ended_in_outages() -> bool:
     """Say whether the run's last ledger writes all met outages (it does not count as the ledger being back)."""
     streak = _current.get()
     return streak is not None and streak.in_a_row > 0
+
+
+def retry_now(connection_id: int) -> bool:
+    """Make the records this run deferred due again when the ledger answers once more; say whether to go over them.
+
+    Once per run: when records were deferred, the last writes went through and no second pass
+    was made yet. Their next attempts are cleared (committed); those deferred again keep theirs.
+    """
+    streak = _current.get()
+    if streak is None or streak.retried or not streak.deferred or streak.in_a_row:
+        return False
+    streak.retried = True
+    db.session.execute(
+        update(ExternalRecord)
+        .where(
+            ExternalRecord.connection_id == connection_id,
+            ExternalRecord.state == RecordState.pending,
+            ExternalRecord.next_attempt_at.is_not(None),
+        )
+        .values(next_attempt_at=None)
+        .execution_options(synchronize_session=False)
+    )
+    db.session.commit()
+    streak.deferred, streak.earliest = 0, None
+    return True
 
 
 def stopped() -> None:

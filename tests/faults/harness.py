@@ -273,7 +273,7 @@ class Case:
             self.run_provider[run.id] = target.provider
 
     def state(self, target: Target) -> tuple[int, int, str]:
-        """Return (invoices pushed, invoices still due, connection status)."""
+        """Return (invoices pushed, invoices still to push (due or deferred), connection status)."""
         from portal.extensions import db
         from portal.models import Connection
         from portal.sync import push
@@ -281,10 +281,13 @@ class Case:
         with self.app.app_context():
             db.session.expire_all()
             connection = db.session.get(Connection, target.connection_id)
-            due = len(push.due_invoice_ids(connection))
+            due = set(push.due_invoice_ids(connection))
             status = connection.status.value
-        pushed = sum(1 for r in records(self.app, target.connection_id) if r["state"] == "pushed")
-        return pushed, due, status
+        rows = records(self.app, target.connection_id)
+        pushed = sum(1 for r in rows if r["state"] == "pushed")
+        # Records deferred after an outage of their own are not due until their next attempt: still to do.
+        due |= {r["local_id"] for r in rows if r["state"] == "pending"}
+        return pushed, len(due), status
 
     def done(self, target: Target) -> bool:
         """Say whether the target needs no more pushes: nothing due, or its grant is gone as expected."""
