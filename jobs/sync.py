@@ -95,11 +95,11 @@ def push_connection(run: SyncRun, log) -> dict:
 
 
 def _passes(connection: Connection, retry_failed: bool):
-    """Yield the run's stages; then, once, the stages again when records were deferred and the ledger answers.
+    """Yield the run's stages; then, once, the stages again over the records this run deferred.
 
-    A record deferred after a 5xx of its own is tried again at the end of the same run when the
-    calls after it went through (:func:`portal.sync.deferral.retry_now`): a passing error costs
-    no wait. Records it defers again wait for their own next attempt.
+    A record deferred after a 5xx of its own is tried again at the end of the same run
+    (:func:`portal.sync.deferral.retry_now`): a passing error costs no wait. Records it defers
+    again wait for their own next attempt.
     """
     yield from _work(connection, retry_failed)
     if deferral.retry_now(connection.id):

@@ -26,7 +26,7 @@ from sqlalchemy import update
 from ..database import utcnow
 from ..extensions import db
 from ..integrations.base import Unavailable
-from ..models import ExternalRecord, RecordState
+from ..models import ExternalRecord, RecordKind, RecordState
 
 #: Transient errors in a row after which the ledger counts as down and the run stops.
 STOP_AFTER = 3
@@ -44,6 +44,9 @@ class Streak:
     earliest: datetime | None = None
     #: Whether the run went over its deferred records again already (:func:`retry_now`).
     retried: bool = False
+    #: Whether a customer's creation was deferred with its outcome unknown: other new customers wait
+    #: (a look-up by name would find that customer's possible copy and hold theirs for a person).
+    customer_unsure: bool = False
 
 
 _current: contextvars.ContextVar[Streak | None] = contextvars.ContextVar("ledgerlink_push_streak", default=None)
@@ -78,11 +81,19 @@ def defer(record: ExternalRecord, error: Exception) -> bool:
         streak.in_a_row += 1
     if streak.in_a_row >= STOP_AFTER:
         return False
+    if record.kind is RecordKind.customer and getattr(error, "outcome_unknown", False):
+        streak.customer_unsure = True
     record.next_attempt_at = utcnow() + wait_for(record.attempts)
     streak.deferred += 1
     if streak.earliest is None or record.next_attempt_at < streak.earliest:
         streak.earliest = record.next_attempt_at
     return True
+
+
+def customer_unsure() -> bool:
+    """Say whether new customers wait in this run: an earlier customer's creation has an unknown outcome."""
+    streak = _current.get()
+    return streak is not None and streak.customer_unsure
 
 
 def step_failed(error: Exception) -> bool:
@@ -112,13 +123,14 @@ def ended_in_outages() -> bool:
 
 
 def retry_now(connection_id: int) -> bool:
-    """Make the records this run deferred due again when the ledger answers once more; say whether to go over them.
+    """Make the records this run deferred due again at its end; say whether to go over them once more.
 
-    Once per run: when records were deferred, the last writes went through and no second pass
-    was made yet. Their next attempts are cleared (committed); those deferred again keep theirs.
+    Once per run: when records were deferred and no second pass was made yet (a run the ledger's
+    outages stopped makes none). Their next attempts are cleared (committed); those deferred again
+    keep theirs.
     """
     streak = _current.get()
-    if streak is None or streak.retried or not streak.deferred or streak.in_a_row:
+    if streak is None or streak.retried or not streak.deferred:
         return False
     streak.retried = True
     db.session.execute(
@@ -132,7 +144,7 @@ def retry_now(connection_id: int) -> bool:
         .execution_options(synchronize_session=False)
     )
     db.session.commit()
-    streak.deferred, streak.earliest = 0, None
+    streak.deferred, streak.earliest, streak.customer_unsure = 0, None, False
     return True
 
 

@@ -451,6 +451,13 @@ def _ledger_customer_id(connection: Connection, customer: Customer, adapter: Led
         return link.external_id
     if customers.customer_mode(connection) == "link_only":
         raise CustomerNotPushed(_not_linked_text(connection, customer))
+    if deferral.customer_unsure():
+        record = _existing(connection, RecordKind.customer, customer.id)
+        if record is None or record.state is not RecordState.pushed:
+            # An earlier customer's creation has an unknown outcome: its copy may be this one's namesake.
+            waits = Unavailable(f"Customer {customer.name} waits until an earlier customer's creation is cleared up.")
+            waits.counted = True
+            raise waits
     record = push_customer(connection, customer, adapter)
     if record.state is RecordState.pending:  # deferred after an outage: the document waits with it
         waits = Unavailable(f"Customer {customer.name} is not in the ledger yet: {record.last_error_text}")
