@@ -27,7 +27,7 @@ import requests
 from rq.serializers import JSONSerializer
 
 from tests.portal.sync.conftest import REFERENCE_FIELD, ledger_invoices
-from tests.portal.sync.rq_workers import WorkerProcess, control, records, run_outcome, wait_for
+from tests.portal.sync.rq_workers import WorkerProcess, control, expire_push_hold, records, run_outcome, wait_for
 from tests.sandbox_server import free_port
 
 FULL = os.environ.get("PROOF_SCALE", "").strip().lower() == "full"
@@ -195,7 +195,6 @@ class Case:
 
         from portal.extensions import db, queue
         from portal.models import SyncRun
-        from portal.sync import schedule
 
         holders: dict[str, list[Target]] = {}
         with self.app.app_context():
@@ -220,7 +219,7 @@ class Case:
             victim.kill()
             hit = holders.get(victim.name, [])
             for target in hit:
-                queue.connection.delete(schedule.lock_key(target.connection_id))
+                expire_push_hold(self.app, target.connection_id)
                 target.run_id = None
             db.session.remove()
         self.pool.ensure()
@@ -245,13 +244,9 @@ class Case:
         return self.pool.logs()
 
     def release_locks(self) -> None:
-        """Delete the push locks of the connections: no live worker holds them (killed workers cannot release)."""
-        from portal.extensions import queue
-        from portal.sync import schedule
-
-        with self.app.app_context():
-            for target in self.targets:
-                queue.connection.delete(schedule.lock_key(target.connection_id))
+        """Expire the connections' push locks and leases: no live worker holds them (killed ones cannot release)."""
+        for target in self.targets:
+            expire_push_hold(self.app, target.connection_id)
 
     # -- pushes -------------------------------------------------------------------------------
     def start_push(self, target: Target) -> None:
