@@ -247,11 +247,13 @@ def _push_all(run: SyncRun, log, connection: Connection, lease: _Lease) -> dict:
             counts[record.state.value] += 1
             _count_steps(counts, record, before)
         run.progress_done += len(outcomes)
+        # The lease first, on its own connection: before any read of this session flushes the
+        # chunk's writes (SQLite has one writer; the session would hold it during the renewal).
+        if not lease.keep():
+            raise fencing.LeaseLost(lease.held.connection_id, lease.held.token)
         if was_cancelled():
             run.message = f"Cancelled after {run.progress_done} of {run.progress_total} records."
             stopped = True
-        elif not lease.keep():
-            raise fencing.LeaseLost(lease.held.connection_id, lease.held.token)
         return not stopped
 
     try:

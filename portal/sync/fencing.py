@@ -21,6 +21,10 @@ newer run stored, and :func:`claim` refuses to lower a record's token.
 A look-up made ahead of a create (the push's look-up lane) is trusted only if the lease did not
 lapse since it started (:meth:`Lease.fresh_since`); otherwise the create path looks again.
 
+On SQLite (one writer at a time) a statement made while the run's own session holds the write
+lock — it flushed and has not committed yet — goes through that session's connection and commits
+with it; on its own connection it would wait for a lock its own thread holds.
+
 What fencing cannot close: a run that stalls for longer than the lease (``PUSH_LEASE_SECONDS``)
 *between* its check and its request leaving the process. The check renews the lease, so such a
 stall is a frozen process of more than a lease's length within a few microseconds of code.
@@ -36,8 +40,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import insert, select, update
+from sqlalchemy import Connection, event, insert, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from ..database import utcnow
 from ..extensions import db
@@ -74,6 +79,31 @@ class Lease:
     def fresh_since(self, started: float) -> bool:
         """Say whether the lease stayed valid since ``started`` (time.monotonic()): a look-up then is still good."""
         return self.lapsed_at < started
+
+
+_FLUSHED = "ledgerlink_flushed_writes"
+
+
+@event.listens_for(Session, "after_flush")
+def _note_flush(session, _context) -> None:
+    session.info[_FLUSHED] = True
+
+
+@event.listens_for(Session, "after_commit")
+@event.listens_for(Session, "after_rollback")
+def _note_end(session) -> None:
+    session.info.pop(_FLUSHED, None)
+
+
+@contextmanager
+def _statement() -> Iterator[Connection]:
+    """Yield a connection for one short fencing statement: its own transaction, or (see above) the session's."""
+    session = db.session()
+    if db.engine.dialect.name == "sqlite" and session.info.get(_FLUSHED):
+        yield session.connection()
+        return
+    with db.engine.begin() as conn:
+        yield conn
 
 
 def lease_seconds() -> float:
@@ -124,7 +154,7 @@ def renew(lease: Lease, extra: float = 0.0) -> bool:
     """
     started = time.monotonic()
     now = utcnow()
-    with db.engine.begin() as conn:
+    with _statement() as conn:
         held = conn.execute(
             update(_TABLE)
             .where(_TABLE.c.connection_id == lease.connection_id, _TABLE.c.token == lease.token)
@@ -149,7 +179,7 @@ def check(lease: Lease) -> None:
 
 def release(lease: Lease) -> None:
     """Give the lease up (the token stays, so the next run's is higher); a lease taken over is left alone."""
-    with db.engine.begin() as conn:
+    with _statement() as conn:
         conn.execute(
             update(_TABLE)
             .where(_TABLE.c.connection_id == lease.connection_id, _TABLE.c.token == lease.token)
