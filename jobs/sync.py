@@ -38,10 +38,13 @@ def push_connection(run: SyncRun, log) -> dict:
 
     An error about the connection or the moment stops the run with the record left pending: the
     next run resumes there. A rate limit (429, or a quota window the limiter will not wait for)
-    re-enqueues the push for the window's reset: it never fails a record. An outage (5xx, timeout,
-    network) re-enqueues it with exponential backoff and, after several runs in a row, marks the
-    connection failing. A lost grant moves the connection to needs re-authorization. A run that
-    reaches the end records the connection's last success and brings a failing one back.
+    re-enqueues the push for the window's reset (the tick leaves the connection alone until then):
+    it never fails a record. An outage (5xx, timeout, network) met by one record defers that record
+    (:mod:`portal.sync.deferral`) and the run goes on, coming back to the deferred records once at
+    its end and scheduling one retry for those deferred again; three outages in a row stop the run
+    with exponential backoff, which after several runs in a row marks the connection failing. A
+    lost grant moves the connection to needs re-authorization. A run that reaches the end (its last
+    writes answered) records the connection's last success and brings a failing one back.
 
     One run per connection at a time, fenced (:mod:`portal.sync.fencing`): the run takes the
     connection's lease in the database (raising its fencing token) and checks it immediately
