@@ -44,11 +44,51 @@ def cancelled(run: SyncRun) -> bool:
     return status is SyncRunStatus.cancelled
 
 
+class Interrupted(Exception):
+    """Raised by a job that stops before its end without failing (its lease was taken over, say).
+
+    The run is recorded interrupted (or ``status``: cancelled for a run that found its work being
+    done by another) with ``message`` and ``counts``; the job itself ends normally.
+    """
+
+    def __init__(self, message: str, counts: dict | None = None, status: SyncRunStatus | None = None) -> None:
+        super().__init__(message)
+        self.message, self.counts = message, counts or {}
+        self.status = status or SyncRunStatus.interrupted
+
+
+def describe(exc: BaseException) -> str:
+    """Return why a job failed in words a person reads: a ledger's error explained, a database error named.
+
+    The traceback stays in the worker's log; the run's message (shown on the jobs page) never
+    carries SQL or driver text.
+    """
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from portal.integrations import errors_catalog, specs
+    from portal.integrations.base import LedgerError
+
+    if isinstance(exc, LedgerError):
+        words = errors_catalog.explain(exc).explanation
+        if exc.provider_text:
+            try:
+                name = specs.get_spec(exc.provider).name if exc.provider else "The ledger"
+            except Exception:  # an unknown provider key: the words stand alone
+                name = "The ledger"
+            words = f"{words} ({name}: {exc.provider_text})"
+        return words
+    if isinstance(exc, SQLAlchemyError):
+        cause = type(getattr(exc, "orig", None) or exc).__name__
+        return f"The database refused the job's work ({cause}); the worker's log has the details."
+    return f"{type(exc).__name__}: {exc}"
+
+
 def tracked(fn: Callable[..., dict | None]) -> Callable[[int], Any]:
     """Run ``fn(run, log)`` for SyncRun ``sync_run_id``, mirroring its status and outcome.
 
     The run moves to running before ``fn`` and to succeeded or failed after it, each committed
-    at once so that pages show it. ``fn`` may return counts to store on the run.
+    at once so that pages show it; to interrupted when ``fn`` raises :class:`Interrupted`. ``fn``
+    may return counts to store on the run.
     """
 
     @functools.wraps(fn)
@@ -72,12 +112,22 @@ def _run(fn: Callable[..., dict | None], sync_run_id: int, *args: Any) -> Any:
     log = job_logger(run)
     try:
         counts = fn(run, log, *args)
+    except Interrupted as stop:
+        db.session.rollback()
+        run = db.session.get_one(SyncRun, sync_run_id)
+        db.session.refresh(run)
+        if not run.status.finished:
+            run.counts = stop.counts or run.counts
+            run.transition(stop.status, message=stop.message)
+            db.session.commit()
+        log.warning("job interrupted: %s", stop.message)
+        return stop.counts
     except Exception as exc:
         db.session.rollback()
         run = db.session.get_one(SyncRun, sync_run_id)
         db.session.refresh(run)
         if run.status is not SyncRunStatus.cancelled:
-            run.transition(SyncRunStatus.failed, message=f"{type(exc).__name__}: {exc}")
+            run.transition(SyncRunStatus.failed, message=describe(exc))
             db.session.commit()
         log.exception("job failed")
         raise

@@ -10,18 +10,19 @@ from datetime import UTC, datetime
 
 from flask import current_app
 from redis.exceptions import LockError
+from sqlalchemy.orm.exc import StaleDataError
 
 from portal.connections import services, vault
 from portal.customers import updates
 from portal.extensions import db, queue
 from portal.integrations.base import NeedsReauthorization, RateLimited
-from portal.models import Connection, ConnectionStatus, ExternalRecord, RecordKind, SyncRun
+from portal.models import Connection, ConnectionStatus, ExternalRecord, RecordKind, SyncRun, SyncRunStatus
 from portal.models.external_record import FinalizeState, PdfState
 from portal.oplog import capture as oplog
 from portal.ops import metrics
-from portal.sync import limiter, payments, push, schedule
+from portal.sync import deferral, fencing, limiter, payments, push, schedule
 
-from .runtime import cancelled, tracked
+from .runtime import Interrupted, cancelled, tracked
 
 
 @tracked
@@ -37,17 +38,24 @@ def push_connection(run: SyncRun, log) -> dict:
 
     An error about the connection or the moment stops the run with the record left pending: the
     next run resumes there. A rate limit (429, or a quota window the limiter will not wait for)
-    re-enqueues the push for the window's reset: it never fails a record. An outage (5xx, timeout,
-    network) re-enqueues it with exponential backoff and, after several runs in a row, marks the
-    connection failing. A lost grant moves the connection to needs re-authorization. A run that
-    reaches the end records the connection's last success and brings a failing one back.
+    re-enqueues the push for the window's reset (the tick leaves the connection alone until then):
+    it never fails a record. An outage (5xx, timeout, network) met by one record defers that record
+    (:mod:`portal.sync.deferral`) and the run goes on, coming back to the deferred records once at
+    its end and scheduling one retry for those deferred again; three outages in a row stop the run
+    with exponential backoff, which after several runs in a row marks the connection failing. A
+    lost grant moves the connection to needs re-authorization. A run that reaches the end (its last
+    writes answered) records the connection's last success and brings a failing one back.
 
-    One run per connection at a time: a Redis lock shared by every worker; a run that finds it
-    taken ends at once (the running one pushes the same records). The lock lasts
-    :data:`~portal.sync.schedule.LOCK_TIMEOUT` and is renewed as the run makes progress, so the
-    lock of a killed worker soon expires; a pacing wait of the rate limiter renews it for the
-    wait's length first. The operation log's entries and the provider metrics of
-    the run's calls are written in bulk, and all of them by the end of the run however it ends.
+    One run per connection at a time, fenced (:mod:`portal.sync.fencing`): the run takes the
+    connection's lease in the database (raising its fencing token) and checks it immediately
+    before every create in the ledger; a run that finds the lease held by a live run ends at once
+    (cancelled: the running one pushes the same records), and a run whose lease a newer run took
+    over stops before its next write and is recorded interrupted, never succeeded. A Redis lock
+    in front of it saves the database work while Redis is there. Both last
+    :func:`~portal.sync.fencing.lease_seconds` and are renewed as the run makes progress, so those
+    of a killed or frozen worker soon expire; a pacing wait of the rate limiter renews them for
+    the wait's length first. The operation log's entries and the provider metrics of the run's
+    calls are written in bulk, and all of them by the end of the run however it ends.
 
     :raise LookupError: when the connection is gone or disconnected (the run fails with it).
     """
@@ -55,60 +63,127 @@ def push_connection(run: SyncRun, log) -> dict:
     connection = db.session.get(Connection, connection_id)
     if connection is None or not connection.is_live:
         raise LookupError(f"connection {connection_id} does not exist or is disconnected")
+    seconds = fencing.lease_seconds()
     # Not thread-local: the run's lanes renew it too while the rate limiter makes them wait.
-    lock = queue.connection.lock(schedule.lock_key(connection_id), timeout=schedule.LOCK_TIMEOUT, thread_local=False)
+    lock = queue.connection.lock(schedule.lock_key(connection_id), timeout=seconds, thread_local=False)
     if not lock.acquire(blocking=False):
-        run.message = "Another push of this connection is running; it pushes these records."
-        return {"already_running": 1}
+        raise Interrupted(ALREADY_RUNNING, {"already_running": 1}, SyncRunStatus.cancelled)
+    held = fencing.acquire(connection_id, run.id, seconds)
+    if held is None:
+        _let_go(lock, log, connection_id)
+        raise Interrupted(ALREADY_RUNNING, {"already_running": 1}, SyncRunStatus.cancelled)
     try:
-        lease = _Lease(lock)
-        app = current_app._get_current_object()  # type: ignore[attr-defined]  # current_app is a LocalProxy
-        with oplog.buffered(app), limiter.while_waiting(lease.cover):
-            return _push_all(run, log, connection, lease)
+        lease = _Lease(lock, held)
+        with (
+            fencing.holding(held),
+            deferral.deferring() as streak,
+            oplog.buffered(current_app._get_current_object()),  # type: ignore[attr-defined]  # a LocalProxy
+            limiter.while_waiting(lease.cover),
+        ):
+            try:
+                counts = _push_all(run, log, connection, lease)
+                _retry_deferred(run, connection, streak, counts)
+                return counts
+            except (fencing.LeaseLost, StaleDataError):
+                db.session.rollback()
+                run = db.session.get_one(SyncRun, run.id)
+                raise Interrupted(
+                    LOST_LEASE.format(done=run.progress_done, total=run.progress_total or 0),
+                    {**(run.counts or {}), "lease_lost": 1},
+                ) from None
     finally:
         metrics.flush()
-        try:
-            lock.release()
-        except Exception:  # expired under a very long run: nothing to undo
-            log.warning("sync lock of connection %s expired before release", connection_id)
+        fencing.release(held)
+        _let_go(lock, log, connection_id)
+
+
+def _passes(connection: Connection, retry_failed: bool):
+    """Yield the run's stages; then, once, the stages again over the records this run deferred.
+
+    A record deferred after a 5xx of its own is tried again at the end of the same run
+    (:func:`portal.sync.deferral.retry_now`): a passing error costs no wait. Records it defers
+    again wait for their own next attempt.
+    """
+    yield from _work(connection, retry_failed)
+    if deferral.retry_now(connection.id):
+        yield from (stage for stage in _work(connection, retry_failed) if stage[0] in _AGAIN)
+
+
+#: The stages of the second pass over deferred records.
+_AGAIN = ("invoices", "credit_notes", "payments")
+
+
+#: The words of a run that found its connection pushed by another run.
+ALREADY_RUNNING = "Not run: another push of this connection is running; it pushes these records."
+#: The words of a run whose lease a newer run took over (it wrote nothing after that).
+LOST_LEASE = (
+    "Interrupted after {done} of {total} records: a newer run of this connection took it over "
+    "(this run had stopped renewing its hold); nothing was written after that, the newer run goes on."
+)
+
+
+def _retry_deferred(run: SyncRun, connection: Connection, streak: deferral.Streak, counts: dict) -> None:
+    """Schedule the connection's retry for the earliest record (or step) deferred after an outage of its own."""
+    if streak.earliest is None:
+        return
+    counts["deferred"] = streak.deferred
+    connection = db.session.get_one(Connection, connection.id)
+    retry = schedule.enqueue_push(connection, at=streak.earliest, reason="Retry of records deferred after an outage.")
+    again = f"run #{retry.id}" if retry is not None else "a retry already scheduled"
+    words = f"{streak.deferred} deferred after an outage of their own, retried at {streak.earliest:%H:%M} UTC ({again})"
+    run.message = f"{run.message}; {words}." if run.message else f"{words[0].upper()}{words[1:]}."
+    db.session.commit()
+
+
+def _let_go(lock, log, connection_id: int) -> None:
+    try:
+        lock.release()
+    except Exception:  # expired (or lost with Redis): nothing to undo
+        log.info("sync lock of connection %s was gone before release", connection_id)
 
 
 class _Lease:
-    """The run's hold on its connection's lock: short, and renewed while the run makes progress.
+    """The run's hold on its connection: the database lease (the truth) and the Redis lock in front of it.
 
-    A killed worker's lock expires after :data:`~portal.sync.schedule.LOCK_TIMEOUT` seconds, so
-    the connection is pushed again soon (see :func:`portal.sync.schedule.enqueue_push`).
+    Both are short and renewed while the run makes progress. A killed or frozen worker's lease
+    expires after :func:`~portal.sync.fencing.lease_seconds`, so the connection is pushed again
+    soon (see :func:`portal.sync.schedule.enqueue_push`). The Redis lock is renewed on a best-effort
+    basis: lost with Redis's data, it is taken again; the run goes on as long as the lease is its own.
     """
 
-    def __init__(self, lock) -> None:
+    def __init__(self, lock, held: fencing.Lease) -> None:
         self.lock = lock
+        self.held = held
         self.renewed = time.monotonic()
 
-    #: Seconds between renewals: well under the lock's time. The limiter's pacing waits (up to
+    #: Seconds between renewals: well under the lease's time. The limiter's pacing waits (up to
     #: RATE_LIMIT_MAX_WAIT_SECONDS each) are covered by :meth:`cover` before they start.
     RENEW_SECONDS = 5.0
 
     def keep(self) -> bool:
-        """Renew the lock (every few seconds at most); say whether the run still holds it."""
+        """Renew the lease and the lock (every few seconds at most); say whether the run still holds the lease."""
         if time.monotonic() - self.renewed < self.RENEW_SECONDS:
             return True
-        try:
-            self.lock.extend(schedule.LOCK_TIMEOUT, replace_ttl=True)
-        except LockError:
+        if not fencing.renew(self.held):
             return False
+        self._extend(self.held.seconds)
         self.renewed = time.monotonic()
         return True
 
     def cover(self, seconds: float) -> None:
-        """Renew the lock for a wait of ``seconds`` plus the lock's usual time (the limiter's pacing).
+        """Renew the lease and lock for a wait of ``seconds`` plus their usual time (the limiter's pacing).
 
-        A lock already lost stays lost: :meth:`keep` reports it after the wait.
+        A lease already lost stays lost: the next check before a write reports it.
         """
+        if fencing.renew(self.held, extra=seconds):
+            self._extend(self.held.seconds + seconds)
+            self.renewed = time.monotonic()
+
+    def _extend(self, seconds: float) -> None:
         try:
-            self.lock.extend(schedule.LOCK_TIMEOUT + seconds, replace_ttl=True)
+            self.lock.extend(seconds, replace_ttl=True)
         except LockError:
-            return
-        self.renewed = time.monotonic()
+            self.lock.acquire(blocking=False)  # lost with Redis's data: taken again when free
 
 
 class _Cancellation:
@@ -162,10 +237,6 @@ def _work(connection: Connection, retry_failed: bool) -> list[tuple[str, Callabl
     return work
 
 
-#: The run's words when it stops because its lock expired (another run may have the connection now).
-LOST_LOCK = "Stopped after {done} of {total} records: this run's lock of the connection expired; the next run resumes."
-
-
 def _push_all(run: SyncRun, log, connection: Connection, lease: _Lease) -> dict:
     run.progress_total, run.progress_done = 0, 0
     db.session.commit()  # no write stays open across the ledger calls that follow (SQLite: one writer)
@@ -180,20 +251,21 @@ def _push_all(run: SyncRun, log, connection: Connection, lease: _Lease) -> dict:
             counts[record.state.value] += 1
             _count_steps(counts, record, before)
         run.progress_done += len(outcomes)
+        # The lease first, on its own connection: before any read of this session flushes the
+        # chunk's writes (SQLite has one writer; the session would hold it during the renewal).
+        if not lease.keep():
+            raise fencing.LeaseLost(lease.held.connection_id, lease.held.token)
         if was_cancelled():
             run.message = f"Cancelled after {run.progress_done} of {run.progress_total} records."
-            stopped = True
-        elif not lease.keep():
-            run.message = LOST_LOCK.format(done=run.progress_done, total=run.progress_total)
             stopped = True
         return not stopped
 
     try:
         adapter = vault.fresh_adapter(connection)
-        for name, due, push_one in _work(connection, bool(run.parameters.get("retry_failed"))):
+        for name, due, push_one in _passes(connection, bool(run.parameters.get("retry_failed"))):
             items = due()
             if items or name == "invoices":
-                counts[name] = len(items)
+                counts[name] += len(items)
             run.progress_total += len(items)
             db.session.commit()
             if push_one is None:
@@ -223,16 +295,19 @@ def _push_all(run: SyncRun, log, connection: Connection, lease: _Lease) -> dict:
                     db.session.commit()
                     return dict(counts)
                 if not lease.keep():
-                    run.message = LOST_LOCK.format(done=run.progress_done, total=run.progress_total)
+                    run.counts = dict(counts)
                     db.session.commit()
-                    return dict(counts)
+                    raise fencing.LeaseLost(lease.held.connection_id, lease.held.token)
     except push.CONNECTION_ERRORS as exc:
         db.session.rollback()
+        deferral.stopped()
         counts["pending"] += 1
         run.message = _stopped(counts, connection, exc)
         log.warning("push stopped: %s", exc)
         return dict(counts)
-    _succeeded(connection)
+    fencing.check(lease.held)  # a run that lost its lease is never recorded as reaching the end
+    if not deferral.ended_in_outages():  # the ledger answered at the end: the connection is well again
+        _succeeded(connection)
     shown = {k: v for k, v in counts.items() if k not in _ORDER}
     run.message = ", ".join(f"{n} {state.replace('_', ' ')}" for state, n in sorted(shown.items())) or (
         "Nothing to push."
@@ -266,6 +341,7 @@ def _stopped(counts: Counter[str], connection: Connection, exc: Exception) -> st
     connection = db.session.get_one(Connection, connection.id)
     if isinstance(exc, RateLimited):
         counts["rate_limited"] += 1
+        schedule.hold_until(connection.id, exc.retry_at)  # no new run a minute while the quota is spent
         retry = schedule.enqueue_push(connection, at=exc.retry_at, reason="Resumes after a rate limit.")
         again = f"run #{retry.id} resumes then" if retry is not None else "a push is already scheduled then"
         return f"Paused by the ledger's rate limit until {exc.retry_at.isoformat()}; the rest waits ({again})."

@@ -41,6 +41,9 @@ DEFAULTS = {
     "PUSH_LANES": True,
     #: Default minutes a new or changed record waits before the scheduler pushes it (at most 60).
     "SYNC_DELAY_MINUTES": 5,
+    #: Seconds a push holds its connection's lease (portal.sync.fencing) without renewing it: a frozen
+    #: or killed worker's connection is taken over after this long.
+    "PUSH_LEASE_SECONDS": 120,
     #: Days the per-connection operation log keeps provider calls.
     "OPERATION_LOG_DAYS": 14,
     #: Run jobs in a worker thread of the web process (embedded mode only).

@@ -28,17 +28,18 @@ import math
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, replace
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 from flask import current_app, has_request_context, url_for
-from sqlalchemy import func, select, union
+from sqlalchemy import Table, func, select, union
 from sqlalchemy.orm import selectinload
 
 from .. import audit
 from ..connections import vault
 from ..customers import services as customers
+from ..database import utcnow
 from ..extensions import db, queue
 from ..integrations import specs
 from ..integrations.base import (
@@ -981,14 +982,21 @@ def _mirror(backfill: Backfill, status: SyncRunStatus, message: str | None = Non
 
 # The SyncRun life cycle, reached in one or two moves from where it is.
 _RUN_MOVES = {
-    SyncRunStatus.queued: {SyncRunStatus.running, SyncRunStatus.cancelled, SyncRunStatus.failed},
+    SyncRunStatus.queued: {
+        SyncRunStatus.running,
+        SyncRunStatus.cancelled,
+        SyncRunStatus.failed,
+        SyncRunStatus.interrupted,
+    },
     SyncRunStatus.running: {
         SyncRunStatus.succeeded,
         SyncRunStatus.failed,
         SyncRunStatus.cancelled,
         SyncRunStatus.queued,
+        SyncRunStatus.interrupted,
     },
     SyncRunStatus.failed: {SyncRunStatus.queued},
+    SyncRunStatus.interrupted: {SyncRunStatus.queued, SyncRunStatus.cancelled},
 }
 
 
@@ -1055,14 +1063,60 @@ def _chunk_for(adapter: LedgerAdapter) -> int:
     return size
 
 
-def _adapter(connection: Connection, lock, counter: list[int]) -> LedgerAdapter:
-    """Return an adapter whose calls count, keep the job's lock alive and take at most the quota share."""
+#: Seconds between two heartbeats of a running back-fill (portal.sync.mirrors reads them) ...
+HEARTBEAT_SECONDS = 10.0
+#: ... and between two reads of a pause or cancel request while a chunk is being pushed.
+REQUEST_CHECK_SECONDS = 2.0
+
+
+class StopRequested(Exception):
+    """A person paused or cancelled the running back-fill: it stops before its next ledger call."""
+
+
+class _Beat:
+    """The running job's heartbeat and its ear for pause and cancel, both on short statements of their own."""
+
+    def __init__(self, backfill_id: int) -> None:
+        self.backfill_id = backfill_id
+        self.beaten = self.checked = time.monotonic()
+
+    def __call__(self, ahead: float = 0.0) -> None:
+        """Beat (every few seconds, or ``ahead`` seconds into the future before a wait); stop when asked to.
+
+        :raise StopRequested: when a pause or cancel was requested since the job started.
+        """
+        table = cast(Table, Backfill.__table__)
+        now = time.monotonic()
+        if ahead or now - self.beaten >= HEARTBEAT_SECONDS:
+            with db.engine.begin() as conn:
+                conn.execute(
+                    table.update()
+                    .where(table.c.id == self.backfill_id)
+                    .values(heartbeat_at=utcnow() + timedelta(seconds=ahead))
+                )
+            self.beaten = now
+        if now - self.checked >= REQUEST_CHECK_SECONDS:
+            self.checked = now
+            with db.engine.connect() as conn:
+                requested = conn.execute(select(table.c.requested).where(table.c.id == self.backfill_id)).scalar()
+            if requested:
+                raise StopRequested(requested)
+
+
+def _adapter(connection: Connection, lock, counter: list[int], beat: _Beat | None = None) -> LedgerAdapter:
+    """Return an adapter whose calls count, keep the job's lock and heartbeat alive and take at most the quota share.
+
+    Before each call the job beats and listens for a pause or cancel (:class:`_Beat`), so both
+    take effect within seconds, not at the end of a chunk.
+    """
     adapter = vault.fresh_adapter(connection)
     shared = limiter.from_config(current_app.config, queue.connection)
     share = quota_share()
     renewed = [time.monotonic()]
 
     def before_request(info) -> None:
+        if beat is not None:
+            beat()
         if info.company is not None:
             counter[0] += 1
         if time.monotonic() - renewed[0] > LOCK_SECONDS / 4:
@@ -1081,14 +1135,16 @@ def _run_locked(backfill_id: int, log, lock) -> Backfill:
         return backfill
     backfill.transition(BackfillStatus.running, "Running.")
     backfill.resume_at = None
+    backfill.heartbeat_at = utcnow()
     _mirror(backfill, SyncRunStatus.running, "Running.")
     db.session.commit()
     connection = backfill.connection
     scope = Scope(connection.id, backfill.date_from, backfill.date_to, tuple(backfill.kinds))
     counter = [0]
     job_started = time.monotonic()
+    beat = _Beat(backfill_id)
     try:
-        adapter = _adapter(connection, lock, counter)
+        adapter = _adapter(connection, lock, counter, beat)
         classifier = Classifier(connection, adapter, scope)
     except LedgerError as exc:
         return _stop(backfill_id, exc, counter, log)
@@ -1113,9 +1169,19 @@ def _run_locked(backfill_id: int, log, lock) -> Backfill:
                 break
             began = time.monotonic()
             try:
-                _push_chunk(backfill, connection, classifier, adapter, kind, ids)
+                with limiter.while_waiting(lambda seconds: beat(ahead=seconds)):
+                    _push_chunk(backfill, connection, classifier, adapter, kind, ids)
             except sync_push.CONNECTION_ERRORS as exc:
                 return _stop(backfill_id, exc, counter, log, busy=time.monotonic() - began)
+            except StopRequested:
+                # Asked to pause or cancel in the middle of the chunk: what was pushed is in its
+                # records; the cursor stays at the chunk's start, which a resume goes through again.
+                db.session.rollback()
+                backfill = db.session.get_one(Backfill, backfill_id)
+                db.session.refresh(backfill)
+                backfill.calls += counter[0]
+                backfill.busy_seconds += time.monotonic() - began
+                return _honour(backfill)
             backfill = db.session.get_one(Backfill, backfill_id)
             backfill.cursor_id = ids[-1]
             backfill.calls += counter[0]
@@ -1193,7 +1259,7 @@ def _stop(backfill_id: int, exc: LedgerError, counter: list[int], log, busy: flo
         enqueue(backfill, at=retry_at)
     else:
         backfill.transition(BackfillStatus.interrupted, f"Stopped: {exc}. Resume to continue where it stopped.")
-        _mirror(backfill, SyncRunStatus.failed, backfill.message)
+        _mirror(backfill, SyncRunStatus.interrupted, backfill.message)
         db.session.commit()
     log.warning("back-fill %s stopped: %s", backfill_id, exc)
     return backfill
@@ -1206,7 +1272,7 @@ def crashed(backfill_id: int, exc: BaseException) -> None:
     if backfill is None or backfill.status.finished:
         return
     backfill.transition(BackfillStatus.interrupted, f"Stopped by an error ({type(exc).__name__}: {exc}).")
-    _mirror(backfill, SyncRunStatus.failed, backfill.message)
+    _mirror(backfill, SyncRunStatus.interrupted, backfill.message)
     db.session.commit()
 
 

@@ -105,6 +105,8 @@ class Unavailable(LedgerError):
     """The provider could not be reached or failed (network, timeout, 5xx)."""
 
     retryable = True
+    #: True when the outage behind it was counted already (a document waiting on its customer's outage).
+    counted = False
 
     def __init__(self, message: str = "", *, outcome_unknown: bool = False, **facts: Any) -> None:
         #: True when a write may have been carried out anyway: look it up by reference first.

@@ -25,6 +25,7 @@ from .connection import (
 from .customer_link import CustomerLink, LedgerCustomerCache, LinkMethod, LinkSuggestion
 from .external_record import ExternalRecord, RecordKind, RecordState
 from .history import Backfill, BackfillItem, BackfillStatus, ItemOutcome
+from .lease import ConnectionLease
 from .link import AuthorizationLink, AuthorizationLinkEvent, LinkEventKind, LinkStatus
 from .mapping import Mapping, ReferenceData, TaxMapping
 from .operation_log import OperationLog
@@ -42,6 +43,7 @@ __all__ = [
     "BackfillStatus",
     "BusinessUnit",
     "Connection",
+    "ConnectionLease",
     "ConnectionStatus",
     "CreditNote",
     "CreditNoteLine",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import Enum, ForeignKey, Index, String, Text, UniqueConstraint, text
+from sqlalchemy import BigInteger, Enum, ForeignKey, Index, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..database import Base, UTCDateTime, utcnow
@@ -201,8 +201,16 @@ class ExternalRecord(Base):
     resolution_note: Mapped[str | None] = mapped_column(Text)
     resolved_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff_user.id", ondelete="SET NULL"))
     resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: Pending records deferred after a transient error of their own: not due before this time.
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: The fencing token of the push run that last marked the record (portal.sync.fencing). It is the
+    #: row's version: an UPDATE carries ``WHERE fence = <as read>``, so a run whose lease was taken
+    #: over cannot overwrite what the newer run stored (StaleDataError instead).
+    fence: Mapped[int] = mapped_column(BigInteger, default=0, server_default=text("0"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    __mapper_args__ = {"version_id_col": fence, "version_id_generator": False}
 
     connection: Mapped[Connection] = relationship()
     resolved_by: Mapped[StaffUser | None] = relationship()

@@ -118,6 +118,9 @@ class Backfill(Base):
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     #: Seconds spent running (summed over resumes), for the rate.
     busy_seconds: Mapped[float] = mapped_column(Float, default=0.0)
+    #: Written by the running job every few seconds (and ahead of a quota wait): a running back-fill
+    #: whose heartbeat stopped has lost its worker (portal.sync.mirrors).
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     connection: Mapped[Connection] = relationship()
     sync_run: Mapped[SyncRun | None] = relationship()

@@ -36,11 +36,19 @@ class SyncRunStatus(enum.StrEnum):
     succeeded = "succeeded"
     failed = "failed"
     cancelled = "cancelled"
+    #: Stopped before its end without failing: its job vanished (worker killed, Redis lost) or it lost
+    #: its connection's lease to a newer run. Resume (queued again) or Close (cancelled).
+    interrupted = "interrupted"
 
     @property
     def finished(self) -> bool:
         """Say whether the run has ended (no further progress will come)."""
-        return self in (SyncRunStatus.succeeded, SyncRunStatus.failed, SyncRunStatus.cancelled)
+        return self in (
+            SyncRunStatus.succeeded,
+            SyncRunStatus.failed,
+            SyncRunStatus.cancelled,
+            SyncRunStatus.interrupted,
+        )
 
 
 class IllegalTransition(Exception):
@@ -53,13 +61,22 @@ class IllegalTransition(Exception):
 
 #: The moves a run may make; a finished run never moves again, except a failed one re-queued.
 SYNC_RUN_TRANSITIONS: dict[SyncRunStatus, frozenset[SyncRunStatus]] = {
-    SyncRunStatus.queued: frozenset({SyncRunStatus.running, SyncRunStatus.cancelled, SyncRunStatus.failed}),
+    SyncRunStatus.queued: frozenset(
+        {SyncRunStatus.running, SyncRunStatus.cancelled, SyncRunStatus.failed, SyncRunStatus.interrupted}
+    ),
     SyncRunStatus.running: frozenset(
-        {SyncRunStatus.succeeded, SyncRunStatus.failed, SyncRunStatus.cancelled, SyncRunStatus.queued}
+        {
+            SyncRunStatus.succeeded,
+            SyncRunStatus.failed,
+            SyncRunStatus.cancelled,
+            SyncRunStatus.queued,
+            SyncRunStatus.interrupted,
+        }
     ),
     SyncRunStatus.succeeded: frozenset(),
     SyncRunStatus.failed: frozenset({SyncRunStatus.queued}),
     SyncRunStatus.cancelled: frozenset(),
+    SyncRunStatus.interrupted: frozenset({SyncRunStatus.queued, SyncRunStatus.cancelled}),
 }
 
 

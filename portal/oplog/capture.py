@@ -5,6 +5,12 @@ with the HTTP layer's own helpers (``portal.integrations.http``: secret keys, to
 and e-mail addresses masked), caps them at :data:`BODY_LIMIT` characters, and inserts one row
 through a small engine of its own: the caller's session is never flushed or committed, a slow
 or locked database gives up after a fraction of a second, and no failure reaches the adapter.
+
+A write (POST, PUT, PATCH, DELETE) is logged **before it leaves**: its request line is committed
+at once, in a short transaction of its own, with status 0 and "Sent; no answer recorded yet"
+(:func:`_write_ahead`); the answer later completes that same row. A process killed while the
+ledger handles the call (or before a buffered answer is written) leaves that line, so every
+ledger write has its log line.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import requests
 from flask import Flask, current_app
-from sqlalchemy import Engine, Table, create_engine, event, insert
+from sqlalchemy import Engine, Table, create_engine, event, insert, update
 from sqlalchemy.exc import OperationalError
 
 from ..database import utcnow
@@ -73,6 +79,8 @@ def attach(http: Any, connection_id: int, provider: str) -> None:
     send = session.send
 
     def logged_send(request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+        if (request.method or "GET").upper() in WRITE_METHODS:
+            _write_ahead(app, request, connection_id=connection_id, provider=provider)
         started = time.monotonic()
         try:
             return send(request, **kwargs)
@@ -87,13 +95,53 @@ def attach(http: Any, connection_id: int, provider: str) -> None:
     session.send = logged_send  # type: ignore[method-assign]
 
 
+#: Methods whose request line is written before the call leaves (:func:`_write_ahead`).
+WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+#: The response body of a write whose answer is not recorded (yet, or ever: the process was killed).
+NO_ANSWER_YET = "Sent; no answer recorded yet (the process may have stopped during the call)."
+#: The attribute of a PreparedRequest carrying the id of its written-ahead row.
+_AHEAD_ID = "_ledgerlink_oplog_id"
+
+
+def _write_ahead(app: Flask, request: requests.PreparedRequest, *, connection_id: int, provider: str) -> None:
+    """Commit the request line of a write before it is sent; its answer completes the row (see :func:`_insert`).
+
+    Never raises: a database that refuses (locked, down) leaves the call to be logged when answered.
+    """
+    try:
+        secrets = _secrets(request)
+        request_body, request_cut = _cap(_request_text(request, secrets))
+        row = {
+            "connection_id": connection_id,
+            "created_at": utcnow(),
+            "provider": provider,
+            "method": (request.method or "GET").upper()[:8],
+            "path": shown_path(request.url or ""),
+            "status": 0,
+            "duration_ms": 0,
+            "request_body": request_body,
+            "request_truncated": request_cut,
+            "response_body": NO_ANSWER_YET,
+            "response_truncated": False,
+            "request_id": None,
+        }
+        table = cast(Table, OperationLog.__table__)
+        with engine(app).begin() as conn:
+            ahead_id = conn.execute(insert(table).returning(table.c.id), [row]).scalar_one()
+        setattr(request, _AHEAD_ID, ahead_id)
+    except Exception:  # the log is advisory: the ledger call goes on whatever happens here
+        log.warning("operation log line for a write of connection %s not written ahead", connection_id, exc_info=True)
+
+
 def entry(response: requests.Response, *, connection_id: int, provider: str) -> dict[str, Any]:
     """Return the operation-log row of one response, bodies redacted and capped."""
     request = response.request
     secrets = _secrets(request)
     request_body, request_cut = _cap(_request_text(request, secrets))
     response_body, response_cut = _cap(_response_text(response, secrets))
+    ahead = {"id": getattr(request, _AHEAD_ID)} if getattr(request, _AHEAD_ID, None) else {}
     return {
+        **ahead,
         "connection_id": connection_id,
         "created_at": utcnow(),
         "provider": provider,
@@ -133,7 +181,9 @@ def failed_entry(
     """Return the operation-log row of a call that got no answer (status 0, the error's name as body)."""
     secrets = _secrets(request)
     request_body, request_cut = _cap(_request_text(request, secrets))
+    ahead = {"id": getattr(request, _AHEAD_ID)} if getattr(request, _AHEAD_ID, None) else {}
     return {
+        **ahead,
         "connection_id": connection_id,
         "created_at": utcnow(),
         "provider": provider,
@@ -308,9 +358,16 @@ def _insert(app: Flask, items: list, *, busy: type[Exception] | tuple[type[Excep
         rows.append(item)
     if not rows:
         return
+    table = cast(Table, OperationLog.__table__)
+    new = [row for row in rows if "id" not in row]
+    answers = [{**row, "ahead_id": row["id"]} for row in rows if "id" in row]
     try:
         with engine(app).begin() as conn:
-            conn.execute(insert(cast(Table, OperationLog.__table__)), rows)
+            if new:
+                conn.execute(insert(table), new)
+            for answer in answers:  # the answers of writes complete the lines written ahead
+                values = {k: v for k, v in answer.items() if k not in ("id", "ahead_id")}
+                conn.execute(update(table).where(table.c.id == answer["ahead_id"]).values(**values))
     except busy:
         state = _state(app)
         with state["lock"]:

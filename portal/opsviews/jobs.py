@@ -8,7 +8,7 @@ state it expects (a cancelled run is skipped by ``jobs.runtime.tracked``).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from rq.command import send_stop_job_command
@@ -20,7 +20,8 @@ from sqlalchemy.orm import joinedload
 
 from .. import audit
 from ..extensions import db, queue
-from ..models import Connection, SyncRun, SyncRunStatus
+from ..integrations import specs
+from ..models import BusinessUnit, Connection, SyncRun, SyncRunStatus
 from ..queue import QUEUE_NAMES
 
 #: Jobs shown per state and queue; the counts say how many there are in all.
@@ -50,6 +51,13 @@ class JobRow:
     enqueued_at: datetime | None = None
     scheduled_for: datetime | None = None
     error: str = ""
+    #: The connection the run works on, with its business unit and organization loaded (None: no connection).
+    connection: Connection | None = None
+
+    @property
+    def where(self) -> str:
+        """Return "Organization · business unit · provider" of the job's connection ("" without one)."""
+        return where(self.connection)
 
     @property
     def can_retry(self) -> bool:
@@ -76,11 +84,46 @@ class Console:
     counts: dict[str, int]
     #: Runs the database says are queued or running that Redis no longer knows (lost jobs).
     orphans: list[SyncRun]
+    #: Runs interrupted (job vanished, lease taken over) that nobody resumed or closed yet, newest first.
+    interrupted: list[SyncRun] = field(default_factory=list)
+    #: Connection id → connection (unit and organization loaded) of the runs shown.
+    connections: dict[int, Connection] = field(default_factory=dict)
+
+    def where(self, run: SyncRun) -> str:
+        """Return "Organization · business unit · provider" of a run's connection ("" without one)."""
+        connection_id = (run.parameters or {}).get("connection_id")
+        return where(self.connections.get(connection_id)) if isinstance(connection_id, int) else ""
 
     @property
     def active(self) -> bool:
         """Say whether anything is running or waiting (the page keeps polling while it is)."""
         return bool(self.counts["running"] or self.counts["queued"] or self.counts["scheduled"])
+
+
+def where(connection: Connection | None) -> str:
+    """Return "Organization · business unit · provider" of a connection ("" for None)."""
+    if connection is None:
+        return ""
+    unit = connection.business_unit
+    return f"{unit.organization.name} · {unit.name} · {specs.get_spec(connection.provider).name}"
+
+
+def _connections(ids: set[int]) -> dict[int, Connection]:
+    """Load these connections with their unit and organization, in one query."""
+    if not ids:
+        return {}
+    stmt = (
+        select(Connection)
+        .options(joinedload(Connection.business_unit).joinedload(BusinessUnit.organization))
+        .where(Connection.id.in_(ids))
+    )
+    return {c.id: c for c in db.session.scalars(stmt)}
+
+
+def _run_id(job: Job | None) -> int | None:
+    """Return the SyncRun id a job was given (its first argument), when it is one."""
+    args = job.args if job is not None else ()
+    return args[0] if args and isinstance(args[0], int) else None
 
 
 def _serializer():
@@ -119,8 +162,23 @@ def console(state: str | None = None) -> Console:
     jobs = {job.id: job for job in Job.fetch_many(ids, connection=queue.connection, serializer=_serializer()) if job}
     runs: dict[str, SyncRun] = {}
     if ids:
-        stmt = select(SyncRun).options(joinedload(SyncRun.started_by)).where(SyncRun.rq_job_id.in_(ids))
-        runs = {run.rq_job_id: run for run in db.session.scalars(stmt) if run.rq_job_id}
+        # A job is shown with the run it was given (its argument), never an older run of the same job id.
+        given = {job_id: _run_id(job) for job_id, job in jobs.items()}
+        stmt = (
+            select(SyncRun)
+            .options(joinedload(SyncRun.started_by))
+            .where(SyncRun.rq_job_id.in_(ids) | SyncRun.id.in_([i for i in given.values() if i is not None]))
+        )
+        by_id = {run.id: run for run in db.session.scalars(stmt)}
+        for job_id in ids:
+            run_id = given.get(job_id)
+            if run_id is not None:
+                if run_id in by_id:
+                    runs[job_id] = by_id[run_id]
+                continue
+            mirrors = [run for run in by_id.values() if run.rq_job_id == job_id]
+            if mirrors:
+                runs[job_id] = max(mirrors, key=lambda run: run.id)
     rows: dict[str, list[JobRow]] = {key: [] for key in STATES}
     for key, name, job_id in found:
         job = jobs.get(job_id)
@@ -133,7 +191,7 @@ def console(state: str | None = None) -> Console:
                 run=runs.get(job_id),
                 enqueued_at=job.enqueued_at if job else None,
                 scheduled_for=scheduled_at.get(job_id),
-                error=_last_line(job) if key == "failed" and job else "",
+                error=_failure_words(job, runs.get(job_id)) if key == "failed" and job else "",
             )
         )
     orphan_stmt = (
@@ -148,7 +206,25 @@ def console(state: str | None = None) -> Console:
     if known is not None:
         orphans = [run for run in db.session.scalars(orphan_stmt) if run.rq_job_id and run.rq_job_id not in known]
         orphans = [run for run in orphans if run.rq_job_id and not _exists(run.rq_job_id)]
-    return Console(rows=rows, counts=counts, orphans=orphans)
+    interrupted = list(
+        db.session.scalars(
+            select(SyncRun).where(SyncRun.status == SyncRunStatus.interrupted).order_by(SyncRun.id.desc()).limit(LIMIT)
+        )
+    )
+    shown = [row.run for rows_ in rows.values() for row in rows_ if row.run] + orphans + interrupted
+    connection_ids = {(run.parameters or {}).get("connection_id") for run in shown}
+    connections = _connections({i for i in connection_ids if isinstance(i, int)})
+    for rows_ in rows.values():
+        for row in rows_:
+            row.connection = connections.get(row.connection_id) if row.connection_id else None
+    return Console(rows=rows, counts=counts, orphans=orphans, interrupted=interrupted, connections=connections)
+
+
+def _failure_words(job: Job, run: SyncRun | None) -> str:
+    """Return why a job failed in words: its run's message (the ledger's error explained), else the exception's line."""
+    if run is not None and run.message and run.status is SyncRunStatus.failed:
+        return run.message[:300]
+    return _last_line(job)
 
 
 def _exists(job_id: str) -> bool:

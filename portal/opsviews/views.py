@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, flash, redirect, render_template, url_for
 
+from .. import audit
 from ..connections.views import get_connection
 from ..csvfiles import csv_response, query_rows
 from ..extensions import db, htmx
@@ -175,3 +176,60 @@ def cancel_job(job_id: str):
         return _after_action(str(exc), "error")
     said = f"Job {job_id} is cancelled" + (f" (run #{run.id})." if run else ".")
     return _after_action(said, "success")
+
+
+def _interrupted_run(run_id: int):
+    from ..models import SyncRun
+
+    run = db.session.get(SyncRun, run_id)
+    if run is None:
+        abort(404, description=f"There is no run #{run_id}.")
+    return run
+
+
+@bp.post("/ops/jobs/runs/<int:run_id>/resume")
+@require_role(Role.ops)
+def resume_run(run_id: int):
+    from ..sync import mirrors
+
+    run = _interrupted_run(run_id)
+    try:
+        mirrors.resume(run)
+    except mirrors.ResumeError as exc:
+        db.session.rollback()
+        return _after_action(str(exc), "error")
+    audit.record(
+        "job.resumed",
+        subject_type="SyncRun",
+        subject_id=run.id,
+        organization_id=jobs._organization_id(run),
+        summary=f"Resumed interrupted run #{run.id} ({run.kind.value}).",
+        before={"status": "interrupted"},
+        after={"status": run.status.value},
+    )
+    db.session.commit()
+    return _after_action(f"Run #{run.id} is queued again.", "success")
+
+
+@bp.post("/ops/jobs/runs/<int:run_id>/close")
+@require_role(Role.ops)
+def close_run(run_id: int):
+    from ..sync import mirrors
+
+    run = _interrupted_run(run_id)
+    try:
+        mirrors.close(run)
+    except mirrors.ResumeError as exc:
+        db.session.rollback()
+        return _after_action(str(exc), "error")
+    audit.record(
+        "job.closed",
+        subject_type="SyncRun",
+        subject_id=run.id,
+        organization_id=jobs._organization_id(run),
+        summary=f"Closed interrupted run #{run.id} ({run.kind.value}) without resuming it.",
+        before={"status": "interrupted"},
+        after={"status": "cancelled"},
+    )
+    db.session.commit()
+    return _after_action(f"Run #{run.id} is closed.", "success")

@@ -46,6 +46,7 @@ from flask import current_app
 from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload, undefer
+from sqlalchemy.orm.exc import StaleDataError
 
 from ..connections import vault
 from ..customers import identity
@@ -85,7 +86,7 @@ from ..models.connection import SendingMethod
 from ..models.customer_link import LinkMethod
 from ..models.external_record import FinalizeState, PdfState
 from ..oplog import capture as oplog
-from . import guard
+from . import deferral, fencing, guard
 from .guard import DocumentHeld
 from .lanes import Lane
 from .numbers import duplicate_holds
@@ -154,6 +155,7 @@ def _store_result(record: ExternalRecord, result: PushResult) -> ExternalRecord:
 
 def _settle_found(record: ExternalRecord, result: PushResult) -> None:
     """Move the record to pushed with the ledger's id and number, unless another record has that document."""
+    deferral.went_through()
     if _held_as_duplicate(record, result):
         return
     record.external_id = str(result.external_id)
@@ -228,6 +230,7 @@ def _set_document(
 
     A document found (not created now) that another record holds is not adopted (:func:`_held_as_duplicate`).
     """
+    deferral.went_through()
     if _held_as_duplicate(record, result):
         return
     record.external_id = str(result.external_id)
@@ -271,11 +274,16 @@ def explain(connection: Connection, error: LedgerError) -> tuple[str, str]:
 def _store_error(record: ExternalRecord, error: LedgerError) -> ExternalRecord:
     """Classify a ledger error onto the record; raise it again when it concerns the connection.
 
+    An outage met inside a push job defers the record instead (:mod:`portal.sync.deferral`): it
+    stays pending with its own next attempt, and the run goes on.
+
     :raise LedgerError: the same error for :data:`CONNECTION_ERRORS` (the record stays pending).
     """
     db.session.rollback()  # nothing half-done of this attempt may be committed with the error
     error_class, text = explain(record.connection, error)
     if isinstance(error, CONNECTION_ERRORS):
+        if deferral.defer(record, error):
+            return _hold(record, RecordState.pending, error_class, text)
         _hold(record, RecordState.pending, error_class, text)
         raise error
     state = RecordState.skipped if isinstance(error, NotSupported) else RecordState.failed
@@ -415,6 +423,8 @@ def push_customer(connection: Connection, customer: Customer, adapter: LedgerAda
                 )
             if lookup.adopt is not None:
                 found, method = lookup.adopt.customer, lookup.adopt.method
+        if found is None:
+            fencing.before_write()
         created = found or adapter.create_customer(draft)
     except LedgerError as exc:
         return _store_error(record, exc)
@@ -441,7 +451,18 @@ def _ledger_customer_id(connection: Connection, customer: Customer, adapter: Led
         return link.external_id
     if customers.customer_mode(connection) == "link_only":
         raise CustomerNotPushed(_not_linked_text(connection, customer))
+    if deferral.customer_unsure():
+        record = _existing(connection, RecordKind.customer, customer.id)
+        if record is None or record.state is not RecordState.pushed:
+            # An earlier customer's creation has an unknown outcome: its copy may be this one's namesake.
+            waits = Unavailable(f"Customer {customer.name} waits until an earlier customer's creation is cleared up.")
+            waits.counted = True
+            raise waits
     record = push_customer(connection, customer, adapter)
+    if record.state is RecordState.pending:  # deferred after an outage: the document waits with it
+        waits = Unavailable(f"Customer {customer.name} is not in the ledger yet: {record.last_error_text}")
+        waits.counted = True  # the customer's own outage was counted already
+        raise waits
     if record.state is RecordState.needs_action:
         raise CustomerNotPushed(f"Held until someone links customer {customer.name}: {record.last_error_text}")
     if record.state is not RecordState.pushed or record.external_id is None:
@@ -477,6 +498,7 @@ def push_invoice(connection: Connection, invoice: Invoice, adapter: LedgerAdapte
             # Checked before anything is written, the customer included.
             draft = invoice_draft(connection, invoice, "")
             customer_id = _ledger_customer_id(connection, invoice.customer, adapter)
+            fencing.before_write()
             found = adapter.push_invoice(replace(draft, customer_id=customer_id))
     except DocumentHeld as stopped:
         return _hold_document(record, stopped)
@@ -600,7 +622,7 @@ def _apply_pdf(connection: Connection, record: ExternalRecord, call: StepCall) -
         record.pdf_attachment_id = str(value) if value is not None else None
     elif isinstance(value, NotSupported):
         record.pdf_state, record.pdf_error = PdfState.not_supported, None
-    elif isinstance(value, CONNECTION_ERRORS):
+    elif isinstance(value, CONNECTION_ERRORS) and not deferral.step_failed(value):
         return value
     else:
         record.pdf_state, record.pdf_error = PdfState.failed, explain(connection, value)[1]
@@ -615,7 +637,7 @@ def _apply_finalize(connection: Connection, record: ExternalRecord, call: StepCa
             apply_not_sent(connection, record, value)
         elif isinstance(value, NotSupported):
             record.finalize_state, record.finalize_error = FinalizeState.not_supported, explain(connection, value)[1]
-        elif isinstance(value, CONNECTION_ERRORS):
+        elif isinstance(value, CONNECTION_ERRORS) and not deferral.step_failed(value):
             return value
         else:
             record.finalize_state, record.finalize_error = FinalizeState.failed, explain(connection, value)[1]
@@ -845,6 +867,8 @@ class _Chunk:
         self.started = time.monotonic()
         #: Look-ups under way, by invoice id, and the invoices still to look up.
         self.lookups: dict[int, Future] = {}
+        #: When each look-up was started (time.monotonic()), to repeat one older than a lapse of the lease.
+        self.looked_at: dict[int, float] = {}
         self.to_look_up: deque[Invoice] = deque()
         #: Pushed invoices whose steps are under way, oldest first.
         self.steps: deque[_Steps] = deque()
@@ -895,7 +919,7 @@ class _Chunk:
                     elif record.state is not RecordState.pushed:
                         looked = self._looked_up(invoice)
                         _push_one(connection, invoice, self.adapter, self.resolver, record, looked, links, creates)
-                except LedgerError as exc:  # one of CONNECTION_ERRORS: keep what is done, then stop the run
+                except (LedgerError, fencing.LeaseLost) as exc:  # about the connection: keep what is done, stop
                     self._stop(exc)
                 order = step_order(connection, invoice, record) if record.state is RecordState.pushed else None
                 if order is None:
@@ -919,9 +943,15 @@ class _Chunk:
         while self.to_look_up and len(self.lookups) < LOOKAHEAD:
             invoice = self.to_look_up.popleft()
             self.lookups[invoice.id] = self._look_up(invoice)
-        return self.lookups.pop(current.id, None) or self._look_up(current)
+        ahead = self.lookups.pop(current.id, None)
+        started = self.looked_at.pop(current.id, None)
+        lease = fencing.current()
+        if ahead is not None and lease is not None and started is not None and not lease.fresh_since(started):
+            ahead = None  # the lease lapsed since that look-up: another run may have written since, look again
+        return ahead or self._look_up(current)
 
     def _look_up(self, invoice: Invoice) -> Future:
+        self.looked_at[invoice.id] = time.monotonic()
         return self.lanes.lookups.submit(self.lanes.lookup_adapter.find_by_reference, "invoice", invoice.number)
 
     def _start_steps(self, order: StepOrder) -> tuple[Future | None, Future | None]:
@@ -960,10 +990,19 @@ class _Chunk:
             stop = stop or next((error for error in errors if error is not None), None)
         return stop
 
-    def _stop(self, error: LedgerError) -> None:
-        """Stop the run on an error about the connection: apply the steps under way, commit, raise it."""
+    def _stop(self, error: Exception) -> None:
+        """Stop the run on an error about the connection (or a lost lease): apply the steps under way, commit, raise it.
+
+        After a lost lease the commit may be refused (a newer run marked these records:
+        StaleDataError); what this run did is then left for the newer run to look up.
+        """
         self._settle(keep=0)
-        self._commit()
+        try:
+            self._commit()
+        except StaleDataError:
+            db.session.rollback()
+            if not isinstance(error, fencing.LeaseLost):
+                raise
         raise error
 
     def _commit(self) -> bool:
@@ -1020,6 +1059,7 @@ def _chunk_records(connection: Connection, invoices: list[Invoice]) -> dict[int,
                 "last_attempt_at": now,
                 "reference": invoice.number,
                 "payload_hash": _payload_hash(_document_payload(invoice)),
+                "fence": fencing.token() or 0,
             }
             for invoice in missing
         ]
@@ -1047,7 +1087,9 @@ def _mark(record: ExternalRecord, *, reference: str | None, payload: Any) -> boo
     unknown = (record.state is RecordState.pending and record.attempts > 0) or (
         record.external_id is not None and record.state is not RecordState.pushed
     )
+    fencing.claim(record)
     record.transition(RecordState.pending)
+    record.next_attempt_at = None
     record.attempts += 1
     record.last_attempt_at = utcnow()
     record.reference = reference
@@ -1087,6 +1129,7 @@ def _push_one(
                 with db.session.no_autoflush:
                     customer_id = _ledger_customer_id(connection, invoice.customer, adapter)
                 links[invoice.customer_id] = customer_id
+            fencing.before_write()
             found = adapter.push_invoice(replace(draft, customer_id=customer_id), looked_up=True)
     except DocumentHeld as held:
         record.transition(RecordState.needs_action, error_class=held.error_class.value, error_text=held.text)
@@ -1102,6 +1145,8 @@ def _push_one(
         error_class, text = explain(connection, exc)
         if isinstance(exc, CONNECTION_ERRORS):
             record.transition(RecordState.pending, error_class=error_class, error_text=text)
+            if deferral.defer(record, exc):
+                return
             raise
         state = RecordState.skipped if isinstance(exc, NotSupported) else RecordState.failed
         record.transition(state, error_class=error_class, error_text=text)
@@ -1149,6 +1194,7 @@ def push_credit_note(connection: Connection, note: CreditNote, adapter: LedgerAd
         # Checked before anything is written, the customer included.
         draft = _credit_note_draft(connection, resolver, note, customer_id="", corrects_id=invoice_record.external_id)
         customer_id = _ledger_customer_id(connection, note.customer, adapter)
+        fencing.before_write()
         result = adapter.push_credit_note(replace(draft, customer_id=customer_id))
     except DocumentHeld as stopped:
         return _hold_document(record, stopped)
@@ -1211,7 +1257,7 @@ def _finalize_credit_note(connection: Connection, record: ExternalRecord, adapte
         record.finalize_state = FinalizeState.failed
         record.finalize_error = errors_catalog.explain(exc).explanation + f" ({exc.provider_text or exc})"
         db.session.commit()
-        if isinstance(exc, CONNECTION_ERRORS):
+        if isinstance(exc, CONNECTION_ERRORS) and not deferral.step_failed(exc):
             raise
         return record
     record.external_number = number or record.external_number
@@ -1323,6 +1369,7 @@ def push_payment(connection: Connection, payment: Payment, adapter: LedgerAdapte
     try:
         found = adapter.find_payment(draft, exclude=_sibling_payment_ids(connection, payment)) if unknown else None
         if found is None:
+            fencing.before_write()
             found = adapter.push_payment(draft)
     except LedgerError as exc:
         return _store_error(record, exc)
@@ -1333,14 +1380,15 @@ def push_payment(connection: Connection, payment: Payment, adapter: LedgerAdapte
 
 
 def _done(connection: Connection, kind: RecordKind, *, include_failed: bool):
-    """Return the local ids of records not due: in the ledger, skipped, dismissed, held for a person (and failed)."""
+    """Return the local ids of records not due: in the ledger, skipped, dismissed, held for a person, deferred
+    after an outage of their own until later (and failed)."""
     finished = [RecordState.pushed, RecordState.skipped, RecordState.dismissed]
     if not include_failed:
         finished.append(RecordState.failed)
     return select(ExternalRecord.local_id).where(
         ExternalRecord.connection_id == connection.id,
         ExternalRecord.kind == kind,
-        ExternalRecord.state.in_(finished) | ExternalRecord.held_for_person(),
+        ExternalRecord.state.in_(finished) | ExternalRecord.held_for_person() | deferral.not_due(),
     )
 
 

@@ -18,10 +18,13 @@ each scheduled connection in payments mode "pull" whose last pull is older than 
 
 A run stopped by a provider outage re-enqueues itself with exponential backoff (1, 2, 4 … minutes,
 at most an hour; :func:`backoff`), counted per connection in Redis and reset by a run that
-reaches the end. A run stopped by a rate limit re-enqueues itself with :func:`enqueue_push` at the window's reset
-(RQ's scheduler: workers run ``--with-scheduler``); its id carries the time, so that concurrent
-runs of one connection stopped by the same window schedule one retry. Mutual exclusion of runs
-of one connection is the job's own Redis lock (jobs/sync.py).
+reaches the end; while it lasts, the tick enqueues no push of that connection (:func:`backing_off`).
+A run stopped by a rate limit re-enqueues itself with :func:`enqueue_push` at the window's reset
+(RQ's scheduler: workers run ``--with-scheduler``), and a run that deferred records after outages
+of their own (portal.sync.deferral) at the earliest of their next attempts. A connection has at
+most one scheduled retry: scheduling one replaces any other (its id carries the time, so that
+concurrent runs stopped by the same window schedule one). Mutual exclusion of runs of one
+connection is the job's lease in the database (portal.sync.fencing) behind a Redis lock.
 """
 
 from __future__ import annotations
@@ -51,7 +54,7 @@ from ..models import (
     SyncRunKind,
     SyncRunStatus,
 )
-from . import payments
+from . import deferral, fencing, payments
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +133,7 @@ def has_due_records(connection: Connection, now: datetime | None = None) -> bool
             ExternalRecord.connection_id == connection.id,
             ExternalRecord.kind == kind,
             ExternalRecord.local_id == model.id,
-            ExternalRecord.state.in_(FINISHED) | ExternalRecord.held_for_person(),
+            ExternalRecord.state.in_(FINISHED) | ExternalRecord.held_for_person() | deferral.not_due(now),
         )
         stmt = select(model.id).where(
             model.business_unit_id == connection.business_unit_id,
@@ -159,17 +162,38 @@ def _backoff_key(connection_id: int) -> str:
     return f"ledgerlink:sync-backoff:{connection_id}"
 
 
+def _until_key(connection_id: int) -> str:
+    return f"ledgerlink:sync-backoff-until:{connection_id}"
+
+
 def backoff(connection_id: int) -> tuple[int, timedelta]:
-    """Count one more run stopped by an outage; return the count and how long to wait before the next."""
+    """Count one more run stopped by an outage; return the count and how long to wait before the next.
+
+    Until then the tick leaves the connection alone (:func:`backing_off`): its scheduled retry comes first.
+    """
     key = _backoff_key(connection_id)
     count = int(queue.connection.incr(key))
     queue.connection.expire(key, int(timedelta(days=1).total_seconds()))
-    return count, min(timedelta(minutes=2 ** min(count - 1, 10)), MAX_BACKOFF)
+    delay = min(timedelta(minutes=2 ** min(count - 1, 10)), MAX_BACKOFF)
+    queue.connection.set(_until_key(connection_id), 1, ex=max(1, int(delay.total_seconds()) - 5))
+    return count, delay
+
+
+def hold_until(connection_id: int, at: datetime) -> None:
+    """Let the tick leave the connection alone until ``at`` (a rate limit's reset: its retry is scheduled then)."""
+    seconds = int((at - datetime.now(UTC)).total_seconds())
+    if seconds > 0:
+        queue.connection.set(_until_key(connection_id), 1, ex=seconds)
+
+
+def backing_off(connection_id: int) -> bool:
+    """Say whether the connection waits out a backoff after outages or a spent quota (the tick enqueues no push)."""
+    return bool(queue.connection.exists(_until_key(connection_id)))
 
 
 def reset_backoff(connection_id: int) -> None:
     """Forget the outage count of a connection (a run reached the end)."""
-    queue.connection.delete(_backoff_key(connection_id))
+    queue.connection.delete(_backoff_key(connection_id), _until_key(connection_id))
 
 
 def _active(job_key: str, connection_id: int | None = None) -> bool:
@@ -179,7 +203,8 @@ def _active(job_key: str, connection_id: int | None = None) -> bool:
     the connection (past :data:`START_GRACE` after its start) is abandoned: its worker was killed
     or lost. RQ cannot tell (a worker that does not fork beats no heartbeat during a job and its
     registration lives for the whole job timeout), but the run renews its short lock as long as
-    it works (:data:`LOCK_TIMEOUT`). The abandoned job is deleted and its run marked failed.
+    it works (:data:`LOCK_TIMEOUT`), and its lease in the database (portal.sync.fencing). The
+    abandoned job is deleted and its run marked interrupted.
     """
     try:
         job = Job.fetch(job_key, connection=queue.connection, serializer=queue.state.queues[QUEUE].serializer)
@@ -201,6 +226,9 @@ def _abandoned(job: Job, connection_id: int) -> bool:
     """Say whether a started push job has lost its worker: no lock of its connection, and not just started."""
     if queue.connection.exists(lock_key(connection_id)):
         return False
+    run_id = job.args[0] if job.args else None
+    if run_id is not None and fencing.holder(connection_id) == run_id:
+        return False  # its run holds the connection's lease: alive, whatever Redis lost
     started = job.started_at
     if started is None:
         return False
@@ -210,11 +238,13 @@ def _abandoned(job: Job, connection_id: int) -> bool:
 
 
 def _fail_run(job: Job) -> None:
-    """Mark the SyncRun of an abandoned job failed (it never finished)."""
+    """Mark the SyncRun of an abandoned job interrupted (it never finished; Resume or a new push goes on)."""
     run = db.session.get(SyncRun, job.args[0]) if job.args else None
     if run is None or run.status is not SyncRunStatus.running:
         return
-    run.transition(SyncRunStatus.failed, message="The worker running this push stopped before it finished.")
+    run.transition(
+        SyncRunStatus.interrupted, message="Interrupted: the worker running this push stopped before it finished."
+    )
     db.session.commit()
 
 
@@ -227,6 +257,8 @@ def enqueue_push(connection: Connection, *, at: datetime | None = None, reason: 
     if _active(key, connection.id):
         return None
     rq_queue = queue.queues(QUEUE)  # refuses before a run is made where nothing would run it
+    if at is not None:
+        _drop_other_retries(connection.id, key)
     run = SyncRun(
         kind=SyncRunKind.incremental,
         queue=QUEUE,
@@ -249,6 +281,27 @@ def enqueue_push(connection: Connection, *, at: datetime | None = None, reason: 
     run.rq_job_id = job.id
     db.session.commit()
     return run
+
+
+def _drop_other_retries(connection_id: int, keep: str) -> None:
+    """Cancel the connection's other scheduled retries: a connection has one at most, the latest one asked for."""
+    rq_queue = queue.state.queues[QUEUE]
+    registry = rq_queue.scheduled_job_registry
+    prefix = job_id(connection_id) + "-at-"
+    for other in registry.get_job_ids():
+        if not other.startswith(prefix) or other == keep:
+            continue
+        try:
+            job = Job.fetch(other, connection=queue.connection, serializer=rq_queue.serializer)
+        except NoSuchJobError:
+            registry.remove(other)
+            continue
+        registry.remove(job)
+        job.delete()
+        run = db.session.scalar(select(SyncRun).where(SyncRun.rq_job_id == other).order_by(SyncRun.id.desc()).limit(1))
+        if run is not None and not run.status.finished:
+            run.transition(SyncRunStatus.cancelled, message="Replaced by a later retry of this connection.")
+            db.session.commit()
 
 
 def payments_job_id(connection_id: int) -> str:
@@ -292,13 +345,22 @@ class TickResult:
     not_due: int
     #: Connections whose payments pull was enqueued.
     payments_enqueued: list[int] = field(default_factory=list)
+    #: Connections with due records left alone while they wait out a backoff after outages.
+    backing_off: list[int] = field(default_factory=list)
 
 
 def tick(now: datetime | None = None) -> TickResult:
-    """Enqueue a push for every scheduled connection with due records, and the payments pulls due."""
+    """Enqueue a push for every scheduled connection with due records, and the payments pulls due.
+
+    First, runs whose job vanished are marked interrupted (:func:`portal.sync.mirrors.reconcile`).
+    """
+    from . import mirrors
+
+    mirrors.reconcile()
     now = now or datetime.now(UTC)
     enqueued: list[int] = []
     already: list[int] = []
+    waiting: list[int] = []
     not_due, pulls = 0, []
     stmt = select(Connection).where(scheduled_clause()).order_by(Connection.id)
     for connection in db.session.scalars(stmt).all():
@@ -307,9 +369,12 @@ def tick(now: datetime | None = None) -> TickResult:
         if not has_due_records(connection, now):
             not_due += 1
             continue
+        if backing_off(connection.id):
+            waiting.append(connection.id)
+            continue
         run = enqueue_push(connection, reason="Scheduled push of due records.")
         (enqueued if run is not None else already).append(connection.id)
-    return TickResult(enqueued, already, not_due, pulls)
+    return TickResult(enqueued, already, not_due, pulls, waiting)
 
 
 @dataclass(frozen=True)
@@ -325,7 +390,8 @@ class TickOutcome:
         r = self.result
         return (
             f"{len(r.enqueued)} push(es) enqueued, {len(r.already_queued)} already queued, "
-            f"{r.not_due} connection(s) with nothing due, {len(r.payments_enqueued)} payments pull(s) "
+            f"{r.not_due} connection(s) with nothing due, {len(r.backing_off)} backing off after outages, "
+            f"{len(r.payments_enqueued)} payments pull(s) "
             f"enqueued, {self.purged} operation log entr{'y' if self.purged == 1 else 'ies'} purged, "
             f"{self.expired} waiting consent(s) expired."
         )

@@ -35,7 +35,18 @@ def targets(app, flow, sandbox):  # noqa: F811 - the flow and sandbox fixtures i
     for provider, unit_id in zip(PROVIDERS, org["unit_ids"], strict=True):
         connection_id = connect_unit(app, flow, unit_id, provider)
         numbers = [f"FX-{os.urandom(4).hex().upper()}" for _ in range(INVOICES)]
-        result.append(Target(provider, connection_id, [add_invoice(app, org, unit_id, n) for n in numbers]))
+        invoices = [add_invoice(app, org, unit_id, n) for n in numbers]
+        result.append(Target(provider, connection_id, invoices, org=org, unit_id=unit_id))
+    return result
+
+
+def more_invoices(app, targets: list[Target]) -> list[Target]:
+    """Return targets of the same connections with ``INVOICES`` new invoices each (for a second batch)."""
+    result = []
+    for target in targets:
+        numbers = [f"FY-{os.urandom(4).hex().upper()}" for _ in range(INVOICES)]
+        invoices = [add_invoice(app, target.org, target.unit_id, n) for n in numbers]
+        result.append(Target(target.provider, target.connection_id, invoices, org=target.org, unit_id=target.unit_id))
     return result
 
 
@@ -60,7 +71,7 @@ def make_case(app, worker_pool, sandbox, targets):  # noqa: F811 - sandbox fixtu
     """
     cases: list[Case] = []
 
-    def make(fault: str, *, app=app, pool=worker_pool) -> Case:
+    def make(fault: str, *, app=app, pool=worker_pool, targets=targets) -> Case:
         case = Case(app, fault, targets, sandbox=sandbox, pool=pool)
         cases.append(case)
         return case

@@ -27,7 +27,7 @@ import requests
 from rq.serializers import JSONSerializer
 
 from tests.portal.sync.conftest import REFERENCE_FIELD, ledger_invoices
-from tests.portal.sync.rq_workers import WorkerProcess, control, records, run_outcome, wait_for
+from tests.portal.sync.rq_workers import WorkerProcess, control, expire_push_hold, records, run_outcome, wait_for
 from tests.sandbox_server import free_port
 
 FULL = os.environ.get("PROOF_SCALE", "").strip().lower() == "full"
@@ -129,6 +129,9 @@ class Target:
     #: The connection is expected to lose its grant (the run stops with it, records wait).
     revoked: bool = False
     notes: list[str] = field(default_factory=list)
+    #: The organization (as new_organization returns it) and business unit the invoices are made in.
+    org: dict | None = None
+    unit_id: int | None = None
 
 
 class Pool:
@@ -192,7 +195,6 @@ class Case:
 
         from portal.extensions import db, queue
         from portal.models import SyncRun
-        from portal.sync import schedule
 
         holders: dict[str, list[Target]] = {}
         with self.app.app_context():
@@ -217,7 +219,7 @@ class Case:
             victim.kill()
             hit = holders.get(victim.name, [])
             for target in hit:
-                queue.connection.delete(schedule.lock_key(target.connection_id))
+                expire_push_hold(self.app, target.connection_id)
                 target.run_id = None
             db.session.remove()
         self.pool.ensure()
@@ -242,13 +244,9 @@ class Case:
         return self.pool.logs()
 
     def release_locks(self) -> None:
-        """Delete the push locks of the connections: no live worker holds them (killed workers cannot release)."""
-        from portal.extensions import queue
-        from portal.sync import schedule
-
-        with self.app.app_context():
-            for target in self.targets:
-                queue.connection.delete(schedule.lock_key(target.connection_id))
+        """Expire the connections' push locks and leases: no live worker holds them (killed ones cannot release)."""
+        for target in self.targets:
+            expire_push_hold(self.app, target.connection_id)
 
     # -- pushes -------------------------------------------------------------------------------
     def start_push(self, target: Target) -> None:
@@ -270,7 +268,7 @@ class Case:
             self.run_provider[run.id] = target.provider
 
     def state(self, target: Target) -> tuple[int, int, str]:
-        """Return (invoices pushed, invoices still due, connection status)."""
+        """Return (invoices pushed, invoices still to push (due or deferred), connection status)."""
         from portal.extensions import db
         from portal.models import Connection
         from portal.sync import push
@@ -278,10 +276,13 @@ class Case:
         with self.app.app_context():
             db.session.expire_all()
             connection = db.session.get(Connection, target.connection_id)
-            due = len(push.due_invoice_ids(connection))
+            due = set(push.due_invoice_ids(connection))
             status = connection.status.value
-        pushed = sum(1 for r in records(self.app, target.connection_id) if r["state"] == "pushed")
-        return pushed, due, status
+        rows = records(self.app, target.connection_id)
+        pushed = sum(1 for r in rows if r["state"] == "pushed")
+        # Records deferred after an outage of their own are not due until their next attempt: still to do.
+        due |= {r["local_id"] for r in rows if r["state"] == "pending"}
+        return pushed, len(due), status
 
     def done(self, target: Target) -> bool:
         """Say whether the target needs no more pushes: nothing due, or its grant is gone as expected."""

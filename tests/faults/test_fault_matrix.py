@@ -20,9 +20,9 @@ import pytest
 from sqlalchemy import text
 
 from tests.portal.connections.conftest import BEXIO_MAIN, QBO_US
-from tests.portal.sync.rq_workers import records, wait_for
+from tests.portal.sync.rq_workers import records, run_outcome, wait_for
 
-from .harness import INVOICE_PATH, KILL_RUNS, MATRIX, Pool, PrivateRedis, control
+from .harness import INVOICE_PATH, KILL_RUNS, MATRIX, RECOVERY_SECONDS, Pool, PrivateRedis, control
 
 
 def _conclude(case) -> None:
@@ -220,3 +220,187 @@ def test_database_connections_dropped_mid_run(make_case, app, database_url):
 def _sandbox_quotas_back(sandbox):
     yield
     control(sandbox, "quotas", {"window_scale": 1.0})
+
+
+def _due_at_once(app, targets) -> None:
+    """Give the case's connections no sync delay: their invoices are due for the tick at once (as cron fires)."""
+    from portal.extensions import db
+    from portal.models import Connection
+
+    with app.app_context():
+        for target in targets:
+            connection = db.session.get(Connection, target.connection_id)
+            connection.settings = {**(connection.settings or {}), "sync_delay_minutes": 0}
+        db.session.commit()
+
+
+def _no_run_succeeded_after_losing_its_lease(app, run_ids) -> None:
+    from portal.extensions import db
+    from portal.models import SyncRun
+
+    with app.app_context():
+        for run_id in run_ids:
+            run = db.session.get(SyncRun, run_id)
+            if run is not None and "lease_lost" in (run.counts or {}):
+                assert run.status.value == "interrupted", (run.id, run.status, run.message)
+
+
+def test_redis_restarted_during_a_push_with_a_tick_right_after(app, make_case, database_url, tmp_path):
+    """Redis loses everything for a moment while the workers keep pushing; cron's tick fires right after.
+
+    The runs under way keep their connections (their lease is in the database); the tick's runs
+    find the connections held and write nothing, and no invoice reaches a ledger twice.
+    """
+    from portal import create_app
+    from portal.extensions import db
+    from portal.models import SyncRun
+    from portal.sync import schedule
+
+    redis_server = PrivateRedis(tmp_path)
+    pool = None
+    try:
+        keys = ("TESTING", "SQLALCHEMY_DATABASE_URI", "SECRET_KEY", "TOKEN_KEYS", "SERVER_NAME", "SANDBOX_URL")
+        queue_app = create_app({**{k: app.config[k] for k in keys}, "REDIS_URL": redis_server.url})
+        queue_app.config["EMBEDDED_WORKER"] = False
+        pool = Pool(queue_app, database_url, redis_server.url, tmp_path)
+        pool.ensure()
+        case = make_case("Redis restart + tick", app=queue_app, pool=pool)
+        _due_at_once(queue_app, case.targets)
+        case.slow_down()
+        case.wait_progress(case.total() // 4)
+
+        redis_server.crash()
+        case.note_event()
+        time.sleep(0.3)
+        redis_server.start()
+        with queue_app.app_context():
+            ticked = schedule.tick()  # cron fires right after the restart: every connection has due invoices
+            tick_runs = [
+                run.id for run in db.session.scalars(db.select(SyncRun).where(SyncRun.message.like("Scheduled push%")))
+            ]
+        for target in case.targets:
+            pushed, _due, _status = case.state(target)
+            target.notes.append(f"Redis lost all data with {pushed} pushed; tick enqueued {len(ticked.enqueued)}")
+        assert ticked.enqueued, "the tick found due invoices and enqueued pushes"
+
+        case.drive(timeout=RECOVERY_SECONDS)
+        case.recover()
+        _conclude(case)
+        _no_run_succeeded_after_losing_its_lease(queue_app, [*case.run_provider, *tick_runs])
+    finally:
+        if pool is not None:
+            pool.stop()
+        redis_server.close()
+
+
+def test_a_worker_frozen_past_its_lease_and_resumed_writes_nothing_more(
+    app, make_case, database_url, tmp_path, monkeypatch
+):
+    """SIGSTOP a worker in the middle of a push for longer than the lease, push on with another, then SIGCONT it.
+
+    The newer run takes the connection over (a higher fencing token); the resumed worker's run
+    stops before its next create, cannot overwrite a record the newer run marked, and ends
+    interrupted. Every invoice is in its ledger once.
+    """
+    import signal
+
+    from rq.job import Job
+    from rq.serializers import JSONSerializer
+
+    from portal import create_app
+    from portal.extensions import db, queue
+    from portal.models import SyncRun
+
+    lease = 4
+    monkeypatch.setenv("LEDGERLINK_PUSH_LEASE_SECONDS", str(lease))  # the pool's workers take it up
+    # A Redis of its own: only this test's workers take its jobs.
+    redis_server = PrivateRedis(tmp_path)
+    keys = ("TESTING", "SQLALCHEMY_DATABASE_URI", "SECRET_KEY", "TOKEN_KEYS", "SERVER_NAME", "SANDBOX_URL")
+    queue_app = create_app({**{k: app.config[k] for k in keys}, "REDIS_URL": redis_server.url})
+    queue_app.config["EMBEDDED_WORKER"] = False
+    pool = Pool(queue_app, database_url, redis_server.url, tmp_path)
+    frozen = None
+    try:
+        pool.ensure()
+        case = make_case("worker SIGSTOP past the lease", app=queue_app, pool=pool)
+        case.slow_down(ms=80)
+        case.drive(lambda: case.pushed_total() >= case.total() // 4, timeout=120)
+
+        def running_push():
+            """Return (worker, target, run id) of a push under way with invoices left, else None."""
+            with queue_app.app_context():
+                db.session.expire_all()
+                for target in sorted(case.targets, key=lambda t: case.state(t)[0]):
+                    run = db.session.get(SyncRun, target.run_id) if target.run_id else None
+                    if run is None or run.status.value != "running" or not run.rq_job_id or case.done(target):
+                        continue
+                    job = Job.fetch(run.rq_job_id, connection=queue.connection, serializer=JSONSerializer)
+                    worker = next((w for w in pool.workers if w.name == job.worker_name), None)
+                    if worker is not None:
+                        return worker, target, run.id
+            case.drive(lambda: True, timeout=5, fail=False)  # keep pushes going meanwhile
+            return None
+
+        frozen, victim_target, victim_run = wait_for(running_push, timeout=60, what="a push under way")
+        os.kill(frozen.pid, signal.SIGSTOP)
+        case.note_event(victim_target.provider)
+        pushed_at_freeze = case.state(victim_target)[0]
+        time.sleep(lease + 2)  # past the lease (and the Redis lock, which lasts as long)
+
+        pool.workers.remove(frozen)  # not counted as one of the pool's: another worker takes the work
+        pool.ensure()
+        case.start_push(victim_target)
+        newer = victim_target.run_id
+        case.drive(
+            lambda: case.state(victim_target)[0] >= pushed_at_freeze + 2 or case.done(victim_target), timeout=120
+        )
+        os.kill(frozen.pid, signal.SIGCONT)
+        victim_target.notes.append(f"worker frozen {lease + 2} s with {pushed_at_freeze} pushed, then resumed")
+
+        status = wait_for(
+            lambda: (run_outcome(queue_app, victim_run) or (None,))[0], timeout=120, what="the resumed run to end"
+        )
+        assert status == "interrupted", (status, run_outcome(queue_app, victim_run))
+        case.recover()
+        _conclude(case)
+        assert run_outcome(queue_app, newer)[0] in ("succeeded", "interrupted", "cancelled")
+        _no_run_succeeded_after_losing_its_lease(queue_app, list(case.run_provider))
+    finally:
+        if frozen is not None and frozen.alive:
+            os.kill(frozen.pid, signal.SIGCONT)
+            frozen.stop()
+        pool.stop()
+        redis_server.close()
+
+
+def test_throughput_under_ten_percent_5xx_against_fault_free(make_case, app, targets):
+    """Push a batch fault-free, then an equal batch with 10 % of requests answered 500/502/503, faults left on.
+
+    Every invoice reaches its ledger once in both; the matrix notes both times and their ratio.
+    """
+    from .conftest import more_invoices
+
+    baseline = make_case("fault-free (baseline)")
+    baseline.slow_down()
+    started = time.monotonic()
+    baseline.drive(timeout=RECOVERY_SECONDS)
+    clean_seconds = time.monotonic() - started
+    baseline.settle()
+    _conclude(baseline)
+
+    faulty = make_case("10% 5xx, left on", targets=more_invoices(app, targets))
+    faulty.slow_down()
+    for status in (500, 502, 503):
+        faulty.each_provider(lambda _t, status=status: {"kind": "error_rate", "rate": 0.034, "status": status})
+    started = time.monotonic()
+    faulty.drive(timeout=RECOVERY_SECONDS)  # the faults stay on until every invoice is in
+    faulty_seconds = time.monotonic() - started
+    ratio = clean_seconds / faulty_seconds if faulty_seconds else 1.0
+    for target in faulty.targets:
+        target.notes.append(
+            f"all in with 10% 5xx on: {faulty_seconds:.1f} s vs fault-free {clean_seconds:.1f} s "
+            f"(throughput ratio {ratio:.2f})"
+        )
+    print(f"\nthroughput: fault-free {clean_seconds:.1f} s, 10% 5xx {faulty_seconds:.1f} s, ratio {ratio:.2f}")
+    faulty.recover()
+    _conclude(faulty)

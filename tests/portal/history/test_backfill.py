@@ -348,3 +348,83 @@ def test_a_long_back_fill_hands_over_to_a_fresh_job_at_a_chunk_boundary(
         backfill_of.run(backfill_id)  # each next job
     assert backfill_of.state(backfill_id)["status"] == "succeeded"
     assert [ledger_invoices(sandbox, n) for n in numbers] == [1] * 5
+
+
+def test_a_back_fill_whose_heartbeat_stopped_is_interrupted_and_resumed_from_the_jobs_page(
+    app, sandbox, connect, old_invoices, backfill_of, monkeypatch
+):
+    from datetime import timedelta
+
+    from portal.database import utcnow
+    from portal.extensions import db
+    from portal.history import services
+    from portal.models import Backfill
+    from portal.sync import mirrors
+
+    connection_id = connect("exact-online")
+    numbers = old_invoices(4)
+    backfill_id = backfill_of.start(connection_id, ["invoice"])
+
+    class Killed(BaseException):
+        """Like SIGKILL: no handler of the job runs."""
+
+    def kill_after_first_chunk(backfill):
+        raise Killed
+
+    monkeypatch.setattr(services, "_after_chunk", kill_after_first_chunk)
+    with app.app_context(), pytest.raises(Killed):
+        services.run(backfill_id, __import__("logging").getLogger("test"))
+    monkeypatch.setattr(services, "_after_chunk", lambda backfill: None)
+    with app.app_context():
+        assert services._lock(connection_id).acquire(blocking=False)  # the dead worker's lock, never released
+        backfill = db.session.get(Backfill, backfill_id)
+        assert backfill.heartbeat_at is not None
+        assert mirrors.reconcile() == [], "a heartbeat younger than a minute: alive"
+        backfill.heartbeat_at = backfill.started_at = utcnow() - mirrors.BACKFILL_DEAD - timedelta(seconds=1)
+        backfill.sync_run.created_at = utcnow() - timedelta(minutes=5)
+        db.session.commit()
+
+        assert mirrors.reconcile() == [backfill.sync_run_id]
+        db.session.expire_all()
+        backfill = db.session.get(Backfill, backfill_id)
+        assert backfill.status.value == "interrupted" and backfill.sync_run.status.value == "interrupted"
+        mirrors.resume(backfill.sync_run)
+    assert backfill_of.run(backfill_id)["status"] == "succeeded"
+    assert [ledger_invoices(sandbox, n) for n in numbers] == [1, 1, 1, 1]
+
+
+def test_pause_takes_effect_before_the_next_ledger_call_not_at_the_end_of_the_chunk(
+    app, sandbox, connect, old_invoices, backfill_of, monkeypatch
+):
+    from portal.extensions import db
+    from portal.history import services
+    from portal.models import Backfill
+
+    connection_id = connect("exact-online")
+    numbers = old_invoices(6)
+    backfill_id = backfill_of.start(connection_id, ["invoice"])
+    monkeypatch.setattr(services, "chunk_size", lambda: 50)  # the whole range is one chunk
+    monkeypatch.setattr(services, "REQUEST_CHECK_SECONDS", 0.0)
+    original, calls = services._Beat.__call__, []
+
+    def beat(self, ahead: float = 0.0) -> None:
+        calls.append(1)
+        if (
+            sum(ledger_invoices(sandbox, n) for n in numbers) == 2
+            and not db.session.get(Backfill, backfill_id).requested
+        ):
+            with db.engine.begin() as conn:  # a person presses Pause on the page
+                conn.execute(
+                    Backfill.__table__.update().where(Backfill.__table__.c.id == backfill_id).values(requested="pause")
+                )
+        original(self, ahead)
+
+    monkeypatch.setattr(services._Beat, "__call__", beat)
+    paused = backfill_of.run(backfill_id)
+
+    assert paused["status"] == "paused"
+    assert sum(ledger_invoices(sandbox, n) for n in numbers) == 2, "stopped within the chunk"
+    monkeypatch.setattr(services._Beat, "__call__", original)
+    backfill_of.call(backfill_id, "resume")
+    assert backfill_of.run(backfill_id)["status"] == "succeeded"
+    assert [ledger_invoices(sandbox, n) for n in numbers] == [1] * 6

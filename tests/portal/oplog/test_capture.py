@@ -306,3 +306,49 @@ def test_redaction_keeps_json_keys_and_urls_and_masks_addresses_and_vat_numbers(
     assert stored["BillAddr"] == {"Line1": "***", "PostalCode": "***", "City": "Cupertino"}
     assert stored["Id"] == "7" and stored["Name"] == "Bakkerij Jansen"
     assert stored["Note"] == "ref ***"
+
+
+def test_a_write_is_logged_before_it_leaves_and_its_answer_completes_the_same_line(app, sandbox, connect):
+    """A process killed during a ledger write leaves the write's line: it is committed before the call is sent."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+    from types import SimpleNamespace
+
+    from portal.oplog import capture
+
+    connection_id = connect("bexio")
+    seen_during_call: list[list] = []
+
+    class Ledger(BaseHTTPRequestHandler):
+        def do_POST(self):
+            self.rfile.read(int(self.headers["Content-Length"]))
+            # While the ledger handles the write, the log already has its line (another connection reads it).
+            seen_during_call.append([(r.method, r.status, r.response_body) for r in _logged(app, connection_id)])
+            body = b'{"id": 42}'
+            self.send_response(201)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Ledger)
+    threading.Thread(target=server.handle_request, daemon=True).start()
+    http = SimpleNamespace(session=requests.Session())
+    before = len(_logged(app, connection_id))
+    try:
+        with app.app_context():
+            capture.attach(http, connection_id, "bexio")
+            http.session.post(f"http://127.0.0.1:{server.server_port}/2.0/kb_invoice", json={"title": "X"}, timeout=5)
+    finally:
+        server.server_close()
+
+    (during,) = seen_during_call
+    assert ("POST", 0, capture.NO_ANSWER_YET) in during
+    after = _logged(app, connection_id)
+    assert len(after) == before + 1, "the answer completes the line written ahead, no second line"
+    line = after[-1]
+    assert (line.method, line.status, line.response_body) == ("POST", 201, '{"id": 42}')
+    assert '"title": "X"' in line.request_body or '"title":"X"' in line.request_body

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -197,3 +198,25 @@ def run_queued_jobs(flask_app) -> None:
         worker = AppContextWorker(list(state.queues.values()), connection=state.connection, serializer=JSONSerializer)
         worker.flask_app = flask_app
         worker.work(burst=True, logging_level="WARNING")
+
+
+def expire_push_hold(app, connection_id: int) -> None:
+    """Let go of a killed worker's hold on a connection now rather than when it expires.
+
+    A SIGKILLed worker cannot release its push lock (Redis) or its lease (database); both lapse
+    after the lease's time. Tests that do not want to wait that long expire both at once.
+    """
+    from portal.database import utcnow
+    from portal.extensions import db, queue
+    from portal.models import ConnectionLease
+    from portal.sync import schedule
+
+    with app.app_context():
+        queue.connection.delete(schedule.lock_key(connection_id))
+        table = ConnectionLease.__table__
+        with db.engine.begin() as conn:
+            conn.execute(
+                table.update()
+                .where(table.c.connection_id == connection_id, table.c.expires_at.is_not(None))
+                .values(expires_at=utcnow() - timedelta(seconds=1))
+            )

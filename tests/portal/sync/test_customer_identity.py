@@ -340,8 +340,9 @@ def test_the_push_job_recovers_a_failed_customer_create_by_reference(app, sandbo
     first = run_push(app, connection_id)
     second = run_push(app, connection_id)
 
-    assert first[1].get("pending") == 1, first  # the lost answer stopped the first run
-    assert second[0] == "succeeded" and second[1].get("pushed") == 2, second
+    # The lost answer deferred that customer's invoice; the run went on and came back to it at its end.
+    assert first[1].get("pending", 0) >= 1, first
+    assert second[0] == "succeeded" and first[1].get("pushed", 0) + second[1].get("pushed", 0) == 2, (first, second)
     links = _links(app, connection_id)
     assert len({links[c][0] for c in customers}) == 2
     for customer, number in numbers.items():

@@ -285,7 +285,7 @@ def test_a_started_push_whose_worker_died_no_longer_blocks_the_connection(app, s
         assert again is not None and again.rq_job_id == job_id
         db.session.expire_all()
         dead = db.session.get(SyncRun, first_id)
-        assert dead.status.value == "failed" and "stopped before it finished" in dead.message
+        assert dead.status.value == "interrupted" and "stopped before it finished" in dead.message
 
 
 def test_a_push_that_just_started_and_has_no_lock_yet_is_still_running(app, sandbox, connect):
