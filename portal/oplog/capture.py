@@ -129,6 +129,10 @@ def _write_ahead(app: Flask, request: requests.PreparedRequest, *, connection_id
         with engine(app).begin() as conn:
             ahead_id = conn.execute(insert(table).returning(table.c.id), [row]).scalar_one()
         setattr(request, _AHEAD_ID, ahead_id)
+    except OperationalError as exc:  # SQLite's one writer is busy: the line is written with its answer
+        log.info(
+            "operation log line for a write of connection %s written with its answer (%s)", connection_id, exc.orig
+        )
     except Exception:  # the log is advisory: the ledger call goes on whatever happens here
         log.warning("operation log line for a write of connection %s not written ahead", connection_id, exc_info=True)
 
