@@ -89,6 +89,8 @@ class Provider:
     company: str
     consent: dict
     mappings: dict
+    #: The percentage of the mapped default tax code: the invoices are at that rate, so the ledger books what they say.
+    rate: Decimal
 
 
 PROVIDERS = {
@@ -98,14 +100,16 @@ PROVIDERS = {
         "3010001",
         {"user": "jan.devries", "divisions": ["3010001"]},
         {"item": "CONSULT", "tax_code": "2", "journal": "70", "payment_condition": "30"},
+        Decimal("21"),
     ),
     "qbo": Provider(
         "quickbooks",
         None,
         "9341453908059321",
         {"user": "u-ada", "realm_id": "9341453908059321"},
-        # The US demo company takes sales tax per invoice and has class tracking off.
-        {"item": "1", "tax_code": "", "class": "", "payment_condition": "3", "gl_account": "1"},
+        # The US demo company takes sales tax per invoice (code 2, California 8 %) and has class tracking off.
+        {"item": "1", "tax_code": "2", "class": "", "payment_condition": "3", "gl_account": "1"},
+        Decimal("8"),
     ),
     "bexio": Provider(
         "bexio",
@@ -113,6 +117,7 @@ PROVIDERS = {
         "q69vysq7fkzl",
         {"username": "max.mustermann", "company_id": "q69vysq7fkzl"},
         {"tax_code": "UN81", "gl_account": "3200", "bank_account": "1", "payment_condition": "4"},
+        Decimal("8.1"),
     ),
 }
 
@@ -298,8 +303,8 @@ def make_app(database_url: str, redis_url: str, sandbox_url: str, instance: Path
     return app
 
 
-def setup_unit(app, tag: str) -> dict:
-    """Create an organization with one business unit, customer and product; return their ids."""
+def setup_unit(app, tag: str, rate: Decimal) -> dict:
+    """Create an organization with one business unit, customer and product at ``rate`` %; return their ids."""
     from portal.extensions import db
     from portal.models import BusinessUnit, Customer, Organization, Product
 
@@ -324,11 +329,17 @@ def setup_unit(app, tag: str) -> dict:
             code="CONSULT",
             name="Consulting",
             unit_price=Decimal("100"),
-            tax_rate=Decimal("21"),
+            tax_rate=rate,
         )
         db.session.add(product)
         db.session.commit()
-        return {"org_id": org.id, "unit_id": unit.id, "customer_id": customer.id, "product_id": product.id}
+        return {
+            "org_id": org.id,
+            "unit_id": unit.id,
+            "customer_id": customer.id,
+            "product_id": product.id,
+            "rate": rate,
+        }
 
 
 def connect(app, sandbox_url: str, unit_id: int, provider: Provider) -> int:
@@ -348,7 +359,7 @@ def connect(app, sandbox_url: str, unit_id: int, provider: Provider) -> int:
         approved.raise_for_status()
         args = dict(parse_qsl(urlsplit(approved.json()["redirect_url"]).query))
         grant = services.complete_authorization(args)
-        connection = services.pin_company(grant, provider.company, actor_label="bench")
+        connection = services.pin_company(grant, provider.company, shared_confirmed=True, actor_label="bench")
         db.session.commit()
         mappings.refresh_reference(connection)
         mappings.set_mappings(connection, provider.mappings)
@@ -367,7 +378,7 @@ def add_invoices(app, ids: dict, numbers: list[str]) -> list[int]:
         for i, number in enumerate(numbers):
             qty, price = Decimal(1 + i % 5), Decimal("100.00")
             net = qty * price
-            tax = (net * Decimal("0.21")).quantize(Decimal("0.01"))
+            tax = (net * ids["rate"] / 100).quantize(Decimal("0.01"))
             invoice = Invoice(
                 organization_id=ids["org_id"],
                 business_unit_id=ids["unit_id"],
@@ -387,7 +398,7 @@ def add_invoices(app, ids: dict, numbers: list[str]) -> list[int]:
                     description="Consulting hours",
                     quantity=qty,
                     unit_price=price,
-                    tax_rate=Decimal("21"),
+                    tax_rate=ids["rate"],
                     net_amount=net,
                     tax_amount=tax,
                     product_id=ids["product_id"],
@@ -629,7 +640,7 @@ def bench_provider(app, args, sandbox_url: str, redis_url: str, database_url: st
     """Measure one provider; return its numbers."""
     provider = PROVIDERS[name]
     tag = name[:2].upper()
-    ids = setup_unit(app, tag)
+    ids = setup_unit(app, tag, provider.rate)
     connection_id = connect(app, sandbox_url, ids["unit_id"], provider)
     if args.latency_ms:
         # Every API call of the provider waits this long in the sandbox, on both sides alike.
