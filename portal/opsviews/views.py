@@ -192,23 +192,9 @@ def _interrupted_run(run_id: int):
 def resume_run(run_id: int):
     from ..sync import mirrors
 
-    run = _interrupted_run(run_id)
-    try:
-        mirrors.resume(run)
-    except mirrors.ResumeError as exc:
-        db.session.rollback()
-        return _after_action(str(exc), "error")
-    audit.record(
-        "job.resumed",
-        subject_type="SyncRun",
-        subject_id=run.id,
-        organization_id=jobs._organization_id(run),
-        summary=f"Resumed interrupted run #{run.id} ({run.kind.value}).",
-        before={"status": "interrupted"},
-        after={"status": run.status.value},
+    return _settle_interrupted(
+        run_id, mirrors.resume, "job.resumed", "Resumed interrupted run #{id} ({kind}).", "is queued again"
     )
-    db.session.commit()
-    return _after_action(f"Run #{run.id} is queued again.", "success")
 
 
 @bp.post("/ops/jobs/runs/<int:run_id>/close")
@@ -216,20 +202,29 @@ def resume_run(run_id: int):
 def close_run(run_id: int):
     from ..sync import mirrors
 
+    return _settle_interrupted(
+        run_id, mirrors.close, "job.closed", "Closed interrupted run #{id} ({kind}) without resuming it.", "is closed"
+    )
+
+
+def _settle_interrupted(run_id: int, action, event: str, summary: str, done: str):
+    """Resume or close an interrupted run with ``action``, audited as ``event``; answer what happened."""
+    from ..sync import mirrors
+
     run = _interrupted_run(run_id)
     try:
-        mirrors.close(run)
+        action(run)
     except mirrors.ResumeError as exc:
         db.session.rollback()
         return _after_action(str(exc), "error")
     audit.record(
-        "job.closed",
+        event,
         subject_type="SyncRun",
         subject_id=run.id,
         organization_id=jobs._organization_id(run),
-        summary=f"Closed interrupted run #{run.id} ({run.kind.value}) without resuming it.",
+        summary=summary.format(id=run.id, kind=run.kind.value),
         before={"status": "interrupted"},
-        after={"status": "cancelled"},
+        after={"status": run.status.value},
     )
     db.session.commit()
-    return _after_action(f"Run #{run.id} is closed.", "success")
+    return _after_action(f"Run #{run.id} {done}.", "success")
