@@ -102,6 +102,13 @@ def pick_option(page: Page, select_id: str, query: str, value: str) -> None:
     cannot undo the choice.
     """
     box = page.locator(f"#{select_id}-box")
+    select = page.locator(f"#{select_id}")
+    # The answer's options replace the select's after the response has arrived: mark the select
+    # when htmx has settled them, and choose only then, so the swap cannot undo the choice.
+    select.evaluate(
+        "el => { el.dataset.settled = '';"
+        " el.addEventListener('htmx:afterSettle', () => { el.dataset.settled = '1'; }, {once: true}); }"
+    )
     for attempt in range(3):
         try:
             with page.expect_response(lambda r: "/mappings/options/" in r.url, timeout=10_000):
@@ -112,7 +119,7 @@ def pick_option(page: Page, select_id: str, query: str, value: str) -> None:
             # as a user would press Enter again; a third silence fails the journey.
             if attempt == 2:
                 raise
-    select = page.locator(f"#{select_id}")
+    expect(select).to_have_attribute("data-settled", "1")
     expect(select.locator(f"option[value='{value}']")).to_have_count(1)
     select.select_option(value)
     expect(select).to_have_value(value)

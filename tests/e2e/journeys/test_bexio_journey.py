@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import re
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 
 import pytest
@@ -112,7 +112,12 @@ def test_bexio_from_consent_to_a_sent_invoice_paid_in_bexio(app, live_server, sa
     suffix = _suffix()
     invoice_id, number = f"inv-{suffix}", f"LL-{suffix.upper()}"
     book = (line("Fachbuch", "1", "40.00", "2.6"),)
-    body = invoice_body(org["unit_id"], customer, number, today, currency="CHF", tax_rate="8.1", more_lines=book)
+    # Due in 30 days: bexio reads a pending invoice past its due date (in Zurich) as overdue, and
+    # Zurich's day starts an hour or two before this machine's UTC one.
+    due = (date.today() + timedelta(days=30)).isoformat()
+    body = invoice_body(
+        org["unit_id"], customer, number, today, currency="CHF", tax_rate="8.1", more_lines=book, due_date=due
+    )
     assert api.put("invoices", invoice_id, body)["total"] == "257.24"  # 240.00 + 16.20 + 1.04
     counts = push_due_records(app, connection_id)
     assert counts.get("pushed") == 1 and counts.get("sent") == 1, counts
