@@ -4,7 +4,8 @@ A run is the database mirror of one RQ job. When the job vanishes — its worker
 Redis restarted and lost it, a key expired — nothing will ever move the run on, whatever its job
 id looks like (``sync-<id>``, ``sync-<id>-at-<time>``, ``history-<id>``, a random one).
 :func:`reconcile` (run by every schedule tick) finds runs queued or running for longer than
-:data:`GRACE` whose job Redis no longer holds and marks them interrupted, unless the run is
+:data:`GRACE` whose job Redis no longer holds, whose job ended without them, or whose job a
+killed worker left "started", and marks them interrupted, unless the run is
 visibly alive another way: a push holding its connection's lease (portal.sync.fencing), a
 back-fill whose heartbeat is recent (``Backfill.heartbeat_at``). A back-fill whose heartbeat
 stopped for :data:`BACKFILL_DEAD` is interrupted even while RQ still calls its job started (a
@@ -16,10 +17,11 @@ customer suggestions, back-fills at their cursor); :func:`close` ends it as canc
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
-from rq.exceptions import DuplicateJobError
-from rq.job import Job
+from rq.exceptions import DuplicateJobError, NoSuchJobError
+from rq.job import Job, JobStatus
+from rq.serializers import JSONSerializer
 from sqlalchemy import select
 
 from ..database import utcnow
@@ -31,6 +33,10 @@ from . import fencing
 GRACE = timedelta(seconds=30)
 #: A running back-fill whose heartbeat is older than this has lost its worker.
 BACKFILL_DEAD = timedelta(seconds=60)
+#: A job started longer ago than its timeout and this is abandoned: RQ would have ended a live one.
+TIMEOUT_SLACK = timedelta(seconds=60)
+#: Job states after which the job never moves its run on.
+_ENDED = frozenset({JobStatus.FINISHED, JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED})
 #: The words of a run whose job vanished.
 VANISHED = (
     "Interrupted: its job is no longer in the queue (the worker stopped or Redis lost it) after {done} of {total} "
@@ -51,10 +57,37 @@ class ResumeError(Exception):
     """A run that cannot be resumed or closed; the message says why and what to do instead."""
 
 
-def _job_exists(job_id: str | None) -> bool:
-    if not job_id:
+def _job_gone(run: SyncRun, now: datetime) -> bool:
+    """Say whether the run's job will never move it on: vanished, ended without it, or left by a dead worker.
+
+    A job RQ still calls started is abandoned when its worker was killed: for a push, when the
+    run holds neither its connection's lock nor its lease past the start's grace
+    (:func:`portal.sync.schedule.abandoned`); for any other run, when it has been started longer
+    than its timeout (RQ would have ended a live one). An abandoned job is deleted, so a resumed
+    or scheduled push can take its id again.
+    """
+    from . import schedule
+
+    if not run.rq_job_id:
+        return True
+    try:
+        job = Job.fetch(run.rq_job_id, connection=queue.connection, serializer=JSONSerializer)
+    except NoSuchJobError:
+        return True
+    status = job.get_status(refresh=False)
+    if status in _ENDED:
+        return True  # the job ended and left its run unfinished (it cannot finish it any more)
+    if status is not JobStatus.STARTED or job.started_at is None:
         return False
-    return bool(queue.connection.exists(Job.key_for(job_id)))
+    connection_id = (run.parameters or {}).get("connection_id")
+    if run.kind in (SyncRunKind.incremental, SyncRunKind.resync) and isinstance(connection_id, int):
+        abandoned = schedule.abandoned(job, connection_id, now)
+    else:
+        started = job.started_at if job.started_at.tzinfo else job.started_at.replace(tzinfo=UTC)
+        abandoned = now - started > timedelta(seconds=job.timeout or schedule.JOB_TIMEOUT) + TIMEOUT_SLACK
+    if abandoned:
+        job.delete()
+    return abandoned
 
 
 def _backfill_of(run: SyncRun) -> Backfill | None:
@@ -84,7 +117,7 @@ def reconcile(now: datetime | None = None) -> list[int]:
     for run in db.session.scalars(stmt).all():
         if _alive(run, now):
             continue
-        gone = not _job_exists(run.rq_job_id)
+        gone = _job_gone(run, now)
         if not gone and run.kind is SyncRunKind.historical and run.status is SyncRunStatus.running:
             gone = _backfill_dead(run, now)
         if gone:

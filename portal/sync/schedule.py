@@ -211,7 +211,7 @@ def _active(job_key: str, connection_id: int | None = None) -> bool:
     except NoSuchJobError:
         return False
     status = job.get_status(refresh=True)
-    if status is JobStatus.STARTED and connection_id is not None and _abandoned(job, connection_id):
+    if status is JobStatus.STARTED and connection_id is not None and abandoned(job, connection_id):
         log.warning("push job %s of connection %s lost its worker; it is given up", job.id, connection_id)
         _fail_run(job)
         job.delete()
@@ -222,19 +222,20 @@ def _active(job_key: str, connection_id: int | None = None) -> bool:
     return False
 
 
-def _abandoned(job: Job, connection_id: int) -> bool:
+def abandoned(job: Job, connection_id: int, now: datetime | None = None) -> bool:
     """Say whether a started push job has lost its worker: no lock of its connection, and not just started."""
     if queue.connection.exists(lock_key(connection_id)):
         return False
     run_id = job.args[0] if job.args else None
-    if run_id is not None and fencing.holder(connection_id) == run_id:
+    now = now or datetime.now(UTC)
+    if run_id is not None and fencing.holder(connection_id, now) == run_id:
         return False  # its run holds the connection's lease: alive, whatever Redis lost
     started = job.started_at
     if started is None:
         return False
     if started.tzinfo is None:
         started = started.replace(tzinfo=UTC)
-    return datetime.now(UTC) - started > START_GRACE
+    return now - started > START_GRACE
 
 
 def _fail_run(job: Job) -> None:

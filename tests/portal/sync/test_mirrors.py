@@ -105,6 +105,51 @@ def test_an_interrupted_run_is_closed_and_a_live_push_is_left_alone(app, sandbox
     assert client.post(f"/ops/jobs/runs/{lost}/close", data={}).status_code == 400  # CSRF
 
 
+def _started_job(app, connection_id: int, kind: str, job_id: str, started_ago: timedelta) -> int:
+    """A run whose RQ job a worker took (status started, ``started_ago``) and then died holding."""
+    from portal.database import utcnow
+    from portal.extensions import db, queue
+    from portal.models import SyncRun, SyncRunKind, SyncRunStatus
+
+    with app.app_context():
+        run = SyncRun(
+            kind=SyncRunKind(kind), queue="sync", parameters={"connection_id": connection_id}, rq_job_id=job_id
+        )
+        db.session.add(run)
+        db.session.commit()
+        run.transition(SyncRunStatus.running)
+        db.session.commit()
+        job = queue.state.queues["sync"].enqueue_call(
+            "jobs.payments.pull_connection_payments", args=(run.id,), job_id=job_id, timeout=300
+        )
+        job.set_status("started")
+        job.started_at = utcnow() - started_ago
+        job.save()
+        run_id = run.id
+    _age(app, run_id, seconds=int(started_ago.total_seconds()) + 60)
+    return run_id
+
+
+def test_a_run_whose_worker_died_holding_its_job_is_interrupted_and_its_job_freed(app, sandbox, connect):
+    from portal.extensions import queue
+    from portal.sync import mirrors
+
+    connection_id = connect("bexio")
+    # A payments pull started 7 minutes ago with a 5-minute timeout: RQ would have ended a live one.
+    dead = _started_job(app, connection_id, "payment_poll", "payments-dead", timedelta(minutes=7))
+    # One started 2 minutes ago is still within its timeout: left alone.
+    working = _started_job(app, connection_id, "payment_poll", "payments-working", timedelta(minutes=2))
+    # A push started a minute ago whose run holds neither its connection's lock nor its lease.
+    push = _started_job(app, connection_id, "incremental", f"sync-{connection_id}", timedelta(minutes=1))
+
+    with app.app_context():
+        assert sorted(mirrors.reconcile()) == sorted([dead, push])
+        # The abandoned jobs are deleted: the scheduler and Resume can take their ids again.
+        assert not queue.connection.exists("rq:job:payments-dead", f"rq:job:sync-{connection_id}")
+        assert queue.connection.exists("rq:job:payments-working")
+    assert (_status(app, dead), _status(app, push), _status(app, working)) == ("interrupted", "interrupted", "running")
+
+
 def test_a_failed_jobs_message_names_the_ledger_error_in_words_not_database_text(app):
     from sqlalchemy.exc import IntegrityError
 

@@ -9,6 +9,8 @@ holds when the answer is lost as a gateway timeout (mode ``504``).
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 import requests
 
@@ -58,21 +60,24 @@ def _release_dead_workers_lock(app, connection_id: int) -> None:
     expire_push_hold(app, connection_id)
 
 
-def _push_again(app, connection_id: int) -> int:
-    # The dead worker's RQ job still reads "started" (RQ notices an abandoned job only after its
-    # timeout), so the scheduler's unique id is taken: start the re-run as ops do, with its own id.
-    from portal.models import SyncRunKind
-    from portal.runs import start_run
-    from portal.sync import schedule
+def _reconcile_and_resume(app, run_id: int) -> tuple[str, str]:
+    """Run the tick's reconciliation past the start's grace; resume the run as from the jobs console.
+
+    Return the run's (status, message) as reconciliation left it.
+    """
+    from portal.database import utcnow
+    from portal.extensions import db
+    from portal.models import SyncRun
+    from portal.sync import mirrors
 
     with app.app_context():
-        run = start_run(
-            SyncRunKind.incremental,
-            schedule.PUSH_JOB,
-            queue_name=schedule.QUEUE,
-            parameters={"connection_id": connection_id},
-        )
-        return run.id
+        # The dead worker's RQ job still reads "started": without its lease and lock past the
+        # grace, it is abandoned; its run is interrupted and the job deleted, freeing its id.
+        assert mirrors.reconcile(utcnow() + timedelta(minutes=1)) == [run_id]
+        run = db.session.get_one(SyncRun, run_id)
+        seen = (run.status.value, run.message or "")
+        mirrors.resume(run)
+        return seen
 
 
 @pytest.mark.workers
@@ -97,9 +102,10 @@ def test_a_worker_killed_after_the_ledger_committed_leaves_one_invoice(
 
         assert run_outcome(app, first_run) is None  # the killed run never finished
         _release_dead_workers_lock(app, connection_id)
+        status, message = _reconcile_and_resume(app, first_run)
+        assert status == "interrupted" and "no longer in the queue" in message, message
         second = start_worker(app, database_url, redis_url, tmp_path, "survivor")
-        rerun = _push_again(app, connection_id)
-        status, counts, message = wait_for(lambda: run_outcome(app, rerun), what="the second push")
+        status, counts, message = wait_for(lambda: run_outcome(app, first_run), what="the resumed push")
         assert status == "succeeded" and _pushed_one(counts), (message, counts, second.log_tail())
     finally:
         first.stop()
