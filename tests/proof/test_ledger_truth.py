@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 import json
 import os
 import subprocess
@@ -13,6 +15,7 @@ from tests.proof.conftest import ROOT, scaled, write_result
 MUST_BE_ZERO = ("pushed, different totals", "lost", "twice in the ledger", "duplicated customers")
 
 
+@pytest.mark.slow
 def test_a_generated_corpus_lands_in_every_ledger_as_the_saas_invoiced_it_or_is_held(tmp_path, redis_url):
     invoices, notes = scaled(24, 200), scaled(6, 30)
     out = tmp_path / "truth.json"

@@ -12,6 +12,8 @@ the ledger exactly once, and there was one refresh per round at the ledger, neve
 
 from __future__ import annotations
 
+import pytest
+
 import hashlib
 import json
 import time
@@ -53,6 +55,7 @@ def _stored(app, connection_id: int) -> tuple[str, str, ConnectionStatus, str | 
         )
 
 
+@pytest.mark.workers
 def test_pushing_processes_never_spend_a_refresh_token_twice(app, flow, database_url, redis_url):
     org = new_organization(app, "Pushrace", [f"Pushrace {p}" for p in PROVIDERS])
     cids = {p: connect_unit(app, flow, unit, p) for p, unit in zip(PROVIDERS, org["unit_ids"], strict=True)}

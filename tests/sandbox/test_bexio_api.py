@@ -538,6 +538,7 @@ position = st.fixed_dictionaries(
 )
 
 
+@pytest.mark.slow
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(body=st.dictionaries(invoice_keys, json_values | st.lists(position, max_size=2), max_size=6))
 def test_arbitrary_invoice_bodies_get_bexio_errors_not_tracebacks(api, body):

@@ -296,6 +296,7 @@ ERROR_TYPES = st.sampled_from(
 ANY_TEXT = st.one_of(st.none(), st.text(max_size=300), st.integers())
 
 
+@pytest.mark.slow
 @given(
     kind=st.one_of(ERROR_TYPES, st.just(RateLimited)),
     provider=st.one_of(st.none(), st.sampled_from(["exact-online", "quickbooks", "bexio"]), st.text(max_size=12)),
