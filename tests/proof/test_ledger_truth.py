@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import pytest
-
 import json
 import os
 import subprocess
 import sys
+
+import pytest
 
 from tests.proof.conftest import ROOT, scaled, write_result
 

@@ -12,13 +12,12 @@ the ledger exactly once, and there was one refresh per round at the ledger, neve
 
 from __future__ import annotations
 
-import pytest
-
 import hashlib
 import json
 import time
 from collections import Counter
 
+import pytest
 import requests
 
 from portal.connections import vault
