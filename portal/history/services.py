@@ -14,8 +14,10 @@ preview's numbers are what the push then does:
 
 The push runs kinds in dependency order (customers → invoices → credit notes → payments) and
 commits its cursor after every chunk: a crash, a pause or a quota wait resumes at the cursor, and
-records pushed already are left alone by their ExternalRecord anyway. It takes at most
-``HISTORY_QUOTA_SHARE`` of every quota window (the shared limiter), so live syncs keep the rest.
+records pushed already are left alone by their ExternalRecord anyway. While live syncs of the
+company work it takes at most ``HISTORY_QUOTA_SHARE`` of every quota window (the shared limiter),
+so they keep the rest; while they are idle it uses all but a small reserve
+(:data:`portal.sync.limiter.LIVE_RESERVE`): the quota nobody needs is not left unused.
 
 Like :mod:`portal.sync.push`, the push commits as it goes (STYLE 6 names the job's outer
 function as the boundary; here every chunk is one): the commits are the resumability.
@@ -786,9 +788,10 @@ def estimate(connection: Connection, calls: int, share: float | None = None) -> 
     quota = f"{spec.quotas.per_minute:,} calls a minute"
     if spec.quotas.per_day:
         quota += f" and {spec.quotas.per_day:,} a day"
+    idle = max(share, 1 - limiter.LIVE_RESERVE)
     text = (
         f"About {calls:,} {spec.name} calls. {spec.name} allows {quota} per {spec.quotas.per}; the back-fill uses "
-        f"{share:.0%} of that, leaving the rest to the live sync"
+        f"{share:.0%} of that while the live sync works, leaving it the rest, and up to {idle:.0%} while it is idle"
     )
     if days > 1:
         text += (
@@ -796,7 +799,7 @@ def estimate(connection: Connection, calls: int, share: float | None = None) -> 
             "reset and continues by itself."
         )
     else:
-        text += f", so it takes about {_duration(seconds)}."
+        text += f", so it takes at most about {_duration(seconds)}."
     return {"calls": calls, "seconds": round(seconds, 1), "days": days, "share": share, "text": text}
 
 
