@@ -334,7 +334,6 @@ def test_the_scale_comes_from_the_configuration(rconn):
     assert from_config({"RATE_LIMITER": False, "RATE_LIMIT_SCALE": 1000}, rconn) is None
 
 
-
 def _fill(shared: RateLimiter, company: str, share: float) -> int:
     """Take slots at ``share`` until the limiter would have to wait (it never sleeps); return how many."""
     taken = 0
