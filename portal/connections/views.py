@@ -14,7 +14,7 @@ from ..integrations.base import LedgerError, NotSupported
 from ..links.ratelimit import link_callback_limit
 from ..models import AuditEvent, BusinessUnit, Connection, GrantPurpose, OAuthGrant, Role, SyncRunKind
 from ..security import public, require_role
-from ..sync import payments, schedule, testdoc
+from ..sync import backlog, payments, schedule, testdoc
 from ..sync.guard import DocumentHeld
 from . import onboarding, services, vault
 from .forms import ConfirmForm, ConnectForm, GoLiveForm, PickCompanyForm, SettingsForm
@@ -234,6 +234,7 @@ def _gate_context(connection: Connection, go_live_form: GoLiveForm | None = None
         "pull_run": onboarding.latest_run(connection, SyncRunKind.payment_poll) if live else None,
         "payments_mode": payments.mode(connection),
         "pushes_automatically": schedule.pushes_automatically(connection),
+        "backlog": backlog.of(connection) if live and connection.went_live else None,
     }
 
 

@@ -26,7 +26,7 @@ from ..models import Connection, ConnectionStatus, ExternalRecord, RecordKind, R
 from ..models.external_record import Resolution
 from ..params import choice_arg, id_list, int_arg, page_arg, page_size, text_arg
 from ..security import is_safe_redirect, require_role
-from ..sync import actions, limiter
+from ..sync import actions, backlog, limiter
 from . import charts, fixes, metrics, queries
 
 bp = Blueprint("ops", __name__, url_prefix="/ops")
@@ -238,6 +238,7 @@ def dashboard():
         expiring=counts["expiring"],
         expiry_days=queries.EXPIRY_HORIZON.days,
         quota=quota,
+        draining=backlog.draining(),
         volume=charts.bar_chart("Records pushed per day", series.days, series.pushed),
         failures=charts.bar_chart("Records failed per day", series.days, series.failed),
         provider_name=queries.provider_name,
