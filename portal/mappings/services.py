@@ -54,7 +54,7 @@ TAX_MODES = {
     "us": "US sales tax (lines TAX/NON, one tax code per invoice)",
     "non_us": "VAT / GST (a tax code per line)",
 }
-#: bexio refuses a send whose message lacks this placeholder (bexio.md §3.5).
+#: bexio refuses a send whose message lacks this placeholder (bexio.md §3.4).
 BEXIO_LINK_PLACEHOLDER = "[Network Link]"
 
 

@@ -43,7 +43,7 @@ QBO_6000 = "A business validation error has occurred while processing your reque
 #: (error type, provider, status, provider code, provider text, expected cause, expected fix)
 # fmt: off
 CASES = [
-    # QuickBooks (quickbooks-online.md §4; provider-fixtures/quickbooks/error; sandbox/quickbooks/faults.py)
+    # QuickBooks (quickbooks-online.md §4; qbo_api spec/vcr/error; sandbox/quickbooks/faults.py)
     (Rejected, "quickbooks", 400, "6240", "The name supplied already exists. : null", C.DUPLICATE, Fix.CUSTOMER_LINKS),
     (Rejected, "quickbooks", 400, "6240", "The name supplied already exists.", C.DUPLICATE, Fix.CUSTOMER_LINKS),
     (Rejected, "quickbooks", 400, "6140", "Duplicate Document Number Error", C.DUPLICATE, Fix.RECORD),

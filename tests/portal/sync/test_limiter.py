@@ -269,7 +269,7 @@ def _bexio_call(shared: RateLimiter, company: str, method: str, path: str, quota
 
 
 def test_bexio_searches_count_in_their_own_budget_and_never_lower_the_general_one(rconn, company):
-    """bexio limits searches to 250 a minute and other calls to 1000 (§5): two windows, not one flipping."""
+    """bexio limits searches to 250 a minute and other calls to 1000 (bexio.md §5): two windows, not one flipping."""
     clock = FakeTime()
     shared = limiter(rconn, clock)
     for n in range(1, 4):
