@@ -18,6 +18,7 @@ from ..sync import backlog, payments, schedule, testdoc
 from ..sync.guard import DocumentHeld
 from . import onboarding, services, vault
 from .forms import ConfirmForm, ConnectForm, GoLiveForm, PickCompanyForm, SettingsForm
+from .lookup import connection_or_404
 from .services import ConnectError
 
 bp = Blueprint("connections", __name__)
@@ -35,14 +36,8 @@ def get_unit(unit_id: int) -> BusinessUnit:
 
 
 def get_connection(connection_id: int) -> Connection:
-    """Load a connection.
-
-    :raise: 404 when it does not exist.
-    """
-    connection = db.session.get(Connection, connection_id)
-    if connection is None:
-        abort(404, description=f"There is no connection with id {connection_id}.")
-    return connection
+    """Load a connection (404 when it does not exist)."""
+    return connection_or_404(connection_id)
 
 
 def _refused(exc: ConnectError, back: str):

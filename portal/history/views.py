@@ -9,6 +9,7 @@ from flask_htmx import make_response
 from flask_login import current_user
 
 from ..connections import services as connection_services
+from ..connections.lookup import connection_or_404
 from ..extensions import db, htmx
 from ..integrations.base import LedgerError
 from ..integrations.specs import get_spec
@@ -26,16 +27,8 @@ STOP_POLLING = 286
 
 
 def get_connection(connection_id: int) -> Connection:
-    """Load a live connection.
-
-    :raise: 404 when it does not exist, 409 when it is disconnected.
-    """
-    connection = db.session.get(Connection, connection_id)
-    if connection is None:
-        abort(404, description=f"There is no connection with id {connection_id}.")
-    if not connection.is_live:
-        abort(409, description="This connection is disconnected; connect the business unit anew to back-fill.")
-    return connection
+    """Load a live connection (404 when it does not exist, 409 when it is disconnected)."""
+    return connection_or_404(connection_id, live_to="back-fill")
 
 
 def get_backfill(backfill_id: int) -> Backfill:

@@ -10,6 +10,7 @@ from flask_login import current_user
 from .. import csvfiles
 from ..connections import services as connection_services
 from ..connections import vault
+from ..connections.lookup import connection_or_404
 from ..extensions import db, htmx
 from ..integrations.base import LedgerError
 from ..models import AuditEvent, Connection, Product, Role, SyncRunKind
@@ -26,16 +27,8 @@ HISTORY_KINDS = ("mapping.changed", "mapping.settings_changed", "mapping.importe
 
 
 def get_connection(connection_id: int) -> Connection:
-    """Load a live connection.
-
-    :raise: 404 when it does not exist, 409 when it is disconnected.
-    """
-    connection = db.session.get(Connection, connection_id)
-    if connection is None:
-        abort(404, description=f"There is no connection with id {connection_id}.")
-    if not connection.is_live:
-        abort(409, description="This connection is disconnected; connect the business unit anew to map codes.")
-    return connection
+    """Load a live connection (404 when it does not exist, 409 when it is disconnected)."""
+    return connection_or_404(connection_id, live_to="map codes")
 
 
 def get_product(connection: Connection, product_id: int) -> Product:

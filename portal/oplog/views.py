@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, render_template
 
-from ..connections.views import get_connection
+from ..connections.lookup import connection_or_404 as get_connection
 from ..csvfiles import csv_response, query_rows
 from ..extensions import db, htmx
 from ..integrations import specs

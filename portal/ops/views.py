@@ -18,6 +18,7 @@ from flask_sqlalchemy.pagination import Pagination
 from sqlalchemy import func
 
 from .. import csvfiles
+from ..connections.lookup import connection_or_404
 from ..customers import services as customer_services
 from ..database import utcnow
 from ..extensions import db, htmx, queue
@@ -81,14 +82,8 @@ def group_query(error_class: str, provider: str, text: str) -> str:
 
 
 def get_connection(connection_id: int) -> Connection:
-    """Load a connection.
-
-    :raise: 404 when it does not exist.
-    """
-    connection = db.session.get(Connection, connection_id)
-    if connection is None:
-        abort(404, description=f"There is no connection with id {connection_id}.")
-    return connection
+    """Load a connection (404 when it does not exist)."""
+    return connection_or_404(connection_id)
 
 
 def get_record(record_id: int) -> ExternalRecord:

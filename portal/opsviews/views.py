@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, abort, flash, redirect, render_template, url_for
 
 from .. import audit
-from ..connections.views import get_connection
+from ..connections.lookup import connection_or_404 as get_connection
 from ..csvfiles import csv_response, query_rows
 from ..extensions import db, htmx
 from ..models import Organization, Role
