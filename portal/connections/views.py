@@ -93,9 +93,7 @@ def oauth_callback():
     # every other consent still needs a logged-in support member, checked here explicitly.
     pending = services.peek_pending(request.args.get("state"))
     if pending is not None and pending.get("purpose") == GrantPurpose.link.value:
-        from ..links.views import complete_from_callback
-
-        return complete_from_callback(pending)
+        return services.CALLBACK_COMPLETERS[GrantPurpose.link.value](pending)
     if not current_user.is_authenticated:
         return login_manager.unauthorized()
     if not current_user.has_role(Role.support):

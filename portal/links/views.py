@@ -20,9 +20,10 @@ from flask import (
 from flask_babel import get_locale
 from flask_login import current_user
 
+from ..connections import services as connection_services
 from ..connections.services import ConnectError
 from ..extensions import db, htmx
-from ..models import AuthorizationLink, BusinessUnit, Connection, OAuthGrant, Organization, Role
+from ..models import AuthorizationLink, BusinessUnit, Connection, GrantPurpose, OAuthGrant, Organization, Role
 from ..security import is_safe_redirect, public, require_role
 from . import services
 from .forms import CreateLinkForm, ResendForm
@@ -267,6 +268,7 @@ def start_link(token: str):
     return redirect(url)
 
 
+@connection_services.completes_callbacks(GrantPurpose.link.value)
 def complete_from_callback(pending: dict[str, Any]):
     """Finish the provider's redirect of a link consent (called by the public OAuth callback, which is throttled)."""
     try:
