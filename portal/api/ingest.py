@@ -53,7 +53,7 @@ from ..models.external_record import Resolution
 from . import ingest_schema as schema
 from . import jsonbody
 from .auth import api_key_required
-from .views import bp
+from .blueprint import bp
 
 CENT = Decimal("0.01")
 MONEY_MAX = Decimal(10) ** 12

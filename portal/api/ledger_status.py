@@ -16,8 +16,8 @@ from ..extensions import db
 from ..integrations import specs
 from ..models import Connection, CreditNote, ExternalRecord, Invoice, RecordKind
 from .auth import api_key_required
+from .blueprint import bp
 from .ingest import ORG, Refused, _by_external_id, _organization, credit_note_json, invoice_json
-from .views import bp
 
 
 def _iso(value) -> str | None:

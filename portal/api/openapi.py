@@ -6,7 +6,8 @@ from typing import Any
 
 from ..security import public
 from . import ingest_schema as schema
-from .views import LINK_FIELDS, REQUIRED, bp
+from .blueprint import bp
+from .views import LINK_FIELDS, REQUIRED
 
 _JSON_TYPES = {str: "string", int: "integer", bool: "boolean", type(None): "null"}
 
