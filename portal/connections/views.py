@@ -9,7 +9,8 @@ from flask_login import current_user
 from flask_wtf import FlaskForm
 
 from .. import audit
-from ..extensions import db, htmx, login_manager
+from ..extensions import db, login_manager
+from ..fragments import redirect_to, wants_fragment
 from ..integrations.base import LedgerError, NotSupported
 from ..links.ratelimit import link_callback_limit
 from ..models import AuditEvent, BusinessUnit, Connection, GrantPurpose, OAuthGrant, Role, SyncRunKind
@@ -73,7 +74,7 @@ def connect_unit(unit_id: int):
                 status = exc.status
             else:
                 # The provider's consent page is another site: a full navigation, not a swap.
-                return redirect(url) if not htmx else ("", 204, {"HX-Redirect": url})
+                return redirect_to(url)
     elif form.is_submitted():
         status = 400
     return render_template("connections/connect.html", unit=unit, form=form, existing=existing), status
@@ -269,7 +270,7 @@ def go_live(connection_id: int):
     else:
         status = 400
     context = dict(connection=connection, **_gate_context(connection, form))
-    if htmx and not htmx.boosted:
+    if wants_fragment():
         return render_template("connections/_checklist.html", **context), status
     return (
         render_template(
@@ -287,7 +288,7 @@ def go_live(connection_id: int):
 
 def _sync_box(connection: Connection, status: int = 200, message: str | None = None, level: str = "info"):
     """Answer a sync action: the sync box (htmx) or the page, with the message."""
-    if htmx and not htmx.boosted:
+    if wants_fragment():
         return (
             render_template(
                 "connections/_sync.html",
@@ -442,7 +443,7 @@ def update_settings(connection_id: int):
     )
     db.session.commit()
     message = "Settings saved." if changed else "Nothing changed."
-    if htmx and not htmx.boosted:
+    if wants_fragment():
         # The box is swapped in place: the confirmation goes in it, not into a later page's flashes.
         return render_template("connections/_settings.html", connection=connection, settings_form=form, saved=message)
     flash(message, "success")
@@ -465,7 +466,7 @@ def reconnect(connection_id: int):
         )
     except ConnectError as exc:
         return _refused(exc, url_for("connections.show_connection", connection_id=connection.id))
-    return redirect(url) if not htmx else ("", 204, {"HX-Redirect": url})
+    return redirect_to(url)
 
 
 @bp.post("/connections/<int:connection_id>/disconnect")

@@ -10,7 +10,8 @@ from flask_login import current_user
 
 from ..connections import services as connection_services
 from ..connections.lookup import connection_or_404
-from ..extensions import db, htmx
+from ..extensions import db
+from ..fragments import wants_fragment
 from ..integrations.base import LedgerError
 from ..integrations.specs import get_spec
 from ..models import Backfill, Connection, ItemOutcome, Role
@@ -100,7 +101,7 @@ def preview_history(connection_id: int):
 
 
 def _preview_answer(connection, form, *, preview=None, error=None, status=200):
-    if htmx and not htmx.boosted:
+    if wants_fragment():
         return (
             render_template(
                 "history/_preview.html",
@@ -189,7 +190,7 @@ def _items_context(backfill: Backfill) -> dict:
 def list_records(backfill_id: int):
     backfill = get_backfill(backfill_id)
     context = _items_context(backfill)
-    if htmx and not htmx.boosted:
+    if wants_fragment():
         return render_template("history/_items.html", backfill=backfill, **context)
     args: dict[str, Any] = request.args.to_dict()
     return redirect(url_for("history.show_backfill", backfill_id=backfill_id, **args))
@@ -204,7 +205,7 @@ def _control(backfill_id: int, action):
     else:
         flash(said, "success")
     backfill = get_backfill(backfill_id)
-    if htmx and not htmx.boosted:
+    if wants_fragment():
         return _progress(backfill)
     return redirect(url_for("history.show_backfill", backfill_id=backfill_id))
 

@@ -22,7 +22,8 @@ from flask_login import current_user
 
 from ..connections import services as connection_services
 from ..connections.services import ConnectError
-from ..extensions import db, htmx
+from ..extensions import db
+from ..fragments import wants_fragment
 from ..models import AuthorizationLink, BusinessUnit, Connection, GrantPurpose, OAuthGrant, Organization, Role
 from ..security import is_safe_redirect, public, require_role
 from . import services
@@ -129,7 +130,7 @@ def list_organization_links(org_id: int):
 
 def _list(links: list[AuthorizationLink], *, box_id: str, title: str, unit: BusinessUnit | None):
     context = {"links": links, "box_id": box_id, "unit": unit, "resend_form": ResendForm(), "back": request.path}
-    if htmx and not htmx.boosted:
+    if wants_fragment():
         # The fragment sits in another page: actions return there (path only, never another host).
         current = urlsplit(request.headers.get("HX-Current-URL", ""))
         context["back"] = current.path + (f"?{current.query}" if current.query else "")

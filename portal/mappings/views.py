@@ -11,7 +11,8 @@ from .. import csvfiles
 from ..connections import services as connection_services
 from ..connections import vault
 from ..connections.lookup import connection_or_404
-from ..extensions import db, htmx
+from ..extensions import db
+from ..fragments import wants_fragment
 from ..integrations.base import LedgerError
 from ..models import AuditEvent, Connection, Product, Role, SyncRunKind
 from ..params import page_arg, page_size, text_arg
@@ -98,7 +99,7 @@ def _page(connection: Connection, *, errors=None, submitted=None, status: int = 
         tax_words=(tax_field.lower_label if (tax_field := cat.field("tax_code")) else "tax code"),
         row_kinds=taxes.ROW_KINDS,
     )
-    if htmx and not htmx.boosted and request.method == "GET":
+    if wants_fragment() and request.method == "GET":
         return render_template("mappings/_products.html", **context)
     return render_template("mappings/show.html", **context), status
 
@@ -250,7 +251,7 @@ def run_preflight(connection_id: int):
     )
     db.session.commit()
     context = dict(connection=connection, report=report, name=services.provider_name(connection))
-    if htmx and not htmx.boosted:
+    if wants_fragment():
         return render_template("mappings/_preflight.html", **context)
     return render_template("mappings/preflight.html", **context)
 

@@ -21,7 +21,8 @@ from .. import csvfiles
 from ..connections.lookup import connection_or_404
 from ..customers import services as customer_services
 from ..database import utcnow
-from ..extensions import db, htmx, queue
+from ..extensions import db, queue
+from ..fragments import wants_fragment
 from ..integrations import specs
 from ..models import Connection, ConnectionStatus, ExternalRecord, RecordKind, RecordState, Role
 from ..models.external_record import Resolution
@@ -103,10 +104,6 @@ def _actor():
 
 def _wants_csv() -> bool:
     return text_arg("format", 8).lower() == "csv"
-
-
-def _fragment() -> bool:
-    return bool(htmx) and not htmx.boosted
 
 
 def _back(default: str):
@@ -217,7 +214,7 @@ def dashboard():
     not_live = counts["health"].get("not_live", 0)
     return render_template(
         # The figures refresh themselves: the page polls its own fragment (htmx).
-        "ops/_dashboard.html" if _fragment() else "ops/dashboard.html",
+        "ops/_dashboard.html" if wants_fragment() else "ops/dashboard.html",
         now=now,
         refresh_seconds=DASHBOARD_REFRESH_SECONDS,
         failed_jobs=queries.failed_runs(now),
@@ -321,7 +318,7 @@ def list_connections():
         sorts=queries.SORTS,
         healths=queries.HEALTH,
     )
-    template = "ops/_connections.html" if _fragment() else "ops/connections.html"
+    template = "ops/_connections.html" if wants_fragment() else "ops/connections.html"
     return render_template(template, **context)
 
 
@@ -464,7 +461,7 @@ def list_failures():
         providers=specs.PROVIDERS,
         states=queries.HELD,
     )
-    return render_template("ops/_failures.html" if _fragment() else "ops/failures.html", **context)
+    return render_template("ops/_failures.html" if wants_fragment() else "ops/failures.html", **context)
 
 
 @bp.get("/failures/records")
@@ -484,7 +481,7 @@ def list_failure_records():
         provider_name=queries.provider_name,
         resolutions=list(Resolution),
     )
-    template = "ops/_failure_records.html" if _fragment() else "ops/failure_records.html"
+    template = "ops/_failure_records.html" if wants_fragment() else "ops/failure_records.html"
     return render_template(template, **context)
 
 
@@ -595,7 +592,7 @@ def list_records(connection_id: int):
         provider_name=queries.provider_name,
         held=queries.HELD,
     )
-    return render_template("ops/_records.html" if _fragment() else "ops/records.html", **context)
+    return render_template("ops/_records.html" if wants_fragment() else "ops/records.html", **context)
 
 
 @bp.post("/records/<int:record_id>/resync")
