@@ -12,7 +12,12 @@ import requests
 from tests.portal.mappings.conftest import control
 from tests.portal.sync.conftest import CONNECT, PROVIDERS, ledger_documents, unit_rate
 
-TODAY = date.today().isoformat()
+
+def today() -> str:
+    """Today's date, read when a document is made (a run may cross midnight)."""
+    return date.today().isoformat()
+
+
 PDF = b"%PDF-1.4 Ledgerlink pipeline test\n%%EOF\n"
 
 
@@ -29,8 +34,8 @@ def ingest_invoice(app, api, org_unit, *, pdf: bytes | None = PDF) -> tuple[str,
         "business_unit": org_unit["unit_id"],
         "number": number,
         "customer": customer,
-        "issue_date": TODAY,
-        "due_date": TODAY,
+        "issue_date": today(),
+        "due_date": today(),
         "currency": "EUR",
         "lines": [
             {"position": 1, "description": "Consulting", "quantity": 2, "unit_price": "100.00", "tax_rate": rate}
