@@ -6,6 +6,9 @@ not waiting for re-authorization, not disconnected) and has an invoice dated on 
 ``sync_from``, not pushed, skipped or failed, that was created at least ``sync_delay_minutes``
 (default 5, at most 60) minus one tick ago — so with a one-minute cron every due record starts
 its push within the delay. A connection that has not gone live is never due: its records wait.
+Nor is a record held before any ledger call until a person acts (a customer to link, a rate to
+map, a document to correct: ``ExternalRecord.held_for_person``), so a connection whose only
+records are held gets no run a minute that would do nothing; the person's act makes it due again.
 
 Jobs have the deterministic id ``sync-<connection id>`` and ``unique=True``: while one is queued,
 scheduled or running, a second tick enqueues nothing ("already queued" is fine). RQ 3 keeps a

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -69,6 +70,83 @@ def test_tick_enqueues_one_push_per_due_connection_and_never_two(app, sandbox, c
         connection.transition(ConnectionStatus.paused, "test")
         db.session.commit()
         assert schedule.tick().enqueued == []
+
+
+def test_a_record_held_for_its_tax_rate_is_not_due_until_the_rate_is_mapped(app, sandbox, connect, flow, org_unit):
+    from portal.extensions import db, queue
+    from portal.models import ExternalRecord, RecordState, SyncRun
+    from portal.sync import schedule
+    from tests.portal.sync.conftest import add_invoice
+    from tests.portal.sync.test_pipeline import run_push
+    from tests.portal.sync.test_tax_guard import field, map_rates
+
+    connection_id = connect("exact-online")
+    _, number = add_invoice(app, org_unit, org_unit["unit_id"], tax_rate=Decimal("9"))  # no code at 9 % yet
+    _backdate_invoices(app, 6)
+    status, counts, _ = run_push(app, connection_id)
+    assert status == "succeeded" and counts.get("pushed", 0) == 0
+    with app.app_context():
+        [record] = db.session.scalars(db.select(ExternalRecord).filter_by(connection_id=connection_id)).all()
+        assert (record.state, record.last_error_class) == (RecordState.needs_action, "mapping_missing")
+        runs = db.session.scalar(db.select(db.func.count(SyncRun.id)))
+        # Held before any ledger call: minute after minute, the tick makes no run that would do nothing.
+        for _ in range(3):
+            result = schedule.tick()
+            assert result.enqueued == [] and result.already_queued == [] and result.not_due == 1
+        assert db.session.scalar(db.select(db.func.count(SyncRun.id))) == runs
+        assert queue.state.queues["sync"].get_job_ids() == []
+
+    # A person maps the rate: the record is due again, and the tick's push takes it into the ledger.
+    assert map_rates(flow, connection_id, **{field("9"): "1"}).status_code == 302
+    with app.app_context():
+        assert schedule.tick().enqueued == [connection_id]
+        job = queue.state.queues["sync"].fetch_job(f"sync-{connection_id}")
+        from jobs.sync import push_connection
+
+        push_connection(job.args[0])
+        db.session.expire_all()
+        assert db.session.get(SyncRun, job.args[0]).counts.get("pushed") == 1
+        assert db.session.get(ExternalRecord, record.id).state is RecordState.pushed
+    assert len(ledger_documents(sandbox, "exact-online", number)) == 1
+
+
+def test_a_document_held_for_its_rate_is_due_again_when_the_saas_corrects_it(app, sandbox, connect, org_unit, api):
+    from portal.extensions import db
+    from portal.models import Customer, ExternalRecord, RecordState
+    from portal.sync import schedule
+    from tests.portal.sync.test_pipeline import run_push
+
+    connection_id = connect("exact-online")
+    with app.app_context():
+        customer = db.session.get(Customer, org_unit["customer_id"]).external_id
+    number = f"TH-{os.urandom(3).hex().upper()}"
+    today = datetime.now(UTC).date().isoformat()
+
+    def body(rate: str) -> dict:
+        line = {"position": 1, "description": "Hours", "quantity": 1, "unit_price": 100, "tax_rate": rate}
+        return {
+            "business_unit": org_unit["unit_id"],
+            "number": number,
+            "customer": customer,
+            "issue_date": today,
+            "due_date": today,
+            "currency": "EUR",
+            "lines": [line],
+        }
+
+    api[0](f"invoices/inv-{number}", body("9"))  # a rate no code is mapped to
+    _backdate_invoices(app, 6)
+    run_push(app, connection_id)
+    with app.app_context():
+        [record] = db.session.scalars(db.select(ExternalRecord).filter_by(connection_id=connection_id)).all()
+        assert record.state is RecordState.needs_action
+        assert schedule.tick().enqueued == []
+    # The SaaS sends the invoice again at the mapped rate: it is due, with no other change needed.
+    api[0](f"invoices/inv-{number}", body("21"))
+    _backdate_invoices(app, 6)
+    with app.app_context():
+        assert db.session.get(ExternalRecord, record.id).state is RecordState.pending
+        assert schedule.tick().enqueued == [connection_id]
 
 
 def test_the_delay_setting_is_clamped_to_an_hour(app, sandbox, connect):
