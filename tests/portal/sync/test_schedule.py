@@ -174,6 +174,50 @@ def test_the_schedule_tick_command(app, sandbox, connect, make_invoice):
 
 
 @pytest.mark.faults
+def test_the_schedule_tick_command_counts_the_connections_it_left_alone(app, sandbox, flow):
+    from portal.extensions import db
+    from portal.models import Connection
+    from portal.sync import schedule
+    from tests.portal.sync.conftest import add_invoice, connect_unit, new_organization
+
+    org = new_organization(app, "Tick", ["Tick NL", "Tick BE", "Tick DE"])
+    live_unit, *waiting_units = org["unit_ids"]
+    live = connect_unit(app, flow, live_unit, "bexio")
+    not_live = []
+    for unit_id, provider in zip(waiting_units, ("exact-online", "quickbooks"), strict=True):
+        region, company, choices = CONNECT[provider]
+        not_live.append(flow.connected(unit_id, provider, region, company=company, live=False, **choices))
+    for unit_id in org["unit_ids"]:
+        add_invoice(app, org, unit_id)
+    _backdate_invoices(app, 6)
+    reset = datetime.now(UTC) + timedelta(hours=3)
+    with app.app_context():
+        # The live connection's push stopped on its spent daily quota: it waits for the reset.
+        schedule.hold_until(live, reset)
+        assert all(db.session.get(Connection, c).live_since is None for c in not_live)
+
+    result = app.test_cli_runner().invoke(args=["schedule", "tick"])
+
+    assert result.exit_code == 0, result.output
+    assert "0 push(es) enqueued" in result.output
+    assert "2 connections not live yet" in result.output
+    assert f"1 waiting for the daily quota (until {reset:%H:%M} UTC)" in result.output
+    assert "0 backing off after outages" in result.output
+    with app.app_context():
+        done = schedule.tick()
+        assert done.not_live == not_live and list(done.quota_waits) == [live] and done.enqueued == []
+        schedule.reset_backoff(live)  # the quota is back: the next tick pushes
+        assert schedule.tick().enqueued == [live]
+    # Once they are live, the tick pushes them too.
+    with app.app_context():
+        for connection_id in not_live:
+            db.session.get(Connection, connection_id).live_since = datetime.now(UTC) - timedelta(hours=1)
+        db.session.commit()
+    result = app.test_cli_runner().invoke(args=["schedule", "tick"])
+    assert "2 push(es) enqueued, 1 already queued" in result.output
+    assert "0 connections not live yet" in result.output and "0 waiting for the ledger's quota" in result.output
+
+
 def test_a_429_reschedules_the_push_at_the_reset_and_fails_no_record(app, sandbox, connect, make_invoice):
     from rq.registry import ScheduledJobRegistry
 
