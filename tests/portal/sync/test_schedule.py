@@ -249,6 +249,51 @@ def test_a_429_reschedules_the_push_at_the_reset_and_fails_no_record(app, sandbo
         assert RecordState.failed not in states and RecordState.pending in states
 
 
+def _away_from_midnight(seconds: float = 120) -> None:
+    """Sleep past 00:00 UTC when it is this close: a daily quota resets then."""
+    now = datetime.now(UTC)
+    midnight = (now + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
+    if (midnight - now).total_seconds() < seconds:
+        time.sleep((midnight - now).total_seconds() + 1)
+
+
+def test_no_run_a_minute_while_the_daily_quota_is_spent(app, sandbox, connect, make_invoice):
+    from portal.extensions import db, queue
+    from portal.models import ExternalRecord, RecordState, SyncRun
+    from portal.sync import schedule
+    from tests.portal.sync.rq_workers import control
+    from tests.portal.sync.test_pipeline import run_push
+
+    _away_from_midnight()
+    connection_id = connect("exact-online")
+    make_invoice()
+    make_invoice()
+    _backdate_invoices(app, 6)
+    # The division's 5,000 calls of the day are spent: Exact answers 429 until 00:00 UTC.
+    control(sandbox, "exact-online/set_settings", {"daily_limit": 1})
+
+    status, counts, message = run_push(app, connection_id)
+
+    assert status == "succeeded" and counts.get("rate_limited") == 1, (counts, message)
+    assert "rate limit" in message
+    midnight = (datetime.now(UTC) + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
+    with app.app_context():
+        assert {r.state for r in db.session.scalars(db.select(ExternalRecord))} <= {RecordState.pending}
+        runs = db.session.scalar(db.select(db.func.count(SyncRun.id)))
+        # One push is scheduled for the quota's reset, none more.
+        [retry] = db.session.scalars(db.select(SyncRun).where(SyncRun.status == "queued")).all()
+        assert retry.rq_job_id.startswith(f"sync-{connection_id}-at-{int(midnight.timestamp())}")
+        # Minute after minute the tick leaves the connection alone: no run, no job.
+        for minute in range(3):
+            result = schedule.tick(datetime.now(UTC) + timedelta(minutes=minute))
+            assert result.enqueued == [] and result.already_queued == []
+            assert result.quota_waits == {connection_id: midnight}
+        assert db.session.scalar(db.select(db.func.count(SyncRun.id))) == runs
+        assert queue.state.queues["sync"].get_job_ids() == []
+    outcome = app.test_cli_runner().invoke(args=["schedule", "tick"]).output
+    assert "0 push(es) enqueued" in outcome and "1 waiting for the " in outcome and "(until 00:00 UTC)" in outcome
+
+
 # -- two real workers, one Exact division ---------------------------------------------------------
 
 
