@@ -1299,7 +1299,11 @@ def _push_chunk(backfill, connection, classifier, adapter, kind: str, ids: list[
             if batching and kind == "invoice":
                 to_batch.append(obj)
                 continue
-            record = _push_one(connection, adapter, kind, obj)
+            try:
+                record = _push_one(connection, adapter, kind, obj)
+            except sync_push.CONNECTION_ERRORS:
+                _note_if_written(backfill, connection, kind, obj)
+                raise
             _note(backfill, kind, obj, _outcome_of(record), record.external_id, record.last_error_text)
         elif v.adopt:
             record = _adopt(connection, kind, obj, v)
@@ -1313,6 +1317,18 @@ def _push_chunk(backfill, connection, classifier, adapter, kind: str, ids: list[
             _note(backfill, kind, obj, outcome, v.external_id, v.reason, v.fix_url)
     if to_batch:
         _push_batch(backfill, connection, adapter, to_batch)
+
+
+def _note_if_written(backfill: Backfill, connection: Connection, kind: str, obj: Any) -> None:
+    """Note a record created before its push stopped (an invoice whose PDF or finalize step met the spent
+    quota or an outage): the back-fill created it, and a resume must not count it as found in the ledger.
+
+    Its remaining steps are done by a later push, as for any pushed invoice.
+    """
+    db.session.rollback()  # the push committed the record's state; nothing else of the attempt is kept
+    record = sync_push._existing(connection, RecordKind(kind), obj.id)
+    if record is not None and record.state is RecordState.pushed:
+        _note(backfill, kind, obj, ItemOutcome.created, record.external_id)
 
 
 def _push_one(connection: Connection, adapter: LedgerAdapter, kind: str, obj: Any) -> ExternalRecord:

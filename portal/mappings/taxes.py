@@ -256,6 +256,7 @@ def set_tax_table(
     if not changes:
         return changes
     now = datetime.now(UTC)
+    services.release_mapping_holds(connection)
     for key, (_before, after) in changes.items():
         mapping = current.get(key)
         if after is None:
