@@ -359,16 +359,16 @@ def batching(bench: Bench, n: int) -> None:
 
 def memory(bench: Bench, sizes: list[int]) -> None:
     """QuickBooks with quotas off: RSS after every chunk of back-fills of growing size."""
-    from portal.history import services
+    from portal.history import runner
 
     bench.quotas(False)
-    real_hook = services._after_chunk
+    real_hook = runner._after_chunk
     try:
         for n in sizes:
             connection_id, ids = bench.connect("quickbooks")
             bench.seed(ids, n)
             samples: list[float] = []
-            services._after_chunk = lambda backfill, samples=samples: samples.append(rss_mb())
+            runner._after_chunk = lambda backfill, samples=samples: samples.append(rss_mb())
             state, seconds = bench.backfill(connection_id)
             base = samples[min(2, len(samples) - 1)]
             print(
@@ -377,7 +377,7 @@ def memory(bench: Bench, sizes: list[int]) -> None:
                 f"end {samples[-1]:.1f} MB: growth {samples[-1] - base:+.1f} MB; status {state['status']}"
             )
     finally:
-        services._after_chunk = real_hook
+        runner._after_chunk = real_hook
         bench.quotas(True)
 
 

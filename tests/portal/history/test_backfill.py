@@ -90,7 +90,7 @@ def test_the_preview_counts_what_the_push_then_does(
 def test_a_push_that_crashes_mid_way_resumes_at_its_cursor_and_pushes_each_record_once(
     app, sandbox, connect, old_invoices, backfill_of, monkeypatch
 ):
-    from portal.history import services
+    from portal.history import runner
 
     connection_id = connect("exact-online")
     numbers = old_invoices(7)
@@ -102,7 +102,7 @@ def test_a_push_that_crashes_mid_way_resumes_at_its_cursor_and_pushes_each_recor
         if len(chunks) == 2:
             raise RuntimeError("worker killed")
 
-    monkeypatch.setattr(services, "_after_chunk", crash_after_two_chunks)
+    monkeypatch.setattr(runner, "_after_chunk", crash_after_two_chunks)
     with pytest.raises(RuntimeError, match="worker killed"):
         backfill_of.run(backfill_id)
 
@@ -111,7 +111,7 @@ def test_a_push_that_crashes_mid_way_resumes_at_its_cursor_and_pushes_each_recor
     assert crashed["cursor"]["kind"] == "invoice" and crashed["cursor"]["after_id"] == chunks[1]
     assert [ledger_invoices(sandbox, n) for n in numbers] == [1, 1, 1, 1, 0, 0, 0]
 
-    monkeypatch.setattr(services, "_after_chunk", lambda backfill: None)
+    monkeypatch.setattr(runner, "_after_chunk", lambda backfill: None)
     assert "continues where it stopped" in backfill_of.call(backfill_id, "resume")
     state = backfill_of.run(backfill_id)
 
@@ -123,12 +123,12 @@ def test_a_push_that_crashes_mid_way_resumes_at_its_cursor_and_pushes_each_recor
 def test_a_record_pushed_but_not_noted_before_a_crash_is_not_pushed_again(
     app, sandbox, connect, old_invoices, backfill_of, monkeypatch
 ):
-    from portal.history import services
+    from portal.history import runner
 
     connection_id = connect("exact-online")
     numbers = old_invoices(3)
     backfill_id = backfill_of.start(connection_id, ["invoice"])
-    real_note = services._note
+    real_note = runner._note
     calls = []
 
     def die_before_noting_the_second(*args, **kwargs):
@@ -137,10 +137,10 @@ def test_a_record_pushed_but_not_noted_before_a_crash_is_not_pushed_again(
             raise RuntimeError("killed between the ledger's answer and our note")
         return real_note(*args, **kwargs)
 
-    monkeypatch.setattr(services, "_note", die_before_noting_the_second)
+    monkeypatch.setattr(runner, "_note", die_before_noting_the_second)
     with pytest.raises(RuntimeError):
         backfill_of.run(backfill_id)
-    monkeypatch.setattr(services, "_note", real_note)
+    monkeypatch.setattr(runner, "_note", real_note)
     backfill_of.call(backfill_id, "resume")
     state = backfill_of.run(backfill_id)
 
@@ -152,18 +152,18 @@ def test_a_record_pushed_but_not_noted_before_a_crash_is_not_pushed_again(
 def test_pause_stops_at_a_chunk_boundary_and_resume_finishes(
     app, sandbox, connect, old_invoices, backfill_of, monkeypatch
 ):
-    from portal.history import services
+    from portal.history import runner, services
 
     connection_id = connect("exact-online")
     numbers = old_invoices(5)
     backfill_id = backfill_of.start(connection_id, ["invoice"])
-    monkeypatch.setattr(services, "_after_chunk", lambda backfill: services.request_pause(backfill))
+    monkeypatch.setattr(runner, "_after_chunk", lambda backfill: services.request_pause(backfill))
 
     paused = backfill_of.run(backfill_id)
 
     assert paused["status"] == "paused"
     assert [ledger_invoices(sandbox, n) for n in numbers] == [1, 1, 0, 0, 0]
-    monkeypatch.setattr(services, "_after_chunk", lambda backfill: None)
+    monkeypatch.setattr(runner, "_after_chunk", lambda backfill: None)
     backfill_of.call(backfill_id, "resume")
     done = backfill_of.run(backfill_id)
     assert done["status"] == "succeeded"
@@ -172,13 +172,13 @@ def test_pause_stops_at_a_chunk_boundary_and_resume_finishes(
 
 def test_cancel_stops_for_good_and_keeps_what_was_pushed(app, sandbox, connect, old_invoices, backfill_of, monkeypatch):
     from portal.extensions import db
-    from portal.history import services
+    from portal.history import runner, services
     from portal.models import AuditEvent, Backfill
 
     connection_id = connect("exact-online")
     numbers = old_invoices(5)
     backfill_id = backfill_of.start(connection_id, ["invoice"])
-    monkeypatch.setattr(services, "_after_chunk", lambda backfill: services.request_cancel(backfill))
+    monkeypatch.setattr(runner, "_after_chunk", lambda backfill: services.request_cancel(backfill))
 
     state = backfill_of.run(backfill_id)
 
@@ -262,7 +262,7 @@ def test_a_back_fill_whose_worker_was_killed_outright_can_be_resumed(
     app, sandbox, connect, old_invoices, backfill_of, monkeypatch
 ):
     from portal.extensions import db
-    from portal.history import services
+    from portal.history import lifecycle, runner, services
     from portal.models import Backfill
 
     connection_id = connect("exact-online")
@@ -275,18 +275,18 @@ def test_a_back_fill_whose_worker_was_killed_outright_can_be_resumed(
     def kill_after_first_chunk(backfill):
         raise Killed
 
-    monkeypatch.setattr(services, "_after_chunk", kill_after_first_chunk)
+    monkeypatch.setattr(runner, "_after_chunk", kill_after_first_chunk)
     with app.app_context(), pytest.raises(Killed):
         services.run(backfill_id, __import__("logging").getLogger("test"))
     with app.app_context():
         backfill = db.session.get(Backfill, backfill_id)
         assert backfill.status.value == "running"  # nobody recorded the end
-        lock = services._lock(connection_id)
+        lock = lifecycle.history_lock(connection_id)
         assert lock.acquire(blocking=False)  # the killed worker's lock is gone (released or expired)
         with pytest.raises(services.HistoryError, match="is running"):
             services.resume(backfill)
         lock.release()
-    monkeypatch.setattr(services, "_after_chunk", lambda backfill: None)
+    monkeypatch.setattr(runner, "_after_chunk", lambda backfill: None)
     backfill_of.call(backfill_id, "resume")
     assert backfill_of.run(backfill_id)["status"] == "succeeded"
     assert [ledger_invoices(sandbox, n) for n in numbers] == [1, 1, 1, 1]
@@ -358,7 +358,7 @@ def test_a_back_fill_whose_heartbeat_stopped_is_interrupted_and_resumed_from_the
 
     from portal.database import utcnow
     from portal.extensions import db
-    from portal.history import services
+    from portal.history import lifecycle, runner, services
     from portal.models import Backfill
     from portal.sync import mirrors
 
@@ -372,12 +372,12 @@ def test_a_back_fill_whose_heartbeat_stopped_is_interrupted_and_resumed_from_the
     def kill_after_first_chunk(backfill):
         raise Killed
 
-    monkeypatch.setattr(services, "_after_chunk", kill_after_first_chunk)
+    monkeypatch.setattr(runner, "_after_chunk", kill_after_first_chunk)
     with app.app_context(), pytest.raises(Killed):
         services.run(backfill_id, __import__("logging").getLogger("test"))
-    monkeypatch.setattr(services, "_after_chunk", lambda backfill: None)
+    monkeypatch.setattr(runner, "_after_chunk", lambda backfill: None)
     with app.app_context():
-        assert services._lock(connection_id).acquire(blocking=False)  # the dead worker's lock, never released
+        assert lifecycle.history_lock(connection_id).acquire(blocking=False)  # the dead worker's lock, never released
         backfill = db.session.get(Backfill, backfill_id)
         assert backfill.heartbeat_at is not None
         assert mirrors.reconcile() == [], "a heartbeat younger than a minute: alive"
@@ -398,15 +398,15 @@ def test_pause_takes_effect_before_the_next_ledger_call_not_at_the_end_of_the_ch
     app, sandbox, connect, old_invoices, backfill_of, monkeypatch
 ):
     from portal.extensions import db
-    from portal.history import services
+    from portal.history import runner
     from portal.models import Backfill
 
     connection_id = connect("exact-online")
     numbers = old_invoices(6)
     backfill_id = backfill_of.start(connection_id, ["invoice"])
-    monkeypatch.setattr(services, "chunk_size", lambda: 50)  # the whole range is one chunk
-    monkeypatch.setattr(services, "REQUEST_CHECK_SECONDS", 0.0)
-    original, calls = services._Beat.__call__, []
+    monkeypatch.setattr(runner, "chunk_size", lambda: 50)  # the whole range is one chunk
+    monkeypatch.setattr(runner, "REQUEST_CHECK_SECONDS", 0.0)
+    original, calls = runner._Beat.__call__, []
 
     def beat(self, ahead: float = 0.0) -> None:
         calls.append(1)
@@ -420,12 +420,12 @@ def test_pause_takes_effect_before_the_next_ledger_call_not_at_the_end_of_the_ch
                 )
         original(self, ahead)
 
-    monkeypatch.setattr(services._Beat, "__call__", beat)
+    monkeypatch.setattr(runner._Beat, "__call__", beat)
     paused = backfill_of.run(backfill_id)
 
     assert paused["status"] == "paused"
     assert sum(ledger_invoices(sandbox, n) for n in numbers) == 2, "stopped within the chunk"
-    monkeypatch.setattr(services._Beat, "__call__", original)
+    monkeypatch.setattr(runner._Beat, "__call__", original)
     backfill_of.call(backfill_id, "resume")
     assert backfill_of.run(backfill_id)["status"] == "succeeded"
     assert [ledger_invoices(sandbox, n) for n in numbers] == [1] * 6
