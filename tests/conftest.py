@@ -235,10 +235,11 @@ def _clean_state(request) -> Iterator[None]:
     Tests commit on purpose, from several sessions, threads and worker processes, so the state is
     deleted rather than rolled back. On PostgreSQL the deletes go in one round trip.
     """
-    yield
     if "app" not in request.fixturenames:
+        yield
         return
     app, tables = request.getfixturevalue("app"), request.getfixturevalue("_tables")
+    yield
     from portal.extensions import db, queue
 
     with app.app_context():
