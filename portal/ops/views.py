@@ -11,7 +11,6 @@ import functools
 import hmac
 from urllib.parse import urlencode
 
-import redis
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from flask_sqlalchemy.pagination import Pagination
@@ -133,55 +132,19 @@ def _provider_arg() -> str:
     return provider
 
 
-#: Reads the daily windows of many divisions inside Redis and returns the QUOTA_ROWS closest to their
-#: limit as [index, used, limit, ...] (1-based index into the keys); a window already reset counts as unused.
-_BUSIEST_WINDOWS = """
-local now, wanted, default = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-local found = {}
-for i, key in ipairs(KEYS) do
-  local v = redis.call('HMGET', key, 'used', 'limit', 'reset')
-  if v[1] or v[2] then
-    local used, limit, reset = tonumber(v[1]) or 0, tonumber(v[2]) or default, tonumber(v[3])
-    if reset and reset <= now then used = 0 end
-    table.insert(found, {i, used, limit})
-  end
-end
-table.sort(found, function(a, b)
-  local ra, rb = a[2] / math.max(a[3], 1), b[2] / math.max(b[3], 1)
-  if ra ~= rb then return ra > rb end
-  return a[1] < b[1]
-end)
-local out = {}
-for n = 1, math.min(wanted, #found) do
-  table.insert(out, found[n][1]) table.insert(out, tostring(found[n][2])) table.insert(out, tostring(found[n][3]))
-end
-return out
-"""
-
-
 def _busiest_divisions(divisions: list[tuple[str, str, str]]) -> list[dict]:
     """Return the QUOTA_ROWS Exact Online divisions closest to their daily limit (then by division).
 
-    Every division's window is read inside Redis in one call, which returns only the busiest, so
-    the page costs the same for ten divisions as for ten thousand. Divisions without calls today
-    fill the table up to QUOTA_ROWS.
+    Divisions without calls today fill the table up to QUOTA_ROWS.
     """
     default = specs.get_spec(specs.EXACT_ONLINE).quotas.per_day
     if default is None:
         raise RuntimeError("Exact Online's daily call limit is missing from its provider facts")
-    keys = [limiter.window_key(specs.EXACT_ONLINE, division, "day") for division, _, _ in divisions]
-    busy: list[tuple[int, float, float]] = []
-    if keys:
-        try:
-            raw = queue.connection.eval(
-                _BUSIEST_WINDOWS, len(keys), *keys, int(utcnow().timestamp() * 1000), QUOTA_ROWS, default
-            )
-        except redis.RedisError:
-            current_app.logger.exception("rate limiter counters unavailable")
-            raw = []
-        busy = [(int(raw[i]) - 1, float(raw[i + 1]), float(raw[i + 2])) for i in range(0, len(raw), 3)]
+    busy = limiter.busiest_windows(
+        queue.connection, specs.EXACT_ONLINE, [division for division, _, _ in divisions], "day", QUOTA_ROWS, default
+    )
     shown = {index for index, _, _ in busy}
-    rows = [(index, used, limit) for index, used, limit in busy]
+    rows = list(busy)
     for index in range(len(divisions)):
         if len(rows) >= QUOTA_ROWS:
             break
