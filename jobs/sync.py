@@ -15,11 +15,11 @@ from sqlalchemy.orm.exc import StaleDataError
 from portal.connections import services, vault
 from portal.customers import updates
 from portal.extensions import db, queue
+from portal.infra import metrics
 from portal.integrations.base import NeedsReauthorization, RateLimited
 from portal.models import Connection, ConnectionStatus, ExternalRecord, RecordKind, SyncRun, SyncRunStatus
 from portal.models.external_record import FinalizeState, PdfState
 from portal.oplog import capture as oplog
-from portal.ops import metrics
 from portal.sync import deferral, fencing, limiter, payments, push, schedule
 
 from .runtime import Interrupted, cancelled, tracked

@@ -18,7 +18,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     config.load(app, test_config)
     logging.basicConfig(level=app.config.get("LOG_LEVEL", "INFO"))
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
-    from .ops import logs
+    from .infra import logs
 
     logs.configure(app.config.get("LOG_FORMAT", "text"))
 

@@ -64,7 +64,7 @@ def client_credentials(provider: str) -> tuple[str, str]:
 def rate_limit_hooks() -> dict[str, Any]:
     """Return the LedgerHttp hooks: the shared rate limiter (unless ``RATE_LIMITER`` is off) and the metrics."""
     from ..extensions import queue
-    from ..ops import metrics
+    from ..infra import metrics
     from ..sync import limiter
 
     observe = metrics.response_hook(queue.connection)

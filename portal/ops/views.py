@@ -22,13 +22,14 @@ from ..customers import services as customer_services
 from ..database import utcnow
 from ..extensions import db, queue
 from ..fragments import wants_fragment
+from ..infra import metrics
 from ..integrations import specs
 from ..models import Connection, ConnectionStatus, ExternalRecord, RecordKind, RecordState, Role
 from ..models.external_record import Resolution
 from ..params import choice_arg, id_list, int_arg, page_arg, page_size, text_arg
 from ..security import is_safe_redirect, require_role
 from ..sync import actions, backlog, limiter
-from . import charts, fixes, metrics, queries
+from . import charts, fixes, queries
 
 bp = Blueprint("ops", __name__, url_prefix="/ops")
 #: /metrics sits at the root, where scrapers look for it.

@@ -9,9 +9,9 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from portal.extensions import db as _db
+from portal.infra import logs, metrics
 from portal.integrations.http import ResponseInfo
 from portal.models import SyncRun, SyncRunKind, SyncRunStatus
-from portal.ops import logs, metrics
 
 TOKEN = "scrape-token-0123456789abcdef"
 

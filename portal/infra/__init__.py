@@ -1,0 +1,1 @@
+"""Infrastructure every room uses: structured logs and the installation's metrics."""
