@@ -11,7 +11,7 @@ from werkzeug.routing import BuildError
 
 from ..integrations import errors_catalog
 from ..integrations.errors_catalog import ErrorClass, Fix
-from .queries import provider_name
+from .queries.common import provider_name
 
 #: Where each fix screen is, and what the link says. Screens outside the portal have no endpoint.
 SCREENS: dict[str, tuple[str | None, str]] = {
