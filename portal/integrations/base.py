@@ -750,6 +750,20 @@ class LedgerAdapter(abc.ABC):
     def find_by_reference(self, kind: str, reference: str) -> PushResult | None:
         """Return the record pushed earlier with our reference, or None."""
 
+    def find_by_references(self, kind: str, references: Sequence[str]) -> dict[str, PushResult]:
+        """Return the documents pushed earlier with any of these references, keyed by reference.
+
+        References the ledger has no document for are left out. The default asks once per
+        reference; ledgers whose search takes several values ask once per page of them
+        (QuickBooks ``DocNumber IN (…)``, bexio ``api_reference in […]``).
+        """
+        found: dict[str, PushResult] = {}
+        for reference in dict.fromkeys(references):
+            result = self.find_by_reference(kind, reference)
+            if result is not None:
+                found[reference] = result
+        return found
+
     # Payments
     @abc.abstractmethod
     def payment_status(self, external_id: str) -> PaymentStatus:

@@ -99,6 +99,8 @@ _REQUEST_TAGS = {
 }
 #: Invoice ids per ``Id IN (…)`` payment-status query; keeps the GET URL short.
 _IDS_PER_QUERY = 200
+#: DocNumbers (at most 21 characters each) per ``DocNumber IN (…)`` look-up; keeps the GET URL short.
+_NUMBERS_PER_QUERY = 100
 #: HTTP status a single call answers with for each Fault type (§4), for batch item faults.
 _FAULT_STATUS = {
     "AuthenticationFault": 401,
@@ -111,6 +113,8 @@ _FAULT_STATUS = {
 _T = TypeVar("_T")
 #: QuickBooks' "Duplicate Name Exists Error": a DisplayName used by another customer, vendor or employee (§3 Customer).
 DUPLICATE_NAME = "6240"
+#: QuickBooks' "Duplicate Document Number Error": the DocNumber is another document's of the type (§6).
+DUPLICATE_NUMBER = "6140"
 #: QuickBooks' "Stale Object Error": the SyncToken sent is not the current one (§4).
 STALE_OBJECT = "5010"
 #: Longest DisplayName QuickBooks keeps (Finance.xsd).
@@ -588,12 +592,24 @@ class QuickBooksAdapter(LedgerAdapter):
         return self._push_document("credit_note", draft)
 
     def _push_document(self, kind: str, draft: DocumentDraft, *, looked_up: bool = False) -> PushResult:
+        """Create the document, or return the one QuickBooks has with its DocNumber.
+
+        Created without a look-up when the caller ``looked_up`` (or knows there is nothing to
+        find): a DocNumber QuickBooks has already is refused (6140, custom transaction numbers
+        on), and only then is the document there looked up and returned as found.
+        """
         result = None if looked_up else self.find_by_reference(kind, draft.number)
         if result is None:
             entity = _ENTITIES[kind]
             body = self._document_payload(kind, draft)
-            created = self._write(entity, body, requestid=request_id(kind, draft.reference))
-            result = PushResult(str(created["Id"]), created.get("DocNumber"), totals=_totals(created))
+            try:
+                created = self._write(entity, body, requestid=request_id(kind, draft.reference))
+            except Rejected as exc:
+                result = self.find_by_reference(kind, draft.number) if exc.provider_code == DUPLICATE_NUMBER else None
+                if result is None:
+                    raise
+            else:
+                result = PushResult(str(created["Id"]), created.get("DocNumber"), totals=_totals(created))
         if kind == "invoice" and result.external_number:
             self._numbers[result.external_id] = result.external_number
         return result
@@ -794,6 +810,27 @@ class QuickBooksAdapter(LedgerAdapter):
             return None
         return PushResult(str(found[0]["Id"]), found[0].get("DocNumber"), created=False, totals=_totals(found[0]))
 
+    def find_by_references(self, kind: str, references: Sequence[str]) -> dict[str, PushResult]:
+        """Return the invoices or credit memos with these DocNumbers: one ``DocNumber IN (…)`` query per page of them.
+
+        A DocNumber matches whatever its case (QuickBooks compares them so); the first document
+        answered for a number is the one returned. Payments are looked up one by one.
+        """
+        if kind not in ("invoice", "credit_note"):
+            return super().find_by_references(kind, references)
+        entity = _ENTITIES[kind]
+        wanted = list(dict.fromkeys(references))
+        by_case = {reference.lower(): reference for reference in reversed(wanted)}
+        found: dict[str, PushResult] = {}
+        for chunk in _chunks(wanted, _NUMBERS_PER_QUERY):
+            listed = ", ".join(qbo_literal(number) for number in chunk)
+            for row in self._select(entity, f"DocNumber IN ({listed})"):
+                number = row.get("DocNumber")
+                reference = by_case.get(str(number).lower()) if number is not None else None
+                if reference is not None:
+                    found.setdefault(reference, PushResult(str(row["Id"]), number, False, totals=_totals(row)))
+        return found
+
     def _find_payment(self, reference: str) -> PushResult | None:
         size = self.spec.max_page_size
         start = 1
@@ -980,15 +1017,9 @@ class QuickBooksAdapter(LedgerAdapter):
         found: dict[tuple[str, str], PushResult] = {}
         for kind in ("invoice", "credit_note"):
             numbers = [op.payload.number for op in operations if op.kind == kind and op.action == "create"]
-            if not numbers:
-                continue
-            entity = _ENTITIES[kind]
-            listed = ", ".join(qbo_literal(n) for n in dict.fromkeys(numbers))
-            for row in self._page(f"SELECT * FROM {entity} WHERE DocNumber IN ({listed}) MAXRESULTS 1000"):  # noqa: S608
-                number = row.get("DocNumber")
-                if number is None:  # the query matched on it; a row without one answers no lookup
-                    continue
-                found.setdefault((entity, number), PushResult(str(row["Id"]), number, False, totals=_totals(row)))
+            if numbers:
+                entity = _ENTITIES[kind]
+                found.update(((entity, n), r) for n, r in self.find_by_references(kind, numbers).items())
         return found
 
     def _payment_invoices(self, operations: Sequence[BatchOperation]) -> dict[str, dict]:

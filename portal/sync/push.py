@@ -493,13 +493,14 @@ def push_invoice(connection: Connection, invoice: Invoice, adapter: LedgerAdapte
     if held:
         return record
     try:
+        # Only an attempt whose outcome is unknown may have left the invoice in the ledger.
         found = adapter.find_by_reference("invoice", invoice.number) if unknown else None
         if found is None:
             # Checked before anything is written, the customer included.
             draft = invoice_draft(connection, invoice, "")
             customer_id = _ledger_customer_id(connection, invoice.customer, adapter)
             fencing.before_write()
-            found = adapter.push_invoice(replace(draft, customer_id=customer_id))
+            found = adapter.push_invoice(replace(draft, customer_id=customer_id), looked_up=True)
     except DocumentHeld as stopped:
         return _hold_document(record, stopped)
     except CustomerNotPushed as exc:
@@ -730,10 +731,13 @@ def push_invoices(
     steps, which adapters make harmless. Mappings are read once per call, and the chunk's
     invoices, lines, customers, records and customer links with one query each.
 
-    With ``helpers`` (it returns an adapter joined to ``adapter``), the look-ups of the next
-    invoices and the steps after the push of those created run in lanes beside this thread
-    (:mod:`portal.sync.lanes`), each lane in order; without, every call runs here, one after
-    the other. Either way the records are only written in this thread.
+    Only the invoices whose previous attempt's outcome is unknown are looked up, all of a chunk
+    with one call where the ledger takes several references (:meth:`LedgerAdapter.find_by_references`);
+    the others have never reached the ledger and are created without a look-up. With ``helpers``
+    (it returns an adapter joined to ``adapter``), that look-up and the steps after the push of
+    the invoices created run in lanes beside this thread (:mod:`portal.sync.lanes`), each lane in
+    order; without, every call runs here, one after the other. Either way the records are only
+    written in this thread.
 
     ``chunk_done(outcomes)`` is called just before each commit (what it changes on the session
     is committed with the outcomes); it returns False to stop after that chunk.
@@ -764,9 +768,7 @@ def push_invoices(
         session.expire_on_commit = expire
 
 
-#: Invoices whose look-ups may be under way ahead of the one being created (lanes only) ...
-LOOKAHEAD = 4
-#: ... and pushed invoices whose steps may be under way before this thread waits for the oldest.
+#: Pushed invoices whose steps may be under way before this thread waits for the oldest.
 STEPS_AHEAD = 4
 
 
@@ -865,11 +867,14 @@ class _Chunk:
         self.lanes = lanes
         self.outcomes: list[Outcome] = []
         self.started = time.monotonic()
-        #: Look-ups under way, by invoice id, and the invoices still to look up.
-        self.lookups: dict[int, Future] = {}
-        #: When each look-up was started (time.monotonic()), to repeat one older than a lapse of the lease.
-        self.looked_at: dict[int, float] = {}
-        self.to_look_up: deque[Invoice] = deque()
+        #: Invoices whose previous attempt's outcome is unknown: only these are looked up.
+        self.unknown: set[int] = set()
+        #: The look-up of the chunk's unknown invoices made ahead (one call where the ledger takes
+        #: several references), the numbers it covers, and when it started (time.monotonic()), to
+        #: look again once the lease lapsed since.
+        self.lookup: Future | None = None
+        self.looked_up: set[str] = set()
+        self.looked_at = 0.0
         #: Pushed invoices whose steps are under way, oldest first.
         self.steps: deque[_Steps] = deque()
         self.duplicates: dict[int, str] = {}
@@ -882,7 +887,7 @@ class _Chunk:
         connection = self.connection
         invoices = _load_chunk(ids)
         # Step 1 for the whole chunk: every record pending (attempt + 1), one commit.
-        records = _chunk_records(connection, invoices)
+        records, self.unknown = _chunk_records(connection, invoices)
         loaded += [*invoices, *records.values(), *{invoice.customer for invoice in invoices}]
         links = _customer_links(connection, {invoice.customer_id for invoice in invoices})
         creates = customers.customer_mode(connection) != "link_only"
@@ -893,16 +898,18 @@ class _Chunk:
         due = [invoice for invoice in due if invoice.id not in self.duplicates]
         self.started = time.monotonic()
 
-        if self.lanes.threaded:
-            # Look-ups go ahead, except of a number twice in the chunk: looked up at its turn, when
-            # the first one may be created.
-            numbers = [invoice.number for invoice in due]
-            self.to_look_up.extend(invoice for invoice in due if numbers.count(invoice.number) == 1)
+        # The invoices whose last attempt's outcome is unknown are looked up ahead, together,
+        # except a number twice in the chunk: looked up at its turn, when the first one may be created.
+        numbers = [invoice.number for invoice in due]
+        ahead = [i.number for i in due if i.id in self.unknown and numbers.count(i.number) == 1]
+        if ahead:
+            self.looked_up, self.looked_at = set(ahead), time.monotonic()
+            self.lookup = self.lanes.lookups.submit(self.lanes.lookup_adapter.find_by_references, "invoice", ahead)
         try:
             return self._push_all(invoices, records, links, creates)
         except BaseException:
-            for future in self.lookups.values():
-                future.cancel()  # look-ups not started are not needed any more
+            if self.lookup is not None:
+                self.lookup.cancel()  # not needed any more if not started
             raise
 
     def _push_all(
@@ -939,20 +946,23 @@ class _Chunk:
         return self._commit()
 
     def _looked_up(self, current: Invoice) -> Future:
-        """Return the look-up of ``current``, first starting those of the next invoices (up to :data:`LOOKAHEAD`)."""
-        while self.to_look_up and len(self.lookups) < LOOKAHEAD:
-            invoice = self.to_look_up.popleft()
-            self.lookups[invoice.id] = self._look_up(invoice)
-        ahead = self.lookups.pop(current.id, None)
-        started = self.looked_at.pop(current.id, None)
-        lease = fencing.current()
-        if ahead is not None and lease is not None and started is not None and not lease.fresh_since(started):
-            ahead = None  # the lease lapsed since that look-up: another run may have written since, look again
-        return ahead or self._look_up(current)
+        """Return what the ledger has under the reference of ``current`` (a future; None: nothing).
 
-    def _look_up(self, invoice: Invoice) -> Future:
-        self.looked_at[invoice.id] = time.monotonic()
-        return self.lanes.lookups.submit(self.lanes.lookup_adapter.find_by_reference, "invoice", invoice.number)
+        An invoice whose record shows no attempt of unknown outcome has never reached the
+        ledger: nothing is asked. The others are taken from the chunk's look-up made ahead, or
+        looked up now when that one failed, did not cover the invoice, or started before a lapse
+        of the lease (another run may have written since).
+        """
+        if current.id not in self.unknown:
+            return _settled(None)
+        ahead, lease = self.lookup, fencing.current()
+        fresh = lease is None or lease.fresh_since(self.looked_at)
+        if ahead is not None and current.number in self.looked_up and fresh:
+            try:
+                return _settled(ahead.result().get(current.number))
+            except LedgerError:
+                pass  # asked again for this invoice alone: its own error is its own
+        return self.lanes.lookups.submit(self.lanes.lookup_adapter.find_by_reference, "invoice", current.number)
 
     def _start_steps(self, order: StepOrder) -> tuple[Future | None, Future | None]:
         """Give the steps of one invoice to the steps lane; return the futures of the PDF and finalize calls.
@@ -1033,8 +1043,9 @@ def _load_chunk(ids: list[int]) -> list[Invoice]:
     return list(db.session.scalars(stmt))
 
 
-def _chunk_records(connection: Connection, invoices: list[Invoice]) -> dict[int, ExternalRecord]:
-    """Return the records of these invoices, each not pushed yet marked pending (step 1, not committed).
+def _chunk_records(connection: Connection, invoices: list[Invoice]) -> tuple[dict[int, ExternalRecord], set[int]]:
+    """Return the records of these invoices, each not pushed yet marked pending (step 1, not committed),
+    and the ids of the invoices whose previous attempt's outcome is unknown (:func:`_mark`).
 
     Missing records are inserted marked already (one INSERT … RETURNING), the others marked in place.
     """
@@ -1071,11 +1082,13 @@ def _chunk_records(connection: Connection, invoices: list[Invoice]) -> dict[int,
         else:
             found.update((record.local_id, record) for record in created)
             new = {record.local_id for record in created}
+    unknown: set[int] = set()
     for invoice in invoices:
         record = found[invoice.id]
-        if invoice.id not in new and record.state is not RecordState.pushed:
-            _mark(record, reference=invoice.number, payload=_document_payload(invoice))
-    return found
+        marked = invoice.id not in new and record.state is not RecordState.pushed
+        if marked and _mark(record, reference=invoice.number, payload=_document_payload(invoice)):
+            unknown.add(invoice.id)
+    return found, unknown
 
 
 def _mark(record: ExternalRecord, *, reference: str | None, payload: Any) -> bool:
@@ -1109,9 +1122,10 @@ def _push_one(
 ) -> None:
     """Steps 2 to 4 of one invoice of a chunk, its outcome set on ``record`` (not committed).
 
-    ``looked_up`` is the look-up of the invoice's reference in the ledger (its future): an
-    invoice already there, from an attempt whose outcome is unknown or from elsewhere, is
-    adopted; otherwise the invoice is created without looking again.
+    ``looked_up`` is what the ledger has under the invoice's reference (its future; None when
+    nothing was found, or nothing asked because no earlier attempt can have reached the
+    ledger): an invoice there from an attempt whose outcome is unknown is adopted; otherwise
+    the invoice is created without looking again.
 
     :raise LedgerError: one of :data:`CONNECTION_ERRORS` (the record stays pending with the error).
     """

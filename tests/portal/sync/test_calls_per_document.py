@@ -1,0 +1,107 @@
+"""Calls per document: one push run of N invoices, counted by the sandbox ledger itself.
+
+The sandbox counts every API request it serves per provider and company (``GET /_control/quotas``);
+a first push of an invoice makes no look-up, only the calls that write it (QuickBooks: the create;
+bexio: the create and the issue, and the send when bexio e-mails the invoice).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+
+import pytest
+
+from tests.portal.sync.conftest import ledger_documents
+from tests.portal.sync.rq_workers import sandbox_get, sandbox_post
+
+#: Invoices pushed by the measured run.
+N = 10
+#: A ledger id in a path.
+_ID = re.compile(r"/\d+(?=/|$)")
+
+
+def _run_job(app, connection_id: int) -> tuple[str, dict, str | None]:
+    from jobs.sync import push_connection
+    from portal.extensions import db
+    from portal.models import SyncRun, SyncRunKind
+
+    with app.app_context():
+        run = SyncRun(kind=SyncRunKind.incremental, queue="sync", parameters={"connection_id": connection_id})
+        db.session.add(run)
+        db.session.commit()
+        push_connection(run.id)
+        db.session.expire_all()
+        run = db.session.get_one(SyncRun, run.id)
+        return run.status.value, dict(run.counts or {}), run.message
+
+
+def _served(sandbox: str, provider: str) -> int:
+    """Return the API requests the sandbox served for ``provider`` since its counters were last reset."""
+    counters = sandbox_get(sandbox, "quotas")["counters"]
+    minute = [c for c in counters if c["key"][0] == provider and c["window_seconds"] == 60]
+    return sum(c["within_limit"] + c["over_limit"] for c in minute)
+
+
+def _logged(app, connection_id: int, after: int) -> Counter[str]:
+    """Return the connection's API calls logged after operation-log id ``after``, as "METHOD path" with ids as {id}."""
+    from sqlalchemy import select
+
+    from portal.extensions import db
+    from portal.models.operation_log import OperationLog
+
+    with app.app_context():
+        rows = db.session.execute(
+            select(OperationLog.method, OperationLog.path).where(
+                OperationLog.connection_id == connection_id, OperationLog.id > after
+            )
+        ).all()
+    return Counter(f"{method} {_ID.sub('/{id}', path.split('?')[0])}" for method, path in rows)
+
+
+def _last_log_id(app) -> int:
+    from sqlalchemy import func, select
+
+    from portal.extensions import db
+    from portal.models.operation_log import OperationLog
+
+    with app.app_context():
+        return db.session.scalar(select(func.coalesce(func.max(OperationLog.id), 0))) or 0
+
+
+#: provider, ledger sending → API calls per invoice at most, and the reads a run makes once
+#: (QuickBooks: the company's country, which decides its tax model; bexio: the currencies).
+CASES = {
+    ("quickbooks", False): (1, 1),
+    ("bexio", False): (2, 1),
+    ("bexio", True): (3, 1),
+}
+
+
+@pytest.mark.parametrize(("provider", "ledger_sends"), list(CASES), ids=["quickbooks", "bexio", "bexio-sending"])
+def test_one_run_pushes_each_new_invoice_with_the_fewest_calls(
+    app, sandbox, connect, make_invoice, provider, ledger_sends
+):
+    from tests.portal.sync.test_pipeline import set_settings
+
+    per_invoice, once = CASES[(provider, ledger_sends)]
+    connection_id = connect(provider)
+    if ledger_sends:
+        set_settings(app, connection_id, sending_method="ledger", auto_send=True)
+    make_invoice()
+    status, counts, message = _run_job(app, connection_id)  # the customer goes in with the first invoice
+    assert (status, counts.get("pushed")) == ("succeeded", 1), message
+    numbers = [make_invoice()[1] for _ in range(N)]
+    sandbox_post(sandbox, "quotas", {})  # the counters start from zero
+    logged_after = _last_log_id(app)
+
+    status, counts, message = _run_job(app, connection_id)
+
+    assert (status, counts.get("pushed")) == ("succeeded", N), message
+    for number in numbers:
+        assert len(ledger_documents(sandbox, provider, number)) == 1, number
+    calls = _served(sandbox, provider)
+    breakdown = _logged(app, connection_id, logged_after)
+    assert calls == sum(breakdown.values()), breakdown
+    print(f"\n{provider}{' (ledger sends)' if ledger_sends else ''}: {calls} calls for {N} invoices: {dict(breakdown)}")
+    assert calls <= per_invoice * N + once, breakdown
