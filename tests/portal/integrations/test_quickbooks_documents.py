@@ -97,6 +97,40 @@ def test_credit_note_is_a_credit_memo_found_again_by_its_number(sandbox, connect
     assert len([m for m in entities(sandbox, QBO_REALM, "CreditMemo") if m["DocNumber"] == "CN-2026-0001"]) == 1
 
 
+def test_several_doc_numbers_are_looked_up_with_one_query_whatever_their_case(sandbox, connected):
+    adapter, seen = connected()
+    first = adapter.push_invoice(draft("LL-IN-1"), looked_up=True)
+    second = adapter.push_invoice(draft("LL-IN-2"), looked_up=True)
+    note = adapter.push_credit_note(draft("LL-IN-3"))
+    seen.clear()
+
+    found = adapter.find_by_references("invoice", ["LL-IN-1", "ll-in-2", "LL-IN-3", "LL-IN-1", "O'Brien-1"])
+
+    assert calls(seen, "/query") == 1
+    assert {r: (f.external_id, f.created) for r, f in found.items()} == {
+        "LL-IN-1": (first.external_id, False),
+        "ll-in-2": (second.external_id, False),
+    }
+    assert adapter.find_by_references("credit_note", ["LL-IN-3"])["LL-IN-3"].external_id == note.external_id
+
+
+def test_a_create_refused_for_its_own_doc_number_returns_the_invoice_there(sandbox, connected):
+    control(sandbox, "quickbooks/set_preferences", {"realm_id": QBO_REALM, "custom_txn_numbers": True})
+    adapter, seen = connected()
+    made = adapter.push_invoice(draft("LL-DUP-1"), looked_up=True)
+    seen.clear()
+
+    # Created without a look-up, as a first push is: QuickBooks refuses the number (6140).
+    again = adapter.push_invoice(draft("LL-DUP-1", reference="another-request"), looked_up=True)
+
+    assert (again.external_id, again.created) == (made.external_id, False)
+    assert [(r.method, r.url.split("?")[0].rsplit("/", 1)[-1], r.status) for r in seen] == [
+        ("POST", "invoice", 400),
+        ("GET", "query", 200),
+    ]
+    assert len([i for i in entities(sandbox, QBO_REALM, "Invoice") if i.get("DocNumber") == "LL-DUP-1"]) == 1
+
+
 @pytest.mark.faults
 def test_a_lost_answer_is_replayed_by_requestid_not_created_twice(sandbox, connected):
     adapter, seen = connected()
