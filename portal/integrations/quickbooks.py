@@ -829,6 +829,8 @@ class QuickBooksAdapter(LedgerAdapter):
                 reference = by_case.get(str(number).lower()) if number is not None else None
                 if reference is not None:
                     found.setdefault(reference, PushResult(str(row["Id"]), number, False, totals=_totals(row)))
+        if kind == "invoice":
+            self._numbers.update((r.external_id, r.external_number) for r in found.values() if r.external_number)
         return found
 
     def _find_payment(self, reference: str) -> PushResult | None:

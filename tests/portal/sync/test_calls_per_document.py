@@ -56,7 +56,7 @@ def _logged(app, connection_id: int, after: int) -> Counter[str]:
                 OperationLog.connection_id == connection_id, OperationLog.id > after
             )
         ).all()
-    return Counter(f"{method} {_ID.sub('/{id}', path.split('?')[0])}" for method, path in rows)
+    return Counter(f"{method} {_ID.sub('/{id}', path.split('?')[0].split('/', 1)[-1])}" for method, path in rows)
 
 
 def _last_log_id(app) -> int:
@@ -105,3 +105,46 @@ def test_one_run_pushes_each_new_invoice_with_the_fewest_calls(
     assert calls == sum(breakdown.values()), breakdown
     print(f"\n{provider}{' (ledger sends)' if ledger_sends else ''}: {calls} calls for {N} invoices: {dict(breakdown)}")
     assert calls <= per_invoice * N + once, breakdown
+
+
+#: The path of each ledger's invoice create, and of its look-up by our reference.
+CREATE = {"quickbooks": "/invoice$", "bexio": "/kb_invoice$"}
+LOOK_UP = {"quickbooks": "/query", "bexio": "/kb_invoice/search"}
+#: The calls of that run at most: one look-up, seven creates and the run's read (QuickBooks: the
+#: three adopted invoices' numbers came with the look-up); bexio issues all ten, reading the three
+#: adopted ones first (they may have been issued already).
+AFTER_LOST_ANSWERS = {"quickbooks": 1 + 7 + 1, "bexio": 1 + 7 + 10 + 3 + 1}
+
+
+@pytest.mark.faults
+@pytest.mark.parametrize("provider", ["quickbooks", "bexio"])
+def test_invoices_whose_outcome_is_unknown_are_looked_up_with_one_call_and_adopted(
+    app, sandbox, connect, make_invoice, provider
+):
+    from tests.portal.sync.conftest import fault
+    from tests.portal.sync.test_resilience import _time_passes
+
+    connection_id = connect(provider)
+    make_invoice()
+    _run_job(app, connection_id)  # the customer goes in with the first invoice
+    numbers = [make_invoice()[1] for _ in range(N)]
+    # Every create is carried out, and its answer lost: three in a row stop the run.
+    fault(sandbox, provider=provider, kind="timeout_after_commit", mode="504", path_pattern=CREATE[provider], count=3)
+    status, counts, message = _run_job(app, connection_id)
+    assert counts.get("pushed", 0) == 0 and "unavailable" in (message or ""), (counts, message)
+    assert sum(len(ledger_documents(sandbox, provider, number)) for number in numbers) == 3
+    _time_passes(app, connection_id)  # the deferred ones are due again
+    sandbox_post(sandbox, "quotas", {})
+    logged_after = _last_log_id(app)
+
+    status, counts, message = _run_job(app, connection_id)
+
+    assert (status, counts.get("pushed")) == ("succeeded", N), (counts, message)
+    for number in numbers:
+        assert len(ledger_documents(sandbox, provider, number)) == 1, number
+    calls, breakdown = _served(sandbox, provider), _logged(app, connection_id, logged_after)
+    print(f"\n{provider} after lost answers: {calls} calls for {N} invoices: {dict(breakdown)}")
+    assert calls == sum(breakdown.values()) <= AFTER_LOST_ANSWERS[provider], breakdown
+    # The ten records' earlier attempts have unknown outcomes: one look-up for all, three adopted, seven created.
+    assert sum(n for call, n in breakdown.items() if call.endswith(LOOK_UP[provider])) == 1, breakdown
+    assert sum(n for call, n in breakdown.items() if call.startswith("POST") and re.search(CREATE[provider], call)) == 7
