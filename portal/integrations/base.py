@@ -856,8 +856,11 @@ class LedgerAdapter(abc.ABC):
             f"({error.provider_text or error})."
         )
 
-    def batch(self, operations: Sequence[BatchOperation]) -> list[BatchItemResult]:
+    def batch(self, operations: Sequence[BatchOperation], *, looked_up: bool = False) -> list[BatchItemResult]:
         """Run several operations in one call where the provider offers it (QBO: up to 30).
+
+        ``looked_up``: the caller knows the documents to create are not in the ledger (looked up
+        already, or never sent before), so they are created without looking for them first.
 
         :raise NotSupported: for providers without a batch endpoint (the default).
         """

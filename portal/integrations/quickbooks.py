@@ -940,24 +940,25 @@ class QuickBooksAdapter(LedgerAdapter):
 
     # -- batch (§2.3) -------------------------------------------------------------------------
 
-    def batch(self, operations: Sequence[BatchOperation]) -> list[BatchItemResult]:
+    def batch(self, operations: Sequence[BatchOperation], *, looked_up: bool = False) -> list[BatchItemResult]:
         """Run creates (customer, invoice, credit_note, payment) and queries, 30 per batch call.
 
         Each item's Fault becomes the typed error the single call would raise. Invoices and
-        credit memos already in QuickBooks (by DocNumber) are reported as found, not sent again;
-        with short operation ids (≤ 10 characters) the call carries a requestid derived from its
-        items, so a repeat after a lost answer replays it. Whole-call failures (401, 429, 5xx)
-        are raised.
+        credit memos already in QuickBooks (by DocNumber) are reported as found, not sent again:
+        looked up first with one query unless ``looked_up``; then a create QuickBooks refuses for
+        its number (6140) is answered with the document that has it, as a single create is. With
+        short operation ids (≤ 10 characters) the call carries a requestid derived from its items,
+        so a repeat after a lost answer replays it. Whole-call failures (401, 429, 5xx) are raised.
         """
         size = self.capabilities.batch_size or 30
         results: list[BatchItemResult] = []
         for chunk in _chunks(list(operations), size):
-            results.extend(self._batch_call(chunk))
+            results.extend(self._batch_call(chunk, looked_up=looked_up))
         return results
 
-    def _batch_call(self, operations: Sequence[BatchOperation]) -> list[BatchItemResult]:
+    def _batch_call(self, operations: Sequence[BatchOperation], *, looked_up: bool) -> list[BatchItemResult]:
         done: dict[str, BatchItemResult] = {}
-        existing = self._existing_documents(operations)
+        existing = {} if looked_up else self._existing_documents(operations)
         invoices = self._payment_invoices(operations)
         items: list[dict[str, Any]] = []
         for op in operations:
@@ -980,6 +981,11 @@ class QuickBooksAdapter(LedgerAdapter):
             for response in answer.get("BatchItemResponse") or []:
                 bid = str(response.get("bId"))
                 done[bid] = self._batch_result(bid, response)
+            self._found_for_duplicates(operations, done)
+        for op in operations:
+            made = done[op.id].result if op.id in done else None
+            if op.kind == "invoice" and made is not None and made.external_number:
+                self._numbers[made.external_id] = made.external_number  # final as created (finalize_invoice)
         return [
             done.get(op.id)
             or BatchItemResult(
@@ -1013,6 +1019,23 @@ class QuickBooksAdapter(LedgerAdapter):
         if found is not None:
             return found
         return {"operation": "create", entity: self._document_payload(op.kind, op.payload)}
+
+    def _found_for_duplicates(self, operations: Sequence[BatchOperation], done: dict[str, BatchItemResult]) -> None:
+        """Answer the document creates QuickBooks refused for their number (6140) with the documents that have it."""
+        for kind in ("invoice", "credit_note"):
+            refused = {
+                op.id: op.payload.number
+                for op in operations
+                if op.kind == kind
+                and op.action == "create"
+                and (error := done.get(op.id, BatchItemResult(op.id)).error) is not None
+                and error.provider_code == DUPLICATE_NUMBER
+            }
+            if refused:
+                found = self.find_by_references(kind, list(refused.values()))
+                for bid, number in refused.items():
+                    if number in found:
+                        done[bid] = BatchItemResult(bid, result=found[number])
 
     def _existing_documents(self, operations: Sequence[BatchOperation]) -> dict[tuple[str, str], PushResult]:
         """Look the batch's documents up by DocNumber: one query per entity (§6 duplicate avoidance)."""

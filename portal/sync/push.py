@@ -57,6 +57,7 @@ from ..extensions import db
 from ..integrations import errors_catalog, specs
 from ..integrations.base import (
     AuthExpired,
+    BatchOperation,
     DocumentDraft,
     LedgerAdapter,
     LedgerError,
@@ -849,6 +850,15 @@ class _Steps(NamedTuple):
         return last is None or last.done()
 
 
+class _Queued(NamedTuple):
+    """An invoice ready to be created with the chunk's next batch call: its record (pending) and its draft."""
+
+    invoice: Invoice
+    record: ExternalRecord
+    before: tuple[PdfState | None, FinalizeState | None]
+    draft: DocumentDraft
+
+
 class _Chunk:
     """One chunk of :func:`push_invoices`: one transaction, its calls in this thread and the lanes."""
 
@@ -878,6 +888,10 @@ class _Chunk:
         #: Pushed invoices whose steps are under way, oldest first.
         self.steps: deque[_Steps] = deque()
         self.duplicates: dict[int, str] = {}
+        #: Invoices created together, this many per call, where the ledger takes batches (QuickBooks: 30).
+        self.batch_size = adapter.capabilities.batch_size or 1
+        #: Invoices waiting for that call, in due order.
+        self.queued: list[_Queued] = []
 
     def push(self, ids: list[int], loaded: list) -> bool:
         """Push the invoices with these ids; return whether to go on with the next chunk.
@@ -920,30 +934,104 @@ class _Chunk:
             for invoice in invoices:
                 record = records[invoice.id]
                 before = (record.pdf_state, record.finalize_state)
+                done: list[tuple[Invoice, ExternalRecord, tuple]] = [(invoice, record, before)]
                 try:
                     if record.state is RecordState.pending and invoice.id in self.duplicates:
                         _hold_duplicate(record, self.duplicates[invoice.id])
                     elif record.state is not RecordState.pushed:
                         looked = self._looked_up(invoice)
-                        _push_one(connection, invoice, self.adapter, self.resolver, record, looked, links, creates)
+                        # A first attempt waits for the chunk's next batch call where the ledger takes batches.
+                        batched = self.batch_size > 1 and invoice.id not in self.unknown
+                        draft = _push_one(
+                            connection, invoice, self.adapter, self.resolver, record, looked, links, creates, batched
+                        )
+                        if draft is not None:
+                            self.queued.append(_Queued(invoice, record, before, draft))
+                            done = []
                 except (LedgerError, fencing.LeaseLost) as exc:  # about the connection: keep what is done, stop
                     self._stop(exc)
-                order = step_order(connection, invoice, record) if record.state is RecordState.pushed else None
-                if order is None:
-                    self.outcomes.append((record, before))
-                else:
-                    self.steps.append(_Steps(record, before, order, *self._start_steps(order)))
-                stop = self._settle(keep=STEPS_AHEAD)
-                if stop is not None:
-                    self._stop(stop)
+                for settled in done:
+                    self._finish(*settled)
+                if len(self.queued) >= self.batch_size:
+                    self._create_queued()
                 if time.monotonic() - self.started >= CHUNK_SECONDS and not self._commit():
+                    self._create_queued()
                     self._settle(keep=0)
                     self._commit()
                     return False
+            self._create_queued()
         stop = self._settle(keep=0)
         if stop is not None:
             self._stop(stop)
         return self._commit()
+
+    def _finish(self, invoice: Invoice, record: ExternalRecord, before: tuple) -> None:
+        """Start the steps after the push of an invoice settled now (or note its outcome), and apply those done."""
+        order = step_order(self.connection, invoice, record) if record.state is RecordState.pushed else None
+        if order is None:
+            self.outcomes.append((record, before))
+        else:
+            self.steps.append(_Steps(record, before, order, *self._start_steps(order)))
+        stop = self._settle(keep=STEPS_AHEAD)
+        if stop is not None:
+            self._stop(stop)
+
+    def _create_queued(self) -> None:
+        """Create the queued invoices in one call (a batch; the single create for one alone), then go on
+        with each as with any other invoice (its steps, its outcome).
+
+        Each one's outcome is set on its record as a create of its own would have set it: the
+        ledger's document (a number QuickBooks has already: the document there, checked like any
+        found one), its refusal, or an outage. An outage of the call as a whole is one outage: every
+        invoice of it stays pending and is deferred (its outcome is unknown: the next attempt looks
+        it up), or the run stops (:meth:`_stop`), once every invoice of the call has its outcome.
+        """
+        queued, self.queued = self.queued, []
+        if not queued:
+            return
+        try:
+            stop = self._create(queued)
+        except fencing.LeaseLost as lost:  # nothing was sent
+            self._stop(lost)
+        for q in queued:
+            self._finish(q.invoice, q.record, q.before)
+        if stop is not None:
+            self._stop(stop)
+
+    def _create(self, queued: list[_Queued]) -> LedgerError | None:
+        """Make the call of :meth:`_create_queued` and set each invoice's outcome; return an error that stops the run.
+
+        :raise LeaseLost: before the call, when a newer run took the connection over.
+        """
+        fencing.before_write()
+        answers: dict[str, PushResult | LedgerError] = {}
+        try:
+            if len(queued) == 1:
+                answers[str(queued[0].record.id)] = self.adapter.push_invoice(queued[0].draft, looked_up=True)
+            else:
+                operations = [
+                    BatchOperation(id=str(q.record.id), kind="invoice", action="create", payload=q.draft)
+                    for q in queued
+                ]
+                for item in self.adapter.batch(operations, looked_up=True):
+                    answers[item.id] = item.result if item.result is not None else item.error  # type: ignore[assignment]
+        except LedgerError as exc:
+            answers = dict.fromkeys((str(q.record.id) for q in queued), exc)
+        stop: LedgerError | None = None
+        for q in queued:
+            answer = answers.get(str(q.record.id))
+            if isinstance(answer, PushResult):
+                _set_document(self.connection, q.record, q.invoice, answer)
+                continue
+            if answer is None:
+                answer = Unavailable("The ledger gave no answer for this invoice", outcome_unknown=True)
+            try:
+                _apply_error(self.connection, q.record, answer)
+            except LedgerError as exc:
+                stop = stop or exc
+            if isinstance(answer, Unavailable):
+                answer.counted = True  # one outage, whatever the number of invoices it met
+        return stop
 
     def _looked_up(self, current: Invoice) -> Future:
         """Return what the ledger has under the reference of ``current`` (a future; None: nothing).
@@ -1119,8 +1207,12 @@ def _push_one(
     looked_up: Future,
     links: dict[int, str],
     create_customers: bool,
-) -> None:
+    batched: bool = False,
+) -> DocumentDraft | None:
     """Steps 2 to 4 of one invoice of a chunk, its outcome set on ``record`` (not committed).
+
+    ``batched``: the invoice is not created here; its draft (customer included) is returned for
+    the chunk's next batch call, the record left pending. Otherwise None is returned.
 
     ``looked_up`` is what the ledger has under the invoice's reference (its future; None when
     nothing was found, or nothing asked because no earlier attempt can have reached the
@@ -1143,29 +1235,43 @@ def _push_one(
                 with db.session.no_autoflush:
                     customer_id = _ledger_customer_id(connection, invoice.customer, adapter)
                 links[invoice.customer_id] = customer_id
+            if batched:
+                return replace(draft, customer_id=customer_id)
             fencing.before_write()
             found = adapter.push_invoice(replace(draft, customer_id=customer_id), looked_up=True)
     except DocumentHeld as held:
         record.transition(RecordState.needs_action, error_class=held.error_class.value, error_text=held.text)
-        return
+        return None
     except CustomerNotPushed as exc:
         record.transition(
             RecordState.needs_action,
             error_class=errors_catalog.ErrorClass.CUSTOMER_NOT_LINKED.value,
             error_text=str(exc),
         )
-        return
+        return None
     except LedgerError as exc:
-        error_class, text = explain(connection, exc)
-        if isinstance(exc, CONNECTION_ERRORS):
-            record.transition(RecordState.pending, error_class=error_class, error_text=text)
-            if deferral.defer(record, exc):
-                return
-            raise
-        state = RecordState.skipped if isinstance(exc, NotSupported) else RecordState.failed
-        record.transition(state, error_class=error_class, error_text=text)
-        return
+        _apply_error(connection, record, exc)
+        return None
     _set_document(connection, record, invoice, found)
+    return None
+
+
+def _apply_error(connection: Connection, record: ExternalRecord, error: LedgerError) -> None:
+    """Set a ledger error met by the create of a chunk's invoice on its record (not committed).
+
+    An error about the connection leaves the record pending with the error, deferred after an
+    outage of its own (:mod:`portal.sync.deferral`); a refusal fails (or skips) it.
+
+    :raise LedgerError: ``error`` when it is one of :data:`CONNECTION_ERRORS` and the run stops.
+    """
+    error_class, text = explain(connection, error)
+    if isinstance(error, CONNECTION_ERRORS):
+        record.transition(RecordState.pending, error_class=error_class, error_text=text)
+        if deferral.defer(record, error):
+            return
+        raise error
+    state = RecordState.skipped if isinstance(error, NotSupported) else RecordState.failed
+    record.transition(state, error_class=error_class, error_text=text)
 
 
 def push_credit_note(connection: Connection, note: CreditNote, adapter: LedgerAdapter | None = None) -> ExternalRecord:

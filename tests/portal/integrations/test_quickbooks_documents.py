@@ -357,6 +357,28 @@ def test_batch_mixes_successes_and_typed_faults_in_one_call(sandbox, connected):
 
 
 @pytest.mark.faults
+def test_a_batch_of_new_invoices_is_one_call_and_a_taken_number_is_answered_with_its_invoice(sandbox, connected):
+    control(sandbox, "quickbooks/set_preferences", {"realm_id": QBO_REALM, "custom_txn_numbers": True})
+    adapter, seen = connected()
+    taken = adapter.push_invoice(draft("LB-1"), looked_up=True)
+    seen.clear()
+    operations = [BatchOperation(f"i{n}", "invoice", "create", draft(f"LB-{n}")) for n in (1, 2, 3)]
+
+    results = adapter.batch(operations, looked_up=True)
+
+    # No look-up before the call; the number QuickBooks refused (6140) is looked up after it.
+    assert [(r.method, r.url.split("?")[0].rsplit("/", 1)[-1]) for r in seen] == [("POST", "batch"), ("GET", "query")]
+    first, second, third = (r.result for r in results)
+    assert (first.external_id, first.created) == (taken.external_id, False)
+    assert second.created and third.created and second.external_number == "LB-2"
+    numbers = [i.get("DocNumber") for i in entities(sandbox, QBO_REALM, "Invoice")]
+    assert [numbers.count(f"LB-{n}") for n in (1, 2, 3)] == [1, 1, 1]
+    seen.clear()
+    # Created final, their numbers known: finalizing them (not sent) needs no call.
+    assert adapter.finalize_invoice(third.external_id, send=False) == "LB-3"
+    assert seen == []
+
+
 def test_batch_of_many_uses_thirty_per_call_and_skips_what_a_lost_answer_created(sandbox, connected):
     adapter, seen = connected()
     operations = [

@@ -90,7 +90,7 @@ def test_a_crash_before_the_chunk_commit_leaves_pending_records_that_the_next_ru
     _push(app, connection_id, ids[:1], chunk_size=4)  # links the customer
 
     class DiesAfterTwo:
-        """The real adapter; the process "dies" right after the ledger created the third invoice."""
+        """The real adapter; the process "dies" right after the ledger created the second invoice."""
 
         def __init__(self, adapter):
             self.adapter, self.created = adapter, 0
@@ -104,6 +104,11 @@ def test_a_crash_before_the_chunk_commit_leaves_pending_records_that_the_next_ru
             if self.created == 2:
                 raise Crash
             return result
+
+        def batch(self, operations, **options):
+            """QuickBooks creates the chunk's invoices with one call: the process dies once it is answered."""
+            self.adapter.batch(operations, **options)
+            raise Crash
 
     with pytest.raises(Crash):
         _push(app, connection_id, ids[1:], chunk_size=4, adapter_wrapper=DiesAfterTwo)
