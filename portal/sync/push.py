@@ -990,17 +990,20 @@ class _Chunk:
         if not queued:
             return
         try:
-            stop = self._create(queued)
+            stop, unsettled = self._create(queued)
         except fencing.LeaseLost as lost:  # nothing was sent
             self._stop(lost)
         for q in queued:
-            self._finish(q.invoice, q.record, q.before)
+            if q.record.id not in unsettled:
+                self._finish(q.invoice, q.record, q.before)
         if stop is not None:
             self._stop(stop)
 
-    def _create(self, queued: list[_Queued]) -> LedgerError | None:
-        """Make the call of :meth:`_create_queued` and set each invoice's outcome; return an error that stops the run.
+    def _create(self, queued: list[_Queued]) -> tuple[LedgerError | None, set[int]]:
+        """Make the call of :meth:`_create_queued` and set each invoice's outcome.
 
+        :return: the error that stops the run (None: none), and the ids of the records it left
+            pending without an outcome of this run (as the invoice whose create stops a run).
         :raise LeaseLost: before the call, when a newer run took the connection over.
         """
         fencing.before_write()
@@ -1018,6 +1021,7 @@ class _Chunk:
         except LedgerError as exc:
             answers = dict.fromkeys((str(q.record.id) for q in queued), exc)
         stop: LedgerError | None = None
+        unsettled: set[int] = set()
         for q in queued:
             answer = answers.get(str(q.record.id))
             if isinstance(answer, PushResult):
@@ -1029,9 +1033,10 @@ class _Chunk:
                 _apply_error(self.connection, q.record, answer)
             except LedgerError as exc:
                 stop = stop or exc
+                unsettled.add(q.record.id)
             if isinstance(answer, Unavailable):
                 answer.counted = True  # one outage, whatever the number of invoices it met
-        return stop
+        return stop, unsettled
 
     def _looked_up(self, current: Invoice) -> Future:
         """Return what the ledger has under the reference of ``current`` (a future; None: nothing).
