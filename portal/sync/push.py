@@ -888,8 +888,10 @@ class _Chunk:
         #: Pushed invoices whose steps are under way, oldest first.
         self.steps: deque[_Steps] = deque()
         self.duplicates: dict[int, str] = {}
-        #: Invoices created together, this many per call, where the ledger takes batches (QuickBooks: 30).
-        self.batch_size = adapter.capabilities.batch_size or 1
+        #: Invoices created together, this many per call, where the ledger takes batches (QuickBooks: 30;
+        #: at most the app's PUSH_BATCH_SIZE).
+        most = adapter.capabilities.batch_size or 1
+        self.batch_size = min(most, current_app.config.get("PUSH_BATCH_SIZE") or most)
         #: Invoices waiting for that call, in due order.
         self.queued: list[_Queued] = []
 

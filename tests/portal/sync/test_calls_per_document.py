@@ -109,6 +109,25 @@ def test_one_run_pushes_each_new_invoice_with_the_fewest_calls(
     assert calls <= math.ceil(per_invoice * N) + once, breakdown
 
 
+def test_the_app_can_make_quickbooks_batch_calls_smaller(app, sandbox, connect, make_invoice, monkeypatch):
+    monkeypatch.setitem(app.config, "PUSH_BATCH_SIZE", 4)
+    connection_id = connect("quickbooks")
+    make_invoice()
+    _run_job(app, connection_id)  # the customer goes in with the first invoice
+    numbers = [make_invoice()[1] for _ in range(N)]
+    logged_after = _last_log_id(app)
+
+    status, counts, message = _run_job(app, connection_id)
+
+    assert (status, counts.get("pushed")) == ("succeeded", N), message
+    for number in numbers:
+        assert len(ledger_documents(sandbox, "quickbooks", number)) == 1, number
+    breakdown = _logged(app, connection_id, logged_after)
+    # 4 + 4 + 2: the last two in a batch call of their own.
+    assert sum(n for call, n in breakdown.items() if call.endswith("/batch")) == 3, breakdown
+    assert not any(call.endswith("/invoice") for call in breakdown), breakdown
+
+
 #: The path of each ledger's invoice create, and of its look-up by our reference.
 CREATE = {"quickbooks": "/(invoice|batch)$", "bexio": "/kb_invoice$"}
 LOOK_UP = {"quickbooks": "/query", "bexio": "/kb_invoice/search"}
