@@ -2,8 +2,10 @@
 
 Three figures, printed side by side with what they are measured against (never asserted):
 
-1. **Pacing** (Exact Online, quotas on): the back-fill takes its share (``HISTORY_QUOTA_SHARE``,
-   50 %) of the per-minute window through the shared limiter. So that a run takes seconds, the
+1. **Pacing** (Exact Online, quotas on), twice side by side: with the live sync idle the back-fill
+   fills all but the reserve (95 %) of the per-minute window through the shared limiter; with the
+   live sync at work (its demand kept alive) it keeps to its share (``HISTORY_QUOTA_SHARE``,
+   50 %). The ratio of the two throughputs is printed. So that a run takes seconds, the
    sandbox's clock and the limiter's clock both run ``--speed`` times faster than real time
    (one emulated minute = 60/speed real seconds): the same as scaling the quota up by that
    factor. Throughput is compared with the floor ``calls ÷ allowed rate``; 429 answers and
@@ -151,7 +153,7 @@ class Bench:
         from tests.conftest import csrf_token_of
         from tests.portal.connections.conftest import Flow
         from tests.portal.mappings.conftest import GOOD_DEFAULTS
-        from tests.portal.sync.conftest import CONNECT, NO_TAX_LINE
+        from tests.portal.sync.conftest import CONNECT, DEFAULT_RATE, NO_TAX_LINE
 
         tag = os.urandom(3).hex()
         with self.app.app_context():
@@ -167,11 +169,18 @@ class Bench:
                 code="CONSULT",
                 name="Consulting",
                 unit_price=Decimal("100"),
-                tax_rate=Decimal("21"),
+                tax_rate=DEFAULT_RATE[provider],
             )
             db.session.add(product)
             db.session.commit()
-            ids = {"org": org.id, "unit": unit.id, "customer": customer.id, "product": product.id}
+            # The invoices are at the rate of the mapped tax code, so the ledger books what they say.
+            ids = {
+                "org": org.id,
+                "unit": unit.id,
+                "customer": customer.id,
+                "product": product.id,
+                "rate": DEFAULT_RATE[provider],
+            }
             email = staff.email
         client = self.app.test_client()
         token = csrf_token_of(client.get("/login").get_data(as_text=True))
@@ -188,6 +197,14 @@ class Bench:
             db.session.commit()
         return connection_id, ids
 
+    def company_of(self, connection_id: int) -> str:
+        """Return the ledger company (division, realm) of a connection."""
+        from portal.extensions import db
+        from portal.models import Connection
+
+        with self.app.app_context():
+            return str(db.session.get_one(Connection, connection_id).external_company_id)
+
     def seed(self, ids: dict, n: int) -> None:
         """Add ``n`` one-line invoices dated in the range, in bulk."""
         from portal.extensions import db
@@ -195,6 +212,8 @@ class Bench:
 
         tag = os.urandom(2).hex().upper()
         days = (TO - FROM).days
+        rate = ids["rate"]
+        tax = (Decimal("100.00") * rate / 100).quantize(Decimal("0.01"))
         with self.app.app_context():
             for start in range(0, n, 2000):
                 invoices = []
@@ -211,17 +230,17 @@ class Bench:
                             due_date=day + timedelta(days=30),
                             currency="EUR",
                             subtotal=Decimal("100.00"),
-                            tax_total=Decimal("21.00"),
-                            total=Decimal("121.00"),
+                            tax_total=tax,
+                            total=Decimal("100.00") + tax,
                             lines=[
                                 InvoiceLine(
                                     position=1,
                                     description="Consulting",
                                     quantity=Decimal("1"),
                                     unit_price=Decimal("100"),
-                                    tax_rate=Decimal("21"),
+                                    tax_rate=rate,
                                     net_amount=Decimal("100.00"),
-                                    tax_amount=Decimal("21.00"),
+                                    tax_amount=tax,
                                     product_id=ids["product"],
                                 )
                             ],
@@ -250,7 +269,20 @@ class Bench:
 
 
 def pacing(bench: Bench, n: int) -> None:
-    """Exact Online with quotas on and time running ``bench.speed`` times faster: throughput vs the floor."""
+    """Exact Online back-fills with the live sync idle, then at work: each against its floor, and their ratio."""
+    idle = pacing_one(bench, n, live=False)
+    busy = pacing_one(bench, n, live=True)
+    print(f"pacing  work-conserving: idle live sync / live sync at work throughput = {busy / idle:.2f}")
+
+
+def pacing_one(bench: Bench, n: int, *, live: bool) -> float:
+    """Exact Online with quotas on and time running ``bench.speed`` times faster: throughput vs the floor.
+
+    With ``live`` a thread keeps the company's live demand present, as a live sync at work does.
+    Returns the emulated seconds the back-fill took.
+    """
+    import threading
+
     from portal.extensions import queue
     from portal.history import services
     from portal.integrations import specs
@@ -259,6 +291,7 @@ def pacing(bench: Bench, n: int) -> None:
     speed = bench.speed
     connection_id, ids = bench.connect("exact-online")
     bench.seed(ids, n)
+    stop = threading.Event()
     statuses: dict[int, int] = {}
     real_from_config = limiter.from_config
 
@@ -276,23 +309,35 @@ def pacing(bench: Bench, n: int) -> None:
         with bench.app.app_context():
             for key in queue.connection.scan_iter(f"{limiter.KEY_PREFIX}:*"):
                 queue.connection.delete(key)
+            demand = (queue.connection, limiter.live_key("exact-online", bench.company_of(connection_id)))
+        if live:
+
+            def keep_live() -> None:
+                while not stop.wait(1.0):
+                    demand[0].set(demand[1], 1, px=limiter.LIVE_SECONDS * 1000)
+
+            demand[0].set(demand[1], 1, px=limiter.LIVE_SECONDS * 1000)
+            threading.Thread(target=keep_live, daemon=True).start()
         state, seconds = bench.backfill(connection_id)
     finally:
+        stop.set()
         limiter.from_config = real_from_config
     spec = specs.get_spec("exact-online")
-    share = services.DEFAULT_SHARE
+    share = services.DEFAULT_SHARE if live else 1 - limiter.LIVE_RESERVE
     allowed_per_second = spec.quotas.per_minute * share / 60  # emulated seconds
     calls = state["calls"]
     floor = calls / allowed_per_second
     emulated = seconds * speed
     failed = sum(per.get("failed", 0) for per in state["counts"].values())
     print(
-        f"pacing  exact-online  {n} invoices  {calls} calls in {seconds:.1f} s real = {emulated:.0f} s emulated "
+        f"pacing  exact-online  live sync {'at work' if live else 'idle'}  {n} invoices  "
+        f"{calls} calls in {seconds:.1f} s real = {emulated:.0f} s emulated "
         f"(x{speed:g}); floor at {share:.0%} of {spec.quotas.per_minute}/min = {floor:.0f} s; "
         f"throughput/floor = {floor / emulated:.3f}; status {state['status']}; "
         f"429 answers {statuses.get(429, 0)}; failed records {failed}; answers {dict(sorted(statuses.items()))}; "
         f"outcomes {state['counts']} {state['message']}"
     )
+    return emulated
 
 
 def batching(bench: Bench, n: int) -> None:
@@ -308,7 +353,7 @@ def batching(bench: Bench, n: int) -> None:
     print(
         f"batch   quickbooks    {n} invoices  {created} created with {state['calls']} calls "
         f"({n / max(1, state['calls']):.1f}x fewer than one call per invoice) in {seconds:.1f} s; "
-        f"status {state['status']}"
+        f"status {state['status']}; outcomes {state['counts']} {state['message']}"
     )
 
 

@@ -186,7 +186,7 @@ def generate(rng: random.Random, unit: Unit, invoices: int, credit_notes: int, t
         credited = {
             k: v for k, v in line.items() if k in ("description", "unit_price", "tax_rate", "tax_kind", "position")
         }
-        # At most 21 characters: QuickBooks keeps no longer DocNumber (§6).
+        # At most 21 characters: QuickBooks keeps no longer DocNumber (quickbooks-online.md §6).
         number = f"CN-{unit.key[-5:].upper()}-{n + 1:03d}-{rng.randrange(16**4):04x}"
         notes.append(
             {

@@ -42,7 +42,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     security.init_app(app)
     errors.init_app(app)
 
-    from .api import views as api
+    from .api import routes as api
     from .auth import views as auth
     from .connections import views as connections
     from .customers import views as customers

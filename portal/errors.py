@@ -12,7 +12,8 @@ from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import DataError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
-from .extensions import db, htmx, limiter
+from .extensions import db, limiter
+from .fragments import wants_fragment
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +50,7 @@ def render_error(status: int, message: str):
         from .links.views import render_public
 
         return render_public("links/error.html", status, error_status=status)
-    if htmx and not htmx.boosted:
+    if wants_fragment():
         body = render_template("_flash_oob.html", flashes=[("error", message)])
         return make_response(body, status, reswap="none")
     if request.path.startswith("/api/"):

@@ -7,6 +7,8 @@ from decimal import Decimal
 from typing import Any
 
 from flask import Flask, get_flashed_messages, render_template, request, session, url_for
+from flask_wtf.csrf import generate_csrf
+from markupsafe import Markup
 
 
 def money(value: Decimal | None, currency: str = "") -> str:
@@ -38,11 +40,17 @@ def url_with(**changes) -> str:
     return url_for(request.endpoint, **(request.view_args or {}), **args)
 
 
+def csrf_field() -> Markup:
+    """Return the hidden CSRF input every form that changes something carries."""
+    return Markup('<input type="hidden" name="csrf_token" value="{}">').format(generate_csrf())
+
+
 def init_app(app: Flask) -> None:
     """Register the filters, the globals, and out-of-band flashes for htmx fragments."""
     app.add_template_filter(money)
     app.add_template_filter(when)
     app.add_template_global(url_with)
+    app.add_template_global(csrf_field)
 
     @app.after_request
     def flash_out_of_band(response):

@@ -42,7 +42,11 @@ BENCHES = {
         ("Sandbox throughput", "bench/sandbox_throughput.py", ["--n", "200", "--warmup", "20"]),
         ("Customer matching", "bench/customer_matching.py", ["--n", "2000"]),
         ("Push pipeline vs raw loop", "bench/push_pipeline.py", ["--n", "40", "--warmup", "5"]),
-        ("Back-fill: QuickBooks batching", "bench/backfill.py", ["--only", "batch", "--qbo-n", "150"]),
+        (
+            "Back-fill: pacing and QuickBooks batching",
+            "bench/backfill.py",
+            ["--only", "pacing,batch", "--pace-n", "30", "--qbo-n", "150"],
+        ),
         ("Ledger truth", "bench/ledger_truth.py", ["--invoices", "60", "--credit-notes", "12"]),
     ],
     "full": [

@@ -22,6 +22,7 @@ Decisions:
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Collection
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
@@ -49,11 +50,11 @@ from ..models import (
     RecordKind,
     RecordState,
 )
-from ..models.external_record import Resolution
+from ..models.external_record import MAPPING_HOLD_CLASSES, Resolution
 from . import ingest_schema as schema
 from . import jsonbody
 from .auth import api_key_required
-from .views import bp
+from .blueprint import bp
 
 CENT = Decimal("0.01")
 MONEY_MAX = Decimal(10) ** 12
@@ -247,10 +248,15 @@ def _number_taken(model, unit_id: int, number: str, external_id: str) -> None:
 
 def _release_number_hold(kind: RecordKind, local_id: int) -> None:
     """Send a document held for a number another document has back to the push (its number changed)."""
+    _release_holds(kind, local_id, {"duplicate"})
+
+
+def _release_holds(kind: RecordKind, local_id: int, classes: Collection[str]) -> None:
+    """Send a document held for one of these causes back to the push: the SaaS sent a new version."""
     for record in db.session.scalars(
         select(ExternalRecord).filter_by(kind=kind, local_id=local_id, state=RecordState.needs_action)
     ):
-        if record.last_error_class == "duplicate":
+        if record.last_error_class in classes:
             record.transition(RecordState.pending)
 
 
@@ -624,6 +630,7 @@ def put_invoice(org_id: str, external_id: str):
         )
     if values["number"] != invoice.number:
         _release_number_hold(RecordKind.invoice, invoice.id)
+    _release_holds(RecordKind.invoice, invoice.id, MAPPING_HOLD_CLASSES)  # its lines or totals may be mapped now
     _apply(invoice, values)
     if not same_lines:
         _set_lines(invoice, InvoiceLine, lines)
@@ -693,6 +700,7 @@ def put_credit_note(org_id: str, external_id: str):
     )
     if values["number"] != note.number:
         _release_number_hold(RecordKind.credit_note, note.id)
+    _release_holds(RecordKind.credit_note, note.id, MAPPING_HOLD_CLASSES)
     _apply(note, values)
     if not same_lines:
         _set_lines(note, CreditNoteLine, lines)

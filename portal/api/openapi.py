@@ -6,7 +6,8 @@ from typing import Any
 
 from ..security import public
 from . import ingest_schema as schema
-from .views import LINK_FIELDS, REQUIRED, bp
+from .blueprint import bp
+from .views import LINK_FIELDS, REQUIRED
 
 _JSON_TYPES = {str: "string", int: "integer", bool: "boolean", type(None): "null"}
 
@@ -99,11 +100,13 @@ def _ledger_status(*, invoice: bool) -> dict[str, Any]:
         "ledger": {"type": "string", "description": "The ledger's name."},
         "state": {
             "type": "string",
-            "enum": ["pending", "pushed", "differs", "failed", "skipped", "needs_action", "dismissed"],
-            "description": "pending: on its way; pushed: in the ledger, its totals equal to the SaaS's; differs: "
-            "in the ledger, but its totals there differ from the SaaS's (error gives both; not finalized or "
-            "sent); failed / needs_action: someone must act (see error; a document the ledger would total "
-            "differently is held before anything is written); skipped: the ledger cannot take it (error says "
+            "enum": ["waiting", "pending", "pushed", "differs", "failed", "skipped", "needs_action", "dismissed"],
+            "description": "waiting: the connection is not live yet, nothing is pushed automatically until support "
+            "takes it live (error says so); pending: on its way; pushed: in the ledger, its totals equal to the "
+            "SaaS's; differs: in the ledger, but its totals there differ from the SaaS's (error gives both; not "
+            "finalized or sent); failed / needs_action: someone must act (see error; a document at a rate without "
+            "a tax code, or that the ledger would total differently, is held before anything is written, and "
+            "pushed once the mapping or the document changes); skipped: the ledger cannot take it (error says "
             "the manual step); dismissed: taken off the lists by a person (resolution).",
         },
         "number": {**_NULLABLE_STRING, "description": "The ledger's document number, to show in the SaaS."},

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from flask import Blueprint, g
+from flask import g
 from sqlalchemy import select
 
 from ..extensions import db
@@ -14,9 +14,8 @@ from ..links.services import LinkError
 from ..models import AuthorizationLink, BusinessUnit, Organization
 from . import jsonbody
 from .auth import api_key_required
+from .blueprint import bp
 from .ingest_schema import _CONTROL_CLASS
-
-bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
 #: Fields of POST /authorization-links and the JSON types they take.
 LINK_FIELDS: dict[str, tuple[type, ...]] = {
@@ -180,7 +179,3 @@ def revoke_authorization_link(link_id: int):
         raise PayloadError(exc.message, status=exc.status) from exc
     db.session.commit()
     return link_json(link)
-
-
-# The ingestion and status routes and the OpenAPI description live in their own modules, on this blueprint.
-from . import ingest, ledger_status, openapi  # noqa: E402, F401

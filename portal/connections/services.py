@@ -6,6 +6,7 @@ import hashlib
 import json
 import logging
 import secrets
+from collections.abc import Callable
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -139,6 +140,21 @@ def start_authorization(
     url = adapter.authorization_url(redirect_uri=callback_url(), state=state, code_verifier=verifier)
     # The browser goes there: send it to the configured host (the sandbox in development).
     return adapter.http.hosts.resolve(url)
+
+
+#: Who finishes a consent the OAuth callback receives, by the purpose it was started for, where
+#: that is not the staff's own connect flow (authorization links register theirs: links/views.py).
+CALLBACK_COMPLETERS: dict[str, Callable[[dict[str, Any]], Any]] = {}
+
+
+def completes_callbacks(purpose: str) -> Callable[[Callable[[dict[str, Any]], Any]], Callable[[dict[str, Any]], Any]]:
+    """Register the decorated view function as the one that finishes consents started for ``purpose``."""
+
+    def register(complete: Callable[[dict[str, Any]], Any]) -> Callable[[dict[str, Any]], Any]:
+        CALLBACK_COMPLETERS[purpose] = complete
+        return complete
+
+    return register
 
 
 def peek_pending(state: str | None) -> dict[str, Any] | None:

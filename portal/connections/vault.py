@@ -93,7 +93,7 @@ def _refresh_locked(connection_id: int, *, force: bool, seen: TokenSet | None, r
         earliest = spec.tokens.refresh_not_before
         young = earliest and _now() - tokens.issued_at < earliest and not tokens.access_expired(leeway=timedelta(0))
         if young and not refused:
-            # Exact refuses a refresh in the first 570 s (§1.5); the current token still works. (A token
+            # Exact refuses a refresh in the first 570 s (exact-online.md §1.5); the current token still works. (A token
             # the ledger itself refused is refreshed all the same: by the ledger's clock it has lapsed.)
             return tokens
         persisted: list[TokenSet] = []

@@ -9,15 +9,17 @@ from flask_login import current_user
 from flask_wtf import FlaskForm
 
 from .. import audit
-from ..extensions import db, htmx, login_manager
+from ..extensions import db, login_manager
+from ..fragments import redirect_to, wants_fragment
 from ..integrations.base import LedgerError, NotSupported
 from ..links.ratelimit import link_callback_limit
 from ..models import AuditEvent, BusinessUnit, Connection, GrantPurpose, OAuthGrant, Role, SyncRunKind
 from ..security import public, require_role
-from ..sync import payments, schedule, testdoc
+from ..sync import backlog, payments, schedule, testdoc
 from ..sync.guard import DocumentHeld
 from . import onboarding, services, vault
 from .forms import ConfirmForm, ConnectForm, GoLiveForm, PickCompanyForm, SettingsForm
+from .lookup import connection_or_404
 from .services import ConnectError
 
 bp = Blueprint("connections", __name__)
@@ -35,14 +37,8 @@ def get_unit(unit_id: int) -> BusinessUnit:
 
 
 def get_connection(connection_id: int) -> Connection:
-    """Load a connection.
-
-    :raise: 404 when it does not exist.
-    """
-    connection = db.session.get(Connection, connection_id)
-    if connection is None:
-        abort(404, description=f"There is no connection with id {connection_id}.")
-    return connection
+    """Load a connection (404 when it does not exist)."""
+    return connection_or_404(connection_id)
 
 
 def _refused(exc: ConnectError, back: str):
@@ -78,7 +74,7 @@ def connect_unit(unit_id: int):
                 status = exc.status
             else:
                 # The provider's consent page is another site: a full navigation, not a swap.
-                return redirect(url) if not htmx else ("", 204, {"HX-Redirect": url})
+                return redirect_to(url)
     elif form.is_submitted():
         status = 400
     return render_template("connections/connect.html", unit=unit, form=form, existing=existing), status
@@ -98,9 +94,7 @@ def oauth_callback():
     # every other consent still needs a logged-in support member, checked here explicitly.
     pending = services.peek_pending(request.args.get("state"))
     if pending is not None and pending.get("purpose") == GrantPurpose.link.value:
-        from ..links.views import complete_from_callback
-
-        return complete_from_callback(pending)
+        return services.CALLBACK_COMPLETERS[GrantPurpose.link.value](pending)
     if not current_user.is_authenticated:
         return login_manager.unauthorized()
     if not current_user.has_role(Role.support):
@@ -234,6 +228,7 @@ def _gate_context(connection: Connection, go_live_form: GoLiveForm | None = None
         "pull_run": onboarding.latest_run(connection, SyncRunKind.payment_poll) if live else None,
         "payments_mode": payments.mode(connection),
         "pushes_automatically": schedule.pushes_automatically(connection),
+        "backlog": backlog.of(connection) if live and connection.went_live else None,
     }
 
 
@@ -275,7 +270,7 @@ def go_live(connection_id: int):
     else:
         status = 400
     context = dict(connection=connection, **_gate_context(connection, form))
-    if htmx and not htmx.boosted:
+    if wants_fragment():
         return render_template("connections/_checklist.html", **context), status
     return (
         render_template(
@@ -293,7 +288,7 @@ def go_live(connection_id: int):
 
 def _sync_box(connection: Connection, status: int = 200, message: str | None = None, level: str = "info"):
     """Answer a sync action: the sync box (htmx) or the page, with the message."""
-    if htmx and not htmx.boosted:
+    if wants_fragment():
         return (
             render_template(
                 "connections/_sync.html",
@@ -448,7 +443,7 @@ def update_settings(connection_id: int):
     )
     db.session.commit()
     message = "Settings saved." if changed else "Nothing changed."
-    if htmx and not htmx.boosted:
+    if wants_fragment():
         # The box is swapped in place: the confirmation goes in it, not into a later page's flashes.
         return render_template("connections/_settings.html", connection=connection, settings_form=form, saved=message)
     flash(message, "success")
@@ -471,7 +466,7 @@ def reconnect(connection_id: int):
         )
     except ConnectError as exc:
         return _refused(exc, url_for("connections.show_connection", connection_id=connection.id))
-    return redirect(url) if not htmx else ("", 204, {"HX-Redirect": url})
+    return redirect_to(url)
 
 
 @bp.post("/connections/<int:connection_id>/disconnect")

@@ -319,7 +319,6 @@ def search_ledger(connection: Connection, query: str, limit: int = 20) -> list[L
     text = (query or "").strip()[:100]
     if not text:
         return []
-    like = f"%{text.lower()}%"
     columns = (
         LedgerCustomerCache.name,
         LedgerCustomerCache.code,
@@ -328,7 +327,7 @@ def search_ledger(connection: Connection, query: str, limit: int = 20) -> list[L
         LedgerCustomerCache.coc_number,
         LedgerCustomerCache.external_id,
     )
-    conditions = [func.lower(c).like(like) for c in columns]
+    conditions = [c.icontains(text, autoescape=True) for c in columns]
     vat = matching.normalise_vat(text, connection.external_company_country)
     if vat:
         # The number without its country letters: a ledger may store it with or without them.
@@ -370,13 +369,12 @@ def unlinked_customers(connection: Connection, *, query: str = "", limit: int = 
     stmt = _organization_customers(connection).where(Customer.id.not_in(linked))
     text = (query or "").strip()[:100]
     if text:
-        like = f"%{text.lower()}%"
         stmt = stmt.where(
             or_(
-                func.lower(Customer.name).like(like),
-                func.lower(Customer.external_id).like(like),
-                func.lower(Customer.vat_number).like(like),
-                func.lower(Customer.email).like(like),
+                Customer.name.icontains(text, autoescape=True),
+                Customer.external_id.icontains(text, autoescape=True),
+                Customer.vat_number.icontains(text, autoescape=True),
+                Customer.email.icontains(text, autoescape=True),
             )
         )
     total = db.session.scalar(select(func.count()).select_from(stmt.subquery()))
@@ -911,8 +909,13 @@ def links(connection: Connection, *, limit: int = 200, offset: int = 0, query: s
         .where(CustomerLink.connection_id == connection.id)
     )
     if query.strip():
-        like = f"%{query.strip().lower()}%"
-        stmt = stmt.where(or_(func.lower(Customer.name).like(like), func.lower(CustomerLink.external_id).like(like)))
+        text = query.strip()
+        stmt = stmt.where(
+            or_(
+                Customer.name.icontains(text, autoescape=True),
+                CustomerLink.external_id.icontains(text, autoescape=True),
+            )
+        )
     return db.session.execute(stmt.order_by(CustomerLink.id.desc()).limit(limit).offset(offset)).all()
 
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import select
 
+from ..connections.lookup import connection_or_404
 from ..extensions import db
 from ..formfields import shown
 from ..models import Connection, Role, SyncRun, SyncRunKind
@@ -24,14 +25,8 @@ PER_PAGE = 100
 
 
 def get_connection(connection_id: int) -> Connection:
-    """Load a connection.
-
-    :raise: 404 when it does not exist.
-    """
-    connection = db.session.get(Connection, connection_id)
-    if connection is None:
-        abort(404, description=f"There is no connection with id {connection_id}.")
-    return connection
+    """Load a connection (404 when it does not exist)."""
+    return connection_or_404(connection_id)
 
 
 def latest_run(connection: Connection) -> SyncRun | None:

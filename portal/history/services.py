@@ -14,8 +14,10 @@ preview's numbers are what the push then does:
 
 The push runs kinds in dependency order (customers → invoices → credit notes → payments) and
 commits its cursor after every chunk: a crash, a pause or a quota wait resumes at the cursor, and
-records pushed already are left alone by their ExternalRecord anyway. It takes at most
-``HISTORY_QUOTA_SHARE`` of every quota window (the shared limiter), so live syncs keep the rest.
+records pushed already are left alone by their ExternalRecord anyway. While live syncs of the
+company work it takes at most ``HISTORY_QUOTA_SHARE`` of every quota window (the shared limiter),
+so they keep the rest; while they are idle it uses all but a small reserve
+(:data:`portal.sync.limiter.LIVE_RESERVE`): the quota nobody needs is not left unused.
 
 Like :mod:`portal.sync.push`, the push commits as it goes (STYLE 6 names the job's outer
 function as the boundary; here every chunk is one): the commits are the resumability.
@@ -786,9 +788,10 @@ def estimate(connection: Connection, calls: int, share: float | None = None) -> 
     quota = f"{spec.quotas.per_minute:,} calls a minute"
     if spec.quotas.per_day:
         quota += f" and {spec.quotas.per_day:,} a day"
+    idle = max(share, 1 - limiter.LIVE_RESERVE)
     text = (
         f"About {calls:,} {spec.name} calls. {spec.name} allows {quota} per {spec.quotas.per}; the back-fill uses "
-        f"{share:.0%} of that, leaving the rest to the live sync"
+        f"{share:.0%} of that while the live sync works, leaving it the rest, and up to {idle:.0%} while it is idle"
     )
     if days > 1:
         text += (
@@ -796,7 +799,7 @@ def estimate(connection: Connection, calls: int, share: float | None = None) -> 
             "reset and continues by itself."
         )
     else:
-        text += f", so it takes about {_duration(seconds)}."
+        text += f", so it takes at most about {_duration(seconds)}."
     return {"calls": calls, "seconds": round(seconds, 1), "days": days, "share": share, "text": text}
 
 
@@ -1296,7 +1299,11 @@ def _push_chunk(backfill, connection, classifier, adapter, kind: str, ids: list[
             if batching and kind == "invoice":
                 to_batch.append(obj)
                 continue
-            record = _push_one(connection, adapter, kind, obj)
+            try:
+                record = _push_one(connection, adapter, kind, obj)
+            except sync_push.CONNECTION_ERRORS:
+                _note_if_written(backfill, connection, kind, obj)
+                raise
             _note(backfill, kind, obj, _outcome_of(record), record.external_id, record.last_error_text)
         elif v.adopt:
             record = _adopt(connection, kind, obj, v)
@@ -1310,6 +1317,18 @@ def _push_chunk(backfill, connection, classifier, adapter, kind: str, ids: list[
             _note(backfill, kind, obj, outcome, v.external_id, v.reason, v.fix_url)
     if to_batch:
         _push_batch(backfill, connection, adapter, to_batch)
+
+
+def _note_if_written(backfill: Backfill, connection: Connection, kind: str, obj: Any) -> None:
+    """Note a record created before its push stopped (an invoice whose PDF or finalize step met the spent
+    quota or an outage): the back-fill created it, and a resume must not count it as found in the ledger.
+
+    Its remaining steps are done by a later push, as for any pushed invoice.
+    """
+    db.session.rollback()  # the push committed the record's state; nothing else of the attempt is kept
+    record = sync_push._existing(connection, RecordKind(kind), obj.id)
+    if record is not None and record.state is RecordState.pushed:
+        _note(backfill, kind, obj, ItemOutcome.created, record.external_id)
 
 
 def _push_one(connection: Connection, adapter: LedgerAdapter, kind: str, obj: Any) -> ExternalRecord:

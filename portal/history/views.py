@@ -9,7 +9,9 @@ from flask_htmx import make_response
 from flask_login import current_user
 
 from ..connections import services as connection_services
-from ..extensions import db, htmx
+from ..connections.lookup import connection_or_404
+from ..extensions import db
+from ..fragments import wants_fragment
 from ..integrations.base import LedgerError
 from ..integrations.specs import get_spec
 from ..models import Backfill, Connection, ItemOutcome, Role
@@ -26,16 +28,8 @@ STOP_POLLING = 286
 
 
 def get_connection(connection_id: int) -> Connection:
-    """Load a live connection.
-
-    :raise: 404 when it does not exist, 409 when it is disconnected.
-    """
-    connection = db.session.get(Connection, connection_id)
-    if connection is None:
-        abort(404, description=f"There is no connection with id {connection_id}.")
-    if not connection.is_live:
-        abort(409, description="This connection is disconnected; connect the business unit anew to back-fill.")
-    return connection
+    """Load a live connection (404 when it does not exist, 409 when it is disconnected)."""
+    return connection_or_404(connection_id, live_to="back-fill")
 
 
 def get_backfill(backfill_id: int) -> Backfill:
@@ -107,7 +101,7 @@ def preview_history(connection_id: int):
 
 
 def _preview_answer(connection, form, *, preview=None, error=None, status=200):
-    if htmx and not htmx.boosted:
+    if wants_fragment():
         return (
             render_template(
                 "history/_preview.html",
@@ -196,7 +190,7 @@ def _items_context(backfill: Backfill) -> dict:
 def list_records(backfill_id: int):
     backfill = get_backfill(backfill_id)
     context = _items_context(backfill)
-    if htmx and not htmx.boosted:
+    if wants_fragment():
         return render_template("history/_items.html", backfill=backfill, **context)
     args: dict[str, Any] = request.args.to_dict()
     return redirect(url_for("history.show_backfill", backfill_id=backfill_id, **args))
@@ -211,7 +205,7 @@ def _control(backfill_id: int, action):
     else:
         flash(said, "success")
     backfill = get_backfill(backfill_id)
-    if htmx and not htmx.boosted:
+    if wants_fragment():
         return _progress(backfill)
     return redirect(url_for("history.show_backfill", backfill_id=backfill_id))
 

@@ -1,8 +1,8 @@
 """bexio adapter: only what differs from the other ledgers (bexio.md, cited §n).
 
 A token belongs to one bexio company; its ``company_id`` and ``company_user_id`` travel in the
-access token's claims (§1.5). PKCE (S256) is always used; refresh tokens rotate on every
-refresh (§1.3). There is no public credit-note API (§3.6).
+access token's claims (bexio.md §1.5). PKCE (S256) is always used; refresh tokens rotate on every
+refresh (bexio.md §1.3). There is no public credit-note API (§3.6).
 """
 
 from __future__ import annotations
@@ -45,9 +45,9 @@ from .base import (
 from .totals import Totals
 
 API = "https://api.bexio.com"
-#: Scopes our calls need beyond OIDC (§1.2): without them bexio answers 403.
+#: Scopes our calls need beyond OIDC (bexio.md §1.2): without them bexio answers 403.
 REQUIRED_SCOPES = ("contact_edit", "kb_invoice_edit", "accounting")
-#: Reference kind → list path (§3.7).
+#: Reference kind → list path (bexio.md §3.7).
 _REFERENCE = {
     "items": "2.0/article",
     "tax_codes": "3.0/taxes",
@@ -62,14 +62,14 @@ _REFERENCE = {
     "all_taxes": "3.0/taxes",
 }
 _CUSTOMER_FIELDS = {"code": "nr", "email": "mail", "name": "name_1"}
-#: kb_item_status_id of invoices (§3.4).
+#: kb_item_status_id of invoices (bexio.md §3.4).
 _STATUS = {7: "draft", 8: "open", 9: "paid", 16: "partial", 19: "cancelled", 31: "overdue"}
 DRAFT, PAID, CANCELLED = 7, 9, 19
-#: The placeholder bexio requires in a sent invoice's message and replaces with the invoice link (§3.4).
+#: The placeholder bexio requires in a sent invoice's message and replaces with the invoice link (bexio.md §3.4).
 NETWORK_LINK = "[Network Link]"
-#: Search field and value strings are limited to 255 characters (§2.4).
+#: Search field and value strings are limited to 255 characters (bexio.md §2.4).
 SEARCH_VALUE_MAX = 255
-#: Rows one search page answers at most (§2.3).
+#: Rows one search page answers at most (bexio.md §2.3).
 SEARCH_LIMIT = 2000
 CENT = Decimal("0.01")
 
@@ -103,7 +103,7 @@ class BexioAdapter(LedgerAdapter):
         if isinstance(other, BexioAdapter):
             self._drafts = other._drafts
 
-    # -- OAuth (§1) -------------------------------------------------------------------------------
+    # -- OAuth (bexio.md §1) ----------------------------------------------------------------------
 
     def authorization_url(self, *, redirect_uri: str, state: str, code_verifier: str | None = None) -> str:
         """Return the Keycloak consent URL with our scopes and a PKCE S256 challenge.
@@ -141,7 +141,7 @@ class BexioAdapter(LedgerAdapter):
         return tokens
 
     def refresh(self) -> TokenSet:
-        """Refresh; the old refresh token dies at once, so the new one is persisted first (§1.3)."""
+        """Refresh; the old refresh token dies at once, so the new one is persisted first (bexio.md §1.3)."""
         return self._refresh_grant()
 
     def revoke(self) -> bool:
@@ -168,7 +168,7 @@ class BexioAdapter(LedgerAdapter):
         return token_claims(self._access_token())
 
     def _list(self, path: str, params: Mapping[str, str] | None = None) -> list[dict]:
-        """GET a bare-array list page by page until a short page (§2.3)."""
+        """GET a bare-array list page by page until a short page (bexio.md §2.3)."""
         size = self.spec.page_size
         found: list[dict] = []
         offset = 0
@@ -256,7 +256,7 @@ class BexioAdapter(LedgerAdapter):
         return True, "Consent granted " + ", ".join(REQUIRED_SCOPES)
 
     def _probe_rights(self) -> tuple[bool, str]:
-        # Scopes and the user's own rights must both allow a call (§1.2): reading the modules
+        # Scopes and the user's own rights must both allow a call (bexio.md §1.2): reading the modules
         # proves the rights without writing anything.
         me = self._call("GET", f"{API}/3.0/users/me")
         self._call("GET", f"{API}/2.0/kb_invoice", params={"limit": 1})
@@ -360,7 +360,7 @@ class BexioAdapter(LedgerAdapter):
         params = {"types": "sales_tax", "scope": "active"} if kind == "tax_codes" else None
         items = [self._reference_item(kind, row) for row in self._list(_REFERENCE[kind], params)]
         if kind == "gl_accounts":
-            # Positions need an earning account (account_type 1, §3.3).
+            # Positions need an earning account (account_type 1, bexio.md §3.3).
             items = [i for i in items if i.details.get("account_type") == 1]
         return items
 
@@ -410,7 +410,8 @@ class BexioAdapter(LedgerAdapter):
         )
 
     def create_customer(self, draft: CustomerDraft) -> LedgerCustomer:
-        """Create a contact (company or person) whose ``nr`` carries our reference (:func:`customer_code`, §3.1)."""
+        """Create a contact (company or person) whose ``nr`` carries our reference (:func:`customer_code`,
+        bexio.md §3.1)."""
         user = self._user_id()
         body: dict[str, Any] = {
             "contact_type_id": 2 if draft.is_person else 1,
@@ -423,12 +424,13 @@ class BexioAdapter(LedgerAdapter):
         return self._customer(self._call("POST", f"{API}/2.0/contact", json=body))
 
     def find_customer_by_reference(self, draft: CustomerDraft) -> LedgerCustomer | None:
-        """Return the contact whose ``nr`` is the draft's :func:`customer_code` (indexed search, §2.4), or None."""
+        """Return the contact whose ``nr`` is the draft's :func:`customer_code` (indexed search,
+        bexio.md §2.4), or None."""
         found = self.find_customers(CustomerQuery("code", customer_code(draft.reference)))
         return found[0] if found else None
 
     def update_customer(self, external_id: str, draft: CustomerDraft, fields: Collection[str]) -> None:
-        """Edit the contact with the changed fields: ``POST /2.0/contact/{id}`` (§2.1, edits are POSTs).
+        """Edit the contact with the changed fields: ``POST /2.0/contact/{id}`` (bexio.md §2.1, edits are POSTs).
 
         bexio contacts keep no VAT or company number, and their country is a bexio id: those
         fields are left out.
@@ -438,7 +440,7 @@ class BexioAdapter(LedgerAdapter):
             self._call("POST", f"{API}/2.0/contact/{int(external_id)}", json=body)
 
     def iter_customers(self, page_size: int | None = None) -> Iterator[LedgerCustomer]:
-        """Yield every contact by ``limit`` / ``offset`` pages until a short page (§2.3).
+        """Yield every contact by ``limit`` / ``offset`` pages until a short page (bexio.md §2.3).
 
         Deleted contacts are not listed (bexio deletes softly and hides them): a linked contact
         that disappears reads as deleted.
@@ -456,10 +458,10 @@ class BexioAdapter(LedgerAdapter):
             offset += size
 
     def find_by_reference(self, kind: str, reference: str) -> PushResult | None:
-        """Return the invoice whose ``api_reference`` is our reference (indexed search, §3.2).
+        """Return the invoice whose ``api_reference`` is our reference (indexed search, bexio.md §3.2).
 
-        :raise NotSupported: for credit notes (none in bexio, §3.6) and payments, which carry no
-            free reference in bexio (§3.5): use :meth:`find_payment`, which matches by date and amount.
+        :raise NotSupported: for credit notes (none in bexio, bexio.md §3.6) and payments, which carry no
+            free reference in bexio (bexio.md §3.5): use :meth:`find_payment`, which matches by date and amount.
         """
         if kind == "payment":
             raise NotSupported(
@@ -474,7 +476,7 @@ class BexioAdapter(LedgerAdapter):
         return PushResult(str(found[0]["id"]), found[0].get("document_nr"), created=False, totals=_totals(found[0]))
 
     def find_by_references(self, kind: str, references: Sequence[str]) -> dict[str, PushResult]:
-        """Return the invoices with these ``api_reference`` values: one ``in`` search per page of them (§2.4).
+        """Return the invoices with these ``api_reference`` values: one ``in`` search per page of them (bexio.md §2.4).
 
         Each page's joined references stay within the 255 characters bexio allows for a search
         value; of several invoices with one reference, the oldest (lowest id) is returned, as
@@ -498,7 +500,7 @@ class BexioAdapter(LedgerAdapter):
         return found
 
     def push_credit_note(self, draft: DocumentDraft) -> PushResult:
-        """Refuse: bexio has no public credit-note API (§3.6).
+        """Refuse: bexio has no public credit-note API (bexio.md §3.6).
 
         :raise NotSupported: always, with the manual step in bexio's own screens.
         """
@@ -511,7 +513,7 @@ class BexioAdapter(LedgerAdapter):
         )
 
     def attach_pdf(self, external_id: str, *, filename: str, content: bytes) -> str | None:
-        """Refuse: bexio renders each invoice's PDF itself from the invoice (``GET …/{id}/pdf``, §3.4).
+        """Refuse: bexio renders each invoice's PDF itself from the invoice (``GET …/{id}/pdf``, bexio.md §3.4).
 
         Its documented API offers no way to put a file on a ``kb_invoice``: the invoice routes
         (issue, send, pdf, payments, positions…) have no attachment resource, and no other route
@@ -528,13 +530,13 @@ class BexioAdapter(LedgerAdapter):
     # -- invoices ---------------------------------------------------------------------------------
 
     def push_invoice(self, draft: DocumentDraft, *, looked_up: bool = False) -> PushResult:
-        """Create a draft invoice with ``api_reference`` = our reference (custom positions, §3.2).
+        """Create a draft invoice with ``api_reference`` = our reference (custom positions, bexio.md §3.2).
 
         Unless ``looked_up``, an invoice with that reference already there is returned instead.
 
         Lines carry the mapped sales tax id and revenue account id; net prices, tax added.
         ``is_valid_to`` is the draft's due date: bexio's documentation gives no rule for an
-        invoice without one and no payment term to derive it from, so it is always sent (§3.2).
+        invoice without one and no payment term to derive it from, so it is always sent (bexio.md §3.2).
 
         :raise Rejected: when the draft has no due date (before creating anything), naming the fix.
         """
@@ -588,7 +590,7 @@ class BexioAdapter(LedgerAdapter):
     def finalize_invoice(
         self, external_id: str, *, send: bool, email: str | None = None, message: str | None = None
     ) -> str | None:
-        """Issue the invoice (draft → open) and, when ``send``, have bexio e-mail it (§3.4).
+        """Issue the invoice (draft → open) and, when ``send``, have bexio e-mail it (bexio.md §3.4).
 
         The recipient is ``email``, else the contact's e-mail. The message must hold bexio's
         ``[Network Link]`` placeholder (bexio puts the invoice link there); without ``message``
@@ -669,7 +671,7 @@ class BexioAdapter(LedgerAdapter):
     # -- payments ---------------------------------------------------------------------------------
 
     def payment_status(self, external_id: str) -> PaymentStatus:
-        """Return the invoice's remaining amount; status 9 is paid, 16 partly paid (§3.4)."""
+        """Return the invoice's remaining amount; status 9 is paid, 16 partly paid (bexio.md §3.4)."""
         return self._payment_status(self._call("GET", f"{API}/2.0/kb_invoice/{int(external_id)}"))
 
     @staticmethod
@@ -681,7 +683,7 @@ class BexioAdapter(LedgerAdapter):
         return PaymentStatus(str(invoice["id"]), status == PAID, remaining, total, state)
 
     def payment_statuses(self, external_ids: Sequence[str]) -> dict[str, PaymentStatus]:
-        """Return the status of many invoices with one ``id in (…)`` search per chunk (§2.4).
+        """Return the status of many invoices with one ``id in (…)`` search per chunk (bexio.md §2.4).
 
         Chunks keep the joined ids within the 255 characters bexio allows for a search value.
         Invoices bexio no longer has are left out.
@@ -701,7 +703,7 @@ class BexioAdapter(LedgerAdapter):
         return found
 
     def push_payment(self, draft: PaymentDraft) -> PushResult:
-        """Book a payment on the invoice: ``POST /2.0/kb_invoice/{id}/payment`` (§3.5).
+        """Book a payment on the invoice: ``POST /2.0/kb_invoice/{id}/payment`` (bexio.md §3.5).
 
         Sends ``date``, ``value`` and, when the connection names one, ``bank_account_id``. bexio
         keeps no reference of ours on a payment: after an unknown outcome, look it up with
@@ -724,7 +726,7 @@ class BexioAdapter(LedgerAdapter):
     def find_payment(self, draft: PaymentDraft, *, exclude: Collection[str] = ()) -> PushResult | None:
         """Return the invoice's payment with the draft's date and amount, or None.
 
-        bexio payments carry no free reference (§3.5), so the rule is: among the payments of
+        bexio payments carry no free reference (bexio.md §3.5), so the rule is: among the payments of
         ``draft.invoice_id`` that do not come from a credit voucher, the first (lowest id) with
         the same ``date`` and the same ``value`` to the cent, skipping ids in ``exclude`` (the
         payments already recorded for other local payments of that invoice, so two equal
@@ -746,11 +748,11 @@ class BexioAdapter(LedgerAdapter):
     def iter_documents(self, kind: str, date_from: date, date_to: date) -> Iterator[LedgerDocument]:
         """Yield the invoices dated (``is_valid_from``) within the range, every status, by id.
 
-        One invoice search per ``limit``/``offset`` page until a short page (§2.3, §2.4); the
+        One invoice search per ``limit``/``offset`` page until a short page (bexio.md §2.3, §2.4); the
         reference is the ``api_reference`` (None for invoices made in bexio), the open amount
         ``total_remaining_payments``.
 
-        :raise NotSupported: for credit notes, which bexio's API does not have (§3.6).
+        :raise NotSupported: for credit notes, which bexio's API does not have (bexio.md §3.6).
         """
         if kind != "invoice":
             raise NotSupported(
@@ -797,7 +799,7 @@ class BexioAdapter(LedgerAdapter):
         )
 
 
-#: CustomerDraft field → contact fields an update sets (§3.1: street_name is written, address is read-only).
+#: CustomerDraft field → contact fields an update sets (bexio.md §3.1: street_name is written, address is read-only).
 _CONTACT_UPDATES = {
     "name": ("name_1",),
     "email": ("mail",),
@@ -830,7 +832,7 @@ def default_message(number: str | None) -> str:
 
 def _totals(invoice: Mapping[str, Any]) -> Totals | None:
     """Return an invoice's totals as bexio answers them: total_net, total_taxes (4 decimals) and the
-    total rounded to the currency's factor (§3.2)."""
+    total rounded to the currency's factor (bexio.md §3.2)."""
     if invoice.get("total") in (None, ""):
         return None
     return Totals(

@@ -338,7 +338,7 @@ CATALOG: tuple[Entry, ...] = (
         E,
         pattern=r"verplicht|mandatory",
     ),
-    # -- QuickBooks Online (quickbooks-online.md §4, §6; provider-fixtures/quickbooks/error) --
+    # -- QuickBooks Online (quickbooks-online.md §4, §6; qbo_api spec/vcr/error) --
     Entry(
         C.AUTH_LOST,
         "QuickBooks refused the access token; it is refreshed automatically. If this repeats, reconnect.",
@@ -710,7 +710,7 @@ def explain(error: LedgerError) -> Explanation:
     for kind, error_class, explanation, fix, retryable in _BY_TYPE:
         if isinstance(error, kind):
             return said(error_class, explanation, fix, retryable)
-    # A refusal stays a refusal whatever its status: Exact sends business rules as 500 (§4.2).
+    # A refusal stays a refusal whatever its status: Exact sends business rules as 500 (exact-online.md §4.2).
     if status is not None and not isinstance(error, Rejected):
         for applies, error_class, explanation, fix, retryable in _BY_STATUS:
             if applies(status):

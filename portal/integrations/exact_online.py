@@ -1,8 +1,8 @@
 """Exact Online adapter: only what differs from the other ledgers (exact-online.md, cited §n).
 
-Divisions are integers in every REST URL (§2); the adapter never trusts ``Me.CurrentDivision``
+Divisions are integers in every REST URL (exact-online.md §2); the adapter never trusts ``Me.CurrentDivision``
 (it drifts when the user switches company in the browser) and always uses ``company_id``.
-Refresh tokens rotate on every refresh and the old one dies at once (§1.5), so the new pair is
+Refresh tokens rotate on every refresh and the old one dies at once (exact-online.md §1.5), so the new pair is
 handed to the token updater inside :meth:`LedgerAdapter._token_call` before it is returned.
 """
 
@@ -48,7 +48,8 @@ from .base import (
 )
 from .totals import Totals
 
-#: Reference kind → (endpoint, $select, $filter) (§3.2 to §3.6). Items need a filter (mandatory filtering).
+#: Reference kind → (endpoint, $select, $filter) (exact-online.md §3.2 to §3.6). Items need a filter
+#: (mandatory filtering).
 _REFERENCE = {
     "items": ("logistics/Items", "ID,Code,Description,SalesVatCode,EndDate", "IsSalesItem eq true"),
     "tax_codes": ("vat/VATCodes", "ID,Code,Description,Percentage,VATTransactionType,IsBlocked", None),
@@ -60,10 +61,10 @@ _REFERENCE = {
     "all_accounts": ("financial/GLAccounts", "ID,Code,Description,Type,TypeDescription,IsBlocked", None),
     "all_journals": ("financial/Journals", "ID,Code,Description,Type,TypeDescription,IsBlocked", None),
 }
-#: Customer look-up key → Account field (§3.1).
+#: Customer look-up key → Account field (exact-online.md §3.1).
 _CUSTOMER_FIELDS = {"code": "Code", "vat": "VATNumber", "coc": "ChamberOfCommerce", "email": "Email", "name": "Name"}
 _ACCOUNT_SELECT = "ID,Code,Name,Email,VATNumber,ChamberOfCommerce,Country,Blocked,Status"
-#: CustomerDraft field → Account fields an update sets (§3.1; Code is never re-sent, picqer#416).
+#: CustomerDraft field → Account fields an update sets (exact-online.md §3.1; Code is never re-sent, picqer#416).
 _ACCOUNT_UPDATES = {
     "name": ("Name",),
     "email": ("Email",),
@@ -74,28 +75,29 @@ _ACCOUNT_UPDATES = {
     "city": ("City",),
     "country": ("Country",),
 }
-#: SalesInvoices.Type per document kind: 8020 invoice, 8023 direct invoice, 8021/8024 credit notes (§3.7).
+#: SalesInvoices.Type per document kind: 8020 invoice, 8023 direct invoice, 8021/8024 credit notes
+#: (exact-online.md §3.7).
 _DOCUMENT_TYPES = {"invoice": (8020, 8023), "credit_note": (8021, 8024)}
-#: SalesInvoices.Status of a processed (printed) invoice (§3.7).
+#: SalesInvoices.Status of a processed (printed) invoice (exact-online.md §3.7).
 _PROCESSED = 50
-#: documents/Documents Type of a sales invoice document (picqer#178, §3.10).
+#: documents/Documents Type of a sales invoice document (picqer#178, exact-online.md §3.10).
 _SALES_INVOICE_DOCUMENT = 10
 #: Documents.Subject is kept short; Exact's own subjects are "Factuur 26700001"-sized.
 _SUBJECT_MAX = 200
-#: Ids per ``or``-filtered query, as ossobv batches them (§3.0, §6).
+#: Ids per ``or``-filtered query, as ossobv batches them (exact-online.md §3.0, §6).
 _OR_BATCH = 40
-#: The SalesInvoices fields that hold Exact's own totals (excl. VAT, VAT, incl. VAT; §3.7).
+#: The SalesInvoices fields that hold Exact's own totals (excl. VAT, VAT, incl. VAT; exact-online.md §3.7).
 _TOTALS = "AmountFCExclVat,VATAmountFC,AmountFC"
 _WIRE_DATE = re.compile(r"^/Date\((-?\d+)\)/$")
 
 
 def odata_literal(value: str) -> str:
-    """Return ``value`` as an OData string literal (quotes doubled, §3.0)."""
+    """Return ``value`` as an OData string literal (quotes doubled, exact-online.md §3.0)."""
     return "'" + value.replace("'", "''") + "'"
 
 
 def account_code(code: str) -> str:
-    """Return an Account ``Code`` right-aligned to 18 characters as Exact stores it (§3.0)."""
+    """Return an Account ``Code`` right-aligned to 18 characters as Exact stores it (exact-online.md §3.0)."""
     return code.strip().rjust(18)
 
 
@@ -116,10 +118,10 @@ def _strip(value: Any) -> str | None:
 class ExactOnlineAdapter(LedgerAdapter):
     """Exact Online, one region (site) per adapter; ``company_id`` is the division number."""
 
-    # -- OAuth (§1) -------------------------------------------------------------------------------
+    # -- OAuth (exact-online.md §1) ---------------------------------------------------------------
 
     def authorization_url(self, *, redirect_uri: str, state: str, code_verifier: str | None = None) -> str:
-        """Return the region's consent URL; Exact has no scopes parameter and no PKCE (§1.3)."""
+        """Return the region's consent URL; Exact has no scopes parameter and no PKCE (exact-online.md §1.3)."""
         query = {
             "client_id": self.client_id,
             "redirect_uri": redirect_uri,
@@ -141,14 +143,14 @@ class ExactOnlineAdapter(LedgerAdapter):
         return self._token_call({"grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri})
 
     def refresh(self) -> TokenSet:
-        """Refresh (allowed 570 s after the last token, §1.5); the rotated pair is persisted first.
+        """Refresh (allowed 570 s after the last token, exact-online.md §1.5); the rotated pair is persisted first.
 
         :raise NeedsReauthorization: "Old refresh token used.", unknown chain or expired token.
         :raise Rejected: "Access Token not expired" (too early: wait, the grant is fine).
         """
         return self._refresh_grant()
 
-    # -- companies (§2) ---------------------------------------------------------------------------
+    # -- companies (exact-online.md §2) -----------------------------------------------------------
 
     def _division(self) -> str:
         if not self.company_id:
@@ -159,7 +161,7 @@ class ExactOnlineAdapter(LedgerAdapter):
         return f"{self.region.api_base}/{division if division is not None else self._division()}/{path}"
 
     def _get_rows(self, path: str, params: Mapping[str, str], division: str | int | None = None) -> list[dict]:
-        """GET every page of a collection, following ``__next`` sequentially (§3.0)."""
+        """GET every page of a collection, following ``__next`` sequentially (exact-online.md §3.0)."""
         url = self._url(path, division)
         company = str(division if division is not None else self._division())
         found: list[dict] = []
@@ -195,7 +197,7 @@ class ExactOnlineAdapter(LedgerAdapter):
         """Return every division the user sees; those not granted to the app are inaccessible.
 
         ``system/Divisions`` lists what consent granted, ``system/AllDivisions`` everything the
-        user can see (§2); the division in those URLs is not checked, so Me's is used.
+        user can see (exact-online.md §2); the division in those URLs is not checked, so Me's is used.
         """
         probe = self.company_id or self._current_division()
         select = {"$select": "Code,Description,Country,Currency,BlockingStatus,Status"}
@@ -250,7 +252,7 @@ class ExactOnlineAdapter(LedgerAdapter):
 
     def _probe_company(self) -> tuple[bool, str]:
         company = self.company_info()
-        # system/* URLs are not access-checked (§2): read something the division guards.
+        # system/* URLs are not access-checked (exact-online.md §2): read something the division guards.
         self._get_rows("financial/Journals", {"$select": "Code", "$top": "1"})
         return True, f"Division {company.id} {company.name} is reachable"
 
@@ -382,7 +384,7 @@ class ExactOnlineAdapter(LedgerAdapter):
         )
 
     def find_customers(self, query: CustomerQuery) -> list[LedgerCustomer]:
-        """Look accounts up by ID, padded Code, VAT number, company number, e-mail or name (§3.1).
+        """Look accounts up by ID, padded Code, VAT number, company number, e-mail or name (exact-online.md §3.1).
 
         A name is looked up as :func:`clean_name` gives it, the form accounts are created under.
         """
@@ -390,7 +392,8 @@ class ExactOnlineAdapter(LedgerAdapter):
         return [self._customer(row) for row in found]
 
     def find_customers_matching(self, queries: Sequence[CustomerQuery]) -> list[LedgerCustomer]:
-        """Look accounts up by several keys at once: one ``or``-filtered query per 40 keys (§3.0, §6)."""
+        """Look accounts up by several keys at once: one ``or``-filtered query per 40 keys
+        (exact-online.md §3.0, §6)."""
         clauses = list(dict.fromkeys(self._where(query) for query in queries))
         found: dict[str, LedgerCustomer] = {}
         for start in range(0, len(clauses), _OR_BATCH):
@@ -428,9 +431,10 @@ class ExactOnlineAdapter(LedgerAdapter):
         return rows(self._call("POST", self._url("crm/Accounts"), json=dict(body)))[0]
 
     def create_customer(self, draft: CustomerDraft) -> LedgerCustomer:
-        """Create a sales account (Status C) whose ``Code`` carries our reference (:func:`customer_code`, §3.1, §6).
+        """Create a sales account (Status C) whose ``Code`` carries our reference (:func:`customer_code`,
+        exact-online.md §3.1, §6).
 
-        Exact refuses a second account with one code ("Gegeven bestaat reeds", §4.2): when it
+        Exact refuses a second account with one code ("Gegeven bestaat reeds", exact-online.md §4.2): when it
         does, the account holding our code is the one an earlier attempt made, and is returned.
         """
         body: dict[str, Any] = {
@@ -454,7 +458,7 @@ class ExactOnlineAdapter(LedgerAdapter):
         return found[0] if found else None
 
     def update_customer(self, external_id: str, draft: CustomerDraft, fields: Collection[str]) -> None:
-        """PUT the changed fields on the account (204); ``Code`` is never sent (picqer#416, §3.1)."""
+        """PUT the changed fields on the account (204); ``Code`` is never sent (picqer#416, exact-online.md §3.1)."""
         body = self._account_fields(draft, {f: _ACCOUNT_UPDATES[f] for f in fields if f in _ACCOUNT_UPDATES})
         if body:
             self._call("PUT", self._url(f"crm/Accounts(guid'{_guid(external_id)}')"), json=body)
@@ -476,13 +480,13 @@ class ExactOnlineAdapter(LedgerAdapter):
             values[f"AddressLine{index + 1}"] = lines[index] if index < len(lines) else None
         body = {prop: values[prop] for props in wanted.values() for prop in props}
         if "Name" in body and not body["Name"]:
-            body.pop("Name")  # Name is mandatory (§3.1): never blanked
+            body.pop("Name")  # Name is mandatory (exact-online.md §3.1): never blanked
         return body
 
     def iter_customers(self, page_size: int | None = None) -> Iterator[LedgerCustomer]:
         """Yield every sales account, blocked ones as inactive, following ``__next`` page by page.
 
-        Accounts have mandatory filtering (§3.0): ``IsSales eq true`` is the filter. Exact sets
+        Accounts have mandatory filtering (exact-online.md §3.0): ``IsSales eq true`` is the filter. Exact sets
         the page size (60) itself; ``page_size`` is accepted for the contract and ignored.
         """
         params = {"$select": _ACCOUNT_SELECT + ",ChamberOfCommerce", "$filter": "IsSales eq true"}
@@ -490,7 +494,7 @@ class ExactOnlineAdapter(LedgerAdapter):
             yield replace(self._customer(row), coc_number=_strip(row.get("ChamberOfCommerce")))
 
     def _iter_rows(self, path: str, params: Mapping[str, str]) -> Iterator[dict]:
-        """Yield the rows of a collection one page at a time, following ``__next`` (§3.0)."""
+        """Yield the rows of a collection one page at a time, following ``__next`` (exact-online.md §3.0)."""
         url, company = self._url(path), self._division()
         query: Mapping[str, str] | None = params
         while url:
@@ -500,13 +504,13 @@ class ExactOnlineAdapter(LedgerAdapter):
             following = data.get("__next") if isinstance(data, Mapping) else None
             url, query = (self.http.hosts.to_real(following), None) if following else ("", None)
 
-    # -- documents (§3.7, §3.8, §3.10) ------------------------------------------------------------
+    # -- documents (exact-online.md §3.7, §3.8, §3.10) --------------------------------------------
 
     def find_by_reference(self, kind: str, reference: str) -> PushResult | None:
         """Return the record pushed earlier with our reference, or None.
 
-        Invoices and credit notes carry it in ``YourRef`` (§6), told apart by ``Type`` (8020/8023
-        invoice, 8021/8024 credit note, §3.7); payments in the bank entry line's ``Description``.
+        Invoices and credit notes carry it in ``YourRef`` (exact-online.md §6), told apart by ``Type`` (8020/8023
+        invoice, 8021/8024 credit note, exact-online.md §3.7); payments in the bank entry line's ``Description``.
         """
         if kind == "payment":
             found = self._get_rows(
@@ -550,9 +554,9 @@ class ExactOnlineAdapter(LedgerAdapter):
     def push_credit_note(self, draft: DocumentDraft) -> PushResult:
         """Create an open sales credit note (Type 8021) with ``YourRef`` = our reference.
 
-        Credit amounts are negative in Exact (§3.7, "in case of a credit invoice the amount should
+        Credit amounts are negative in Exact (exact-online.md §3.7, "in case of a credit invoice the amount should
         be negative"): lines go with negative quantities and positive prices, the usual pattern
-        (§3.7, unverified). No source names a SalesInvoices field that links a credit note to the
+        (exact-online.md §3.7, unverified). No source names a SalesInvoices field that links a credit note to the
         invoice it corrects, and posting the original ``InvoiceID`` is refused with "Reeds
         verwerkt" (picqer#464), so the corrected invoice's number goes into ``Remarks``. Journal
         and lines map as for invoices.
@@ -569,7 +573,7 @@ class ExactOnlineAdapter(LedgerAdapter):
         return self._post_sales_invoice(body)
 
     def _invoice_body(self, draft: DocumentDraft, *, credit: bool = False) -> dict[str, Any]:
-        """Return the SalesInvoices POST body of a draft (lines embedded as an array, §3.7)."""
+        """Return the SalesInvoices POST body of a draft (lines embedded as an array, exact-online.md §3.7)."""
         # A credit note's lines are negative in Exact; a draft may state them either way.
         flip = credit and sum(line.quantity * line.unit_price for line in draft.lines) > 0
         body: dict[str, Any] = {
@@ -623,7 +627,8 @@ class ExactOnlineAdapter(LedgerAdapter):
     def finalize_invoice(
         self, external_id: str, *, send: bool, email: str | None = None, message: str | None = None
     ) -> str | None:
-        """Process ("print") the invoice through PrintedSalesInvoices and e-mail it when ``send`` (§3.8).
+        """Process ("print") the invoice through PrintedSalesInvoices and e-mail it when ``send``
+        (exact-online.md §3.8).
 
         An invoice already processed (Status 50) is not printed again, so a retry after an
         unknown outcome never e-mails twice; its number is returned. The number is read back
@@ -671,7 +676,7 @@ class ExactOnlineAdapter(LedgerAdapter):
         return number
 
     def _check_emailed(self, printed: Mapping[str, Any], number: str | None) -> None:
-        """Raise :class:`NotSent` unless PrintedSalesInvoices' answer confirms the e-mail (§3.8)."""
+        """Raise :class:`NotSent` unless PrintedSalesInvoices' answer confirms the e-mail (exact-online.md §3.8)."""
         failure = printed.get("EmailCreationError")
         if failure or not printed.get("EmailCreationSuccess"):
             why = "Exact Online processed the invoice but did not e-mail it" + (
@@ -686,7 +691,8 @@ class ExactOnlineAdapter(LedgerAdapter):
             )
 
     def send_invoice(self, external_id: str, *, email: str | None = None, message: str | None = None) -> str | None:
-        """E-mail a processed invoice again through PrintedSalesInvoices (``SendEmailToCustomer``, §3.8).
+        """E-mail a processed invoice again through PrintedSalesInvoices (``SendEmailToCustomer``,
+        exact-online.md §3.8).
 
         An open invoice is processed and e-mailed as :meth:`finalize_invoice` does. Exact e-mails
         the account's address, so the fix for a missing one is made on the account in Exact.
@@ -718,7 +724,7 @@ class ExactOnlineAdapter(LedgerAdapter):
         return number
 
     def attach_pdf(self, external_id: str, *, filename: str, content: bytes) -> str | None:
-        """Attach the PDF as a sales-invoice document (Type 10) on the invoice's account (§3.10).
+        """Attach the PDF as a sales-invoice document (Type 10) on the invoice's account (exact-online.md §3.10).
 
         An open invoice gets the document as its manually linked ``Document``; a processed one
         (its financial entry exists, EntryID = InvoiceID) is linked through
@@ -763,7 +769,7 @@ class ExactOnlineAdapter(LedgerAdapter):
             )
         return attachment_id
 
-    # -- payments (§3.11) -------------------------------------------------------------------------
+    # -- payments (exact-online.md §3.11) ---------------------------------------------------------
 
     def payment_status(self, external_id: str) -> PaymentStatus:
         """Return how much of the invoice is paid (see :meth:`payment_statuses`).
@@ -780,9 +786,9 @@ class ExactOnlineAdapter(LedgerAdapter):
 
         The invoices' totals and status come from SalesInvoices; the unpaid amounts from
         ``read/financial/ReceivablesList``, which lists outstanding items only (split payments
-        give several rows): a processed invoice absent from it is paid in full (§3.11). An open
+        give several rows): a processed invoice absent from it is paid in full (exact-online.md §3.11). An open
         (unprinted) invoice is not a receivable yet: unpaid, the whole amount open. Pages of
-        40 ``or``-filters keep URLs short (§3.0, §6).
+        40 ``or``-filters keep URLs short (exact-online.md §3.0, §6).
         """
         found: dict[str, PaymentStatus] = {}
         ids = list(dict.fromkeys(external_ids))
@@ -831,12 +837,12 @@ class ExactOnlineAdapter(LedgerAdapter):
     def push_payment(self, draft: PaymentDraft) -> PushResult:
         """Record a customer receipt as a bank entry matched to the invoice; return the entry.
 
-        Source: the fact sheet has no payment push. Exact's bank entries
+        Source: exact-online.md §3.11 has no payment push. Exact's bank entries
         (``financialtransaction/BankEntries`` with embedded ``BankEntryLines``; fields from
         picqer BankEntry.php / BankEntryLine.php and Exact's SDK model BankEntryLine.cs) carry
         the customer ``Account`` and ``OurRef``, the sales invoice number the receipt settles.
         A receipt is a negative ``AmountFC`` on the line (credit on the receivable, as credit
-        amounts are negative in Exact, §3.7). The journal is ``draft.bank_account`` (a bank
+        amounts are negative in Exact, exact-online.md §3.7). The journal is ``draft.bank_account`` (a bank
         journal code, reference kind ``bank_accounts``) or the division's first bank journal.
         Our reference is the line's ``Description`` (found again by :meth:`find_by_reference`).
 
@@ -879,13 +885,13 @@ class ExactOnlineAdapter(LedgerAdapter):
             )
         return banks[0].code
 
-    # -- reconciliation (§3.7, §3.0) ----------------------------------------------------------------
+    # -- reconciliation (exact-online.md §3.7, §3.0) ------------------------------------------------
 
     def iter_documents(self, kind: str, date_from: date, date_to: date) -> Iterator[LedgerDocument]:
         """Yield sales invoices or credit notes whose InvoiceDate is in the range, page by page.
 
         Totals are ``AmountFC`` in the document's ``Currency``, positive for credit notes too
-        (Exact stores credit amounts negative, §3.7). The open amount is not read here (see
+        (Exact stores credit amounts negative, exact-online.md §3.7). The open amount is not read here (see
         :meth:`payment_statuses`).
         """
         if kind not in _DOCUMENT_TYPES:
@@ -963,12 +969,12 @@ class ExactOnlineAdapter(LedgerAdapter):
 
 
 def _iso(day: date) -> str:
-    # Exact accepts ISO-8601 on input (§3.0); OS sends midnight UTC.
+    # Exact accepts ISO-8601 on input (exact-online.md §3.0); OS sends midnight UTC.
     return f"{day.isoformat()}T00:00:00Z"
 
 
 def _exact_date(value: Any) -> date | None:
-    """Return the UTC day of a ``/Date(ms)/`` value (§3.0), or None."""
+    """Return the UTC day of a ``/Date(ms)/`` value (exact-online.md §3.0), or None."""
     found = _WIRE_DATE.match(value) if isinstance(value, str) else None
     if found is None:
         return None
@@ -980,7 +986,8 @@ def _decimal(value: Any) -> Decimal:
 
 
 def _totals(invoice: Mapping[str, Any]) -> Totals | None:
-    """Return a SalesInvoices row's totals, positive for credit notes (Exact keeps them negative, §3.7)."""
+    """Return a SalesInvoices row's totals, positive for credit notes (Exact keeps them negative,
+    exact-online.md §3.7)."""
     if invoice.get("AmountFC") is None:
         return None
     return Totals(

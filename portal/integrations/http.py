@@ -297,7 +297,7 @@ def parse_exact_error(response: requests.Response) -> ProviderError:
         error = body["error"]
         message = error.get("message")
         text = message.get("value") if isinstance(message, Mapping) else message
-        # code is observed empty (§4.1); the Reason header names 403 causes (§2).
+        # code is observed empty (exact-online.md §4.1); the Reason header names 403 causes (§2).
         return ProviderError(error.get("code") or reason, text or reason)
     return ProviderError(reason, _plain_text(response) or reason)
 
@@ -340,7 +340,7 @@ def _qbo_xml_errors(text: str) -> list[dict[str, str]]:
 
 
 def parse_qbo_error(response: requests.Response) -> ProviderError:
-    """Read a QBO Fault: JSON, gateway lowercase JSON, or the XML throttle body (§4)."""
+    """Read a QBO Fault: JSON, gateway lowercase JSON, or the XML throttle body (quickbooks-online.md §4)."""
     body = _json_body(response)
     oauth = _oauth_error(body)
     if oauth is not None:
@@ -378,7 +378,7 @@ PARSERS: Mapping[str, Callable[[requests.Response], ProviderError]] = {
     specs.BEXIO: parse_bexio_error,
 }
 
-#: Exact's texts for server trouble, as opposed to business rules it also sends as 500 (§4.2).
+#: Exact's texts for server trouble, as opposed to business rules it also sends as 500 (exact-online.md §4.2).
 _EXACT_SERVER_TEXTS = frozenset(
     {
         "",
@@ -423,7 +423,7 @@ def map_error(
         return AuthExpired(summary, **facts)
     if status == 403:
         if spec.key == specs.QUICKBOOKS and parsed.code == "3100":
-            # Token of another realm or without the accounting scope (qbo §4): new consent.
+            # Token of another realm or without the accounting scope (quickbooks-online.md §4): new consent.
             return NeedsReauthorization(summary, reason="ApplicationAuthorizationFailed", **facts)
         return Forbidden(summary, **facts)
     if status == 404 or (spec.key == specs.QUICKBOOKS and parsed.code == "610"):
@@ -432,7 +432,7 @@ def map_error(
         return Unavailable(summary, outcome_unknown=unknown, **facts)
     if status >= 500:
         if spec.key == specs.EXACT_ONLINE and status == 500 and (text or "").strip().lower() not in _EXACT_SERVER_TEXTS:
-            # Exact reports business-rule failures as 500 with a message (§4.2): not an outage.
+            # Exact reports business-rule failures as 500 with a message (exact-online.md §4.2): not an outage.
             return Rejected(summary, **facts)
         return Unavailable(summary, outcome_unknown=unknown, **facts)
     return Rejected(summary, **facts)

@@ -1,8 +1,8 @@
 """QuickBooks Online adapter: only what differs from the other ledgers (quickbooks-online.md, §n).
 
-A token is bound to one company (realm); the consent callback names it as ``realmId`` (§1),
+A token is bound to one company (realm); the consent callback names it as ``realmId`` (quickbooks-online.md §1),
 which :meth:`QuickBooksAdapter.exchange_code` pins as ``company_id``. Writes send a
-``requestid`` so a repeated create replays instead of duplicating (§2.4).
+``requestid`` so a repeated create replays instead of duplicating (quickbooks-online.md §2.4).
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ from .base import (
 from .http import map_error
 from .totals import Totals
 
-#: Reference kind → (entity, extra WHERE) for the query endpoint (§2.2, §3). Inactive rows are
+#: Reference kind → (entity, extra WHERE) for the query endpoint (quickbooks-online.md §2.2, §3). Inactive rows are
 #: included (name lists hide them by default) so a mapping to one is reported as inactive.
 _REFERENCE = {
     "items": ("Item", None),
@@ -101,7 +101,7 @@ _REQUEST_TAGS = {
 _IDS_PER_QUERY = 200
 #: DocNumbers (at most 21 characters each) per ``DocNumber IN (…)`` look-up; keeps the GET URL short.
 _NUMBERS_PER_QUERY = 100
-#: HTTP status a single call answers with for each Fault type (§4), for batch item faults.
+#: HTTP status a single call answers with for each Fault type (quickbooks-online.md §4), for batch item faults.
 _FAULT_STATUS = {
     "AuthenticationFault": 401,
     "AUTHENTICATION": 401,
@@ -111,20 +111,24 @@ _FAULT_STATUS = {
     "SystemFault": 500,
 }
 _T = TypeVar("_T")
-#: QuickBooks' "Duplicate Name Exists Error": a DisplayName used by another customer, vendor or employee (§3 Customer).
+#: QuickBooks' "Duplicate Name Exists Error": a DisplayName used by another customer, vendor or employee
+#: (quickbooks-online.md §3 Customer).
 DUPLICATE_NAME = "6240"
-#: QuickBooks' "Duplicate Document Number Error": the DocNumber is another document's of the type (§6).
+#: QuickBooks' "Duplicate Document Number Error": the DocNumber is another document's of the type
+#: (quickbooks-online.md §6).
 DUPLICATE_NUMBER = "6140"
-#: QuickBooks' "Stale Object Error": the SyncToken sent is not the current one (§4).
+#: QuickBooks' "Stale Object Error": the SyncToken sent is not the current one (quickbooks-online.md §4).
 STALE_OBJECT = "5010"
 #: Longest DisplayName QuickBooks keeps (Finance.xsd).
 DISPLAY_NAME_MAX = 500
-#: Start of the customer note that carries our reference (a customer has no other field for it, §3 Customer).
+#: Start of the customer note that carries our reference (a customer has no other field for it,
+#: quickbooks-online.md §3 Customer).
 REFERENCE_NOTE = "Ledgerlink reference: "
 
 
 def request_id(kind: str, reference: str) -> str:
-    """Return the stable requestid of one write: kind + our reference, at most 50 characters (§2.4).
+    """Return the stable requestid of one write: kind + our reference, at most 50 characters
+    (quickbooks-online.md §2.4).
 
     The kind is part of it so an invoice and a credit note sharing a number never replay each other.
     """
@@ -140,7 +144,7 @@ class QueryItemResult(BatchItemResult):
 
 
 def qbo_literal(value: str) -> str:
-    """Return ``value`` as a query string literal (apostrophes backslash-escaped, §2.2)."""
+    """Return ``value`` as a query string literal (apostrophes backslash-escaped, quickbooks-online.md §2.2)."""
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
@@ -150,7 +154,7 @@ class QuickBooksAdapter(LedgerAdapter):
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
-        #: CompanyInfo.Country, read once: it decides the US or the global tax model (§6).
+        #: CompanyInfo.Country, read once: it decides the US or the global tax model (quickbooks-online.md §6).
         self._country: str | None = None
         #: Every customer, read once for e-mail look-ups (QuickBooks cannot filter on e-mail
         #: addresses as people type them); customers this adapter creates are added.
@@ -165,7 +169,7 @@ class QuickBooksAdapter(LedgerAdapter):
         if isinstance(other, QuickBooksAdapter):
             self._numbers = other._numbers
 
-    # -- OAuth (§1) -------------------------------------------------------------------------------
+    # -- OAuth (quickbooks-online.md §1) ----------------------------------------------------------
 
     def authorization_url(self, *, redirect_uri: str, state: str, code_verifier: str | None = None) -> str:
         """Return Intuit's consent URL for the accounting scope (no PKCE is used)."""
@@ -193,11 +197,11 @@ class QuickBooksAdapter(LedgerAdapter):
         return self._token_call({"grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri})
 
     def refresh(self) -> TokenSet:
-        """Refresh; within ~24 h the same refresh token comes back, later a new one (§1)."""
+        """Refresh; within ~24 h the same refresh token comes back, later a new one (quickbooks-online.md §1)."""
         return self._refresh_grant()
 
     def revoke(self) -> bool:
-        """Revoke the whole grant (refresh and access tokens) with the refresh token (§1)."""
+        """Revoke the whole grant (refresh and access tokens) with the refresh token (quickbooks-online.md §1)."""
         if self.tokens is None:
             return False
         token = self.tokens.refresh_token or self.tokens.access_token
@@ -220,7 +224,7 @@ class QuickBooksAdapter(LedgerAdapter):
         return f"{self.region.api_base.format(company=self._realm())}/{path}"
 
     def _query(self, statement: str) -> list[dict]:
-        """Run a query, paging by STARTPOSITION until a short page (max 1000 rows, §2.2)."""
+        """Run a query, paging by STARTPOSITION until a short page (max 1000 rows, quickbooks-online.md §2.2)."""
         size = self.spec.max_page_size
         found: list[dict] = []
         start = 1
@@ -242,7 +246,8 @@ class QuickBooksAdapter(LedgerAdapter):
         return self._query(f"SELECT * FROM {entity}{where}")  # noqa: S608 - QBO query language, escaped values
 
     def _write(self, entity: str, payload: Mapping[str, Any], **params: str) -> dict:
-        """POST an entity (create, sparse update or operation) with a fresh ``requestid`` (§2.4)."""
+        """POST an entity (create, sparse update or operation) with a fresh ``requestid``
+        (quickbooks-online.md §2.4)."""
         query = {"requestid": uuid.uuid4().hex, **params}  # callers pass a stable one for pushes
         body = self._call("POST", self._url(entity.lower()), params=query, json=dict(payload))
         return body[entity]
@@ -350,7 +355,7 @@ class QuickBooksAdapter(LedgerAdapter):
             raise Rejected("QuickBooks has no active service item for a test invoice line", provider=self.provider)
         detail: dict[str, Any] = {"ItemRef": {"value": items[0]["Id"]}, "Qty": 1, "UnitPrice": 0}
         if (self.company_info().country or "US") != "US":
-            # Non-US lines need a real tax code (§6); the first active one does for a 0 amount.
+            # Non-US lines need a real tax code (quickbooks-online.md §6); the first active one does for a 0 amount.
             codes = [c for c in self.reference_data("tax_codes") if c.active]
             if codes:
                 detail["TaxCodeRef"] = {"value": codes[0].id}
@@ -408,7 +413,8 @@ class QuickBooksAdapter(LedgerAdapter):
         return items
 
     def _with_rates(self, codes: list[ReferenceItem]) -> list[ReferenceItem]:
-        """Give each tax code its sales percentage: the sum of the TaxRates of its SalesTaxRateList (§3 TaxCode).
+        """Give each tax code its sales percentage: the sum of the TaxRates of its SalesTaxRateList
+        (quickbooks-online.md §3 TaxCode).
 
         A code without sales rates (UK "No VAT") is at 0 %. ``rates`` keeps the parts of a
         combined code (state + county), each of which QuickBooks rounds on its own.
@@ -452,7 +458,7 @@ class QuickBooksAdapter(LedgerAdapter):
         )
 
     def find_customers(self, query: CustomerQuery) -> list[LedgerCustomer]:
-        """Look customers up by Id, DisplayName or e-mail, inactive ones included (§6).
+        """Look customers up by Id, DisplayName or e-mail, inactive ones included (quickbooks-online.md §6).
 
         A name is looked up as :func:`display_name` gives it, the form customers are created under.
         """
@@ -485,12 +491,13 @@ class QuickBooksAdapter(LedgerAdapter):
         )
 
     def create_customer(self, draft: CustomerDraft) -> LedgerCustomer:
-        """Create a customer with a ``requestid`` derived from our reference, the reference in its notes (§2.4).
+        """Create a customer with a ``requestid`` derived from our reference, the reference in its notes
+        (quickbooks-online.md §2.4).
 
         The DisplayName must be unique across customers, vendors and employees (6240): when it
         is taken (another customer of the same name), the customer is created as "Name (our
         reference)" under a requestid of its own. Both requestids depend on our reference only,
-        so creating the same draft again replays what an earlier attempt made (§2.4).
+        so creating the same draft again replays what an earlier attempt made (quickbooks-online.md §2.4).
         """
         try:
             created = self._write(
@@ -508,7 +515,7 @@ class QuickBooksAdapter(LedgerAdapter):
     def find_customer_by_reference(self, draft: CustomerDraft) -> LedgerCustomer | None:
         """Return the customer whose notes carry our reference, under either name :meth:`create_customer` gives.
 
-        QuickBooks cannot filter customers on their notes (§2.2): the look-up asks for the two
+        QuickBooks cannot filter customers on their notes (quickbooks-online.md §2.2): the look-up asks for the two
         DisplayNames and keeps the one whose note names our reference; a customer that only has
         the same name is never returned.
         """
@@ -519,7 +526,8 @@ class QuickBooksAdapter(LedgerAdapter):
         return None
 
     def update_customer(self, external_id: str, draft: CustomerDraft, fields: Collection[str]) -> None:
-        """Sparse-update the changed fields with the customer's current SyncToken (§3 common rules).
+        """Sparse-update the changed fields with the customer's current SyncToken
+        (quickbooks-online.md §3 common rules).
 
         VAT and company numbers have no place on a QuickBooks customer and are left out. A stale
         SyncToken (5010, e.g. a payment touched the customer meanwhile) is read again once; a
@@ -550,7 +558,8 @@ class QuickBooksAdapter(LedgerAdapter):
                 raise
 
     def iter_customers(self, page_size: int | None = None) -> Iterator[LedgerCustomer]:
-        """Yield every customer, inactive ones included, by STARTPOSITION / MAXRESULTS pages (§2.2).
+        """Yield every customer, inactive ones included, by STARTPOSITION / MAXRESULTS pages
+        (quickbooks-online.md §2.2).
 
         Name lists return only active rows unless ``Active`` is filtered, hence ``IN (true, false)``.
         """
@@ -573,10 +582,11 @@ class QuickBooksAdapter(LedgerAdapter):
                 return
             start += size
 
-    # -- documents (§3 Invoice / CreditMemo, §6) ----------------------------------------------------
+    # -- documents (quickbooks-online.md §3 Invoice / CreditMemo, §6) -------------------------------
 
     def push_invoice(self, draft: DocumentDraft, *, looked_up: bool = False) -> PushResult:
-        """Create an invoice with DocNumber = our number and a requestid derived from our reference (§2.4, §6).
+        """Create an invoice with DocNumber = our number and a requestid derived from our reference
+        (quickbooks-online.md §2.4, §6).
 
         A lookup by DocNumber first (unless the caller has just ``looked_up``) makes a re-run after
         an unknown outcome create nothing twice.
@@ -584,7 +594,8 @@ class QuickBooksAdapter(LedgerAdapter):
         return self._push_document("invoice", draft, looked_up=looked_up)
 
     def push_credit_note(self, draft: DocumentDraft) -> PushResult:
-        """Create a credit memo with DocNumber = our number, lines mapped like invoices (§3 CreditMemo).
+        """Create a credit memo with DocNumber = our number, lines mapped like invoices
+        (quickbooks-online.md §3 CreditMemo).
 
         QuickBooks keeps no link from a credit memo to the invoice it corrects (outside India);
         the memo is applied to the invoice through a payment, or by the company's auto-apply setting.
@@ -617,7 +628,7 @@ class QuickBooksAdapter(LedgerAdapter):
     def _document_payload(self, kind: str, draft: DocumentDraft) -> dict[str, Any]:
         """Return the Invoice / CreditMemo body: lines, tax in the company's model, dates, terms.
 
-        US companies (§6): each line says only TAX or NON; the rate is the document's
+        US companies (quickbooks-online.md §6): each line says only TAX or NON; the rate is the document's
         ``TxnTaxCodeRef`` (``draft.sales_tax_code``, else the one code the taxable lines map to),
         and ``draft.tax_total`` goes as ``TotalTax``, which QuickBooks takes as stated, so the
         tax booked is the SaaS's to the cent. Elsewhere each line carries its own tax code.
@@ -630,7 +641,7 @@ class QuickBooksAdapter(LedgerAdapter):
                 if value:
                     detail[key] = {"value": value}
             if us:
-                # US lines say only whether they are taxable; the rate is the header's code (§6).
+                # US lines say only whether they are taxable; the rate is the header's code (quickbooks-online.md §6).
                 code = (line.tax_code or "").strip()
                 taxable = bool(code) and code.upper() != "NON"
                 detail["TaxCodeRef"] = {"value": "TAX" if taxable else "NON"}
@@ -679,7 +690,7 @@ class QuickBooksAdapter(LedgerAdapter):
         return payload
 
     def _is_us(self) -> bool:
-        """Say whether the company uses the US sales-tax model (CompanyInfo.Country, §2.1, §6)."""
+        """Say whether the company uses the US sales-tax model (CompanyInfo.Country, quickbooks-online.md §2.1, §6)."""
         if self._country is None:
             self._country = (self.company_info().country or "").upper()
         return self._country in ("US", "USA")
@@ -692,7 +703,8 @@ class QuickBooksAdapter(LedgerAdapter):
     def finalize_invoice(
         self, external_id: str, *, send: bool, email: str | None = None, message: str | None = None
     ) -> str | None:
-        """Return the invoice's DocNumber; when ``send``, have QuickBooks e-mail it once (§3 Invoice "Send").
+        """Return the invoice's DocNumber; when ``send``, have QuickBooks e-mail it once
+        (quickbooks-online.md §3 Invoice "Send").
 
         QuickBooks invoices are final when created. An invoice whose EmailStatus is already
         EmailSent is not sent again. ``message`` has no place in QuickBooks' send call and is
@@ -712,7 +724,7 @@ class QuickBooksAdapter(LedgerAdapter):
     def send_invoice(self, external_id: str, *, email: str | None = None, message: str | None = None) -> str | None:
         """E-mail an invoice QuickBooks shows as not sent, under a requestid of this attempt ("Send again").
 
-        An earlier refused send may be remembered under the first requestid (§2.4), so this
+        An earlier refused send may be remembered under the first requestid (quickbooks-online.md §2.4), so this
         one is new; an invoice already EmailSent is not sent twice.
         """
         invoice = self._call("GET", self._url(f"invoice/{external_id}"))["Invoice"]
@@ -751,7 +763,8 @@ class QuickBooksAdapter(LedgerAdapter):
         return sent.get("DocNumber") or number
 
     def attach_pdf(self, external_id: str, *, filename: str, content: bytes) -> str | None:
-        """Upload the PDF to the invoice as an Attachable that goes along when QuickBooks e-mails it (§3 Attachable).
+        """Upload the PDF to the invoice as an Attachable that goes along when QuickBooks e-mails it
+        (quickbooks-online.md §3 Attachable).
 
         The same file for the same invoice carries the same requestid, so a retry after a lost
         answer returns the first attachment instead of adding a second one.
@@ -795,8 +808,8 @@ class QuickBooksAdapter(LedgerAdapter):
     def find_by_reference(self, kind: str, reference: str) -> PushResult | None:
         """Return the invoice, credit memo or payment pushed with our reference, or None.
 
-        Invoices and credit memos carry it as DocNumber (§6). Payments cannot be filtered by
-        DocNumber (§2.2, Finance.xsd) and the fact sheet lists no query filter on PaymentRefNum
+        Invoices and credit memos carry it as DocNumber (quickbooks-online.md §6). Payments cannot be filtered by
+        DocNumber (quickbooks-online.md §2.2, Finance.xsd) and no source names a query filter on PaymentRefNum
         or PrivateNote, so payments are read newest first and matched here on PrivateNote (our
         full reference) or PaymentRefNum (its first 21 characters).
         """
@@ -849,11 +862,11 @@ class QuickBooksAdapter(LedgerAdapter):
             start += size
 
     def _page(self, statement: str) -> list[dict]:
-        """Run one query page and return its rows (an empty page has no entity key, §2.2)."""
+        """Run one query page and return its rows (an empty page has no entity key, quickbooks-online.md §2.2)."""
         page = self._call("GET", self._url("query"), params={"query": statement}).get("QueryResponse") or {}
         return next((v for v in page.values() if isinstance(v, list)), [])
 
-    # -- payments (§3 Payment) ------------------------------------------------------------------
+    # -- payments (quickbooks-online.md §3 Payment) ---------------------------------------------
 
     def payment_status(self, external_id: str) -> PaymentStatus:
         """Return the invoice's open balance (Balance) against its total (TotalAmt).
@@ -869,7 +882,7 @@ class QuickBooksAdapter(LedgerAdapter):
         """Return Balance and TotalAmt of many invoices with one ``Id IN (…)`` query per page of ids.
 
         The query language has no projections (every property comes back) and no OR; IN takes
-        the page of ids, and a page never asks for more rows than MAXRESULTS allows (§2.2).
+        the page of ids, and a page never asks for more rows than MAXRESULTS allows (quickbooks-online.md §2.2).
         """
         ids = list(dict.fromkeys(str(i) for i in external_ids if str(i).isdigit()))
         found: dict[str, PaymentStatus] = {}
@@ -883,7 +896,8 @@ class QuickBooksAdapter(LedgerAdapter):
         return self._page(f"SELECT * FROM Invoice WHERE Id IN ({listed}) MAXRESULTS {len(ids)}")  # noqa: S608
 
     def push_payment(self, draft: PaymentDraft) -> PushResult:
-        """Record a payment against a pushed invoice, which lowers the invoice's Balance (§3 Payment).
+        """Record a payment against a pushed invoice, which lowers the invoice's Balance
+        (quickbooks-online.md §3 Payment).
 
         The customer is read from the invoice. An amount above the open balance is applied up to
         the balance; QuickBooks keeps the rest as unapplied credit. Our reference goes into
@@ -903,7 +917,8 @@ class QuickBooksAdapter(LedgerAdapter):
     # -- reconciliation and back-fill -----------------------------------------------------------
 
     def iter_documents(self, kind: str, date_from: date, date_to: date) -> Iterator[LedgerDocument]:
-        """Yield invoices or credit memos dated within the range, a page of up to 1000 at a time (§2.2)."""
+        """Yield invoices or credit memos dated within the range, a page of up to 1000 at a time
+        (quickbooks-online.md §2.2)."""
         entity = {"invoice": "Invoice", "credit_note": "CreditMemo"}.get(kind)
         if entity is None:
             raise NotSupported(f"QuickBooks documents of kind {kind!r} cannot be listed", provider=self.provider)
@@ -938,7 +953,7 @@ class QuickBooksAdapter(LedgerAdapter):
             )
         ]
 
-    # -- batch (§2.3) -------------------------------------------------------------------------
+    # -- batch (quickbooks-online.md §2.3) ----------------------------------------------------
 
     def batch(self, operations: Sequence[BatchOperation], *, looked_up: bool = False) -> list[BatchItemResult]:
         """Run creates (customer, invoice, credit_note, payment) and queries, 30 per batch call.
@@ -974,7 +989,7 @@ class QuickBooksAdapter(LedgerAdapter):
         if items:
             params = {}
             if all(len(op.id) <= 10 for op in operations):
-                # Batch requestids are at most 36 characters, bIds then at most 10 (§2.4).
+                # Batch requestids are at most 36 characters, bIds then at most 10 (quickbooks-online.md §2.4).
                 digest = hashlib.sha256(json.dumps(items, sort_keys=True, default=str).encode()).hexdigest()
                 params["requestid"] = f"llb-{digest[:32]}"
             answer = self._call("POST", self._url("batch"), params=params, json={"BatchItemRequest": items})
@@ -1038,7 +1053,8 @@ class QuickBooksAdapter(LedgerAdapter):
                         done[bid] = BatchItemResult(bid, result=found[number])
 
     def _existing_documents(self, operations: Sequence[BatchOperation]) -> dict[tuple[str, str], PushResult]:
-        """Look the batch's documents up by DocNumber: one query per entity (§6 duplicate avoidance)."""
+        """Look the batch's documents up by DocNumber: one query per entity (quickbooks-online.md §6 duplicate
+        avoidance)."""
         found: dict[tuple[str, str], PushResult] = {}
         for kind in ("invoice", "credit_note"):
             numbers = [op.payload.number for op in operations if op.kind == kind and op.action == "create"]
@@ -1095,7 +1111,8 @@ def _money(value: Any) -> Decimal:
 
 
 def _totals(row: Mapping[str, Any]) -> Totals | None:
-    """Return an Invoice / CreditMemo's totals: TotalAmt with the TxnTaxDetail's TotalTax (§3 Invoice, §6)."""
+    """Return an Invoice / CreditMemo's totals: TotalAmt with the TxnTaxDetail's TotalTax
+    (quickbooks-online.md §3 Invoice, §6)."""
     if row.get("TotalAmt") in (None, ""):
         return None
     total = _money(row.get("TotalAmt"))
@@ -1124,7 +1141,8 @@ def _document(row: Mapping[str, Any]) -> LedgerDocument:
 
 
 def display_name(name: str) -> str:
-    """Return a name as a QuickBooks DisplayName: no colon (§3 Customer), trimmed, inner spaces collapsed."""
+    """Return a name as a QuickBooks DisplayName: no colon (quickbooks-online.md §3 Customer), trimmed, inner spaces
+    collapsed."""
     return clean_name(name.replace(":", " "))[:DISPLAY_NAME_MAX]
 
 
@@ -1150,7 +1168,8 @@ def _bill_address(draft: CustomerDraft, *, blanks: bool = False) -> dict[str, st
 
 
 def _customer_payload(draft: CustomerDraft, *, display: str | None = None) -> dict[str, Any]:
-    """Return the Customer body: a DisplayName without colon (§3 Customer), our reference in the notes."""
+    """Return the Customer body: a DisplayName without colon (quickbooks-online.md §3 Customer), our reference in the
+    notes."""
     payload: dict[str, Any] = {
         "DisplayName": display or display_name(draft.name),
         "Notes": f"{REFERENCE_NOTE}{draft.reference}",
@@ -1190,7 +1209,7 @@ def _emails(customer: Mapping[str, Any]) -> list[str]:
 
 
 def _numbering(preferences: Mapping[str, Any]) -> Check:
-    """Check that custom transaction numbers are on (§3 Preferences, §6).
+    """Check that custom transaction numbers are on (quickbooks-online.md §3 Preferences, §6).
 
     Ledgerlink finds a pushed document again by its DocNumber. With the setting off, QuickBooks
     numbers documents itself, advises against sending a DocNumber, and does not refuse duplicates.

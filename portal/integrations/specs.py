@@ -1,7 +1,7 @@
 """Provider facts as data: hosts per region, OAuth endpoints, token rules, quotas, capabilities.
 
 Like Nango's ``providers.yaml`` (STYLE 16), nothing here is behaviour: adapters and the HTTP
-layer read these records. Every value cites its fact sheet in ``/work/shared/providers/``.
+layer read these records. Every value cites its provider document in ``docs/providers/``.
 
 Production and sandbox differ only by a *host map*: ``{"https://start.exactonline.nl":
 "http://127.0.0.1:5050/exact-online/nl", ...}``. Code always builds the real https URL and
@@ -59,19 +59,19 @@ class TokenRules:
     access_ttl: timedelta
     #: Exact sends ``"expires_in": "600"`` as a JSON string (exact-online.md §1.4).
     expires_in_is_string: bool
-    #: Earliest refresh after the access token was issued; earlier is refused (exact §1.5).
+    #: Earliest refresh after the access token was issued; earlier is refused (exact-online.md §1.5).
     refresh_not_before: timedelta | None
-    #: "every_refresh" (old one dies at once) or "daily" (same value within ~24 h, qbo §1).
+    #: "every_refresh" (old one dies at once) or "daily" (same value within ~24 h, quickbooks-online.md §1).
     refresh_rotation: str
     #: An unused refresh token dies after this long (None: unknown / not documented).
     refresh_idle_expiry: timedelta | None
-    #: Hard cap on a refresh token's life regardless of use (qbo §1: 5 years).
+    #: Hard cap on a refresh token's life regardless of use (quickbooks-online.md §1: 5 years).
     refresh_max_age: timedelta | None
     #: Where the client credentials go on the token endpoint: "body" or "basic".
     client_auth: str
     #: PKCE with S256 is supported and used.
     pkce: bool
-    #: Token-endpoint calls allowed per app and user per day (exact §1.5: 200).
+    #: Token-endpoint calls allowed per app and user per day (exact-online.md §1.5: 200).
     token_calls_per_day: int | None = None
 
 
@@ -98,7 +98,7 @@ class Quotas:
     batch_per_minute: int | None = None
     minute_headers: QuotaHeaders | None = None
     day_headers: QuotaHeaders | None = None
-    #: Wait after a 429 that carries no reset header (qbo §5: 60 s).
+    #: Wait after a 429 that carries no reset header (quickbooks-online.md §5: 60 s).
     default_retry_after: timedelta = timedelta(seconds=60)
     #: Routes counted in a minute budget of their own, with its limit: group name → calls per minute.
     route_limits: Mapping[str, int] = field(default_factory=dict)
@@ -143,7 +143,7 @@ class Capabilities:
     pdf_attachment: bool
     #: Field that carries our own reference, used to find a pushed record again.
     reference_field: str
-    #: Query parameter that makes a create idempotent, if the provider has one (qbo §2.4).
+    #: Query parameter that makes a create idempotent, if the provider has one (quickbooks-online.md §2.4).
     idempotency_param: str | None
     revoke: bool
 
@@ -168,7 +168,7 @@ class ProviderSpec:
     capabilities: Capabilities
     #: How the ledger rounds a document's net, tax and total (``totals.ledger_totals``).
     arithmetic: TaxArithmetic
-    #: Query parameters sent on every API call (qbo §2.1: minorversion).
+    #: Query parameters sent on every API call (quickbooks-online.md §2.1: minorversion).
     api_params: Mapping[str, str] = field(default_factory=lambda: _frozen({}))
     #: Headers sent on every API call, whatever the caller passes (Exact answers Atom XML, not
     #: JSON, to a request without ``Accept: application/json``, exact-online.md §3.0).
@@ -212,7 +212,7 @@ def _exact_region(key: str, name: str, host: str) -> Region:
     return Region(
         key=key,
         name=name,
-        # Same host serves OAuth and REST (§1.2); no revocation endpoint exists (§1.5).
+        # Same host serves OAuth and REST (exact-online.md §1.2); no revocation endpoint exists (§1.5).
         authorize_url=f"{origin}/api/oauth2/auth",
         token_url=f"{origin}/api/oauth2/token",
         revoke_url=None,
@@ -226,7 +226,7 @@ EXACT_ONLINE_SPEC = ProviderSpec(
     fact_sheet="exact-online.md",
     regions=_frozen({key: _exact_region(key, name, host) for key, (name, host) in _EXACT_SITES.items()}),
     default_region="nl",
-    # No scope parameter: scopes live on the app registration (§1.3).
+    # No scope parameter: scopes live on the app registration (exact-online.md §1.3).
     scopes=(),
     tokens=TokenRules(
         access_ttl=timedelta(seconds=600),
@@ -243,7 +243,7 @@ EXACT_ONLINE_SPEC = ProviderSpec(
         per="division",
         per_minute=60,
         per_day=5000,
-        # Both resets are absolute epoch milliseconds (§5).
+        # Both resets are absolute epoch milliseconds (exact-online.md §5).
         minute_headers=QuotaHeaders(
             "X-RateLimit-Minutely-Limit",
             "X-RateLimit-Minutely-Remaining",
@@ -267,7 +267,7 @@ EXACT_ONLINE_SPEC = ProviderSpec(
         revoke=False,
     ),
     api_headers=_frozen({"Accept": "application/json"}),
-    # Lines: AmountFC = Quantity x NetPrice in cents (§3.7); the invoice's VAT per VAT code is the
+    # Lines: AmountFC = Quantity x NetPrice in cents (exact-online.md §3.7); the invoice's VAT per VAT code is the
     # code's lines' VAT together, rounded once (Exact's "grouped" VAT sum, as integrators such as
     # QICS name it); Percentage is a fraction with 4 decimals, i.e. 2 in percent [U].
     arithmetic=TaxArithmetic(
@@ -282,7 +282,7 @@ EXACT_ONLINE_SPEC = ProviderSpec(
 # -- QuickBooks Online (quickbooks-online.md) -----------------------------------------------------
 
 _QBO_OAUTH = {
-    # Same OAuth endpoints for Intuit's development and production companies (§1).
+    # Same OAuth endpoints for Intuit's development and production companies (quickbooks-online.md §1).
     "authorize_url": "https://appcenter.intuit.com/connect/oauth2",
     "token_url": "https://oauth.platform.intuit.com/oauth2/v1/tokens/bearer",
     "revoke_url": "https://developer.api.intuit.com/v2/oauth2/tokens/revoke",
@@ -301,7 +301,7 @@ QUICKBOOKS_SPEC = ProviderSpec(
                 userinfo_url="https://accounts.platform.intuit.com/v1/openid_connect/userinfo",
                 **_QBO_OAUTH,
             ),
-            # Intuit's own development companies (Nango's "quickbooks-sandbox" alias, §2.1).
+            # Intuit's own development companies (Nango's "quickbooks-sandbox" alias, quickbooks-online.md §2.1).
             "development": Region(
                 key="development",
                 name="Intuit development company",
@@ -317,7 +317,7 @@ QUICKBOOKS_SPEC = ProviderSpec(
         access_ttl=timedelta(seconds=3600),
         expires_in_is_string=False,
         refresh_not_before=None,
-        # The same RT value comes back for ~24 h, then a new one (§1 "RT value rotation").
+        # The same RT value comes back for ~24 h, then a new one (quickbooks-online.md §1 "RT value rotation").
         refresh_rotation="daily",
         refresh_idle_expiry=timedelta(seconds=8_726_400),
         refresh_max_age=timedelta(days=5 * 365),
@@ -329,13 +329,13 @@ QUICKBOOKS_SPEC = ProviderSpec(
         per_minute=500,
         concurrent=10,
         batch_per_minute=40,
-        # QBO sends no quota headers; a 429 means wait 60 s (§5).
+        # QBO sends no quota headers; a 429 means wait 60 s (quickbooks-online.md §5).
         default_retry_after=timedelta(seconds=60),
     ),
     page_size=1000,
     max_page_size=1000,
     bulk_page_size=None,
-    # QBO cancels requests after 120 s (§5); wait a little longer to see its answer.
+    # QBO cancels requests after 120 s (quickbooks-online.md §5); wait a little longer to see its answer.
     timeouts=Timeouts(connect=5.0, read=125.0),
     capabilities=Capabilities(
         credit_notes=True,
@@ -347,15 +347,15 @@ QUICKBOOKS_SPEC = ProviderSpec(
         idempotency_param="requestid",
         revoke=True,
     ),
-    # Line Amount = Qty x UnitPrice rounded half-up (§3 Invoice, 6070); TxnTaxDetail has one
-    # TaxLine per rate on the NetAmountTaxable of its lines (§6); rates like 8.875 % exist.
+    # Line Amount = Qty x UnitPrice rounded half-up (quickbooks-online.md §3 Invoice, 6070); TxnTaxDetail has one
+    # TaxLine per rate on the NetAmountTaxable of its lines (quickbooks-online.md §6); rates like 8.875 % exist.
     arithmetic=TaxArithmetic(
         line_net_rounded=True,
         tax_basis=TaxBasis.CODE,
         rate_places=4,
         words="QuickBooks computes each tax rate on the total of the lines it taxes and rounds it once",
     ),
-    # Everything is served as 75 since 2025-08-01 (§2.1); sending it keeps old gateways honest.
+    # Everything is served as 75 since 2025-08-01 (quickbooks-online.md §2.1); sending it keeps old gateways honest.
     api_params=_frozen({"minorversion": "75"}),
     sandbox_prefixes=_frozen(
         {
@@ -393,8 +393,8 @@ BEXIO_SPEC = ProviderSpec(
         }
     ),
     default_region="ch",
-    # Minimal set for contacts, invoices, payments, reference data (§1.2); offline_access
-    # is what makes a refresh token appear at all (§1.3).
+    # Minimal set for contacts, invoices, payments, reference data (bexio.md §1.2); offline_access
+    # is what makes a refresh token appear at all (bexio.md §1.3).
     scopes=(
         "openid",
         "profile",
@@ -419,10 +419,10 @@ BEXIO_SPEC = ProviderSpec(
     quotas=Quotas(
         per="company",
         per_minute=1000,
-        # ratelimit-reset is seconds until the 60 s window ends (§5).
+        # ratelimit-reset is seconds until the 60 s window ends (bexio.md §5).
         minute_headers=QuotaHeaders("ratelimit-limit", "ratelimit-remaining", "ratelimit-reset", "seconds"),
         # The recorded ratelimit-limit headers differ per route: searches and PDFs 250, articles 400,
-        # everything else 1000 (§5), each its own window.
+        # everything else 1000 (bexio.md §5), each its own window.
         route_limits=MappingProxyType({"search": 250, "pdf": 250, "article": 400}),
     ),
     page_size=500,
@@ -430,7 +430,7 @@ BEXIO_SPEC = ProviderSpec(
     bulk_page_size=None,
     timeouts=Timeouts(connect=5.0, read=60.0),
     capabilities=Capabilities(
-        # No public kb_credit_voucher API (§3.6).
+        # No public kb_credit_voucher API (bexio.md §3.6).
         credit_notes=False,
         batch_size=None,
         pkce=True,
@@ -441,7 +441,7 @@ BEXIO_SPEC = ProviderSpec(
         revoke=True,
     ),
     # position_total = amount x unit_price unrounded; taxes per rate unrounded, total_taxes to 4
-    # decimals; total rounded to the currency's round_factor, CHF 0.05 (§3.2 totals, §8).
+    # decimals; total rounded to the currency's round_factor, CHF 0.05 (bexio.md §3.2 totals, §8).
     arithmetic=TaxArithmetic(
         line_net_rounded=False,
         tax_basis=TaxBasis.RATE_UNROUNDED,

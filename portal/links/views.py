@@ -20,9 +20,11 @@ from flask import (
 from flask_babel import get_locale
 from flask_login import current_user
 
+from ..connections import services as connection_services
 from ..connections.services import ConnectError
-from ..extensions import db, htmx
-from ..models import AuthorizationLink, BusinessUnit, Connection, OAuthGrant, Organization, Role
+from ..extensions import db
+from ..fragments import wants_fragment
+from ..models import AuthorizationLink, BusinessUnit, Connection, GrantPurpose, OAuthGrant, Organization, Role
 from ..security import is_safe_redirect, public, require_role
 from . import services
 from .forms import CreateLinkForm, ResendForm
@@ -128,7 +130,7 @@ def list_organization_links(org_id: int):
 
 def _list(links: list[AuthorizationLink], *, box_id: str, title: str, unit: BusinessUnit | None):
     context = {"links": links, "box_id": box_id, "unit": unit, "resend_form": ResendForm(), "back": request.path}
-    if htmx and not htmx.boosted:
+    if wants_fragment():
         # The fragment sits in another page: actions return there (path only, never another host).
         current = urlsplit(request.headers.get("HX-Current-URL", ""))
         context["back"] = current.path + (f"?{current.query}" if current.query else "")
@@ -267,6 +269,7 @@ def start_link(token: str):
     return redirect(url)
 
 
+@connection_services.completes_callbacks(GrantPurpose.link.value)
 def complete_from_callback(pending: dict[str, Any]):
     """Finish the provider's redirect of a link consent (called by the public OAuth callback, which is throttled)."""
     try:

@@ -54,7 +54,7 @@ TAX_MODES = {
     "us": "US sales tax (lines TAX/NON, one tax code per invoice)",
     "non_us": "VAT / GST (a tax code per line)",
 }
-#: bexio refuses a send whose message lacks this placeholder (bexio.md §3.5).
+#: bexio refuses a send whose message lacks this placeholder (bexio.md §3.4).
 BEXIO_LINK_PLACEHOLDER = "[Network Link]"
 
 
@@ -119,7 +119,7 @@ def refresh_reference(connection: Connection) -> dict[str, int]:
         db.session.add(entry)
     for kind in set(cached) - set(fetched):
         db.session.delete(cached[kind])  # e.g. classes after class tracking was turned off
-    db.session.flush()
+    release_mapping_holds(connection)  # a code's rate as the ledger has it now decides the holds
     return {kind: len(rows) for kind, rows in fetched.items()}
 
 
@@ -266,7 +266,37 @@ def _override_rate_problem(
     )
 
 
+def release_mapping_holds(connection: Connection) -> int:
+    """Send the connection's documents held for their mapping back to the push; return how many (flushed).
+
+    Documents held before any ledger call for a rate without a code, a product's code at another
+    rate or totals the ledger would compute differently (``MAPPING_HOLD_CLASSES``) are not due
+    until something they depend on changes: a default, a product override, a tax table row, the
+    invoice settings or the ledger's reference data. Then they become pending, and the next push
+    checks them again (and holds them again if the change did not fix them).
+    """
+    from ..models.external_record import MAPPING_HOLD_CLASSES
+
+    held = select(ExternalRecord).where(
+        ExternalRecord.connection_id == connection.id,
+        ExternalRecord.state == RecordState.needs_action,
+        ExternalRecord.last_error_class.in_(sorted(MAPPING_HOLD_CLASSES)),
+    )
+    released = 0
+    for record in db.session.scalars(held):
+        record.transition(RecordState.pending)
+        released += 1
+    db.session.flush()
+    return released
+
+
 def apply_changes(connection: Connection, product: Product | None, changes: dict, staff_id: int | None) -> None:
+    """Store planned changes of the defaults (no product) or a product's overrides (flushed by the caller).
+
+    The documents held for their mapping go back to the push (:func:`release_mapping_holds`).
+    """
+    if changes:
+        release_mapping_holds(connection)
     existing = mappings(connection)
     for key, (_before, after) in changes.items():
         mapping = existing.get((product.id if product else None, key))
@@ -383,6 +413,7 @@ def update_settings(connection: Connection, values: dict[str, Any]) -> bool:
         return False
     settings.update(after)
     connection.settings = settings  # a new dict, so the JSON column is seen as changed
+    release_mapping_holds(connection)  # e.g. the QuickBooks tax mode decides the codes
     audit.record(
         "mapping.settings_changed",
         subject_type="Connection",

@@ -48,7 +48,7 @@ from .catalog import label, tax_rate_of
 
 #: The kinds a table row can have: every positive rate is "standard"; 0 % rows name their kind.
 ROW_KINDS = ("standard", "zero", "exempt", "reverse_charge", "outside_scope")
-#: What goes to QuickBooks US on a line that is not taxed, and on one that is (§6).
+#: What goes to QuickBooks US on a line that is not taxed, and on one that is (quickbooks-online.md §6).
 QBO_NON, QBO_TAX = "NON", "TAX"
 _PLACES = Decimal("0.001")
 
@@ -256,6 +256,7 @@ def set_tax_table(
     if not changes:
         return changes
     now = datetime.now(UTC)
+    services.release_mapping_holds(connection)
     for key, (_before, after) in changes.items():
         mapping = current.get(key)
         if after is None:

@@ -10,7 +10,9 @@ from flask_login import current_user
 from .. import csvfiles
 from ..connections import services as connection_services
 from ..connections import vault
-from ..extensions import db, htmx
+from ..connections.lookup import connection_or_404
+from ..extensions import db
+from ..fragments import wants_fragment
 from ..integrations.base import LedgerError
 from ..models import AuditEvent, Connection, Product, Role, SyncRunKind
 from ..params import page_arg, page_size, text_arg
@@ -26,16 +28,8 @@ HISTORY_KINDS = ("mapping.changed", "mapping.settings_changed", "mapping.importe
 
 
 def get_connection(connection_id: int) -> Connection:
-    """Load a live connection.
-
-    :raise: 404 when it does not exist, 409 when it is disconnected.
-    """
-    connection = db.session.get(Connection, connection_id)
-    if connection is None:
-        abort(404, description=f"There is no connection with id {connection_id}.")
-    if not connection.is_live:
-        abort(409, description="This connection is disconnected; connect the business unit anew to map codes.")
-    return connection
+    """Load a live connection (404 when it does not exist, 409 when it is disconnected)."""
+    return connection_or_404(connection_id, live_to="map codes")
 
 
 def get_product(connection: Connection, product_id: int) -> Product:
@@ -105,7 +99,7 @@ def _page(connection: Connection, *, errors=None, submitted=None, status: int = 
         tax_words=(tax_field.lower_label if (tax_field := cat.field("tax_code")) else "tax code"),
         row_kinds=taxes.ROW_KINDS,
     )
-    if htmx and not htmx.boosted and request.method == "GET":
+    if wants_fragment() and request.method == "GET":
         return render_template("mappings/_products.html", **context)
     return render_template("mappings/show.html", **context), status
 
@@ -257,7 +251,7 @@ def run_preflight(connection_id: int):
     )
     db.session.commit()
     context = dict(connection=connection, report=report, name=services.provider_name(connection))
-    if htmx and not htmx.boosted:
+    if wants_fragment():
         return render_template("mappings/_preflight.html", **context)
     return render_template("mappings/preflight.html", **context)
 

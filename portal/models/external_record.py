@@ -91,11 +91,19 @@ RECORD_TRANSITIONS: dict[RecordState, frozenset[RecordState]] = {
 }
 #: States the push leaves alone until a person acts (the scheduler does not pick them up).
 HELD_STATES = frozenset({R.failed, R.skipped, R.needs_action, R.dismissed})
+#: Error classes of documents held before any ledger call until the mapping or the document
+#: changes: a line at a rate no code is mapped to, a product's code at another rate
+#: (errors_catalog.ErrorClass MAPPING_MISSING), totals the ledger would compute differently
+#: (TAX_HELD). Changing a mapping, the invoice settings or the reference data sends them back to
+#: the push (portal.mappings.services.release_mapping_holds), and so does a new version of the
+#: document from the SaaS.
+MAPPING_HOLD_CLASSES = frozenset({"mapping_missing", "tax_held"})
 #: Error classes of needs-action records that wait for a person — link the customer, create it
-#: anyway, give the document its own number, or dismiss it — and are not due until then
-#: (errors_catalog.ErrorClass CUSTOMER_NOT_LINKED and DUPLICATE). Other needs-action records wait
-#: for something the push does itself (an invoice to be pushed first) and stay due.
-PERSON_HOLD_CLASSES = frozenset({"customer_not_linked", "duplicate"})
+#: anyway, give the document its own number, map its rate, correct it, or dismiss it — and are not
+#: due until then (errors_catalog.ErrorClass CUSTOMER_NOT_LINKED, DUPLICATE and
+#: :data:`MAPPING_HOLD_CLASSES`). Other needs-action records wait for something the push does
+#: itself (an invoice to be pushed first) and stay due.
+PERSON_HOLD_CLASSES = frozenset({"customer_not_linked", "duplicate"}) | MAPPING_HOLD_CLASSES
 #: The error class (errors_catalog.ErrorClass.NOT_SUPPORTED) of a record its ledger cannot take at all.
 NOT_SUPPORTED_CLASS = "not_supported"
 #: States of a record held because its ledger cannot take it (skipped, or dismissed after that).

@@ -72,8 +72,7 @@ def operations(connection_id: int, filters: Filters, *, with_bodies: bool = Fals
     if filters.method:
         stmt = stmt.where(OperationLog.method == filters.method)
     if filters.path:
-        escaped = filters.path.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        stmt = stmt.where(OperationLog.path.ilike(f"%{escaped}%", escape="\\"))
+        stmt = stmt.where(OperationLog.path.icontains(filters.path, autoescape=True))
     if filters.day_from:
         stmt = stmt.where(OperationLog.created_at >= datetime.combine(filters.day_from, time.min, UTC))
     if filters.day_to:

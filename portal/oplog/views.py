@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, render_template
 
-from ..connections.views import get_connection
+from ..connections.lookup import connection_or_404 as get_connection
 from ..csvfiles import csv_response, query_rows
-from ..extensions import db, htmx
+from ..extensions import db
+from ..fragments import wants_fragment
 from ..integrations import specs
 from ..models import OperationLog, Role
 from ..params import date_arg, page_arg, page_size, text_arg
@@ -51,7 +52,7 @@ def list_operations(connection_id: int):
         "status_classes": services.STATUS_CLASSES,
         "methods": services.METHODS,
     }
-    if htmx and not htmx.boosted:
+    if wants_fragment():
         return render_template("oplog/_rows.html", **context)
     return render_template("oplog/index.html", **context)
 

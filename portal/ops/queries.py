@@ -77,16 +77,9 @@ SORTS = {
 EXPIRY_HORIZON = timedelta(days=7)
 
 
-def like(text: str) -> str:
-    """Return ``text`` as a LIKE pattern matching it anywhere, with wildcards escaped."""
-    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
-
-
 def matches(text: str, *columns):
     """Return the condition that any of ``columns`` contains ``text`` (case-insensitive, wildcards literal)."""
-    p = like(text)
-    return or_(*(column.ilike(p, escape="\\") for column in columns))
+    return or_(*(column.icontains(text, autoescape=True) for column in columns))
 
 
 def provider_name(key: str) -> str:

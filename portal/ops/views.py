@@ -18,15 +18,17 @@ from flask_sqlalchemy.pagination import Pagination
 from sqlalchemy import func
 
 from .. import csvfiles
+from ..connections.lookup import connection_or_404
 from ..customers import services as customer_services
 from ..database import utcnow
-from ..extensions import db, htmx, queue
+from ..extensions import db, queue
+from ..fragments import wants_fragment
 from ..integrations import specs
 from ..models import Connection, ConnectionStatus, ExternalRecord, RecordKind, RecordState, Role
 from ..models.external_record import Resolution
 from ..params import choice_arg, id_list, int_arg, page_arg, page_size, text_arg
 from ..security import is_safe_redirect, require_role
-from ..sync import actions, limiter
+from ..sync import actions, backlog, limiter
 from . import charts, fixes, metrics, queries
 
 bp = Blueprint("ops", __name__, url_prefix="/ops")
@@ -81,14 +83,8 @@ def group_query(error_class: str, provider: str, text: str) -> str:
 
 
 def get_connection(connection_id: int) -> Connection:
-    """Load a connection.
-
-    :raise: 404 when it does not exist.
-    """
-    connection = db.session.get(Connection, connection_id)
-    if connection is None:
-        abort(404, description=f"There is no connection with id {connection_id}.")
-    return connection
+    """Load a connection (404 when it does not exist)."""
+    return connection_or_404(connection_id)
 
 
 def get_record(record_id: int) -> ExternalRecord:
@@ -108,10 +104,6 @@ def _actor():
 
 def _wants_csv() -> bool:
     return text_arg("format", 8).lower() == "csv"
-
-
-def _fragment() -> bool:
-    return bool(htmx) and not htmx.boosted
 
 
 def _back(default: str):
@@ -222,7 +214,7 @@ def dashboard():
     not_live = counts["health"].get("not_live", 0)
     return render_template(
         # The figures refresh themselves: the page polls its own fragment (htmx).
-        "ops/_dashboard.html" if _fragment() else "ops/dashboard.html",
+        "ops/_dashboard.html" if wants_fragment() else "ops/dashboard.html",
         now=now,
         refresh_seconds=DASHBOARD_REFRESH_SECONDS,
         failed_jobs=queries.failed_runs(now),
@@ -238,6 +230,7 @@ def dashboard():
         expiring=counts["expiring"],
         expiry_days=queries.EXPIRY_HORIZON.days,
         quota=quota,
+        draining=backlog.draining(),
         volume=charts.bar_chart("Records pushed per day", series.days, series.pushed),
         failures=charts.bar_chart("Records failed per day", series.days, series.failed),
         provider_name=queries.provider_name,
@@ -325,7 +318,7 @@ def list_connections():
         sorts=queries.SORTS,
         healths=queries.HEALTH,
     )
-    template = "ops/_connections.html" if _fragment() else "ops/connections.html"
+    template = "ops/_connections.html" if wants_fragment() else "ops/connections.html"
     return render_template(template, **context)
 
 
@@ -468,7 +461,7 @@ def list_failures():
         providers=specs.PROVIDERS,
         states=queries.HELD,
     )
-    return render_template("ops/_failures.html" if _fragment() else "ops/failures.html", **context)
+    return render_template("ops/_failures.html" if wants_fragment() else "ops/failures.html", **context)
 
 
 @bp.get("/failures/records")
@@ -488,7 +481,7 @@ def list_failure_records():
         provider_name=queries.provider_name,
         resolutions=list(Resolution),
     )
-    template = "ops/_failure_records.html" if _fragment() else "ops/failure_records.html"
+    template = "ops/_failure_records.html" if wants_fragment() else "ops/failure_records.html"
     return render_template(template, **context)
 
 
@@ -599,7 +592,7 @@ def list_records(connection_id: int):
         provider_name=queries.provider_name,
         held=queries.HELD,
     )
-    return render_template("ops/_records.html" if _fragment() else "ops/records.html", **context)
+    return render_template("ops/_records.html" if wants_fragment() else "ops/records.html", **context)
 
 
 @bp.post("/records/<int:record_id>/resync")

@@ -47,8 +47,7 @@ def events(filters: Filters, *, connection_id: int | None = None) -> Select:
         if is_id(filters.organization):
             stmt = stmt.where(AuditEvent.organization_id == int(filters.organization))
         else:
-            escaped = filters.organization.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-            stmt = stmt.where(Organization.name.ilike(f"%{escaped}%", escape="\\"))
+            stmt = stmt.where(Organization.name.icontains(filters.organization, autoescape=True))
     if filters.staff_id is not None:
         stmt = stmt.where(AuditEvent.actor_id == filters.staff_id)
     if filters.kind:

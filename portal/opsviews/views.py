@@ -5,9 +5,10 @@ from __future__ import annotations
 from flask import Blueprint, abort, flash, redirect, render_template, url_for
 
 from .. import audit
-from ..connections.views import get_connection
+from ..connections.lookup import connection_or_404 as get_connection
 from ..csvfiles import csv_response, query_rows
-from ..extensions import db, htmx
+from ..extensions import db
+from ..fragments import wants_fragment
 from ..models import Organization, Role
 from ..params import date_arg, int_arg, page_arg, page_size, text_arg
 from ..security import require_role
@@ -39,7 +40,7 @@ def list_audit():
         "org_names": auditlog.organization_names(pagination.items),
         "change_text": auditlog.change_text,
     }
-    if htmx and not htmx.boosted:
+    if wants_fragment():
         return render_template("opsviews/_audit_rows.html", **context)
     return render_template("opsviews/audit.html", kinds=auditlog.kinds(), staff=auditlog.staff_members(), **context)
 
@@ -108,7 +109,7 @@ def _state_arg() -> str | None:
 def list_queue_jobs():
     state = _state_arg()
     console = jobs.console(state)
-    if htmx and not htmx.boosted:
+    if wants_fragment():
         return render_template("opsviews/_jobs.html", console=console, state=state)
     return render_template("opsviews/jobs.html", console=console, state=state, states=jobs.STATES)
 
@@ -145,7 +146,7 @@ def export_queue_jobs():
 
 def _after_action(message: str, category: str):
     flash(message, category)
-    if htmx and not htmx.boosted:
+    if wants_fragment():
         console = jobs.console()
         return render_template("opsviews/_jobs.html", console=console, state=None)
     return redirect(url_for("opsviews.list_queue_jobs"))

@@ -25,20 +25,14 @@ from ..models import (
 )
 
 
-def _like(text: str) -> str:
-    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
-
-
 def search_organizations(q: str, page: int, per_page: int) -> Pagination:
     """Return organizations whose name, SaaS id or country matches ``q``, by name."""
     stmt = select(Organization).order_by(Organization.name, Organization.id)
     if q:
-        pattern = _like(q)
         stmt = stmt.where(
             or_(
-                Organization.name.ilike(pattern, escape="\\"),
-                Organization.external_id.ilike(pattern, escape="\\"),
+                Organization.name.icontains(q, autoescape=True),
+                Organization.external_id.icontains(q, autoescape=True),
                 func.upper(Organization.country) == q.upper(),
             )
         )
@@ -70,13 +64,12 @@ def customers_query(org: Organization, f: RecordFilters) -> Select:
     """Customers of ``org`` by name, filtered by text (name, e-mail, VAT, SaaS id) and country."""
     stmt = select(Customer).where(Customer.organization_id == org.id).order_by(Customer.name, Customer.id)
     if f.q:
-        p = _like(f.q)
         stmt = stmt.where(
             or_(
-                Customer.name.ilike(p, escape="\\"),
-                Customer.email.ilike(p, escape="\\"),
-                Customer.vat_number.ilike(p, escape="\\"),
-                Customer.external_id.ilike(p, escape="\\"),
+                Customer.name.icontains(f.q, autoescape=True),
+                Customer.email.icontains(f.q, autoescape=True),
+                Customer.vat_number.icontains(f.q, autoescape=True),
+                Customer.external_id.icontains(f.q, autoescape=True),
             )
         )
     if f.country:
@@ -88,8 +81,9 @@ def products_query(org: Organization, f: RecordFilters) -> Select:
     """Products of ``org`` by code, filtered by text (code, name)."""
     stmt = select(Product).where(Product.organization_id == org.id).order_by(Product.code, Product.id)
     if f.q:
-        p = _like(f.q)
-        stmt = stmt.where(or_(Product.code.ilike(p, escape="\\"), Product.name.ilike(p, escape="\\")))
+        stmt = stmt.where(
+            or_(Product.code.icontains(f.q, autoescape=True), Product.name.icontains(f.q, autoescape=True))
+        )
     return stmt
 
 
@@ -102,9 +96,8 @@ def invoices_query(org: Organization, f: RecordFilters) -> Select:
         .order_by(Invoice.issue_date.desc(), Invoice.id.desc())
     )
     if f.q:
-        p = _like(f.q)
         stmt = stmt.join(Invoice.customer).where(
-            or_(Invoice.number.ilike(p, escape="\\"), Customer.name.ilike(p, escape="\\"))
+            or_(Invoice.number.icontains(f.q, autoescape=True), Customer.name.icontains(f.q, autoescape=True))
         )
     if f.status:
         stmt = stmt.where(Invoice.status == f.status)
@@ -122,9 +115,8 @@ def credit_notes_query(org: Organization, f: RecordFilters) -> Select:
         .order_by(CreditNote.issue_date.desc(), CreditNote.id.desc())
     )
     if f.q:
-        p = _like(f.q)
         stmt = stmt.join(CreditNote.customer).where(
-            or_(CreditNote.number.ilike(p, escape="\\"), Customer.name.ilike(p, escape="\\"))
+            or_(CreditNote.number.icontains(f.q, autoescape=True), Customer.name.icontains(f.q, autoescape=True))
         )
     if f.business_unit_id:
         stmt = stmt.where(CreditNote.business_unit_id == f.business_unit_id)
@@ -140,7 +132,7 @@ def payments_query(org: Organization, f: RecordFilters) -> Select:
         .order_by(Payment.paid_on.desc(), Payment.id.desc())
     )
     if f.q:
-        stmt = stmt.join(Payment.invoice).where(Invoice.number.ilike(_like(f.q), escape="\\"))
+        stmt = stmt.join(Payment.invoice).where(Invoice.number.icontains(f.q, autoescape=True))
     if f.method:
         stmt = stmt.where(Payment.method == f.method)
     return _dated(stmt, Payment.paid_on, f)

@@ -5,7 +5,8 @@ from __future__ import annotations
 from flask import Blueprint, abort, render_template
 
 from ..connections import services as connect
-from ..extensions import db, htmx
+from ..extensions import db
+from ..fragments import wants_fragment
 from ..models import InvoiceStatus, Organization, PaymentMethod, Role
 from ..params import choice_arg, date_arg, int_arg, page_arg, page_size, text_arg
 from ..security import require_role
@@ -58,7 +59,7 @@ def _filters() -> services.RecordFilters:
 def list_organizations():
     q = text_arg("q")
     pagination = services.search_organizations(q, page_arg(), page_size())
-    template = "organizations/_results.html" if htmx and not htmx.boosted else "organizations/index.html"
+    template = "organizations/_results.html" if wants_fragment() else "organizations/index.html"
     return render_template(template, pagination=pagination, q=q)
 
 
@@ -98,6 +99,6 @@ def list_records(org_id: int, section: str):
         methods=list(PaymentMethod),
         sections=SECTIONS,
     )
-    if htmx and not htmx.boosted:
+    if wants_fragment():
         return render_template(template, **context)
     return render_template("organizations/records.html", table_template=template, **context)

@@ -7,9 +7,10 @@ from typing import Any
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 
-from ..connections.views import get_connection
+from ..connections.lookup import connection_or_404 as get_connection
 from ..csvfiles import csv_response
-from ..extensions import db, htmx
+from ..extensions import db
+from ..fragments import wants_fragment
 from ..integrations import specs
 from ..models import Role
 from ..params import date_arg, id_list
@@ -57,7 +58,7 @@ def show_reconciliation(connection_id: int):
             context["report"] = services.build_report(connection, date_from, date_to)
         except services.ReconcileError as exc:
             context["problem"], status = str(exc), 400
-    if htmx and not htmx.boosted:
+    if wants_fragment():
         return render_template("reconcile/_report.html", **context), status
     return render_template("reconcile/show.html", **context), status
 

@@ -45,19 +45,33 @@ RESET_TOLERANCE_MS = 1500
 #: Start counting a new window this long after its reset (a provider clock a little behind ours).
 DEFAULT_MARGIN_MS = 250
 
-# KEYS: one hash per window. ARGV: now_ms, margin_ms, then per window: length_ms, default limit, ttl_s,
-# then optionally the share (0-1] of each window the caller may fill (a back-fill leaves the rest to
-# live syncs) and the slots wanted. Takes as many as wanted, free, and at most 1/BULK_PART of every
-# window (at least one). Returns {0, slots taken, then per window: used, limit, reset} when slots were
-# taken in every window, else {the milliseconds to wait} (nothing taken).
+# KEYS: one hash per window, then the company's live-demand key. ARGV: now_ms, margin_ms, then per
+# window: length_ms, default limit, ttl_s, then the share (0-1] of each window the caller may fill,
+# the slots wanted, how long live demand lasts (ms) and the share a background caller may fill while
+# there is none. A caller at the full share is live work: it marks the demand. A background caller
+# (a back-fill) fills its share while live work was seen lately, else all but a reserve: the quota
+# live syncs do not need is used, not left idle. Takes as many slots as wanted, free, and at most
+# 1/BULK_PART of every window (at least one). Returns {0, slots taken, then per window: used, limit,
+# reset} when slots were taken in every window, else {the milliseconds to wait} (nothing taken).
 _ACQUIRE = """
 local now = tonumber(ARGV[1])
 local margin = tonumber(ARGV[2])
-local share = tonumber(ARGV[2 + #KEYS * 3 + 1]) or 1
-local want = tonumber(ARGV[2 + #KEYS * 3 + 2]) or 1
+local windows = #KEYS - 1
+local live = KEYS[#KEYS]
+local share = tonumber(ARGV[2 + windows * 3 + 1]) or 1
+local want = tonumber(ARGV[2 + windows * 3 + 2]) or 1
+local live_ms = tonumber(ARGV[2 + windows * 3 + 3]) or 0
+local idle_share = tonumber(ARGV[2 + windows * 3 + 4]) or share
+if share >= 1 then
+  if live_ms > 0 then
+    redis.call('SET', live, '1', 'PX', live_ms)
+  end
+elseif redis.call('EXISTS', live) == 0 and idle_share > share then
+  share = idle_share
+end
 local wait = 0
 local states = {}
-for i = 1, #KEYS do
+for i = 1, windows do
   local base = 2 + (i - 1) * 3
   local length = tonumber(ARGV[base + 1])
   local default = tonumber(ARGV[base + 2])
@@ -84,13 +98,13 @@ if wait > 0 then
   return {wait}
 end
 local take = want
-for i = 1, #KEYS do
+for i = 1, windows do
   local cap = math.max(1, math.floor(states[i][2] * share))
   take = math.min(take, cap - states[i][1], math.max(1, math.floor(cap / BULK_PART)))
 end
 if take < 1 then take = 1 end
 local taken = {0, take}
-for i = 1, #KEYS do
+for i = 1, windows do
   local ttl = tonumber(ARGV[2 + (i - 1) * 3 + 3])
   redis.call('HSET', KEYS[i], 'used', states[i][1] + take, 'limit', states[i][2], 'reset', states[i][3])
   redis.call('EXPIRE', KEYS[i], ttl)
@@ -162,6 +176,12 @@ def while_waiting(callback: Callable[[float], None]) -> Iterator[None]:
         _before_wait.reset(token)
 
 
+#: Live work (a caller at the full share) counts as present this long after its last slot ...
+LIVE_SECONDS = 30
+#: ... and while none is, a background caller may fill all of a window but this part, which is
+#: kept for live work that starts mid-window.
+LIVE_RESERVE = 0.05
+
 #: Slots one call of the script takes at most for later calls of the same limiter ...
 BULK_SLOTS = 10
 #: ... and never more than this part of any window: small windows are taken slot by slot.
@@ -215,6 +235,11 @@ def _budget(provider: str, company: str, url: str) -> tuple[str, int | None]:
 def window_key(provider: str, company: str, window: str) -> str:
     """Return the Redis key of one (provider, company) window."""
     return f"{KEY_PREFIX}:{provider}:{company}:{window}"
+
+
+def live_key(provider: str, company: str) -> str:
+    """Return the Redis key that says live work took a slot of (provider, company) lately."""
+    return f"{KEY_PREFIX}:{provider}:{company}:live"
 
 
 def _ms(moment: datetime) -> int:
@@ -276,9 +301,11 @@ class RateLimiter:
     def acquire(self, provider: str, company: str, *, share: float = 1.0, route_limit: int | None = None) -> None:
         """Take one slot in every window of (provider, company), pacing as needed.
 
-        With ``share`` below 1 the caller waits once that part of a window is used, whoever used
-        it: a back-fill at 0.5 leaves at least half of every window to live syncs, which take
-        slots up to the full limit.
+        With ``share`` below 1 the caller is background work: while live work (a caller at the
+        full share) took a slot in the last :data:`LIVE_SECONDS`, it waits once ``share`` of a
+        window is used, whoever used it — a back-fill at 0.5 leaves at least half of every window
+        to live syncs, which take slots up to the full limit. With no live work it may fill all
+        but :data:`LIVE_RESERVE` of every window: quota nobody else needs is not left idle.
         """
         spare = self._spare.get((provider, company, share))
         if spare is not None and spare[0] > 0 and self._clock() * 1000 < spare[1]:
@@ -288,13 +315,13 @@ class RateLimiter:
         windows = windows_for(spec) if route_limit is None else (Window("minute", 60, route_limit),)
         if self.scale != 1:
             windows = tuple(replace(w, limit=max(1, int(w.limit * self.scale))) for w in windows)
-        keys = [window_key(provider, company, w.name) for w in windows]
+        keys = [window_key(provider, company, w.name) for w in windows] + [live_key(provider, company)]
         started = self._clock()
         while True:
             args: list[float] = [int(self._clock() * 1000), self.margin_ms]
             for w in windows:
                 args += [w.seconds * 1000, w.limit, max(2 * w.seconds, 86400)]
-            args += [share, BULK_SLOTS]
+            args += [share, BULK_SLOTS, LIVE_SECONDS * 1000, max(share, 1 - LIVE_RESERVE)]
             try:
                 answer = self._acquire(keys=keys, args=args)
             except redis.RedisError:

@@ -43,7 +43,7 @@ from datetime import date, timedelta
 from typing import Any, NamedTuple
 
 from flask import current_app
-from sqlalchemy import insert, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload, undefer
 from sqlalchemy.orm.exc import StaleDataError
@@ -1561,6 +1561,25 @@ def _due_documents(connection: Connection, model, kind: RecordKind, include_fail
         .order_by(model.issue_date, model.id)
     )
     return list(db.session.scalars(stmt))
+
+
+def due_invoice_count(connection: Connection) -> int:
+    """Return how many invoices :func:`due_invoices` would return, counted in the database."""
+    return _due_count(connection, Invoice, RecordKind.invoice)
+
+
+def due_credit_note_count(connection: Connection) -> int:
+    """Return how many credit notes :func:`due_credit_notes` would return, counted in the database."""
+    return _due_count(connection, CreditNote, RecordKind.credit_note)
+
+
+def _due_count(connection: Connection, model, kind: RecordKind) -> int:
+    stmt = select(func.count(model.id)).where(
+        model.business_unit_id == connection.business_unit_id,
+        model.issue_date >= connection.sync_from.date(),
+        model.id.not_in(_done(connection, kind, include_failed=False)),
+    )
+    return int(db.session.scalar(stmt) or 0)
 
 
 def due_payments(connection: Connection, *, include_failed: bool = False) -> list[Payment]:

@@ -6,6 +6,9 @@ not waiting for re-authorization, not disconnected) and has an invoice dated on 
 ``sync_from``, not pushed, skipped or failed, that was created at least ``sync_delay_minutes``
 (default 5, at most 60) minus one tick ago — so with a one-minute cron every due record starts
 its push within the delay. A connection that has not gone live is never due: its records wait.
+Nor is a record held before any ledger call until a person acts (a customer to link, a rate to
+map, a document to correct: ``ExternalRecord.held_for_person``), so a connection whose only
+records are held gets no run a minute that would do nothing; the person's act makes it due again.
 
 Jobs have the deterministic id ``sync-<connection id>`` and ``unique=True``: while one is queued,
 scheduled or running, a second tick enqueues nothing ("already queued" is fine). RQ 3 keeps a
@@ -166,6 +169,10 @@ def _until_key(connection_id: int) -> str:
     return f"ledgerlink:sync-backoff-until:{connection_id}"
 
 
+#: What the wait of a connection the tick leaves alone is for (the value of its Redis key).
+OUTAGE, QUOTA = "outage", "quota"
+
+
 def backoff(connection_id: int) -> tuple[int, timedelta]:
     """Count one more run stopped by an outage; return the count and how long to wait before the next.
 
@@ -175,20 +182,34 @@ def backoff(connection_id: int) -> tuple[int, timedelta]:
     count = int(queue.connection.incr(key))
     queue.connection.expire(key, int(timedelta(days=1).total_seconds()))
     delay = min(timedelta(minutes=2 ** min(count - 1, 10)), MAX_BACKOFF)
-    queue.connection.set(_until_key(connection_id), 1, ex=max(1, int(delay.total_seconds()) - 5))
+    queue.connection.set(_until_key(connection_id), OUTAGE, ex=max(1, int(delay.total_seconds()) - 5))
     return count, delay
 
 
 def hold_until(connection_id: int, at: datetime) -> None:
-    """Let the tick leave the connection alone until ``at`` (a rate limit's reset: its retry is scheduled then)."""
+    """Let the tick leave the connection alone until ``at`` (a spent quota's reset: its retry is scheduled then)."""
     seconds = int((at - datetime.now(UTC)).total_seconds())
     if seconds > 0:
-        queue.connection.set(_until_key(connection_id), 1, ex=seconds)
+        queue.connection.set(_until_key(connection_id), f"{QUOTA} {at.astimezone(UTC).isoformat()}", ex=seconds)
 
 
 def backing_off(connection_id: int) -> bool:
     """Say whether the connection waits out a backoff after outages or a spent quota (the tick enqueues no push)."""
     return bool(queue.connection.exists(_until_key(connection_id)))
+
+
+def waiting(connection_id: int) -> tuple[str, datetime | None] | None:
+    """Return what the connection waits for — (:data:`OUTAGE`, None) or (:data:`QUOTA`, its reset) — or None."""
+    raw = queue.connection.get(_until_key(connection_id))
+    if raw is None:
+        return None
+    words = (raw.decode() if isinstance(raw, bytes) else str(raw)).split(" ", 1)
+    if words[0] != QUOTA:
+        return OUTAGE, None
+    try:
+        return QUOTA, datetime.fromisoformat(words[1]) if len(words) > 1 else None
+    except ValueError:
+        return QUOTA, None
 
 
 def reset_backoff(connection_id: int) -> None:
@@ -348,12 +369,20 @@ class TickResult:
     payments_enqueued: list[int] = field(default_factory=list)
     #: Connections with due records left alone while they wait out a backoff after outages.
     backing_off: list[int] = field(default_factory=list)
+    #: Connections with due records left alone while the ledger's quota is spent → when it resets
+    #: (their push is scheduled then); their payments pull waits too.
+    quota_waits: dict[int, datetime | None] = field(default_factory=dict)
+    #: Connected connections with due records that have not gone live: their records wait for go-live.
+    not_live: list[int] = field(default_factory=list)
 
 
 def tick(now: datetime | None = None) -> TickResult:
     """Enqueue a push for every scheduled connection with due records, and the payments pulls due.
 
     First, runs whose job vanished are marked interrupted (:func:`portal.sync.mirrors.reconcile`).
+    Connections left alone are counted with the reason: nothing due, not live yet (connected,
+    with due records, before go-live), waiting for the ledger's spent quota to reset (their push
+    is scheduled for then, :func:`hold_until`, and their payments pull waits too), or backing off after outages.
     """
     from . import mirrors
 
@@ -361,21 +390,35 @@ def tick(now: datetime | None = None) -> TickResult:
     now = now or datetime.now(UTC)
     enqueued: list[int] = []
     already: list[int] = []
-    waiting: list[int] = []
+    outages: list[int] = []
+    quota: dict[int, datetime | None] = {}
+    not_live: list[int] = []
     not_due, pulls = 0, []
-    stmt = select(Connection).where(scheduled_clause()).order_by(Connection.id)
+    stmt = select(Connection).where(Connection.status.in_(SCHEDULED_STATUSES)).order_by(Connection.id)
     for connection in db.session.scalars(stmt).all():
-        if payments.pull_due(connection, now) and enqueue_payments_pull(connection, reason="Scheduled payments pull."):
+        if not connection.went_live:
+            if has_due_records(connection, now):
+                not_live.append(connection.id)
+            continue
+        wait = waiting(connection.id)
+        if (
+            (wait is None or wait[0] != QUOTA)
+            and payments.pull_due(connection, now)
+            and enqueue_payments_pull(connection, reason="Scheduled payments pull.")
+        ):
             pulls.append(connection.id)
         if not has_due_records(connection, now):
             not_due += 1
             continue
-        if backing_off(connection.id):
-            waiting.append(connection.id)
+        if wait is not None and wait[0] == QUOTA:
+            quota[connection.id] = wait[1]
+            continue
+        if wait is not None:
+            outages.append(connection.id)
             continue
         run = enqueue_push(connection, reason="Scheduled push of due records.")
         (enqueued if run is not None else already).append(connection.id)
-    return TickResult(enqueued, already, not_due, pulls, waiting)
+    return TickResult(enqueued, already, not_due, pulls, outages, quota, not_live)
 
 
 @dataclass(frozen=True)
@@ -387,15 +430,31 @@ class TickOutcome:
     expired: int
 
     def describe(self) -> str:
-        """Return the outcome in one line."""
+        """Return the outcome in one line: what was enqueued, and every connection left alone and why."""
         r = self.result
         return (
             f"{len(r.enqueued)} push(es) enqueued, {len(r.already_queued)} already queued, "
-            f"{r.not_due} connection(s) with nothing due, {len(r.backing_off)} backing off after outages, "
+            f"{r.not_due} connection(s) with nothing due, {_not_live_words(len(r.not_live))}, "
+            f"{_quota_words(r.quota_waits)}, {len(r.backing_off)} backing off after outages, "
             f"{len(r.payments_enqueued)} payments pull(s) "
             f"enqueued, {self.purged} operation log entr{'y' if self.purged == 1 else 'ies'} purged, "
             f"{self.expired} waiting consent(s) expired."
         )
+
+
+def _not_live_words(count: int) -> str:
+    return f"{count} connection{'' if count == 1 else 's'} not live yet (their due records wait for go-live)"
+
+
+def _quota_words(waits: Mapping[int, datetime | None]) -> str:
+    """Return "N waiting for the ledger's quota", with the first reset when one is known."""
+    resets = [at for at in waits.values() if at is not None]
+    if not resets:
+        return f"{len(waits)} waiting for the ledger's quota"
+    first = min(resets).astimezone(UTC)
+    daily = first - datetime.now(UTC) > timedelta(hours=1)
+    which = "daily quota" if daily else "ledger's quota"
+    return f"{len(waits)} waiting for the {which} (until {first:%H:%M} UTC)"
 
 
 def run_tick(now: datetime | None = None) -> TickOutcome:

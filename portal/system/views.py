@@ -6,7 +6,8 @@ from flask import Blueprint, abort, flash, redirect, render_template, url_for
 from flask_login import current_user
 from sqlalchemy import text
 
-from ..extensions import db, htmx
+from ..extensions import db
+from ..fragments import wants_fragment
 from ..models import Role, SyncRun, SyncRunKind
 from ..params import page_arg, page_size
 from ..runs import start_run
@@ -39,7 +40,7 @@ def list_jobs():
 def start_queue_check():
     run = start_run(SyncRunKind.queue_check, "jobs.system.queue_check", started_by=current_user, timeout=60)
     flash(f"Queue check #{run.id} queued.", "success")
-    if htmx and not htmx.boosted:
+    if wants_fragment():
         return render_template("jobs/_run.html", run=run)
     return redirect(url_for("system.show_job", run_id=run.id))
 
@@ -50,6 +51,6 @@ def show_job(run_id: int):
     run = db.session.get(SyncRun, run_id)
     if run is None:
         abort(404, description=f"There is no job run with id {run_id}.")
-    if htmx and not htmx.boosted:
+    if wants_fragment():
         return render_template("jobs/_run.html", run=run)
     return render_template("jobs/show.html", run=run)

@@ -1,7 +1,7 @@
 """bexio emulator: auth.bexio.com (Keycloak realm "bexio") and api.bexio.com.
 
 Hosts map to ``/bexio/auth`` and ``/bexio/api``; behaviour follows
-/work/shared/providers/bexio.md (cited as "fact sheet §n"). See README.md in this package.
+docs/providers/bexio.md (cited as "bexio.md §n"). See README.md in this package.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from .oauth import _PKCE_RE, SCOPES_SUPPORTED, OAuthError, add_query, error_page
 from .store import ApiError, Company, f6
 from .tokens import Grant, TokenStore, pkce_s256
 
-#: Scopes a PAT carries: the user's full default rights (fact sheet §1.4).
+#: Scopes a PAT carries: the user's full default rights (bexio.md §1.4).
 PAT_SCOPES = frozenset(
     {
         "openid",
@@ -76,7 +76,7 @@ class BexioEmulator(ProviderEmulator):
         contacts = data.CONTACTS if company.company_id == "q69vysq7fkzl" else data.CONTACTS[:3]
         for spec in contacts:
             contact = company.create_contact({**spec, "user_id": 1, "owner_id": 1})
-            # Seeded contacts read back salutation_id 0 when unset (fact sheet §3.1).
+            # Seeded contacts read back salutation_id 0 when unset (bexio.md §3.1).
             if contact["salutation_id"] is None:
                 contact["salutation_id"] = 0
             contact["updated_at"] = "2024-03-12 09:15:00"
@@ -219,7 +219,7 @@ class BexioEmulator(ProviderEmulator):
         """
         redirect_uri, state = params["redirect_uri"], params.get("state")
         if params.get("decision") != "approve":
-            # Keycloak's answer to a denied consent (fact sheet; issue text: error=access_denied).
+            # Keycloak's answer to a denied consent (bexio.md §1.1; issue text: error=access_denied).
             return add_query(redirect_uri, {"error": "access_denied", "state": state, "iss": iss})
         with self.lock:
             user = self.users.get(params.get("username") or "")
@@ -306,7 +306,7 @@ class BexioEmulator(ProviderEmulator):
         return self.tokens.tokens_for(session, issuer=iss, now=now, user=self._user_by_sub(session.sub))
 
     def refresh(self, client_id: str, form, iss: str) -> dict:
-        """Rotate a refresh token: the old one stops working at once (fact sheet §1.3).
+        """Rotate a refresh token: the old one stops working at once (bexio.md §1.3).
 
         :raise OAuthError: invalid_grant for unknown, reused, expired or revoked tokens.
         """
@@ -327,7 +327,7 @@ class BexioEmulator(ProviderEmulator):
             raise OAuthError("invalid_grant", "Maximum allowed refresh token reuse exceeded")
         if expires_at <= now:
             raise OAuthError("invalid_grant", "Token is not active")
-        # A refresh cannot add scopes (fact sheet §1.2).
+        # A refresh cannot add scopes (bexio.md §1.2).
         wanted = (form.get("scope") or "").split()
         extra = [s for s in wanted if s not in session.scope.split()]
         if extra:
@@ -381,7 +381,7 @@ class BexioEmulator(ProviderEmulator):
         return claims.get("azp")
 
     def userinfo(self, grant: Grant) -> dict:
-        """Return the userinfo claims in the recorded order (fact sheet §1.5)."""
+        """Return the userinfo claims in the recorded order (bexio.md §1.5)."""
         user = self._user_by_sub(grant.sub)
         company = self.companies_by_id[grant.company_id]
         return {
@@ -518,7 +518,7 @@ class BexioEmulator(ProviderEmulator):
         return tax
 
     def _control_set_user_rights(self, body: dict) -> dict:
-        """Deny (or allow again) modules to a company user: the API answers 403 (§1.2)."""
+        """Deny (or allow again) modules to a company user: the API answers 403 (bexio.md §1.2)."""
         company = self.company(body.get("company"))
         try:
             user_id = int(body.get("user_id"))
@@ -533,13 +533,13 @@ class BexioEmulator(ProviderEmulator):
         return {"user_id": user_id, "denied": sorted(deny)}
 
     def _control_set_trial(self, body: dict) -> dict:
-        """Switch trial mode: invoices can then be sent only to the token owner's e-mail (§3.4)."""
+        """Switch trial mode: invoices can then be sent only to the token owner's e-mail (bexio.md §3.4)."""
         company = self.company(body.get("company"))
         company.trial = bool(body.get("trial", True))
         return {"company": company.company_id, "trial": company.trial}
 
     def _control_issue_pat(self, body: dict) -> dict:
-        """Create a personal access token for a user in a company (fact sheet §1.4)."""
+        """Create a personal access token for a user in a company (bexio.md §1.4)."""
         company = self.company(body.get("company"))
         user = self.users.get(body.get("username") or "max.mustermann")
         if user is None or company.company_id not in user["companies"]:

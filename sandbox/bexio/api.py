@@ -2,7 +2,7 @@
 
 Every request passes one gate (``before_request``): Content-Length (411), bearer token (401),
 the per-minute quota (429), injected faults, and Accept (415). Every response gets the
-gateway's headers (fact sheet §2.2, §5). Errors are ``{"error_code", "message"}`` (§4).
+gateway's headers (bexio.md §2.2, §5). Errors are ``{"error_code", "message"}`` (§4).
 """
 
 from __future__ import annotations
@@ -22,12 +22,12 @@ if TYPE_CHECKING:
     from ..core.faults import Fault
     from . import BexioEmulator
 
-#: Per-minute limits per route group, as the recorded ``ratelimit-limit`` headers show (§5):
+#: Per-minute limits per route group, as the recorded ``ratelimit-limit`` headers show (bexio.md §5):
 #: searches and PDFs 250, articles 400, everything else 1000.
 LIMITS = {"default": 1000, "search": 250, "pdf": 250, "article": 400}
 WINDOW = 60
 
-#: Gateway headers on every api.bexio.com response (recorded in provider-fixtures/bexio).
+#: Gateway headers on every api.bexio.com response (recorded in codebar-ag/laravel-bexio's fixtures).
 STATIC_HEADERS = {
     "Cache-Control": "no-store",
     "pragma": "no-cache",
@@ -90,7 +90,7 @@ def error_response(status: int, message: str, errors: list[str] | None = None) -
 
 
 def limit_group(path: str) -> str:
-    """Return the quota group of an API path (§5: limits differ per route)."""
+    """Return the quota group of an API path (bexio.md §5: limits differ per route)."""
     # Account and country searches answer with the general limit (recorded: search-countries 1000).
     if path.endswith("/search") and "/2.0/accounts/" not in path and "/2.0/country/" not in path:
         return "search"
@@ -102,7 +102,7 @@ def limit_group(path: str) -> str:
 
 
 def paging(default_limit: int = 500) -> tuple[int, int]:
-    """Read ``limit`` (max 2000) and ``offset`` (§2.3).
+    """Read ``limit`` (max 2000) and ``offset`` (bexio.md §2.3).
 
     :raise ApiError: 400 when they are not in range.
     """
@@ -117,7 +117,7 @@ def paging(default_limit: int = 500) -> tuple[int, int]:
 
 
 def ordered(records: list[dict], allowed: tuple[str, ...], key_of=None) -> list[dict]:
-    """Sort by ``order_by`` (``field[_asc|_desc]``, comma-combinable, §2.3).
+    """Sort by ``order_by`` (``field[_asc|_desc]``, comma-combinable, bexio.md §2.3).
 
     :raise ApiError: 400 for an unknown field.
     """
@@ -157,7 +157,7 @@ def create_blueprint(emu: BexioEmulator) -> Blueprint:
         return error_response(fault.status, messages.get(fault.status, "Service Unavailable"))
 
     def render_rate_limited(_fault: Fault | None = None) -> Response:
-        # [U] body text (fact sheet §5); headers come from after_request with remaining 0.
+        # [U] body text (bexio.md §5); headers come from after_request with remaining 0.
         g.bexio_limited = True
         return error_response(429, "Too many requests")
 
@@ -169,7 +169,7 @@ def create_blueprint(emu: BexioEmulator) -> Blueprint:
             and request.headers.get("Content-Length") is None
             and "chunked" not in request.headers.get("Transfer-Encoding", "").lower()
         ):
-            # Content-Length is mandatory on writes (fact sheet §2.2, LEGACY).
+            # Content-Length is mandatory on writes (bexio.md §2.2, LEGACY).
             return error_response(411, "Length Required")
         header = request.headers.get("Authorization", "")
         token = header[7:].strip() if header[:7].lower() == "bearer " else ""
@@ -192,7 +192,7 @@ def create_blueprint(emu: BexioEmulator) -> Blueprint:
             return injected
         accept = request.headers.get("Accept", "")
         if not accept or not any(t in accept for t in ("application/json", "*/*", "application/*")):
-            # Accept: application/json is required on every endpoint (§2.2); status table: 415.
+            # Accept: application/json is required on every endpoint (bexio.md §2.2); status table: 415.
             return error_response(415, "Could not process data: Accept must be application/json")
         return None
 
@@ -233,7 +233,7 @@ def create_blueprint(emu: BexioEmulator) -> Blueprint:
     def need(module: str, write: bool = False) -> Company:
         """Check the token's scope and the user's rights for ``module``; return the company.
 
-        :raise ApiError: 403 when either is missing (two-level authorization, §1.2).
+        :raise ApiError: 403 when either is missing (two-level authorization, bexio.md §1.2).
         """
         grant = g.bexio_grant
         scopes = grant.scopes
@@ -286,14 +286,14 @@ def create_blueprint(emu: BexioEmulator) -> Blueprint:
         page = items[offset : offset + limit]
         resp = jsonify(page)
         if total_headers is not None:
-            # Only some 3.0 endpoints send the count headers (§2.3).
+            # Only some 3.0 endpoints send the count headers (bexio.md §2.3).
             resp.headers["x-total-count"] = str(len(items))
             resp.headers["x-limit"] = str(limit)
             resp.headers["x-offset"] = str(offset)
         return resp
 
     def no_body_action() -> None:
-        """Refuse a body (even ``{}``) on body-less action POSTs (415, fact sheet §2.2, ELX 0.6.3)."""
+        """Refuse a body (even ``{}``) on body-less action POSTs (415, bexio.md §2.2, ELX 0.6.3)."""
         if request.get_data(cache=True).strip():
             raise ApiError(415, "Could not process data")
 
@@ -374,7 +374,7 @@ def create_blueprint(emu: BexioEmulator) -> Blueprint:
         company = need("contact", write=True)
         with emu.lock:
             contact = company.contact(contact_id)
-            # Deleting only marks the contact; PATCH …/restore brings it back (§3.1).
+            # Deleting only marks the contact; PATCH …/restore brings it back (bexio.md §3.1).
             contact["deleted"] = True
             contact["updated_at"] = company.stamp()
         return jsonify(SUCCESS)
@@ -438,7 +438,7 @@ def create_blueprint(emu: BexioEmulator) -> Blueprint:
         limit, offset = paging()
         with emu.lock:
             candidates = company.invoices.values()
-            # The idempotency lookup by api_reference (§7.13) uses the index instead of a scan.
+            # The idempotency lookup by api_reference (bexio.md §7.13) uses the index instead of a scan.
             for cond in conditions:
                 if cond.field == "api_reference" and cond.op == "=":
                     ids = company.by_api_reference.get(cond.value, set())
@@ -463,7 +463,7 @@ def create_blueprint(emu: BexioEmulator) -> Blueprint:
         with emu.lock:
             invoice = company.edit_invoice(invoice_id, body)
             out = company.invoice_json(invoice)
-            # The recorded edit response echoes the headline totals unnormalised (§3.2).
+            # The recorded edit response echoes the headline totals unnormalised (bexio.md §3.2).
             echo = company.invoice_json(invoice, echo=True)
             for key in ("total_gross", "total_net", "total"):
                 out[key] = echo[key]
@@ -472,7 +472,7 @@ def create_blueprint(emu: BexioEmulator) -> Blueprint:
     @bp.route("/2.0/kb_invoice/<int:invoice_id>", methods=["PUT"])
     def put_invoice(invoice_id: int):
         need("kb_invoice", write=True)
-        # PUT is not a route; bexio answers an uninformative 422 (fact sheet §2.1, PP #19).
+        # PUT is not a route; bexio answers an uninformative 422 (bexio.md §2.1, PP #19).
         raise ApiError(422, "The form could not be saved due to the following errors:.", [])
 
     @bp.delete("/2.0/kb_invoice/<int:invoice_id>")
@@ -608,7 +608,7 @@ def create_blueprint(emu: BexioEmulator) -> Blueprint:
         body = body_object()
         with emu.lock:
             out = dict(company.create_article(body))
-        # Recorded quirk: create echoes the stock counters as strings, except available (§3.7).
+        # Recorded quirk: create echoes the stock counters as strings, except available (bexio.md §3.7).
         for key in (
             "stock_nr",
             "stock_min_nr",
@@ -779,7 +779,7 @@ def create_blueprint(emu: BexioEmulator) -> Blueprint:
             raise not_found("Company profile")
         return single(company.profile())
 
-    # -- everything else, including kb_credit_voucher (no public API, §3.6) ----------------------
+    # -- everything else, including kb_credit_voucher (no public API, bexio.md §3.6) -------------
     @bp.route("/", defaults={"rest": ""}, methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
     @bp.route("/<path:rest>", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
     def unknown_route(rest: str):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 #: Demo people who can sign in on the consent page. ``companies`` maps company_id to the
-#: person's bexio user id in that company (``company_user_id`` in userinfo, fact sheet §1.5).
+#: person's bexio user id in that company (``company_user_id`` in userinfo, bexio.md §1.5).
 USERS = [
     {
         "sub": "c5798551-d986-4c57-8c57-1365f667f43d",
@@ -67,7 +67,7 @@ LANGUAGES = [
     (4, "Englisch", "en"),
 ]
 
-#: (id, code, round_factor): CHF rounds to 5 Rappen (fact sheet §3.7).
+#: (id, code, round_factor): CHF rounds to 5 Rappen (bexio.md §3.7).
 CURRENCIES = [(1, "CHF", 0.05), (2, "EUR", 0.01), (3, "USD", 0.01), (4, "GBP", 0.01)]
 
 PAYMENT_TYPES = [
@@ -85,7 +85,7 @@ UNITS = [(1, "Stk"), (2, "h"), (3, "Pauschal"), (4, "Tag")]
 COUNTRIES = [(1, "Schweiz", "CH"), (2, "Deutschland", "DE"), (3, "Österreich", "AT"), (4, "Frankreich", "FR")]
 
 #: (id, account_no, name, account_type, fibu_account_group_id). account_type 1 earnings,
-#: 2 expenditures, 3 assets, 4 liabilities, 5 closing (fact sheet §3.7).
+#: 2 expenditures, 3 assets, 4 liabilities, 5 closing (bexio.md §3.7).
 ACCOUNTS = [
     (77, "1020", "Bankguthaben", 3, 10),
     (78, "1100", "Forderungen aus Lieferungen und Leistungen (Debitoren)", 3, 11),
@@ -102,7 +102,7 @@ ACCOUNTS = [
 ]
 
 #: Swiss VAT codes including the 2024 rate change 7.7 → 8.1, so inactive sales taxes exist
-#: (fact sheet §7.11). (id, code, digit, type, value, start_year, end_year, is_active, label).
+#: (bexio.md §7.11). (id, code, digit, type, value, start_year, end_year, is_active, label).
 TAXES = [
     (3, "UN77", "302", "sales_tax", 7.7, 2018, 2023, False, "Revenue (NS) 7.70%"),
     (4, "UR25", "312", "sales_tax", 2.5, 2018, 2023, False, "Revenue (RS) 2.50%"),

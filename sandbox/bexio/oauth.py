@@ -1,6 +1,6 @@
 """auth.bexio.com: the Keycloak realm ``bexio`` (discovery, consent, token, userinfo, revoke, logout).
 
-Mounted at ``/bexio/auth``; below it paths are the real ones (fact sheet §1.1).
+Mounted at ``/bexio/auth``; below it paths are the real ones (bexio.md §1.1).
 """
 
 from __future__ import annotations
@@ -94,7 +94,7 @@ def create_blueprint(emulator: BexioEmulator) -> Blueprint:
         return resp
 
     def client_credentials(required: bool = True):
-        """Authenticate the client by HTTP Basic or form body (fact sheet §1.1).
+        """Authenticate the client by HTTP Basic or form body (bexio.md §1.1).
 
         :raise OAuthError: 401 when the client is unknown or its secret wrong.
         """

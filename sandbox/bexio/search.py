@@ -1,4 +1,4 @@
-"""The search criteria of ``POST /2.0/<resource>/search`` (fact sheet §2.4): parse and match."""
+"""The search criteria of ``POST /2.0/<resource>/search`` (bexio.md §2.4): parse and match."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-#: Criteria the API accepts, each mapped to its canonical operator (fact sheet §2.4).
+#: Criteria the API accepts, each mapped to its canonical operator (bexio.md §2.4).
 CRITERIA = {
     "=": "=",
     "equal": "=",
@@ -30,7 +30,7 @@ CRITERIA = {
     "not_in": "not_in",
 }
 
-#: Field and value strings are limited to 255 characters (fact sheet §2.4).
+#: Field and value strings are limited to 255 characters (bexio.md §2.4).
 MAX_LEN = 255
 
 

@@ -2,7 +2,7 @@
 
 Methods that change state raise :class:`ApiError` with the status and text bexio answers; the
 caller holds the emulator lock. Numbers are kept as Decimal and formatted on the way out the
-way the recordings show (fact sheet §2.5, §3.2).
+way the recordings show (bexio.md §2.5, §3.2).
 """
 
 from __future__ import annotations
@@ -22,17 +22,17 @@ ZURICH = ZoneInfo("Europe/Zurich")
 DRAFT, PENDING, PAID, PARTIAL, CANCELLED, OVERDUE = 7, 8, 9, 16, 19, 31
 
 #: Positions per document above which bexio fails with a 500 and a partial document
-#: (fact sheet §3.2 "Large documents", MM PR #90).
+#: (bexio.md §3.2 "Large documents", MM PR #90).
 MAX_POSITIONS = 150
 
-#: The symfony form error message bexio answers 422 with (fact sheet §4, PP #19).
+#: The symfony form error message bexio answers 422 with (bexio.md §4, PP #19).
 FORM_ERROR = "The form could not be saved due to the following errors:."
 
 ZERO = Decimal(0)
 
 
 class ApiError(Exception):
-    """An API refusal rendered as ``{"error_code", "message"[, "errors"]}`` (fact sheet §4)."""
+    """An API refusal rendered as ``{"error_code", "message"[, "errors"]}`` (bexio.md §4)."""
 
     def __init__(self, status: int, message: str, errors: list[str] | None = None) -> None:
         super().__init__(message)
@@ -54,7 +54,7 @@ def invalid(*errors: str) -> ApiError:
 
 
 def not_found(what: str = "Entity") -> ApiError:
-    """Return the 404 for an unknown id [U: message text, fact sheet §8]."""
+    """Return the 404 for an unknown id [U: message text, bexio.md §8]."""
     return ApiError(404, f"{what} not found")
 
 
@@ -69,7 +69,7 @@ def f4(value: Decimal) -> str:
 
 
 def short(value: Decimal) -> str:
-    """Format without trailing zeros, as create responses echo numbers (fact sheet §3.2)."""
+    """Format without trailing zeros, as create responses echo numbers (bexio.md §3.2)."""
     text = format(value.normalize(), "f")
     return "0" if text in ("-0", "") else text
 
@@ -128,7 +128,7 @@ def str_field(body: dict, key: str, errors: list[str], *, max_len: int = 255) ->
 
 
 def date_field(body: dict, key: str, errors: list[str]) -> str | None:
-    """Read a date; ``YYYY-MM-DD HH:MM:SS`` is accepted and stored as the date (fact sheet §2.5)."""
+    """Read a date; ``YYYY-MM-DD HH:MM:SS`` is accepted and stored as the date (bexio.md §2.5)."""
     raw = body.get(key)
     if raw is None or raw == "":
         return None
@@ -160,7 +160,7 @@ def round_to(value: Decimal, factor: Decimal) -> Decimal:
     return ((value / factor).quantize(Decimal(1), rounding=ROUND_HALF_UP) * factor).quantize(Decimal("0.01"))
 
 
-# A tiny PDF template: the real endpoint returns a base64 PDF inside JSON (fact sheet §3.4).
+# A tiny PDF template: the real endpoint returns a base64 PDF inside JSON (bexio.md §3.4).
 _PDF = (
     "%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n"
     "2 0 obj<</Type/Pages/Kids[3 0 R]/Count 1>>endobj\n"
@@ -220,7 +220,7 @@ POSITION_TYPES = (
     "KbPositionPagebreak",
 )
 
-#: Position sub-resource path segment → position type (fact sheet §3.3).
+#: Position sub-resource path segment → position type (bexio.md §3.3).
 POSITION_PATHS = {
     "kb_position_custom": "KbPositionCustom",
     "kb_position_article": "KbPositionArticle",
@@ -249,7 +249,7 @@ class Company:
         self.invoice_nr = itertools.count(1)
         #: company_user_id → user dict (from data.USERS) plus per-company rights.
         self.users: dict[int, dict] = {}
-        #: Modules a user may not use, per company_user_id (two-level authorization, §1.2).
+        #: Modules a user may not use, per company_user_id (two-level authorization, bexio.md §1.2).
         self.denied: dict[int, set[str]] = {}
         self.trial = False
         self.max_positions = MAX_POSITIONS
@@ -310,7 +310,7 @@ class Company:
         self.contacts: dict[int, dict] = {}
         self.articles: dict[int, dict] = {}
         self.invoices: dict[int, dict] = {}
-        #: api_reference → invoice ids, so the idempotency lookup (§7.13) does not scan.
+        #: api_reference → invoice ids, so the idempotency lookup (bexio.md §7.13) does not scan.
         self.by_api_reference: dict[str, set[int]] = {}
         self.contact_ids = itertools.count(1)
         self.article_ids = itertools.count(1)
@@ -349,7 +349,7 @@ class Company:
 
     # -- time ------------------------------------------------------------------------------
     def local_now(self) -> datetime:
-        """Return the emulated time in Europe/Zurich (2.0 timestamps are local, §2.5)."""
+        """Return the emulated time in Europe/Zurich (2.0 timestamps are local, bexio.md §2.5)."""
         return self.clock.now().astimezone(ZURICH)
 
     def today(self) -> str:
@@ -400,7 +400,7 @@ class Company:
         name_2 = str_field(body, "name_2", errors)
         if name_2 is not None:
             values["name_2"] = name_2
-        # salutation_id reads back as 0 when unset, and posting that 0 back fails (§3.1, ARTNUM).
+        # salutation_id reads back as 0 when unset, and posting that 0 back fails (bexio.md §3.1, ARTNUM).
         if "salutation_id" in body:
             sal = int_field(body, "salutation_id", errors)
             if sal == 0:
@@ -431,7 +431,7 @@ class Company:
         return values
 
     def create_contact(self, body: dict) -> dict:
-        """Create a contact; ``address`` is read-only and composed (§3.1).
+        """Create a contact; ``address`` is read-only and composed (bexio.md §3.1).
 
         :raise ApiError: 422 when a required field is missing or invalid.
         """
@@ -482,7 +482,7 @@ class Company:
         return contact
 
     def edit_contact(self, cid: int, body: dict) -> dict:
-        """Edit a contact by POST (§2.1).
+        """Edit a contact by POST (bexio.md §2.1).
 
         :raise ApiError: 404 for an unknown or deleted contact, 422 for invalid fields.
         """
@@ -513,14 +513,14 @@ class Company:
 
     @staticmethod
     def contact_json(contact: dict, *, with_image: bool) -> dict:
-        """Return a contact as the API shows it (single reads carry ``profile_image``, §3.1)."""
+        """Return a contact as the API shows it (single reads carry ``profile_image``, bexio.md §3.1)."""
         out = {k: v for k, v in contact.items() if k != "deleted"}
         if with_image:
             out["profile_image"] = PROFILE_IMAGE
         return out
 
     def contact_address(self, contact: dict) -> str:
-        """Return the invoice address block "Name\\nStreet Nr\\nZIP City\\nCountry" (§3.2)."""
+        """Return the invoice address block "Name\\nStreet Nr\\nZIP City\\nCountry" (bexio.md §3.2)."""
         name = " ".join(p for p in (contact["name_1"], contact.get("name_2") or "") if p).strip()
         if contact["contact_type_id"] == 2 and contact.get("name_2"):
             name = f"{contact['name_2']} {contact['name_1']}"
@@ -585,7 +585,7 @@ class Company:
         return values
 
     def create_article(self, body: dict) -> dict:
-        """Create an article; ``user_id`` and ``intern_name`` are required (§3.7).
+        """Create an article; ``user_id`` and ``intern_name`` are required (bexio.md §3.7).
 
         :raise ApiError: 422 on invalid input.
         """
@@ -676,7 +676,7 @@ class Company:
         return invoice
 
     def status(self, invoice: dict) -> int:
-        """Return the invoice's kb_item_status_id; pending ones past due read as 31 (§3.4)."""
+        """Return the invoice's kb_item_status_id; pending ones past due read as 31 (bexio.md §3.4)."""
         status = invoice["status"]
         if status == PENDING and (invoice["overdue"] or invoice["is_valid_to"] < self.today()):
             return OVERDUE
@@ -767,7 +767,7 @@ class Company:
             if tax_id is None and article is not None:
                 tax_id = article["tax_income_id"]
             tax = self.taxes.get(tax_id) if tax_id is not None else None
-            # Only active sales taxes are accepted on positions (§3.3, §7.11).
+            # Only active sales taxes are accepted on positions (bexio.md §3.3, §7.11).
             if tax_id is None:
                 local.append("tax_id [Required.]")
             elif tax is None or tax["type"] != "sales_tax" or not tax["is_active"]:
@@ -775,7 +775,7 @@ class Company:
             account_id = int_field(body, "account_id", local)
             if account_id is None and article is not None:
                 account_id = article["account_id"]
-            # Positions book to a revenue account (account_type 1, §3.3) [U: refusal of others].
+            # Positions book to a revenue account (account_type 1, bexio.md §3.3) [U: refusal of others].
             if account_id is not None:
                 account = self.accounts.get(account_id)
                 if account is None or account["account_type"] != 1 or not account["is_active"]:
@@ -836,7 +836,7 @@ class Company:
                 pos["pos"] = None
 
     def compute_totals(self, invoice: dict) -> None:
-        """Compute totals per the fact sheet's recipe (§8 "Totals"); store Decimals."""
+        """Compute totals per the recipe of bexio.md §8 "Totals"; store Decimals."""
         net = ZERO
         by_rate: dict[Decimal, Decimal] = {}
         running = ZERO
@@ -912,7 +912,7 @@ class Company:
         invoice["contact_address"] = self.contact_address(contact)
 
     def create_invoice(self, body: dict) -> dict:
-        """Create a draft invoice (status 7) with its positions (§3.2).
+        """Create a draft invoice (status 7) with its positions (bexio.md §3.2).
 
         :raise ApiError: 422 on invalid input; 500 with a partial document above 150 positions.
         """
@@ -972,12 +972,12 @@ class Company:
         if invoice["api_reference"]:
             self.by_api_reference.setdefault(invoice["api_reference"], set()).add(iid)
         if partial:
-            # bexio stores the first part and answers 500 without an id (§3.2, MM PR #90).
+            # bexio stores the first part and answers 500 without an id (bexio.md §3.2, MM PR #90).
             raise ApiError(500, "An unexpected error occurred")
         return invoice
 
     def edit_invoice(self, iid: int, body: dict) -> dict:
-        """Edit a draft's header fields by POST; positions are refused (§3.2).
+        """Edit a draft's header fields by POST; positions are refused (bexio.md §3.2).
 
         :raise ApiError: 404 unknown, 422 for positions, non-drafts or invalid fields.
         """
@@ -1003,7 +1003,7 @@ class Company:
         return invoice
 
     def copy_invoice(self, iid: int, body: dict) -> dict:
-        """Copy an invoice into a new draft for ``contact_id`` (§3.2).
+        """Copy an invoice into a new draft for ``contact_id`` (bexio.md §3.2).
 
         :raise ApiError: 404 unknown, 422 invalid.
         """
@@ -1037,7 +1037,7 @@ class Company:
         return new
 
     def delete_invoice(self, iid: int) -> None:
-        """Delete a draft; issued invoices must be cancelled instead (§3.4) [U: 422 text].
+        """Delete a draft; issued invoices must be cancelled instead (bexio.md §3.4) [U: 422 text].
 
         :raise ApiError: 404 unknown, 422 not a draft.
         """
@@ -1052,7 +1052,7 @@ class Company:
         invoice["updated_at"] = self.stamp()
 
     def issue(self, iid: int) -> None:
-        """Issue a draft: 7 → 8 (§3.4).
+        """Issue a draft: 7 → 8 (bexio.md §3.4).
 
         :raise ApiError: 422 when not a draft.
         """
@@ -1077,7 +1077,7 @@ class Company:
         self._touch(invoice)
 
     def mark_as_sent(self, iid: int) -> None:
-        """Record a manual "sent"; a draft becomes pending [U: fact sheet §3.4].
+        """Record a manual "sent"; a draft becomes pending [U: bexio.md §3.4].
 
         :raise ApiError: 422 for a cancelled invoice.
         """
@@ -1092,7 +1092,7 @@ class Company:
         self._touch(invoice)
 
     def send(self, iid: int, body: dict, owner_email: str) -> None:
-        """Send by bexio mail; the message must contain ``[Network Link]`` (§3.4).
+        """Send by bexio mail; the message must contain ``[Network Link]`` (bexio.md §3.4).
 
         :raise ApiError: 422 for missing fields, a message without the placeholder, or a cancelled
             invoice; in a trial company, a recipient other than the token owner.
@@ -1134,7 +1134,7 @@ class Company:
         self._touch(invoice)
 
     def cancel(self, iid: int) -> None:
-        """Cancel an issued invoice: 8/9/16/31 → 19 (§3.4).
+        """Cancel an issued invoice: 8/9/16/31 → 19 (bexio.md §3.4).
 
         :raise ApiError: 422 for drafts and cancelled invoices.
         """
@@ -1157,7 +1157,7 @@ class Company:
         self.compute_totals(invoice)
 
     def add_payment(self, iid: int, body: dict) -> dict:
-        """Record a payment; the invoice becomes 9 (paid) or 16 (partial) (§3.5).
+        """Record a payment; the invoice becomes 9 (paid) or 16 (partial) (bexio.md §3.5).
 
         :raise ApiError: 422 for invalid input, drafts and cancelled invoices.
         """
@@ -1208,7 +1208,7 @@ class Company:
         raise not_found("Payment")
 
     def delete_payment(self, iid: int, pid: int) -> None:
-        """Delete a payment and recompute the status (§8).
+        """Delete a payment and recompute the status (bexio.md §8).
 
         :raise ApiError: 404 unknown, 422 on a cancelled invoice.
         """
@@ -1222,13 +1222,13 @@ class Company:
 
     @staticmethod
     def payment_json(payment: dict, *, echo: bool = False) -> dict:
-        """Return a payment; create echoes ``value`` as sent (§3.5)."""
+        """Return a payment; create echoes ``value`` as sent (bexio.md §3.5)."""
         out = {k: v for k, v in payment.items() if k != "raw"}
         out["value"] = str(payment["raw"]) if echo and payment["raw"] is not None else f6(payment["value"])
         return out
 
     def add_position(self, iid: int, kind: str, body: dict) -> dict:
-        """Add one position to a draft through its sub-resource (§3.3).
+        """Add one position to a draft through its sub-resource (bexio.md §3.3).
 
         :raise ApiError: 404 unknown invoice, 422 invalid or not a draft.
         """
@@ -1271,7 +1271,7 @@ class Company:
         self._touch(invoice)
 
     def position_json(self, pos: dict, *, echo: bool = False) -> dict:
-        """Return a position as the API shows it; create echoes numbers as sent (§3.2)."""
+        """Return a position as the API shows it; create echoes numbers as sent (bexio.md §3.2)."""
         kind = pos["type"]
         base = {"id": pos["id"], "type": kind}
         if kind in ("KbPositionCustom", "KbPositionArticle"):
@@ -1333,7 +1333,7 @@ class Company:
     def invoice_json(self, invoice: dict, *, positions: bool = True, echo: bool = False) -> dict:
         """Return an invoice as the API shows it.
 
-        ``echo`` mimics create/edit responses, which echo totals unnormalised (§3.2).
+        ``echo`` mimics create/edit responses, which echo totals unnormalised (bexio.md §3.2).
         """
         t = invoice["totals"]
         money = short if echo else f6
@@ -1382,7 +1382,7 @@ class Company:
         return out
 
     def invoice_search_record(self, invoice: dict) -> dict:
-        """Return the fields invoice search filters on (§2.4)."""
+        """Return the fields invoice search filters on (bexio.md §2.4)."""
         t = invoice["totals"]
         return {
             "id": invoice["id"],
@@ -1403,7 +1403,7 @@ class Company:
         }
 
     def pdf(self, iid: int) -> dict:
-        """Return the invoice PDF as bexio's JSON wrapper (§3.4)."""
+        """Return the invoice PDF as bexio's JSON wrapper (bexio.md §3.4)."""
         invoice = self.invoice(iid)
         t = invoice["totals"]
         currency = self.currencies[invoice["currency_id"]]["name"]

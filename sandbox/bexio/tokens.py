@@ -1,7 +1,7 @@
 """Keycloak-style tokens of the bexio realm: codes, sessions, access/refresh/ID tokens, PATs.
 
 Access and ID tokens are RS256 JWTs whose key is published at the realm's ``certs`` endpoint;
-refresh tokens rotate on every use (fact sheet §1.3). Callers hold the emulator lock.
+refresh tokens rotate on every use (bexio.md §1.3). Callers hold the emulator lock.
 """
 
 from __future__ import annotations
@@ -16,13 +16,13 @@ from dataclasses import dataclass, field
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-#: Access-token lifetime: not documented, 3600 s in every example (fact sheet §1.3).
+#: Access-token lifetime: not documented, 3600 s in every example (bexio.md §1.3).
 ACCESS_TTL = 3600
-#: Offline sessions idle out after about a year without use [U: fact sheet §1.3].
+#: Offline sessions idle out after about a year without use [U: bexio.md §1.3].
 OFFLINE_IDLE = 365 * 24 * 3600
 #: Keycloak's default authorization-code lifespan.
 CODE_TTL = 60
-#: Personal access tokens: 60 days per BAN [U: fact sheet §1.4 lists 60 days vs six months].
+#: Personal access tokens: 60 days per BAN [U: bexio.md §1.4 lists 60 days vs six months].
 PAT_TTL = 60 * 24 * 3600
 
 _KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -79,7 +79,7 @@ class Session:
     auth_time: int = 0
     active: bool = True
     offline: bool = False
-    #: The one refresh token currently valid (rotation, fact sheet §1.3).
+    #: The one refresh token currently valid (rotation, bexio.md §1.3).
     refresh_token: str | None = None
     access_tokens: set[str] = field(default_factory=set)
 
@@ -168,7 +168,7 @@ class TokenStore:
         self.access[access] = grant
         session.access_tokens.add(access)
         body: dict = {"access_token": access, "expires_in": ACCESS_TTL}
-        # A refresh token only comes with offline_access (fact sheet §1.3).
+        # A refresh token only comes with offline_access (bexio.md §1.3).
         if session.offline:
             if session.refresh_token is not None:
                 self.refresh[session.refresh_token][2] = False
@@ -217,7 +217,7 @@ class TokenStore:
             self.refresh[session.refresh_token][2] = False
 
     def issue_pat(self, sub: str, company_id: str, company_user_id: int, scopes: frozenset[str], *, now: float) -> str:
-        """Create a personal access token (fact sheet §1.4)."""
+        """Create a personal access token (bexio.md §1.4)."""
         token = sign(
             {
                 "exp": int(now + PAT_TTL),

@@ -1,6 +1,6 @@
 """Exact Online emulator: OAuth with division consent, the REST API, quotas and test controls.
 
-Behaviour follows shared/providers/exact-online.md (cited as §n); see README.md in this
+Behaviour follows docs/providers/exact-online.md (cited as exact-online.md §n); see README.md in this
 package for the endpoints, demo data and control actions.
 """
 
@@ -149,7 +149,7 @@ class ExactOnlineEmulator(ProviderEmulator):
         return division in granted and division in user.rights and division in self.state.divisions
 
     def apply_quota(self, client_id: str, division: int) -> Response | None:
-        """Count a call against 60/min and 5,000/day per (client, division) (§5); maybe refuse it."""
+        """Count a call against 60/min and 5,000/day per (client, division) (exact-online.md §5); maybe refuse it."""
         from flask import g
 
         ctx, state = self.ctx, self.state
@@ -180,7 +180,7 @@ class ExactOnlineEmulator(ProviderEmulator):
         return None
 
     def count_token_call(self, client_id: str, user_id: str) -> Response | None:
-        """Count a token-endpoint call: at most 200 per app per user per day (§1.5)."""
+        """Count a token-endpoint call: at most 200 per app per user per day (exact-online.md §1.5)."""
         ctx = self.ctx
         window = ctx.windows.hit(
             ("exact-online-token", client_id, user_id),
@@ -199,12 +199,12 @@ class ExactOnlineEmulator(ProviderEmulator):
 
     @staticmethod
     def error_scope(chain: Chain, division: int | None, resource: str) -> tuple:
-        """Return the error-budget scope of a call: (app, user, division, endpoint) (§4.2)."""
+        """Return the error-budget scope of a call: (app, user, division, endpoint) (exact-online.md §4.2)."""
         endpoint = resource.split("?")[0].split("(")[0].strip("/").lower()
         return (chain.client_id, chain.user_id, division, endpoint)
 
     def count_error(self, status: int) -> None:
-        """Feed the 10-errors-per-hour budget (§4.2); start a block when it is spent.
+        """Feed the 10-errors-per-hour budget (exact-online.md §4.2); start a block when it is spent.
 
         Counts 400/401/403/404 of calls whose token names a chain (an unknown token has no
         user to charge). The block lasts ``error_block_seconds``, times the number of blocks
@@ -234,9 +234,9 @@ class ExactOnlineEmulator(ProviderEmulator):
             state.error_blocks[scope] = ErrorBlock(until=now + state.error_block_seconds * strikes, strikes=strikes)
 
     def error_budget_block(self) -> Response | None:
-        """Refuse the call if its (app, user, division, endpoint) spent its hourly errors (§4.2).
+        """Refuse the call if its (app, user, division, endpoint) spent its hourly errors (exact-online.md §4.2).
 
-        The blocked response is undocumented (§10): we answer ``error_block_status`` (429) in
+        The blocked response is undocumented (exact-online.md §10): we answer ``error_block_status`` (429) in
         Exact's error shape without X-RateLimit-* headers, so a client that waits for the
         minutely reset cannot mistake it for the 60/min limit (header-less 429s: picqer#255).
         """
@@ -266,7 +266,7 @@ class ExactOnlineEmulator(ProviderEmulator):
         return response
 
     def _too_many(self) -> Response:
-        # The 429 body is undocumented (§5 gap); Exact's error shape is the safest guess.
+        # The 429 body is undocumented (exact-online.md §5 gap); Exact's error shape is the safest guess.
         response = jsonify(ExactError(429, "Too many requests").body())
         response.status_code = 429
         return response
@@ -281,7 +281,7 @@ class ExactOnlineEmulator(ProviderEmulator):
         return response
 
     def render_rate_limited(self, fault: Fault) -> Response:
-        """Render an injected 429 storm with the minutely headers only (§5)."""
+        """Render an injected 429 storm with the minutely headers only (exact-online.md §5)."""
         from flask import g
 
         headers = g.get("exact_rate_headers") or {}
@@ -402,7 +402,7 @@ class ExactOnlineEmulator(ProviderEmulator):
         count = 0
         for chain in self.state.chains.values():
             if user is None or chain.user_id == user.id:
-                # As if the refresh token lay unused for 30 days (§1.5).
+                # As if the refresh token lay unused for 30 days (exact-online.md §1.5).
                 chain.refresh_expires_at = min(chain.refresh_expires_at, now - 1)
                 count += 1
         return {"expired": count}

@@ -82,7 +82,8 @@ VAT_CODES = {
     "FR": (("0", "TVA 0%", 0.0, "B"), ("10", "TVA 10%", 0.1, "E"), ("20", "TVA 20%", 0.2, "E")),
 }
 
-#: (code, description, type, balance type) — 110 revenue, 20 receivable, 24 VAT, 10 cash, 12 bank (§3.4).
+#: (code, description, type, balance type) — 110 revenue, 20 receivable, 24 VAT, 10 cash, 12 bank
+#: (exact-online.md §3.4).
 GL_ACCOUNTS = (
     ("1000", "Kas", 10, "B"),
     ("1100", "Bank", 12, "B"),
@@ -93,7 +94,7 @@ GL_ACCOUNTS = (
     ("4406", "Overige kosten", 120, "W"),
 )
 
-#: (code, description, type) — 20 sales, 12 bank (§3.5).
+#: (code, description, type) — 20 sales, 12 bank (exact-online.md §3.5).
 JOURNALS = (
     ("70", "Verkoopboek", 20),
     ("71", "Verkoopboek export", 20),

@@ -1,6 +1,6 @@
 """Exact Online's error texts in Dutch and English, and the error it raises with them.
 
-Business-rule texts follow the user's language (fact sheet §4.1: "Verplicht", "Ongeldige
+Business-rule texts follow the user's language (exact-online.md §4.1: "Verplicht", "Ongeldige
 referentie", "Gegeven bestaat reeds"); OData/WCF protocol texts are always English.
 """
 
@@ -43,7 +43,7 @@ TEXTS: dict[str, tuple[str, str]] = {
     "exists": ("Gegeven bestaat reeds.", "Record already exists."),
     "processed": ("Reeds verwerkt", "Already processed"),
     "gl_type": ("Ongeldig: Grootboekrekeningtype", "Invalid: G/L account type"),
-    # Worded after picqer#452's "Invalid journal. The journal must be a cash journal." (§4.2).
+    # Worded after picqer#452's "Invalid journal. The journal must be a cash journal." (exact-online.md §4.2).
     "bank_journal": (
         "Ongeldig dagboek. Het dagboek moet een bankboek zijn.",
         "Invalid journal. The journal must be a bank journal.",
@@ -52,7 +52,7 @@ TEXTS: dict[str, tuple[str, str]] = {
         "Ongeldig dagboek. Het dagboek moet een verkoopboek zijn.",
         "Invalid journal. The journal must be a sales journal.",
     ),
-    # Not found in any source (§10 gap): worded after Exact's period-closing screens.
+    # Not found in any source (exact-online.md §10 gap): worded after Exact's period-closing screens.
     "period_closed": (
         "Periode is afgesloten: {year} - {period}",
         "Period is closed: {year} - {period}",
@@ -77,7 +77,7 @@ def label(field: str, lang: str) -> str:
 
 
 class ExactError(Exception):
-    """An API error rendered in Exact's body shape (§4.1) with an optional ``Reason`` header."""
+    """An API error rendered in Exact's body shape (exact-online.md §4.1) with an optional ``Reason`` header."""
 
     def __init__(self, status: int, message: str, reason: str | None = None) -> None:
         super().__init__(message)
@@ -91,7 +91,7 @@ class ExactError(Exception):
 
 
 class Validation:
-    """Collects validation messages so one response lists them all, joined with CRLF (§4.1)."""
+    """Collects validation messages so one response lists them all, joined with CRLF (exact-online.md §4.1)."""
 
     def __init__(self, lang: str, status: int) -> None:
         self.lang = lang

@@ -1,7 +1,7 @@
 """The OData v2 subset Exact Online speaks: $filter parsing, query options and wire formats.
 
 Exact's REST API is WCF Data Services (OData v2, JSON verbose): dates travel as ``/Date(ms)/``,
-keys as ``guid'...'`` literals, and query errors use the WCF texts (fact sheet §3.0, §4).
+keys as ``guid'...'`` literals, and query errors use the WCF texts (exact-online.md §3.0, §4).
 """
 
 from __future__ import annotations
@@ -67,12 +67,12 @@ def parse_date_in(value: object) -> int | None:
 
 
 def pad_left(value: str, width: int) -> str:
-    """Right-align ``value`` in ``width`` characters (Exact's Account Code, §3.0)."""
+    """Right-align ``value`` in ``width`` characters (Exact's Account Code, exact-online.md §3.0)."""
     return value.strip().rjust(width)
 
 
 def pad_right(value: str, width: int) -> str:
-    """Left-align ``value`` in ``width`` characters (VAT codes, Country, Unit, §3.0)."""
+    """Left-align ``value`` in ``width`` characters (VAT codes, Country, Unit, exact-online.md §3.0)."""
     return value.strip().ljust(width)
 
 

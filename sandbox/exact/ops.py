@@ -1,6 +1,6 @@
 """Writes on a division: the business rules Exact applies to each POST/PUT/DELETE.
 
-Callers hold the state lock. Rules cite the fact sheet (shared/providers/exact-online.md).
+Callers hold the state lock. Rules cite docs/providers/exact-online.md.
 """
 
 from __future__ import annotations
@@ -106,7 +106,7 @@ def guid(body: dict, prop: str) -> str | None:
 
 
 def when(body: dict, prop: str) -> int | None:
-    """Read a date property (ISO-8601 in, §3.0).
+    """Read a date property (ISO-8601 in, exact-online.md §3.0).
 
     :raise ExactError: 400 conversion error when it is not a date.
     """
@@ -187,7 +187,7 @@ def check_open(div: Division, day_ms: int, lang: str, status: int) -> tuple[int,
 
 # -- accounts and items -------------------------------------------------------------------
 def create_account(div: Division, body: dict, now_ms: int, lang: str, status: int) -> dict:
-    """Create a crm/Accounts record (§3.1)."""
+    """Create a crm/Accounts record (exact-online.md §3.1)."""
     check_properties(schema.ACCOUNT, body)
     errors = Validation(lang, status)
     name = string(body, "Name")
@@ -241,7 +241,7 @@ def update_account(div: Division, record: dict, body: dict, now_ms: int, lang: s
 
 
 def create_item(div: Division, body: dict, now_ms: int, lang: str, status: int) -> dict:
-    """Create a logistics/Items record (§3.2: Code and Description mandatory)."""
+    """Create a logistics/Items record (exact-online.md §3.2: Code and Description mandatory)."""
     check_properties(schema.ITEM, body)
     errors = Validation(lang, status)
     code, description = string(body, "Code"), string(body, "Description")
@@ -263,7 +263,8 @@ def create_item(div: Division, body: dict, now_ms: int, lang: str, status: int) 
 
 
 def update_item(div: Division, record: dict, body: dict, now_ms: int, lang: str, status: int) -> None:
-    """Apply a PUT on logistics/Items: dates in ISO-8601 or ``/Date(ms)/`` are stored as epoch ms (§3.0)."""
+    """Apply a PUT on logistics/Items: dates in ISO-8601 or ``/Date(ms)/`` are stored as epoch ms
+    (exact-online.md §3.0)."""
     check_properties(schema.ITEM, body)
     if "Code" in body and body["Code"] != record["Code"] and body["Code"] in div.codes.get("Items", {}):
         raise ExactError(status, text("exists", lang))
@@ -350,7 +351,7 @@ def _invoice_line(div: Division, raw: object, account: dict | None, errors: Vali
     if unit_price is None:
         unit_price = div.prices.get(item["ID"], 0.0)
     discount = number(line_body, "Discount", 0.0)
-    # AmountFC = Quantity x NetPrice in cents (§3.7); decimals, not binary floats.
+    # AmountFC = Quantity x NetPrice in cents (exact-online.md §3.7); decimals, not binary floats.
     net_price = exact(unit_price) * (1 - exact(discount))
     amount = float(cents(exact(quantity) * net_price))
     pct = vat["Percentage"] if vat else 0.0
@@ -385,7 +386,7 @@ def _invoice_line(div: Division, raw: object, account: dict | None, errors: Vali
 
 
 def create_sales_invoice(div: Division, body: object, now_ms: int, lang: str, status: int) -> dict:
-    """Create a salesinvoice/SalesInvoices record with its lines in one call (§3.7)."""
+    """Create a salesinvoice/SalesInvoices record with its lines in one call (exact-online.md §3.7)."""
     body = check_properties(schema.SALESINVOICE, body)
     posted_id = body.get("InvoiceID")
     if isinstance(posted_id, str) and posted_id.strip().lower() in div.table("SalesInvoices"):
@@ -474,7 +475,7 @@ def invoice_lines(div: Division, invoice_id: str) -> list[dict]:
 
 
 def update_sales_invoice(div: Division, record: dict, body: object, now_ms: int, lang: str, status: int) -> None:
-    """Apply a PUT on an open invoice; processed invoices cannot change (§3.7)."""
+    """Apply a PUT on an open invoice; processed invoices cannot change (exact-online.md §3.7)."""
     body = check_properties(schema.SALESINVOICE, body)
     if record["Status"] == 50:
         raise ExactError(status, text("processed", lang))
@@ -482,7 +483,7 @@ def update_sales_invoice(div: Division, record: dict, body: object, now_ms: int,
         raise ExactError(400, BAD_STREAM)
     allowed = ("Description", "YourRef", "Remarks", "PaymentReference", "OrderDate", "DueDate", "InvoiceDate")
     if body.get("Document") is not None:
-        # The "manually linked" document (§3.10) must exist in the division.
+        # The "manually linked" document (exact-online.md §3.10) must exist in the division.
         try:
             document_id = guid(body, "Document")
         except ExactError:
@@ -505,7 +506,7 @@ def delete_sales_invoice(div: Division, record: dict, now_ms: int, lang: str, st
 
 
 def print_sales_invoice(div: Division, body: object, now_ms: int, lang: str, status: int) -> dict:
-    """Process ("print") an invoice: number, sales entry, document, receivable, e-mail (§3.8)."""
+    """Process ("print") an invoice: number, sales entry, document, receivable, e-mail (exact-online.md §3.8)."""
     body = check_properties(schema.PRINTEDSALESINVOICE, body)
     errors = Validation(lang, status)
     invoice_id = None
@@ -556,7 +557,7 @@ def print_sales_invoice(div: Division, body: object, now_ms: int, lang: str, sta
     attach(div, document["ID"], f"{number_}.pdf", _pdf(number_, invoice), now_ms)
     if invoice["Document"] is None:
         # The printed layout is linked through its financial entry; a document linked by hand
-        # before printing (SalesInvoices.Document, §3.10) stays the invoice's document.
+        # before printing (SalesInvoices.Document, exact-online.md §3.10) stays the invoice's document.
         invoice["Document"] = document["ID"]
         invoice["DocumentNumber"] = document["HID"]
         invoice["DocumentSubject"] = document["Subject"]
@@ -605,7 +606,7 @@ def _pdf(number_: int, invoice: dict) -> bytes:
 
 
 def _entry_from_invoice(div: Division, invoice: dict, year: int, period: int, now_ms: int) -> dict:
-    """Book the sales entry of a processed invoice; its EntryID equals the InvoiceID (§3.8)."""
+    """Book the sales entry of a processed invoice; its EntryID equals the InvoiceID (exact-online.md §3.8)."""
     entry = schema.SALESENTRY.blank()
     entry.update(
         EntryID=invoice["InvoiceID"],
@@ -658,7 +659,7 @@ def _entry_from_invoice(div: Division, invoice: dict, year: int, period: int, no
 
 
 def add_receivable(div: Division, entry: dict, account: dict, now_ms: int) -> dict:
-    """Open the receivable of a booked sales entry (Status 20, IsFullyPaid false, §3.11)."""
+    """Open the receivable of a booked sales entry (Status 20, IsFullyPaid false, exact-online.md §3.11)."""
     div.hid += 1
     receivable = schema.RECEIVABLE.blank()
     receivable.update(
@@ -714,7 +715,7 @@ def create_bank_entry(div: Division, body: object, now_ms: int, lang: str, statu
     whose ``OurRef`` is the number of one of that account's open sales invoices is matched to its
     receivable: a receipt is a negative ``AmountFC`` (a credit on the receivable); the unpaid rest
     stays in ReceivablesList and a receivable paid in full becomes IsFullyPaid, Status 50. The
-    automatic matching on OurRef is an assumption: the fact sheet documents no payment push.
+    automatic matching on OurRef is an assumption: exact-online.md §3.11 documents no payment push.
     """
     body = check_properties(schema.BANKENTRY, body)
     lines_raw = body.get("BankEntryLines")
@@ -850,7 +851,7 @@ def journal_status_rows(div: Division, lang: str) -> list[dict]:
 
 # -- sales entries ------------------------------------------------------------------------
 def create_sales_entry(div: Division, body: object, now_ms: int, lang: str, status: int) -> dict:
-    """Book a salesentry/SalesEntries record with its lines (§3.9)."""
+    """Book a salesentry/SalesEntries record with its lines (exact-online.md §3.9)."""
     body = check_properties(schema.SALESENTRY, body)
     lines_raw = body.get("SalesEntryLines")
     if lines_raw is not None and not isinstance(lines_raw, list):
@@ -979,7 +980,7 @@ def delete_sales_entry(div: Division, record: dict, now_ms: int) -> None:
 def create_document(
     div: Division, body: object, now_ms: int, lang: str, status: int, *, document_date: int | None = None
 ) -> dict:
-    """Create a documents/Documents record (§3.10: Subject and Type mandatory)."""
+    """Create a documents/Documents record (exact-online.md §3.10: Subject and Type mandatory)."""
     body = check_properties(schema.DOCUMENT, body)
     errors = Validation(lang, status)
     if not string(body, "Subject"):
@@ -1006,7 +1007,7 @@ def create_document(
 
 
 def create_attachment(div: Division, body: object, now_ms: int, lang: str, status: int) -> dict:
-    """Create a documents/DocumentAttachments record from base64 content (§3.10)."""
+    """Create a documents/DocumentAttachments record from base64 content (exact-online.md §3.10)."""
     body = check_properties(schema.DOCUMENTATTACHMENT, body)
     errors = Validation(lang, status)
     for prop in ("Document", "FileName", "Attachment"):

@@ -1,8 +1,8 @@
 """Entity field sets and endpoint table of the emulated Exact Online REST API.
 
 Field lists of Account, GLAccount, SalesInvoice(Line) and Item follow the recorded responses in
-shared/provider-fixtures/exact-online (in their order); newer fields from the fact sheet (§3)
-are appended. The other entities follow the fact sheet and picqer's entity classes.
+Exact's .NET SDK (exactonline/exactonline-api-dotnet-client, test JSON, in their order); newer fields
+from exact-online.md §3 are appended. The other entities follow exact-online.md and picqer's entity classes.
 """
 
 from __future__ import annotations
@@ -365,7 +365,7 @@ ITEM_FIELDS = (
     ("UnitType", None),
 )
 
-#: Fields the 2013 recordings predate but the fact sheet (§3.1, §3.7) documents.
+#: Fields the 2013 recordings predate but exact-online.md §3.1, §3.7 documents.
 ACCOUNT_FIELDS += (("IsSales", False), ("Timestamp", 0))
 ACCOUNT_FIELDS = tuple(dict(ACCOUNT_FIELDS).items())
 GLACCOUNT_FIELDS += (("Timestamp", 0),)
@@ -753,7 +753,7 @@ DELETED_FIELDS = (
     ("ID", None),
 )
 
-#: Field names whose values are dates, rendered as /Date(ms)/ (§3.0).
+#: Field names whose values are dates, rendered as /Date(ms)/ (exact-online.md §3.0).
 DATE_FIELDS = frozenset(
     {
         "Created",
@@ -917,7 +917,7 @@ SYNCSALESINVOICE = Entity(
     tuple(dict(SALESINVOICELINE_FIELDS + SALESINVOICE_FIELDS).items()),
 )
 
-#: Fields a normal GET may filter on when mandatory filtering is on (§3.0, picqer#591).
+#: Fields a normal GET may filter on when mandatory filtering is on (exact-online.md §3.0, picqer#591).
 ACCOUNT_FILTER_FIELDS = (
     "Accountant",
     "AccountManager",
@@ -984,9 +984,9 @@ class Endpoint:
     page_size: int = 60
     #: Fields one of which a GET $filter must use (None: no mandatory filtering).
     mandatory_filter: tuple[str, ...] | None = None
-    #: Bulk/sync endpoints need $select (or $top=1), §3.0.
+    #: Bulk/sync endpoints need $select (or $top=1), exact-online.md §3.0.
     needs_select: bool = False
-    #: Sync endpoints filter only on Timestamp (§3.12).
+    #: Sync endpoints filter only on Timestamp (exact-online.md §3.12).
     sync: bool = False
     #: The real, mixed-case service path (``sync/CRM/Accounts``), from the reference.
     path: str = ""
@@ -1078,7 +1078,7 @@ ENDPOINTS = {key: _documented(key, endpoint) for key, endpoint in ENDPOINTS.item
 #: current/Me has no division segment and no entry in ENDPOINTS; its documented properties.
 ME_ENDPOINT = _documented("current/me", Endpoint(ME, frozenset({"GET"})))
 
-#: sync/Deleted EntityType codes (§3.12, LF sync/Deleted.go).
+#: sync/Deleted EntityType codes (exact-online.md §3.12, LF sync/Deleted.go).
 DELETED_TYPES = {
     "Accounts": 2,
     "DocumentAttachments": 4,

@@ -22,7 +22,7 @@ DEMO_NS = uuid.UUID("6f1c0e2a-4b7d-4e55-9a3e-0c1d2e3f4a5b")
 
 @dataclass(frozen=True)
 class Region:
-    """One Exact Online site (start.exactonline.<tld>), §1.1."""
+    """One Exact Online site (start.exactonline.<tld>), exact-online.md §1.1."""
 
     key: str
     host: str
@@ -152,7 +152,7 @@ class Division:
         return self.tables.setdefault(name, {})
 
     def next_timestamp(self) -> int:
-        """Return the next row version of this division (monotonic, §3.12)."""
+        """Return the next row version of this division (monotonic, exact-online.md §3.12)."""
         self.timestamp += 1
         return self.timestamp
 
@@ -247,7 +247,7 @@ class Division:
 
 @dataclass
 class AuthCode:
-    """A single-use authorization code (§1.3)."""
+    """A single-use authorization code (exact-online.md §1.3)."""
 
     client_id: str
     redirect_uri: str
@@ -260,7 +260,7 @@ class AuthCode:
 
 @dataclass
 class Chain:
-    """One consent's token chain: the current refresh token and the ones it replaced (§1.5)."""
+    """One consent's token chain: the current refresh token and the ones it replaced (exact-online.md §1.5)."""
 
     id: str
     client_id: str
@@ -276,7 +276,7 @@ class Chain:
 
 @dataclass
 class ErrorBlock:
-    """A scope blocked for spending its hourly error budget (§4.2)."""
+    """A scope blocked for spending its hourly error budget (exact-online.md §4.2)."""
 
     until: float
     #: Blocks in a row (each one starting within a day of the previous one's end).
@@ -311,23 +311,23 @@ class ExactState:
         self.refresh_tokens: dict[str, str] = {}
         self.region_language: dict[str, str] = {k: r.language for k, r in REGIONS.items()}
         self.mandatory_filtering = True
-        #: HTTP status of business-rule failures: 500 historically (§4.2), 400 configurable.
+        #: HTTP status of business-rule failures: 500 historically (exact-online.md §4.2), 400 configurable.
         self.business_status = 500
         self.minutely_limit = 60
         self.daily_limit = 5000
         self.token_daily_limit = 200
-        #: Error budget: 10 errors per (app, user, division, endpoint) per hour (§4.2).
+        #: Error budget: 10 errors per (app, user, division, endpoint) per hour (exact-online.md §4.2).
         self.error_budget_enabled = False
         self.error_budget = 10
         #: How long a spent error budget blocks its scope; repeated blocks last n times as long.
         self.error_block_seconds = 3600.0
-        #: Status of the blocked response (the real one is undocumented, §4.2/§10).
+        #: Status of the blocked response (the real one is undocumented, exact-online.md §4.2/§10).
         self.error_block_status = 429
         #: (client_id, user_id, division, endpoint) -> times of its recent 400/401/403/404s.
         self.error_log: dict[tuple, deque[float]] = {}
         #: Same scope -> the block it is (or was last) under.
         self.error_blocks: dict[tuple, ErrorBlock] = {}
-        #: Page sizes of normal and bulk/sync endpoints (§3.0); tests may shrink them.
+        #: Page sizes of normal and bulk/sync endpoints (exact-online.md §3.0); tests may shrink them.
         self.page_size = 60
         self.bulk_page_size = 1000
         self.code_ttl = 180.0

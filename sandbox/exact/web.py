@@ -72,7 +72,7 @@ def odata_error(exc: ODataError):
 
 
 # ============================================================================================
-# OAuth: consent page and token endpoint (§1)
+# OAuth: consent page and token endpoint (exact-online.md §1)
 # ============================================================================================
 CONSENT_PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Exact Online - Authorize {{ client_name }}</title>
@@ -209,7 +209,7 @@ CHAIN_ERROR = "Token is not allowed, because of invalid or empty chainId"
 
 @bp.post("/api/oauth2/token")
 def token():
-    """Exchange a code or a refresh token (form body, client credentials in the body, §1.4).
+    """Exchange a code or a refresh token (form body, client credentials in the body, exact-online.md §1.4).
 
     Exact reads ``client_id`` and ``client_secret`` from the form body only: credentials sent
     solely in an HTTP Basic ``Authorization`` header (RFC 6749 §2.3.1) leave the client
@@ -255,7 +255,7 @@ def token():
             if chain is None or chain.region != region or chain.revoked or chain.client_id != client.client_id:
                 return _oauth_error(400, "invalid_grant", CHAIN_ERROR, reason=f"Unknown: {CHAIN_ERROR}")
             if presented != chain.refresh_token:
-                # Rotation: every refresh invalidates the previous token (§1.5, picqer#300).
+                # Rotation: every refresh invalidates the previous token (exact-online.md §1.5, picqer#300).
                 return _oauth_error(401, "unauthorized_client", "Old refresh token used.")
             if now > chain.refresh_expires_at:
                 return _oauth_error(
@@ -265,7 +265,7 @@ def token():
                     f"and it is now {_exact_time(now)}.",
                 )
             if now - chain.access_issued_at < state.refresh_min_age:
-                # A new access token only 9.5 min after the previous one (§1.5, OS autorefresh.py).
+                # A new access token only 9.5 min after the previous one (exact-online.md §1.5, OS autorefresh.py).
                 return _oauth_error(
                     401, "invalid_request", "Access Token not expired", reason="Access Token not expired"
                 )
@@ -279,7 +279,7 @@ def token():
 
 def _issue(emulator: ExactOnlineEmulator, chain: Chain, now: float) -> Response:
     state = emulator.state
-    # Opaque tokens with URL-unsafe characters, like Exact's ("AAEA...", "__1P!I...", §1.4).
+    # Opaque tokens with URL-unsafe characters, like Exact's ("AAEA...", "__1P!I...", exact-online.md §1.4).
     access = "AAEAA" + secrets.token_urlsafe(96).replace("-", "!")
     refresh = "__1P!I" + secrets.token_urlsafe(48) + "!IAAAA" + secrets.token_urlsafe(16)
     state.access_tokens[access] = AccessToken(chain.id, now + state.access_ttl)
@@ -298,7 +298,7 @@ def _issue(emulator: ExactOnlineEmulator, chain: Chain, now: float) -> Response:
 
 
 # ============================================================================================
-# REST API (§2-§5)
+# REST API (exact-online.md §2-§5)
 # ============================================================================================
 @bp.route("/api/v1/<path:rest>", methods=["GET", "POST", "PUT", "DELETE", "PATCH", "MERGE"])
 def api(rest: str):
@@ -313,7 +313,7 @@ def api(rest: str):
 
 @bp.get("/docs/SysAttachment.aspx")
 def download_attachment():
-    """Serve an attachment's bytes (the DocumentAttachments ``Url``; §3.10)."""
+    """Serve an attachment's bytes (the DocumentAttachments ``Url``; exact-online.md §3.10)."""
     emulator = _emulator()
     _authenticate(emulator)
     division = request.args.get("_Division_", "")
@@ -344,7 +344,7 @@ def _authenticate(emulator: ExactOnlineEmulator) -> tuple[User, Chain]:
     # lock on every call convoys waitress threads behind writers (bench/sandbox_throughput.py).
     access = state.access_tokens.get(token)
     chain = state.chains.get(access.chain_id) if access else None
-    # A known chain is charged for its 401s (error budget, §4.2) even when it may not pass.
+    # A known chain is charged for its 401s (error budget, exact-online.md §4.2) even when it may not pass.
     g.exact_chain = chain
     user = state.users.get(chain.user_id) if chain else None
     if access is None or user is None or chain.revoked or chain.region != g.exact_region:
@@ -449,7 +449,7 @@ def _key_literal(entity: schema.Entity, key: object) -> str:
 
 
 def render(entity: schema.Entity, record: dict, prefix: str, select=None, expand=(), div=None) -> dict:
-    """Render a record as Exact sends it: __metadata first, dates as /Date(ms)/ (§3.0)."""
+    """Render a record as Exact sends it: __metadata first, dates as /Date(ms)/ (exact-online.md §3.0)."""
     uri = f"{prefix}/{entity.path}({_key_literal(entity, record.get(entity.key))})"
     out: dict = {"__metadata": {"uri": uri, "type": entity.type_name}}
     for name in select or entity.names:
@@ -503,7 +503,7 @@ def _me(emulator: ExactOnlineEmulator, user: User) -> Response:
         )
     prefix = _api_root()
     select = parse_select(request.args.get("$select"), schema.ME_ENDPOINT.selectable, schema.ME.type_name)
-    # Me is a collection envelope with one row (§2, DN GetCurrentDivision).
+    # Me is a collection envelope with one row (exact-online.md §2, DN GetCurrentDivision).
     body = render(schema.ME, record, prefix, select)
     body["__metadata"]["uri"] = f"{prefix}/current/Me(guid'{user.id}')"
     return jsonify(d={"results": [body]})
@@ -556,7 +556,7 @@ def _rows(emulator: ExactOnlineEmulator, endpoint: schema.Endpoint, div: Divisio
                 "AccountCode": r["AccountCode"],
                 "AccountId": r["Account"],
                 "AccountName": r["AccountName"],
-                # The unpaid part: partial payments leave the rest outstanding (§3.11).
+                # The unpaid part: partial payments leave the rest outstanding (exact-online.md §3.11).
                 "Amount": ops.money(r["AmountDC"] - div.paid.get(r["ID"], 0.0)),
                 "AmountInTransit": 0,
                 "CurrencyCode": r["Currency"],
@@ -579,7 +579,7 @@ def _rows(emulator: ExactOnlineEmulator, endpoint: schema.Endpoint, div: Divisio
 
 
 def _sync_invoice_rows(div: Division) -> list[dict]:
-    """Return sync/SalesInvoice/SalesInvoices: one row per line with its header's fields (§3.12).
+    """Return sync/SalesInvoice/SalesInvoices: one row per line with its header's fields (exact-online.md §3.12).
 
     Each row has its own Timestamp, its key on this endpoint (PQ SyncSalesInvoice.php): a line's
     stamp is renewed, from the division's row-version counter, whenever its invoice changed since
@@ -683,7 +683,7 @@ _SYNC_SOURCES = {
 
 
 def _sync_timestamp(emulator: ExactOnlineEmulator, div: Division) -> Response:
-    """Return the sync Timestamp to start from for rows modified since ``modified`` (§3.12, picqer#689).
+    """Return the sync Timestamp to start from for rows modified since ``modified`` (exact-online.md §3.12, picqer#689).
 
     ``?modified=datetime'2026-01-01'&endPoint='Accounts'``: ``Timestamp gt TimeStampAsBigInt`` on
     that sync endpoint then returns every row modified on or after that moment.

@@ -14,7 +14,7 @@ from .faults import QBOFault
 from .ledger import Realm
 from .oauth import ACCOUNTING, KNOWN_SCOPES, PAYMENT, TokenStore
 
-#: Real limits (fact sheet §5), scaled by ctx.scaled(); batch_items is not scaled.
+#: Real limits (quickbooks-online.md §5), scaled by ctx.scaled(); batch_items is not scaled.
 DEFAULT_LIMITS = {"per_minute": 500, "concurrent": 10, "batch_per_minute": 40, "batch_items": 30}
 
 
@@ -133,7 +133,7 @@ class QuickBooksEmulator(ProviderEmulator):
             scopes=scopes,
             now=self.ctx.clock.time(),
         )
-        # realmId is present only for the accounting/payment scopes (fact sheet §1 "Callback").
+        # realmId is present only for the accounting/payment scopes (quickbooks-online.md §1 "Callback").
         return add_query(uri, {"code": code, "state": state, "realmId": realm_id})
 
     # -- control hooks ---------------------------------------------------------------------------

@@ -49,7 +49,7 @@ def _pdf(lines: list[str]) -> bytes:
 def parse_multipart(body: bytes, content_type: str) -> dict[str, tuple[dict, bytes]]:
     """Split a multipart body into {name: (headers, content)}; tolerate LF-only and base64 parts.
 
-    python-quickbooks sends bare ``\\n`` line endings and base64 content (fact sheet §7).
+    python-quickbooks sends bare ``\\n`` line endings and base64 content (quickbooks-online.md §7).
     """
     m = _BOUNDARY.search(content_type or "")
     if not m:
@@ -283,7 +283,7 @@ def build(emu: QuickBooksEmulator) -> Blueprint:
             )
         return body
 
-    # -- requestid replay (fact sheet §2.4) -------------------------------------------------
+    # -- requestid replay (quickbooks-online.md §2.4) ---------------------------------------
     def replayed(realm: Realm, limit: int = 50) -> tuple[str | None, Response | None]:
         rid = request.args.get("requestid")
         if not rid:
@@ -475,7 +475,7 @@ def build(emu: QuickBooksEmulator) -> Blueprint:
             since = since.replace(tzinfo=realm.tz)
         since_ts = since.timestamp()
         if since_ts < now() - 30 * 86400:
-            # CDC looks back at most 30 days (fact sheet §2.5); the wording QBO answers with
+            # CDC looks back at most 30 days (quickbooks-online.md §2.5); the wording QBO answers with
             # (QuickBooksSharp#19), as an "Unsupported Operation" fault.
             raise F.unsupported_operation(
                 f"Operation cdc with changedSince date {since_arg} which is older than fixed days is not supported."

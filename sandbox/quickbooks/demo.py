@@ -246,7 +246,7 @@ def build_us(ts: float) -> Realm:
             ("Texas State", 6.25),
             ("Austin", 2.0),
         ],
-        # Combined codes (state + city + district) are computed per rate and rounded per rate (§6).
+        # Combined codes (state + city + district) are computed per rate and rounded per rate (quickbooks-online.md §6).
         [("California", [1]), ("Arizona", [2]), ("New York City", [3, 4, 5]), ("Austin TX", [6, 7])],
     )
     _terms(realm, ago(ts, 640, 45))

@@ -1,11 +1,11 @@
 """QBO Fault bodies: the ValidationFault envelope, the gateway's lowercase 401/403 shape, throttling.
 
-Shapes follow the fact sheet §4 and the recordings in provider-fixtures/quickbooks/error/.
+Shapes follow quickbooks-online.md §4 and minimul/qbo_api's recorded errors (``spec/vcr/error/``).
 """
 
 from __future__ import annotations
 
-#: Generic message QBO uses for every 6000 business validation error (fact sheet §4).
+#: Generic message QBO uses for every 6000 business validation error (quickbooks-online.md §4).
 BUSINESS_MESSAGE = "A business validation error has occurred while processing your request"
 OBJECT_NOT_FOUND_DETAIL = (
     "Object Not Found : Something you're trying to use has been made inactive. "
@@ -126,7 +126,7 @@ def gateway_fault_body(code: str, message: str, detail: str, fault_type: str, ti
 
 
 def throttle_xml(time_text: str) -> str:
-    """Return the XML ThrottleExceeded body QBO sends even to JSON clients (fact sheet §4)."""
+    """Return the XML ThrottleExceeded body QBO sends even to JSON clients (quickbooks-online.md §4)."""
     return (
         '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
         f'<IntuitResponse time="{time_text}" xmlns="http://schema.intuit.com/finance/v3">\n'

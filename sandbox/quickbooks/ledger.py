@@ -18,7 +18,7 @@ from . import faults as F
 from .faults import QBOFault
 
 NAME_ENTITIES = ("Customer", "Vendor", "Employee")
-#: Name-list entities: queries return only active rows unless Active is filtered (§2.2).
+#: Name-list entities: queries return only active rows unless Active is filtered (quickbooks-online.md §2.2).
 NAME_LISTS = {"Customer", "Vendor", "Employee", "Item", "Account", "Class", "Term", "TaxCode", "TaxRate"}
 SALES_TXNS = ("Invoice", "CreditMemo", "SalesReceipt", "Estimate")
 TXNS = (*SALES_TXNS, "Payment")
@@ -371,7 +371,7 @@ def num(value: Decimal) -> float | int:
 
 
 def strip_blank(value: Any) -> Any:
-    """Drop "" values recursively: python-quickbooks sends "" for absent fields (fact sheet §7)."""
+    """Drop "" values recursively: python-quickbooks sends "" for absent fields (quickbooks-online.md §7)."""
     if isinstance(value, dict):
         return {k: strip_blank(v) for k, v in value.items() if v != "" and v is not None}
     if isinstance(value, list):
@@ -466,7 +466,7 @@ class Realm:
         self.default_tax_code: str | None = None
         self.users: list[str] = []
         self.last_writer = "QuickBooks User"
-        #: Ids created by the batch that is running: later items must not see them (§2.3).
+        #: Ids created by the batch that is running: later items must not see them (quickbooks-online.md §2.3).
         self.batch_hidden: set[tuple[str, str]] | None = None
 
     # -- time -----------------------------------------------------------------------------
@@ -572,7 +572,7 @@ class Realm:
         """Refuse a transaction dated on or before the closing date.
 
         :raise QBOFault: "Account Period Closed" as reported in python-quickbooks#208 (code as
-            reported there; the fact sheet has no recorded body for it).
+            reported there; quickbooks-online.md §4 has no recorded body for it).
         """
         closing = self.closing_date
         if closing is not None and txn_date <= closing:

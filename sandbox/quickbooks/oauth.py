@@ -1,6 +1,6 @@
 """Intuit OAuth 2.0: authorization codes, bearer/refresh tokens with QBO's rotation rules.
 
-Rules per fact sheet §1: access tokens live 3600 s; refresh tokens roll for 101 days under a
+Rules per quickbooks-online.md §1: access tokens live 3600 s; refresh tokens roll for 101 days under a
 5-year hard cap; a refresh within 24 h of an RT value's issue returns the same value, later a new
 one (the previous value keeps working for a configurable grace, 0 h or 24 h); reusing an
 authorization code invalidates the tokens issued for it.
@@ -17,7 +17,7 @@ ACCESS_TTL = 3600
 REFRESH_TTL = 8_726_400  # 101 days, tokenResponse.json of oauth-jsclient
 HARD_TTL = 5 * 365 * 86400
 ROTATION_AFTER = 24 * 3600
-CODE_TTL = 600  # not documented by Intuit (fact sheet §9); 10 minutes is a common choice
+CODE_TTL = 600  # not documented by Intuit (quickbooks-online.md §9); 10 minutes is a common choice
 
 ACCOUNTING = "com.intuit.quickbooks.accounting"
 PAYMENT = "com.intuit.quickbooks.payment"
@@ -110,7 +110,7 @@ class OAuthError(Exception):
         self.status = status
 
     def body(self) -> dict:
-        """Return the JSON error body (fact sheet §1 "Error bodies")."""
+        """Return the JSON error body (quickbooks-online.md §1 "Error bodies")."""
         body = {"error": self.error}
         if self.description:
             body["error_description"] = self.description

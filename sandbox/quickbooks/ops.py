@@ -54,7 +54,7 @@ def _merge_for_update(realm: Realm, entity: str, payload: dict) -> tuple[dict, d
         raise F.required("SyncToken")
     if str(payload["SyncToken"]) != existing["SyncToken"]:
         raise F.stale_object(realm.last_writer)
-    # A full update clears every writable field that is not sent (fact sheet §3).
+    # A full update clears every writable field that is not sent (quickbooks-online.md §3).
     merged = {**existing, **payload} if payload.get("sparse") is True else dict(payload)
     return existing, merged
 
@@ -363,7 +363,7 @@ def _line_tax_code(realm: Realm, detail: dict) -> str:
     ref = detail.get("TaxCodeRef")
     value = ref.get("value") if isinstance(ref, dict) else None
     if realm.us:
-        # US model (fact sheet §6): the line carries only the pseudo-code TAX or NON, default NON.
+        # US model (quickbooks-online.md §6): the line carries only the pseudo-code TAX or NON, default NON.
         value = value or "NON"
         if value not in ("TAX", "NON"):
             raise F.invalid_reference(
@@ -451,7 +451,7 @@ def _build_lines(realm: Realm, entity: str, raw_lines: Any) -> list[dict]:
         else:
             raise F.required("Amount")
         if qty and price and money(qty * price) != amount:
-            # fact sheet §3 Invoice: Amount must equal UnitPrice*Qty rounded half-up; zeros skip it.
+            # quickbooks-online.md §3 Invoice: Amount must equal UnitPrice*Qty rounded half-up; zeros skip it.
             raise QBOFault(
                 "6070",
                 "Amount is not equal to UnitPrice * Qty",
@@ -510,7 +510,7 @@ def _compute_tax(realm: Realm, payload: dict, lines: list[dict], global_calc: st
             total_tax += amount
             tax_lines.append(_tax_line(rate, pct, amount, taxable))
         if given is not None:
-            # AST honours an explicit TotalTax (blog 2017-12-11, fact sheet §6).
+            # AST honours an explicit TotalTax (blog 2017-12-11, quickbooks-online.md §6).
             total_tax = money(to_decimal("Invoice", "TotalTax", given))
         detail = {"TxnTaxCodeRef": {"value": code["Id"]}, "TotalTax": num(total_tax), "TaxLine": tax_lines}
         return detail, subtotal - discount, total_tax
@@ -765,7 +765,7 @@ def _apply_links(realm: Realm, payment: dict, sign: int, ts: float) -> None:
             if sign > 0:
                 links.append({"TxnId": payment["Id"], "TxnType": "Payment"})
             target["LinkedTxn"] = links
-            # Applying a payment bumps the invoice's SyncToken (fact sheet §3, breeze#4624).
+            # Applying a payment bumps the invoice's SyncToken (quickbooks-online.md §3, breeze#4624).
             realm.bump(entity, target, ts)
             _adjust_customer(realm, entity, before, target, ts)
 

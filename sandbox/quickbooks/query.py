@@ -1,6 +1,6 @@
 """The QBO query language: parse ``SELECT … FROM … WHERE … ORDERBY … STARTPOSITION … MAXRESULTS``.
 
-Grammar and variants per fact sheet §2.2: one entity, conditions joined by AND only (no OR, JOIN,
+Grammar and variants per quickbooks-online.md §2.2: one entity, conditions joined by AND only (no OR, JOIN,
 GROUP BY), operators ``= < > <= >= IN LIKE`` (LIKE knows only ``%``), single-quoted strings with
 ``\\'`` escapes, ``ORDERBY`` or ``ORDER BY``, paging clauses in either order, ``COUNT(*)``.
 """

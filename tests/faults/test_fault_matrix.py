@@ -15,9 +15,10 @@ from __future__ import annotations
 import os
 import random
 import time
+from datetime import timedelta
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import select, text
 
 from tests.portal.connections.conftest import BEXIO_MAIN, QBO_US
 from tests.portal.sync.rq_workers import records, run_outcome, wait_for
@@ -40,6 +41,7 @@ def test_workers_killed_at_random_points(make_case):
     for target in case.targets:
         target.notes.append(f"{KILL_RUNS} kills, seed {seed}")
     case.slow_down()
+    hits = 0
     for _ in range(KILL_RUNS):
         before = case.pushed_total()
         step = rng.randint(1, 3)
@@ -49,10 +51,37 @@ def test_workers_killed_at_random_points(make_case):
         time.sleep(rng.uniform(0, 0.4))
         for provider in case.kill_worker(rng):
             case.note_event(provider)
+            hits += 1
 
     case.recover()
+    _killed_runs_interrupted(case, hits)
 
     _conclude(case)
+
+
+def _killed_runs_interrupted(case, hits: int) -> None:
+    """The tick's reconciliation leaves no run of the case running: the killed workers' runs are interrupted."""
+    from portal.database import utcnow
+    from portal.extensions import db
+    from portal.models import SyncRun, SyncRunStatus
+    from portal.sync import mirrors
+
+    connections = {target.connection_id for target in case.targets}
+    with case.app.app_context():
+        # Past the start's grace: a killed worker's job reads "started" with no lock or lease behind it.
+        mirrors.reconcile(utcnow() + timedelta(minutes=2))
+        runs = [
+            run
+            for run in db.session.scalars(select(SyncRun)).all()
+            if (run.parameters or {}).get("connection_id") in connections
+        ]
+        going = [(run.id, run.message) for run in runs if run.status is SyncRunStatus.running]
+        interrupted = sum(run.status is SyncRunStatus.interrupted for run in runs)
+        db.session.remove()
+    assert not going, going
+
+    for target in case.targets:
+        target.notes.append(f"{hits} kills during a push, {interrupted} runs interrupted, none left running")
 
 
 def test_redis_restarted_mid_run(app, make_case, database_url, tmp_path):

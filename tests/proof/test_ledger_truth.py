@@ -7,12 +7,15 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from tests.proof.conftest import ROOT, scaled, write_result
 
 #: Columns that must stay at zero for every provider.
 MUST_BE_ZERO = ("pushed, different totals", "lost", "twice in the ledger", "duplicated customers")
 
 
+@pytest.mark.slow
 def test_a_generated_corpus_lands_in_every_ledger_as_the_saas_invoiced_it_or_is_held(tmp_path, redis_url):
     invoices, notes = scaled(24, 200), scaled(6, 30)
     out = tmp_path / "truth.json"

@@ -17,6 +17,7 @@ import json
 import time
 from collections import Counter
 
+import pytest
 import requests
 
 from portal.connections import vault
@@ -53,6 +54,7 @@ def _stored(app, connection_id: int) -> tuple[str, str, ConnectionStatus, str | 
         )
 
 
+@pytest.mark.workers
 def test_pushing_processes_never_spend_a_refresh_token_twice(app, flow, database_url, redis_url):
     org = new_organization(app, "Pushrace", [f"Pushrace {p}" for p in PROVIDERS])
     cids = {p: connect_unit(app, flow, unit, p) for p, unit in zip(PROVIDERS, org["unit_ids"], strict=True)}

@@ -113,7 +113,7 @@ def test_concurrent_refreshes_never_break_a_connection(app, flow, demo_data, dat
             summary["refreshes_at_provider"] = len(access_seen[provider]) - 1
             # One real refresh per round at the provider, not one per process.
             assert summary["refreshes_at_provider"] == ROUNDS, (provider, summary)
-            if provider != "quickbooks":  # QBO keeps the same refresh token within ~24 h (qbo §1)
+            if provider != "quickbooks":  # QBO keeps the same refresh token within ~24 h (quickbooks-online.md §1)
                 # Each single-use refresh token was rotated and the new one kept, round after round.
                 assert len(refresh_seen[provider]) == ROUNDS, (provider, summary)
     finally:

@@ -155,7 +155,7 @@ def test_contact_lifecycle(api):
             "address": "ignored",
         },
     ).json()
-    assert created["address"] == "Dorfstrasse 5"  # read-only, composed (§3.1)
+    assert created["address"] == "Dorfstrasse 5"  # read-only, composed (bexio.md §3.1)
     assert created["nr"] == "000008"  # seven seeded contacts before
     assert created["contact_group_ids"] == "1,2"
     assert created["salutation_id"] is None
@@ -171,7 +171,7 @@ def test_contact_lifecycle(api):
 
 def test_salutation_zero_round_trip_fails(api):
     seeded = api.get("/2.0/contact/1").json()
-    assert seeded["salutation_id"] == 0  # unset reads back as 0 (§3.1)
+    assert seeded["salutation_id"] == 0  # unset reads back as 0 (bexio.md §3.1)
     resp = api.post("/2.0/contact/1", json={"salutation_id": seeded["salutation_id"]})
     assert resp.status_code == 422
     assert api.post("/2.0/contact/1", json={"salutation_id": None}).status_code == 200
@@ -538,6 +538,7 @@ position = st.fixed_dictionaries(
 )
 
 
+@pytest.mark.slow
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(body=st.dictionaries(invoice_keys, json_values | st.lists(position, max_size=2), max_size=6))
 def test_arbitrary_invoice_bodies_get_bexio_errors_not_tracebacks(api, body):

@@ -2,7 +2,7 @@
 
 * OAuth: Authlib's ``OAuth2Session`` (a project dependency) runs the authorization-code flow
   with PKCE S256 through the consent page, then a refresh with rotation.
-* API: the npm package ``bexio`` (mathewmeconry/bexio, the maintained JS client, fact sheet §6;
+* API: the npm package ``bexio`` (mathewmeconry/bexio, the maintained JS client, bexio.md §6;
   no maintained Python client exists) reads and creates through its own resource classes. Its
   only change is its ``baseApiUrl`` property, i.e. the base URL.
 """

@@ -252,7 +252,7 @@ def test_a_posted_due_date_is_kept_and_an_absent_one_follows_the_payment_conditi
         printed = api.post(f"{NL_MAIN}/salesinvoice/PrintedSalesInvoices", {"InvoiceID": invoice["InvoiceID"]})
         assert printed.status_code == 201, printed.text
     dues = [_odata_day(api.get(f"{INVOICES}(guid'{i['InvoiceID']}')").json()["d"]["DueDate"]) for i in (own, derived)]
-    # §3.6: without DueDate it is the date + the condition's days ("21 dagen"); a posted one stays.
+    # exact-online.md §3.6: without DueDate it is the date + the condition's days ("21 dagen"); a posted one stays.
     assert dues == [day + timedelta(days=45), day + timedelta(days=21)]
 
 

@@ -53,7 +53,7 @@ def test_spent_error_budget_blocks_app_user_division_endpoint_for_an_hour_then_l
     blocked = api.get(INVOICES, **LISTING)
     assert blocked.status_code == 429
     assert "API rate limit exceeded" in error_value(blocked)
-    # Not the 60/min limit: no rate-limit headers to wait on (§10 gap; picqer#255).
+    # Not the 60/min limit: no rate-limit headers to wait on (exact-online.md §10 gap; picqer#255).
     assert not [h for h in blocked.headers if h.lower().startswith("x-ratelimit")]
     # Only that scope: another endpoint, another division and the valid calls before stay usable.
     assert api.get(f"{NL_MAIN}/financial/Journals").status_code == 200
@@ -126,7 +126,7 @@ def test_system_calls_count_against_the_division_quota_but_me_does_not(sandbox_u
     assert api.get(f"{NL_MAIN}/system/AllDivisions").headers["X-RateLimit-Minutely-Remaining"] == "58"
     me = api.get("current/Me")
     assert me.status_code == 200
-    # Me has no division segment and quotas are per (app, division) (§5): nothing to charge.
+    # Me has no division segment and quotas are per (app, division) (exact-online.md §5): nothing to charge.
     assert "X-RateLimit-Minutely-Remaining" not in me.headers
     assert api.get(f"{NL_MAIN}/financial/Journals").headers["X-RateLimit-Minutely-Remaining"] == "57"
 

@@ -1,4 +1,4 @@
-"""Exact Online OAuth: consent page, single-use codes, refresh timing and rotation (§1)."""
+"""Exact Online OAuth: consent page, single-use codes, refresh timing and rotation (exact-online.md §1)."""
 
 from __future__ import annotations
 

@@ -112,7 +112,7 @@ def test_items_collection(api):
     response = api.get(f"{NL_MAIN}/logistics/Items", **{"$filter": "IsSalesItem eq true"})
     rows = check(ENDPOINTS["GET logistics/Items"], response)["d"]["results"]
     assert rows
-    # Item carries Timestamp beyond the documented field set (used by sync, §3.12).
+    # Item carries Timestamp beyond the documented field set (used by sync, exact-online.md §3.12).
     assert "Timestamp" in rows[0]
 
 

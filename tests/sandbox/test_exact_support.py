@@ -87,7 +87,7 @@ def api_for(base: str, region: str = "nl", **params) -> Api:
 
 
 def error_value(response: requests.Response) -> str:
-    """Return the message of an Exact error body, asserting its shape (§4.1)."""
+    """Return the message of an Exact error body, asserting its shape (exact-online.md §4.1)."""
     body = response.json()
     assert set(body) == {"error"}
     assert body["error"]["code"] == ""

@@ -99,7 +99,7 @@ def test_amount_check_and_blank_fields_from_python_quickbooks(us):
     err = us.fault(r)
     assert err["code"] == "6070"
     assert err["Detail"].endswith("Supplied value:1,000.00")
-    # "" means absent; Qty/UnitPrice 0 skip the check (fact sheet §3, §7).
+    # "" means absent; Qty/UnitPrice 0 skip the check (quickbooks-online.md §3, §7).
     inv = us.create(
         "Invoice",
         {
@@ -292,7 +292,7 @@ def test_class_tracking_per_line(us, uk):
         ]
         == "2500"
     )
-    # Tracking off in the UK company: ClassRef is dropped (QBO's behaviour is unverified, §9).
+    # Tracking off in the UK company: ClassRef is dropped (QBO's behaviour is unverified, quickbooks-online.md §9).
     off = uk.create(
         "Invoice",
         {
@@ -330,7 +330,7 @@ def test_requestid_replays_without_second_create(us):
     count = us.query("SELECT COUNT(*) FROM Invoice").json()["QueryResponse"]["totalCount"]
     us.post("invoice", {"Id": a["Id"], "SyncToken": "0"}, params={"operation": "delete"})
     replay = us.post("invoice", body, params={"requestid": "req-1"}).json()["Invoice"]
-    assert replay["Id"] == a["Id"]  # the old response, a dead Id (fact sheet §2.4)
+    assert replay["Id"] == a["Id"]  # the old response, a dead Id (quickbooks-online.md §2.4)
     assert us.query("SELECT COUNT(*) FROM Invoice").json()["QueryResponse"]["totalCount"] == count - 1
     err = us.fault(us.post("invoice", body, params={"requestid": "r" * 51}))
     assert err["code"] == "6000"
@@ -360,7 +360,7 @@ def test_batch_limits_visibility_and_requestid(us, sandbox_url):
         },
     )
     out = r.json()["BatchItemResponse"]
-    assert out[1]["QueryResponse"] == {}  # later items cannot see earlier creates (§2.3)
+    assert out[1]["QueryResponse"] == {}  # later items cannot see earlier creates (quickbooks-online.md §2.3)
     assert out[2]["Fault"]["Error"][0]["code"] == "2500"
     control(sandbox_url, "set_limits", {"batch_items": 2})
     assert us.post("batch", {"BatchItemRequest": items[:3]}).status_code == 400
@@ -427,7 +427,7 @@ def test_company_info_preferences_update_and_headers(us):
 
 
 def test_a_select_list_still_returns_every_property(us):
-    # Projections are not supported: the response set always returns all properties (§2.2).
+    # Projections are not supported: the response set always returns all properties (quickbooks-online.md §2.2).
     rows = us.query("SELECT Id, Balance FROM Invoice WHERE Id IN ('1', '2')").json()["QueryResponse"]["Invoice"]
     assert [r["Id"] for r in rows] == ["1", "2"]
     assert all({"CustomerRef", "TotalAmt", "Balance", "Line", "DocNumber"} <= set(r) for r in rows)

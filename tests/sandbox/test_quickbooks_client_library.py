@@ -18,7 +18,7 @@ from tests.sandbox.test_quickbooks_support import CLIENT_ID, CLIENT_SECRET, REDI
 
 @pytest.fixture
 def api_base(sandbox_url, monkeypatch):
-    # Base URLs only: both are plain class attributes in python-quickbooks (fact sheet §7).
+    # Base URLs only: both are plain class attributes in python-quickbooks (quickbooks-online.md §7).
     monkeypatch.setattr(QuickBooks, "api_url_v3", f"{sandbox_url}/quickbooks/api/v3")
     monkeypatch.setattr(QuickBooks, "sandbox_api_url_v3", f"{sandbox_url}/quickbooks/api/v3")
     # requests-oauthlib refuses plain http; the test server has no TLS (oauthlib's documented switch).

@@ -121,7 +121,7 @@ def test_eight_processes_refreshing_at_once_never_break_the_connection(
                 from portal.extensions import db
 
                 vault.fresh_adapter(db.session.get(Connection, cid)).company_info()
-        if provider != "quickbooks":  # QBO returns the same refresh token within ~24 h (qbo §1)
+        if provider != "quickbooks":  # QBO returns the same refresh token within ~24 h (quickbooks-online.md §1)
             assert len(seen) == 4  # one real rotation per round, not eight
 
 

@@ -47,6 +47,8 @@ def test_the_search_reads_vat_and_company_numbers_however_they_are_written(db, c
     assert found("zwart") == [("a-1", None), ("a-2", None)]
     assert found("NL999999999B01") == []  # an invalid number finds nothing by accident
     assert found("   ") == []
+    assert found("zwart_") == [] and found("zw%t") == []  # wildcards are characters, not patterns
+    assert found("ZWARTJES") == [("a-2", None)]  # case does not matter
 
 
 def test_a_person_links_an_unlinked_customer_with_clicks_and_sees_both_names(

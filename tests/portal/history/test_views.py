@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import re
 
+from tests.portal.sync.rq_workers import control, sandbox_get
+
 
 def _form(token, **extra):
     return {"csrf_token": token, "date_from": "2025-01-01", "date_to": "2025-12-31", "kinds": ["invoice"], **extra}
@@ -141,3 +143,97 @@ def test_cli_preview_and_push_wait_print_json(app, sandbox, connect, old_invoice
     )
     assert bad.exit_code != 0 and "YYYY-MM-DD, not '2025-02-30'" in bad.output
     assert len(numbers) == 3
+
+
+def _division_calls(sandbox: str) -> int:
+    """Return the calls the Exact sandbox counted against division 3010001's daily quota since its reset."""
+
+    counters = sandbox_get(sandbox, "quotas")["counters"]
+    return sum(
+        c["within_limit"] + c["over_limit"]
+        for c in counters
+        if c["key"][0] == "exact-online" and c["key"][-2:] == ["3010001", "day"]
+    )
+
+
+def test_a_back_fill_s_figures_are_its_records_in_scope_the_calls_the_ledger_counted_and_their_rate(
+    app, client, login, make_staff, sandbox, connect, old_invoices, backfill_of
+):
+    from portal.extensions import db
+    from portal.models import Backfill, BackfillItem, SyncRun
+
+    connection_id = connect("exact-online")
+    old_invoices(12)
+    client = app.test_client()
+    token = login(make_staff("ops"), client=client)
+    form = {**_form(token), "kinds": ["customer", "invoice", "credit_note", "payment"]}
+    started = client.post(f"/connections/{connection_id}/history", data=form)
+    assert started.status_code == 302, started.get_data(as_text=True)
+    backfill_id = int(started.headers["Location"].rsplit("/", 1)[1])
+    # 12 invoices take more calls than Exact's minute allows: the quota is off (the sandbox counts on).
+    control(sandbox, "quotas", {"enabled": False})
+    before = _division_calls(sandbox)
+
+    state = backfill_of.run(backfill_id)
+
+    assert state["status"] == "succeeded", state["message"]
+    calls = _division_calls(sandbox) - before
+    assert calls > 12
+    with app.app_context():
+        backfill = db.session.get(Backfill, backfill_id)
+        items = db.session.scalar(db.select(db.func.count(BackfillItem.id)).filter_by(backfill_id=backfill_id))
+        run = db.session.get(SyncRun, backfill.sync_run_id)
+        done, busy = backfill.total(), backfill.busy_seconds
+        by_outcome = {o: backfill.total(o) for o in ("created", "existing", "skipped", "blocked", "failed")}
+        # In scope: the 12 invoices and their one customer.
+        assert backfill.counts == {"customer": {"created": 1}, "invoice": {"created": 12}}
+        assert done == 13 == items == sum(by_outcome.values())
+        # The jobs console's "13 of 13" and the calls it shows.
+        assert (run.progress_done, run.progress_total) == (13, 13)
+        assert backfill.calls == calls == run.counts["calls"]
+    assert busy > 0
+
+    page = client.get(f"/history/{backfill_id}/progress", headers={"HX-Request": "true"}).get_data(as_text=True)
+    assert '<progress value="13" max="13">' in page
+    of = dict(re.findall(r'<tr data-kind="(\w+)">.*?<td>([^<]*)</td></tr>', page, re.S))
+    assert of == {"customer": "1", "invoice": "12", "credit_note": "0", "payment": "0"}
+    said = re.search(r"(\d+) Exact Online call\(s\)(?: · (\d+) records a minute)?", page)
+    assert said is not None and int(said.group(1)) == calls
+    assert said.group(2) is not None and int(said.group(2)) == round(done / (busy / 60)), (said.group(0), done, busy)
+    assert state["calls"] == calls  # the CLI's figure
+
+
+def test_a_back_fill_s_figures_stay_right_across_its_waits_for_the_quota(
+    app, sandbox, connect, old_invoices, backfill_of
+):
+    import time
+    from datetime import UTC, datetime
+
+    from portal.extensions import db
+    from portal.history import services
+    from portal.models import Backfill
+
+    connection_id = connect("exact-online")
+    old_invoices(4)
+    backfill_id = backfill_of.start(connection_id, ["invoice"])
+    # Exact's minute allows 6 calls and lasts 3 s: the back-fill waits for the quota several times.
+    control(sandbox, "quotas", {"scale": 0.1, "window_scale": 0.05})
+    before = _division_calls(sandbox)
+    waits = 0
+    state = backfill_of.run(backfill_id)
+    while state["status"] == "waiting" and waits < 30:
+        waits += 1
+        resume_at = datetime.fromisoformat(state["resume_at"])
+        time.sleep(max(0.0, (resume_at - datetime.now(UTC)).total_seconds()) + 0.2)
+        state = backfill_of.run(backfill_id)  # the job scheduled for the reset
+
+    assert state["status"] == "succeeded", state["message"]
+    assert waits >= 1
+    calls = _division_calls(sandbox) - before  # the 429s included: each was a call
+    with app.app_context():
+        backfill = db.session.get(Backfill, backfill_id)
+        assert backfill.counts == {"invoice": {"created": 4}}
+        assert backfill.calls == calls
+        assert (backfill.sync_run.progress_done, backfill.sync_run.progress_total) == (4, 4)
+        rate = services.rate_per_minute(backfill)
+        assert rate is not None and abs(rate - 4 / (backfill.busy_seconds / 60)) < 1e-6

@@ -43,7 +43,7 @@ QBO_6000 = "A business validation error has occurred while processing your reque
 #: (error type, provider, status, provider code, provider text, expected cause, expected fix)
 # fmt: off
 CASES = [
-    # QuickBooks (quickbooks-online.md §4; provider-fixtures/quickbooks/error; sandbox/quickbooks/faults.py)
+    # QuickBooks (quickbooks-online.md §4; qbo_api spec/vcr/error; sandbox/quickbooks/faults.py)
     (Rejected, "quickbooks", 400, "6240", "The name supplied already exists. : null", C.DUPLICATE, Fix.CUSTOMER_LINKS),
     (Rejected, "quickbooks", 400, "6240", "The name supplied already exists.", C.DUPLICATE, Fix.CUSTOMER_LINKS),
     (Rejected, "quickbooks", 400, "6140", "Duplicate Document Number Error", C.DUPLICATE, Fix.RECORD),
@@ -296,6 +296,7 @@ ERROR_TYPES = st.sampled_from(
 ANY_TEXT = st.one_of(st.none(), st.text(max_size=300), st.integers())
 
 
+@pytest.mark.slow
 @given(
     kind=st.one_of(ERROR_TYPES, st.just(RateLimited)),
     provider=st.one_of(st.none(), st.sampled_from(["exact-online", "quickbooks", "bexio"]), st.text(max_size=12)),

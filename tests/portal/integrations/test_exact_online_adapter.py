@@ -95,7 +95,7 @@ def test_full_round_trip_in_every_region(sandbox, make_adapter, region):
     assert not [a for a in tables["Accounts"] if a["Name"].startswith(TEST_NAME)]
     assert not tables.get("SalesInvoices")
 
-    # Refreshing is only allowed 570 s after the last token (§1.5).
+    # Refreshing is only allowed 570 s after the last token (exact-online.md §1.5).
     control(sandbox, "clock", {"advance_seconds": 580})
     new = adapter.refresh()
     assert saved[-1] is new and adapter.tokens is new

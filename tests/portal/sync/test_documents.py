@@ -7,7 +7,7 @@ import os
 import pytest
 
 from tests.portal.sync.conftest import PROVIDERS, fault
-from tests.portal.sync.test_pipeline import TODAY, ingest_invoice, run_push, set_settings
+from tests.portal.sync.test_pipeline import ingest_invoice, run_push, set_settings, today
 
 
 def ingest_credit_note(api, invoice_external_id: str) -> str:
@@ -19,7 +19,7 @@ def ingest_credit_note(api, invoice_external_id: str) -> str:
         {
             "invoice": invoice_external_id,
             "number": number,
-            "issue_date": TODAY,
+            "issue_date": today(),
             "currency": "EUR",
             "reason": "Two hours too many",
             "lines": [{"position": 1, "description": "Refund", "quantity": 1, "unit_price": "50.00", "tax_rate": rate}],
@@ -32,7 +32,7 @@ def ingest_payment(api, invoice_external_id: str, amount: str = "100.00") -> str
     external_id = f"pay-{os.urandom(3).hex()}"
     api[0](
         f"payments/{external_id}",
-        {"invoice": invoice_external_id, "paid_on": TODAY, "amount": amount, "currency": "EUR", "method": "card"},
+        {"invoice": invoice_external_id, "paid_on": today(), "amount": amount, "currency": "EUR", "method": "card"},
     )
     return external_id
 

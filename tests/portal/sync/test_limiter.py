@@ -269,7 +269,7 @@ def _bexio_call(shared: RateLimiter, company: str, method: str, path: str, quota
 
 
 def test_bexio_searches_count_in_their_own_budget_and_never_lower_the_general_one(rconn, company):
-    """bexio limits searches to 250 a minute and other calls to 1000 (§5): two windows, not one flipping."""
+    """bexio limits searches to 250 a minute and other calls to 1000 (bexio.md §5): two windows, not one flipping."""
     clock = FakeTime()
     shared = limiter(rconn, clock)
     for n in range(1, 4):
@@ -332,3 +332,45 @@ def test_the_scale_comes_from_the_configuration(rconn):
     assert from_config({"RATE_LIMIT_SCALE": 1000}, rconn).scale == 1000
     assert from_config({}, rconn).scale == 1
     assert from_config({"RATE_LIMITER": False, "RATE_LIMIT_SCALE": 1000}, rconn) is None
+
+
+def _fill(shared: RateLimiter, company: str, share: float) -> int:
+    """Take slots at ``share`` until the limiter would have to wait (it never sleeps); return how many."""
+    taken = 0
+    while True:
+        try:
+            shared.acquire("exact-online", company, share=share)
+        except RateLimited:
+            return taken
+        taken += 1
+
+
+def test_a_back_fill_uses_the_quota_live_syncs_do_not_need_and_yields_when_they_come(rconn, company):
+    clock = FakeTime()
+    background, live = limiter(rconn, clock, max_wait=0), limiter(rconn, clock, max_wait=0)
+    background.observe("exact-online", company, snapshot(60, 60, T0 + 30))
+
+    # No live sync lately: the back-fill fills the window but the 5 % kept for live work to start.
+    assert _fill(background, company, 0.5) == 57
+    # A live push starting mid-window gets that reserve at once.
+    assert _fill(live, company, 1.0) == 3
+
+    # The next window, with live work seen lately: the back-fill keeps to its share, live work has the rest.
+    clock.now = T0 + 31
+    assert _fill(background, company, 0.5) == 30
+    assert _fill(live, company, 1.0) == 30
+    assert clock.slept == []
+
+
+def test_live_demand_fades_and_the_back_fill_takes_the_whole_window_again(rconn, company):
+    from portal.sync.limiter import live_key
+
+    clock = FakeTime()
+    shared = limiter(rconn, clock, max_wait=0)
+    shared.observe("exact-online", company, snapshot(60, 60, T0 + 30))
+    shared.acquire("exact-online", company)  # live work
+    assert 0 < rconn.pttl(live_key("exact-online", company)) <= 30_000
+    assert _fill(shared, company, 0.5) == 29  # its share: 30 of 60, one used by the live call
+
+    rconn.delete(live_key("exact-online", company))  # 30 s without live work
+    assert _fill(shared, company, 0.5) == 27  # up to 57 of 60 now

@@ -12,25 +12,33 @@ import requests
 from tests.portal.mappings.conftest import control
 from tests.portal.sync.conftest import CONNECT, PROVIDERS, ledger_documents, unit_rate
 
-TODAY = date.today().isoformat()
+
+def today() -> str:
+    """Today's date, read when a document is made (a run may cross midnight)."""
+    return date.today().isoformat()
+
+
 PDF = b"%PDF-1.4 Ledgerlink pipeline test\n%%EOF\n"
 
 
-def ingest_invoice(app, api, org_unit, *, pdf: bytes | None = PDF) -> tuple[str, str]:
-    """PUT an invoice (with a PDF) through the ingestion API; return its SaaS id and number."""
+def ingest_invoice(app, api, org_unit, *, pdf: bytes | None = PDF, rate: str | None = None) -> tuple[str, str]:
+    """PUT an invoice (with a PDF) through the ingestion API; return its SaaS id and number.
+
+    Its line is at ``rate`` %, by default the rate of the connection's default tax code.
+    """
     from portal.extensions import db
     from portal.models import Customer
 
     with app.app_context():
         customer = db.session.get(Customer, org_unit["customer_id"]).external_id
-        rate = str(unit_rate(org_unit["unit_id"]))  # the connection's default tax code's rate
+        rate = rate or str(unit_rate(org_unit["unit_id"]))  # the connection's default tax code's rate
     number = f"LL-{os.urandom(3).hex().upper()}"
     body = {
         "business_unit": org_unit["unit_id"],
         "number": number,
         "customer": customer,
-        "issue_date": TODAY,
-        "due_date": TODAY,
+        "issue_date": today(),
+        "due_date": today(),
         "currency": "EUR",
         "lines": [
             {"position": 1, "description": "Consulting", "quantity": 2, "unit_price": "100.00", "tax_rate": rate}
@@ -120,6 +128,45 @@ def test_an_ingested_invoice_is_pushed_with_its_pdf_finalized_sent_once_and_its_
     [document] = ledger_documents(sandbox, provider, number)
     assert times_sent(sandbox, provider, document) == 1
     assert api[1](f"invoices/{external_id}").get_json()["ledger"]["sent"] == ledger["sent"]
+
+
+def test_the_status_of_an_invoice_waits_before_go_live_and_then_gives_its_hold(app, sandbox, flow, org_unit, api):
+    from portal.extensions import db
+    from portal.mappings import services
+    from portal.models import Connection, ExternalRecord
+    from tests.portal.connections.conftest import make_live
+    from tests.portal.mappings.conftest import GOOD_DEFAULTS
+
+    region, company, choices = CONNECT["exact-online"]
+    connection_id = flow.connected(org_unit["unit_id"], "exact-online", region, company=company, live=False, **choices)
+    with app.app_context():
+        connection = db.session.get(Connection, connection_id)
+        services.refresh_reference(connection)
+        services.set_mappings(connection, GOOD_DEFAULTS["exact-online"])
+        db.session.commit()
+    external_id, _ = ingest_invoice(app, api, org_unit, rate="9")  # no code is mapped at 9 %
+
+    ledger = api[1](f"invoices/{external_id}").get_json()["ledger"]
+
+    assert (ledger["provider"], ledger["ledger"], ledger["state"]) == ("exact-online", "Exact Online", "waiting")
+    assert ledger["error"] == (
+        "The connection to Exact Online is not live yet: nothing is pushed automatically until support takes it "
+        "live on its checklist."
+    )
+    assert ledger["number"] is None and ledger["external_id"] is None and ledger["pushed_at"] is None
+    assert ledger["pdf"]["state"] is None and ledger["sent"]["state"] is None and ledger["paid_status"] == "open"
+
+    # Live: the push holds it before any ledger call, and the answer gives the hold — the cause and the fix.
+    make_live(app, connection_id)
+    status, counts, message = run_push(app, connection_id)
+    assert status == "succeeded" and not counts.get("pushed"), (counts, message)
+    ledger = api[1](f"invoices/{external_id}").get_json()["ledger"]
+    with app.app_context():
+        record = db.session.scalar(db.select(ExternalRecord).filter_by(connection_id=connection_id))
+        hold = record.last_error_text
+    assert ledger["state"] == "needs_action" and ledger["error"] == hold
+    assert hold.startswith("Line 1 of invoice ") and "is at 9 %" in hold and "tax table" in hold
+    assert ledger_documents(sandbox, "exact-online", external_id.removeprefix("inv-")) == []
 
 
 def test_exact_numbers_the_invoice_at_print_and_that_number_comes_back(app, sandbox, connect, org_unit, api):

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -71,6 +72,83 @@ def test_tick_enqueues_one_push_per_due_connection_and_never_two(app, sandbox, c
         assert schedule.tick().enqueued == []
 
 
+def test_a_record_held_for_its_tax_rate_is_not_due_until_the_rate_is_mapped(app, sandbox, connect, flow, org_unit):
+    from portal.extensions import db, queue
+    from portal.models import ExternalRecord, RecordState, SyncRun
+    from portal.sync import schedule
+    from tests.portal.sync.conftest import add_invoice
+    from tests.portal.sync.test_pipeline import run_push
+    from tests.portal.sync.test_tax_guard import field, map_rates
+
+    connection_id = connect("exact-online")
+    _, number = add_invoice(app, org_unit, org_unit["unit_id"], tax_rate=Decimal("9"))  # no code at 9 % yet
+    _backdate_invoices(app, 6)
+    status, counts, _ = run_push(app, connection_id)
+    assert status == "succeeded" and counts.get("pushed", 0) == 0
+    with app.app_context():
+        [record] = db.session.scalars(db.select(ExternalRecord).filter_by(connection_id=connection_id)).all()
+        assert (record.state, record.last_error_class) == (RecordState.needs_action, "mapping_missing")
+        runs = db.session.scalar(db.select(db.func.count(SyncRun.id)))
+        # Held before any ledger call: minute after minute, the tick makes no run that would do nothing.
+        for _ in range(3):
+            result = schedule.tick()
+            assert result.enqueued == [] and result.already_queued == [] and result.not_due == 1
+        assert db.session.scalar(db.select(db.func.count(SyncRun.id))) == runs
+        assert queue.state.queues["sync"].get_job_ids() == []
+
+    # A person maps the rate: the record is due again, and the tick's push takes it into the ledger.
+    assert map_rates(flow, connection_id, **{field("9"): "1"}).status_code == 302
+    with app.app_context():
+        assert schedule.tick().enqueued == [connection_id]
+        job = queue.state.queues["sync"].fetch_job(f"sync-{connection_id}")
+        from jobs.sync import push_connection
+
+        push_connection(job.args[0])
+        db.session.expire_all()
+        assert db.session.get(SyncRun, job.args[0]).counts.get("pushed") == 1
+        assert db.session.get(ExternalRecord, record.id).state is RecordState.pushed
+    assert len(ledger_documents(sandbox, "exact-online", number)) == 1
+
+
+def test_a_document_held_for_its_rate_is_due_again_when_the_saas_corrects_it(app, sandbox, connect, org_unit, api):
+    from portal.extensions import db
+    from portal.models import Customer, ExternalRecord, RecordState
+    from portal.sync import schedule
+    from tests.portal.sync.test_pipeline import run_push
+
+    connection_id = connect("exact-online")
+    with app.app_context():
+        customer = db.session.get(Customer, org_unit["customer_id"]).external_id
+    number = f"TH-{os.urandom(3).hex().upper()}"
+    today = datetime.now(UTC).date().isoformat()
+
+    def body(rate: str) -> dict:
+        line = {"position": 1, "description": "Hours", "quantity": 1, "unit_price": 100, "tax_rate": rate}
+        return {
+            "business_unit": org_unit["unit_id"],
+            "number": number,
+            "customer": customer,
+            "issue_date": today,
+            "due_date": today,
+            "currency": "EUR",
+            "lines": [line],
+        }
+
+    api[0](f"invoices/inv-{number}", body("9"))  # a rate no code is mapped to
+    _backdate_invoices(app, 6)
+    run_push(app, connection_id)
+    with app.app_context():
+        [record] = db.session.scalars(db.select(ExternalRecord).filter_by(connection_id=connection_id)).all()
+        assert record.state is RecordState.needs_action
+        assert schedule.tick().enqueued == []
+    # The SaaS sends the invoice again at the mapped rate: it is due, with no other change needed.
+    api[0](f"invoices/inv-{number}", body("21"))
+    _backdate_invoices(app, 6)
+    with app.app_context():
+        assert db.session.get(ExternalRecord, record.id).state is RecordState.pending
+        assert schedule.tick().enqueued == [connection_id]
+
+
 def test_the_delay_setting_is_clamped_to_an_hour(app, sandbox, connect):
     from portal.extensions import db
     from portal.models import Connection
@@ -96,6 +174,50 @@ def test_the_schedule_tick_command(app, sandbox, connect, make_invoice):
 
 
 @pytest.mark.faults
+def test_the_schedule_tick_command_counts_the_connections_it_left_alone(app, sandbox, flow):
+    from portal.extensions import db
+    from portal.models import Connection
+    from portal.sync import schedule
+    from tests.portal.sync.conftest import add_invoice, connect_unit, new_organization
+
+    org = new_organization(app, "Tick", ["Tick NL", "Tick BE", "Tick DE"])
+    live_unit, *waiting_units = org["unit_ids"]
+    live = connect_unit(app, flow, live_unit, "bexio")
+    not_live = []
+    for unit_id, provider in zip(waiting_units, ("exact-online", "quickbooks"), strict=True):
+        region, company, choices = CONNECT[provider]
+        not_live.append(flow.connected(unit_id, provider, region, company=company, live=False, **choices))
+    for unit_id in org["unit_ids"]:
+        add_invoice(app, org, unit_id)
+    _backdate_invoices(app, 6)
+    reset = datetime.now(UTC) + timedelta(hours=3)
+    with app.app_context():
+        # The live connection's push stopped on its spent daily quota: it waits for the reset.
+        schedule.hold_until(live, reset)
+        assert all(db.session.get(Connection, c).live_since is None for c in not_live)
+
+    result = app.test_cli_runner().invoke(args=["schedule", "tick"])
+
+    assert result.exit_code == 0, result.output
+    assert "0 push(es) enqueued" in result.output
+    assert "2 connections not live yet" in result.output
+    assert f"1 waiting for the daily quota (until {reset:%H:%M} UTC)" in result.output
+    assert "0 backing off after outages" in result.output
+    with app.app_context():
+        done = schedule.tick()
+        assert done.not_live == not_live and list(done.quota_waits) == [live] and done.enqueued == []
+        schedule.reset_backoff(live)  # the quota is back: the next tick pushes
+        assert schedule.tick().enqueued == [live]
+    # Once they are live, the tick pushes them too.
+    with app.app_context():
+        for connection_id in not_live:
+            db.session.get(Connection, connection_id).live_since = datetime.now(UTC) - timedelta(hours=1)
+        db.session.commit()
+    result = app.test_cli_runner().invoke(args=["schedule", "tick"])
+    assert "2 push(es) enqueued, 1 already queued" in result.output
+    assert "0 connections not live yet" in result.output and "0 waiting for the ledger's quota" in result.output
+
+
 def test_a_429_reschedules_the_push_at_the_reset_and_fails_no_record(app, sandbox, connect, make_invoice):
     from rq.registry import ScheduledJobRegistry
 
@@ -125,6 +247,51 @@ def test_a_429_reschedules_the_push_at_the_reset_and_fails_no_record(app, sandbo
         assert retry.status is SyncRunStatus.queued and retry.parameters == {"connection_id": connection_id}
         states = {r.state for r in db.session.scalars(db.select(ExternalRecord))}
         assert RecordState.failed not in states and RecordState.pending in states
+
+
+def _away_from_midnight(seconds: float = 120) -> None:
+    """Sleep past 00:00 UTC when it is this close: a daily quota resets then."""
+    now = datetime.now(UTC)
+    midnight = (now + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
+    if (midnight - now).total_seconds() < seconds:
+        time.sleep((midnight - now).total_seconds() + 1)
+
+
+def test_no_run_a_minute_while_the_daily_quota_is_spent(app, sandbox, connect, make_invoice):
+    from portal.extensions import db, queue
+    from portal.models import ExternalRecord, RecordState, SyncRun
+    from portal.sync import schedule
+    from tests.portal.sync.rq_workers import control
+    from tests.portal.sync.test_pipeline import run_push
+
+    _away_from_midnight()
+    connection_id = connect("exact-online")
+    make_invoice()
+    make_invoice()
+    _backdate_invoices(app, 6)
+    # The division's 5,000 calls of the day are spent: Exact answers 429 until 00:00 UTC.
+    control(sandbox, "exact-online/set_settings", {"daily_limit": 1})
+
+    status, counts, message = run_push(app, connection_id)
+
+    assert status == "succeeded" and counts.get("rate_limited") == 1, (counts, message)
+    assert "rate limit" in message
+    midnight = (datetime.now(UTC) + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
+    with app.app_context():
+        assert {r.state for r in db.session.scalars(db.select(ExternalRecord))} <= {RecordState.pending}
+        runs = db.session.scalar(db.select(db.func.count(SyncRun.id)))
+        # One push is scheduled for the quota's reset, none more.
+        [retry] = db.session.scalars(db.select(SyncRun).where(SyncRun.status == "queued")).all()
+        assert retry.rq_job_id.startswith(f"sync-{connection_id}-at-{int(midnight.timestamp())}")
+        # Minute after minute the tick leaves the connection alone: no run, no job.
+        for minute in range(3):
+            result = schedule.tick(datetime.now(UTC) + timedelta(minutes=minute))
+            assert result.enqueued == [] and result.already_queued == []
+            assert result.quota_waits == {connection_id: midnight}
+        assert db.session.scalar(db.select(db.func.count(SyncRun.id))) == runs
+        assert queue.state.queues["sync"].get_job_ids() == []
+    outcome = app.test_cli_runner().invoke(args=["schedule", "tick"]).output
+    assert "0 push(es) enqueued" in outcome and "1 waiting for the " in outcome and "(until 00:00 UTC)" in outcome
 
 
 # -- two real workers, one Exact division ---------------------------------------------------------

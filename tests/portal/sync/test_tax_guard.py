@@ -18,7 +18,11 @@ from tests.portal.mappings.conftest import control
 from tests.portal.sync.conftest import CONNECT, ledger_documents
 from tests.portal.sync.rq_workers import sandbox_get
 
-TODAY = date.today().isoformat()
+
+def today() -> str:
+    """Today's date, read when a document is made (a run may cross midnight)."""
+    return date.today().isoformat()
+
 
 #: provider → (rate of the default code, another rate and its code to map, a 0 % code).
 RATES = {
@@ -45,8 +49,8 @@ def ingest(api, org_unit, lines: list[tuple[str, str, str]], *, kind: str | None
         "business_unit": org_unit["unit_id"],
         "number": number,
         "customer": customer,
-        "issue_date": TODAY,
-        "due_date": TODAY,
+        "issue_date": today(),
+        "due_date": today(),
         "currency": currency,
         "lines": [
             {
@@ -297,9 +301,9 @@ def test_a_product_override_at_another_rate_holds_the_line_with_the_product_s_pa
         "business_unit": org_unit["unit_id"],
         "number": number,
         "customer": org_unit["customer"],
-        "issue_date": TODAY,
+        "issue_date": today(),
         "currency": "EUR",
-        "due_date": TODAY,
+        "due_date": today(),
         "lines": [{**line, "product": product.external_id}],
     }
     api[0](f"invoices/inv-{number}", body)
