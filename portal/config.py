@@ -39,6 +39,9 @@ DEFAULTS = {
     #: A push looks the next invoices up and does the steps after the push (PDF, finalize, send)
     #: in two threads beside its own, each in order; off: every call in the job's thread.
     "PUSH_LANES": True,
+    #: Most invoices one call creates where the ledger takes batches (QuickBooks: 30 per batch call);
+    #: None: as many as the ledger takes.
+    "PUSH_BATCH_SIZE": None,
     #: Default minutes a new or changed record waits before the scheduler pushes it (at most 60).
     "SYNC_DELAY_MINUTES": 5,
     #: Seconds a push holds its connection's lease (portal.sync.fencing) without renewing it: a frozen

@@ -750,6 +750,20 @@ class LedgerAdapter(abc.ABC):
     def find_by_reference(self, kind: str, reference: str) -> PushResult | None:
         """Return the record pushed earlier with our reference, or None."""
 
+    def find_by_references(self, kind: str, references: Sequence[str]) -> dict[str, PushResult]:
+        """Return the documents pushed earlier with any of these references, keyed by reference.
+
+        References the ledger has no document for are left out. The default asks once per
+        reference; ledgers whose search takes several values ask once per page of them
+        (QuickBooks ``DocNumber IN (…)``, bexio ``api_reference in […]``).
+        """
+        found: dict[str, PushResult] = {}
+        for reference in dict.fromkeys(references):
+            result = self.find_by_reference(kind, reference)
+            if result is not None:
+                found[reference] = result
+        return found
+
     # Payments
     @abc.abstractmethod
     def payment_status(self, external_id: str) -> PaymentStatus:
@@ -842,8 +856,11 @@ class LedgerAdapter(abc.ABC):
             f"({error.provider_text or error})."
         )
 
-    def batch(self, operations: Sequence[BatchOperation]) -> list[BatchItemResult]:
+    def batch(self, operations: Sequence[BatchOperation], *, looked_up: bool = False) -> list[BatchItemResult]:
         """Run several operations in one call where the provider offers it (QBO: up to 30).
+
+        ``looked_up``: the caller knows the documents to create are not in the ledger (looked up
+        already, or never sent before), so they are created without looking for them first.
 
         :raise NotSupported: for providers without a batch endpoint (the default).
         """

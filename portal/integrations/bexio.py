@@ -69,6 +69,8 @@ DRAFT, PAID, CANCELLED = 7, 9, 19
 NETWORK_LINK = "[Network Link]"
 #: Search field and value strings are limited to 255 characters (bexio.md §2.4).
 SEARCH_VALUE_MAX = 255
+#: Rows one search page answers at most (bexio.md §2.3).
+SEARCH_LIMIT = 2000
 CENT = Decimal("0.01")
 
 
@@ -88,6 +90,18 @@ def token_claims(access_token: str) -> dict[str, Any]:
 @register(specs.BEXIO)
 class BexioAdapter(LedgerAdapter):
     """bexio; ``company_id`` is the opaque bexio company id (e.g. "q69vysq7fkzl")."""
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        #: Invoice id → the invoice as bexio answered its creation (a draft, never sent), for
+        #: invoices this adapter created and has not finalized yet: issuing one needs no read first.
+        self._drafts: dict[str, dict[str, Any]] = {}
+
+    def share_state(self, other: LedgerAdapter) -> None:
+        """Share ``other``'s grant and the drafts it created (an invoice it created, issued by this one)."""
+        super().share_state(other)
+        if isinstance(other, BexioAdapter):
+            self._drafts = other._drafts
 
     # -- OAuth (bexio.md §1) ----------------------------------------------------------------------
 
@@ -461,6 +475,30 @@ class BexioAdapter(LedgerAdapter):
             return None
         return PushResult(str(found[0]["id"]), found[0].get("document_nr"), created=False, totals=_totals(found[0]))
 
+    def find_by_references(self, kind: str, references: Sequence[str]) -> dict[str, PushResult]:
+        """Return the invoices with these ``api_reference`` values: one ``in`` search per page of them (bexio.md §2.4).
+
+        Each page's joined references stay within the 255 characters bexio allows for a search
+        value; of several invoices with one reference, the oldest (lowest id) is returned, as
+        :meth:`find_by_reference` does.
+        """
+        if kind != "invoice":
+            return super().find_by_references(kind, references)
+        wanted = set(references)
+        found: dict[str, PushResult] = {}
+        for chunk in _chunks(list(dict.fromkeys(references)), SEARCH_VALUE_MAX):
+            rows = self._call(
+                "POST",
+                f"{API}/2.0/kb_invoice/search",
+                params={"order_by": "id", "limit": SEARCH_LIMIT, "offset": 0},
+                json=[{"field": "api_reference", "value": chunk, "criteria": "in"}],
+            )
+            for row in sorted(rows or [], key=lambda r: int(r["id"])):
+                reference = row.get("api_reference")
+                if reference in wanted and reference not in found:
+                    found[reference] = PushResult(str(row["id"]), row.get("document_nr"), False, totals=_totals(row))
+        return found
+
     def push_credit_note(self, draft: DocumentDraft) -> PushResult:
         """Refuse: bexio has no public credit-note API (bexio.md §3.6).
 
@@ -512,6 +550,8 @@ class BexioAdapter(LedgerAdapter):
                 provider=self.provider,
             )
         created = self._call("POST", f"{API}/2.0/kb_invoice", json=self._invoice_payload(draft))
+        if created.get("kb_item_status_id") == DRAFT:
+            self._drafts[str(created["id"])] = created
         return PushResult(str(created["id"]), created.get("document_nr"), totals=_totals(created))
 
     def _invoice_payload(self, draft: DocumentDraft) -> dict[str, Any]:
@@ -572,7 +612,9 @@ class BexioAdapter(LedgerAdapter):
                 provider=self.provider,
             )
         url = f"{API}/2.0/kb_invoice/{int(external_id)}"
-        invoice = self._call("GET", url)
+        # An invoice this adapter created is a draft bexio has not sent: its creation answered
+        # what is needed. Any other (or this one again) is read first.
+        invoice = self._drafts.pop(str(int(external_id)), None) or self._call("GET", url)
         number = invoice.get("document_nr")
         status = invoice.get("kb_item_status_id")
         if status == CANCELLED:

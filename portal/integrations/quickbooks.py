@@ -99,6 +99,8 @@ _REQUEST_TAGS = {
 }
 #: Invoice ids per ``Id IN (…)`` payment-status query; keeps the GET URL short.
 _IDS_PER_QUERY = 200
+#: DocNumbers (at most 21 characters each) per ``DocNumber IN (…)`` look-up; keeps the GET URL short.
+_NUMBERS_PER_QUERY = 100
 #: HTTP status a single call answers with for each Fault type (quickbooks-online.md §4), for batch item faults.
 _FAULT_STATUS = {
     "AuthenticationFault": 401,
@@ -112,6 +114,9 @@ _T = TypeVar("_T")
 #: QuickBooks' "Duplicate Name Exists Error": a DisplayName used by another customer, vendor or employee
 #: (quickbooks-online.md §3 Customer).
 DUPLICATE_NAME = "6240"
+#: QuickBooks' "Duplicate Document Number Error": the DocNumber is another document's of the type
+#: (quickbooks-online.md §6).
+DUPLICATE_NUMBER = "6140"
 #: QuickBooks' "Stale Object Error": the SyncToken sent is not the current one (quickbooks-online.md §4).
 STALE_OBJECT = "5010"
 #: Longest DisplayName QuickBooks keeps (Finance.xsd).
@@ -598,12 +603,24 @@ class QuickBooksAdapter(LedgerAdapter):
         return self._push_document("credit_note", draft)
 
     def _push_document(self, kind: str, draft: DocumentDraft, *, looked_up: bool = False) -> PushResult:
+        """Create the document, or return the one QuickBooks has with its DocNumber.
+
+        Created without a look-up when the caller ``looked_up`` (or knows there is nothing to
+        find): a DocNumber QuickBooks has already is refused (6140, custom transaction numbers
+        on), and only then is the document there looked up and returned as found.
+        """
         result = None if looked_up else self.find_by_reference(kind, draft.number)
         if result is None:
             entity = _ENTITIES[kind]
             body = self._document_payload(kind, draft)
-            created = self._write(entity, body, requestid=request_id(kind, draft.reference))
-            result = PushResult(str(created["Id"]), created.get("DocNumber"), totals=_totals(created))
+            try:
+                created = self._write(entity, body, requestid=request_id(kind, draft.reference))
+            except Rejected as exc:
+                result = self.find_by_reference(kind, draft.number) if exc.provider_code == DUPLICATE_NUMBER else None
+                if result is None:
+                    raise
+            else:
+                result = PushResult(str(created["Id"]), created.get("DocNumber"), totals=_totals(created))
         if kind == "invoice" and result.external_number:
             self._numbers[result.external_id] = result.external_number
         return result
@@ -806,6 +823,29 @@ class QuickBooksAdapter(LedgerAdapter):
             return None
         return PushResult(str(found[0]["Id"]), found[0].get("DocNumber"), created=False, totals=_totals(found[0]))
 
+    def find_by_references(self, kind: str, references: Sequence[str]) -> dict[str, PushResult]:
+        """Return the invoices or credit memos with these DocNumbers: one ``DocNumber IN (…)`` query per page of them.
+
+        A DocNumber matches whatever its case (QuickBooks compares them so); the first document
+        answered for a number is the one returned. Payments are looked up one by one.
+        """
+        if kind not in ("invoice", "credit_note"):
+            return super().find_by_references(kind, references)
+        entity = _ENTITIES[kind]
+        wanted = list(dict.fromkeys(references))
+        by_case = {reference.lower(): reference for reference in reversed(wanted)}
+        found: dict[str, PushResult] = {}
+        for chunk in _chunks(wanted, _NUMBERS_PER_QUERY):
+            listed = ", ".join(qbo_literal(number) for number in chunk)
+            for row in self._select(entity, f"DocNumber IN ({listed})"):
+                number = row.get("DocNumber")
+                reference = by_case.get(str(number).lower()) if number is not None else None
+                if reference is not None:
+                    found.setdefault(reference, PushResult(str(row["Id"]), number, False, totals=_totals(row)))
+        if kind == "invoice":
+            self._numbers.update((r.external_id, r.external_number) for r in found.values() if r.external_number)
+        return found
+
     def _find_payment(self, reference: str) -> PushResult | None:
         size = self.spec.max_page_size
         start = 1
@@ -915,24 +955,25 @@ class QuickBooksAdapter(LedgerAdapter):
 
     # -- batch (quickbooks-online.md §2.3) ----------------------------------------------------
 
-    def batch(self, operations: Sequence[BatchOperation]) -> list[BatchItemResult]:
+    def batch(self, operations: Sequence[BatchOperation], *, looked_up: bool = False) -> list[BatchItemResult]:
         """Run creates (customer, invoice, credit_note, payment) and queries, 30 per batch call.
 
         Each item's Fault becomes the typed error the single call would raise. Invoices and
-        credit memos already in QuickBooks (by DocNumber) are reported as found, not sent again;
-        with short operation ids (≤ 10 characters) the call carries a requestid derived from its
-        items, so a repeat after a lost answer replays it. Whole-call failures (401, 429, 5xx)
-        are raised.
+        credit memos already in QuickBooks (by DocNumber) are reported as found, not sent again:
+        looked up first with one query unless ``looked_up``; then a create QuickBooks refuses for
+        its number (6140) is answered with the document that has it, as a single create is. With
+        short operation ids (≤ 10 characters) the call carries a requestid derived from its items,
+        so a repeat after a lost answer replays it. Whole-call failures (401, 429, 5xx) are raised.
         """
         size = self.capabilities.batch_size or 30
         results: list[BatchItemResult] = []
         for chunk in _chunks(list(operations), size):
-            results.extend(self._batch_call(chunk))
+            results.extend(self._batch_call(chunk, looked_up=looked_up))
         return results
 
-    def _batch_call(self, operations: Sequence[BatchOperation]) -> list[BatchItemResult]:
+    def _batch_call(self, operations: Sequence[BatchOperation], *, looked_up: bool) -> list[BatchItemResult]:
         done: dict[str, BatchItemResult] = {}
-        existing = self._existing_documents(operations)
+        existing = {} if looked_up else self._existing_documents(operations)
         invoices = self._payment_invoices(operations)
         items: list[dict[str, Any]] = []
         for op in operations:
@@ -955,6 +996,11 @@ class QuickBooksAdapter(LedgerAdapter):
             for response in answer.get("BatchItemResponse") or []:
                 bid = str(response.get("bId"))
                 done[bid] = self._batch_result(bid, response)
+            self._found_for_duplicates(operations, done)
+        for op in operations:
+            made = done[op.id].result if op.id in done else None
+            if op.kind == "invoice" and made is not None and made.external_number:
+                self._numbers[made.external_id] = made.external_number  # final as created (finalize_invoice)
         return [
             done.get(op.id)
             or BatchItemResult(
@@ -989,21 +1035,32 @@ class QuickBooksAdapter(LedgerAdapter):
             return found
         return {"operation": "create", entity: self._document_payload(op.kind, op.payload)}
 
+    def _found_for_duplicates(self, operations: Sequence[BatchOperation], done: dict[str, BatchItemResult]) -> None:
+        """Answer the document creates QuickBooks refused for their number (6140) with the documents that have it."""
+        for kind in ("invoice", "credit_note"):
+            refused = {
+                op.id: op.payload.number
+                for op in operations
+                if op.kind == kind
+                and op.action == "create"
+                and (error := done.get(op.id, BatchItemResult(op.id)).error) is not None
+                and error.provider_code == DUPLICATE_NUMBER
+            }
+            if refused:
+                found = self.find_by_references(kind, list(refused.values()))
+                for bid, number in refused.items():
+                    if number in found:
+                        done[bid] = BatchItemResult(bid, result=found[number])
+
     def _existing_documents(self, operations: Sequence[BatchOperation]) -> dict[tuple[str, str], PushResult]:
         """Look the batch's documents up by DocNumber: one query per entity (quickbooks-online.md §6 duplicate
         avoidance)."""
         found: dict[tuple[str, str], PushResult] = {}
         for kind in ("invoice", "credit_note"):
             numbers = [op.payload.number for op in operations if op.kind == kind and op.action == "create"]
-            if not numbers:
-                continue
-            entity = _ENTITIES[kind]
-            listed = ", ".join(qbo_literal(n) for n in dict.fromkeys(numbers))
-            for row in self._page(f"SELECT * FROM {entity} WHERE DocNumber IN ({listed}) MAXRESULTS 1000"):  # noqa: S608
-                number = row.get("DocNumber")
-                if number is None:  # the query matched on it; a row without one answers no lookup
-                    continue
-                found.setdefault((entity, number), PushResult(str(row["Id"]), number, False, totals=_totals(row)))
+            if numbers:
+                entity = _ENTITIES[kind]
+                found.update(((entity, n), r) for n, r in self.find_by_references(kind, numbers).items())
         return found
 
     def _payment_invoices(self, operations: Sequence[BatchOperation]) -> dict[str, dict]:

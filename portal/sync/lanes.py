@@ -1,12 +1,12 @@
 """Lanes: a push's ledger calls of one kind, run in order by a thread of their own beside the job's.
 
-A push of many invoices makes, per invoice, a look-up by reference, the creation and the steps
-after it (PDF, finalize, send). The creation needs the job's database session and stays in the
-job's thread; the look-up of the invoices coming next and the steps of those just created go to
-a lane each, so that the job's own work (and the ledger's answer to one call) overlaps the
-other calls. A lane runs what it is given one call after the other, in the order given: look-ups
-precede their creations, and invoices are finalized (Exact numbers at print) in the order they
-were created.
+A push of many invoices makes, per invoice, the creation and the steps after it (PDF, finalize,
+send), and a look-up by reference first for an invoice whose earlier attempt has an unknown
+outcome. The creation needs the job's database session and stays in the job's thread; the
+look-up of a chunk's invoices and the steps of those just created go to a lane each, so that
+the job's own work (and the ledger's answer to one call) overlaps the other calls. A lane runs
+what it is given one call after the other, in the order given: look-ups precede their
+creations, and invoices are finalized (Exact numbers at print) in the order they were created.
 
 A lane's calls go through an adapter of their own joined to the job's (one token set, see
 :func:`portal.connections.vault.joined_adapter`), in the job's app, operation-log block and

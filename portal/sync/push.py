@@ -57,6 +57,7 @@ from ..extensions import db
 from ..integrations import errors_catalog, specs
 from ..integrations.base import (
     AuthExpired,
+    BatchOperation,
     DocumentDraft,
     LedgerAdapter,
     LedgerError,
@@ -493,13 +494,14 @@ def push_invoice(connection: Connection, invoice: Invoice, adapter: LedgerAdapte
     if held:
         return record
     try:
+        # Only an attempt whose outcome is unknown may have left the invoice in the ledger.
         found = adapter.find_by_reference("invoice", invoice.number) if unknown else None
         if found is None:
             # Checked before anything is written, the customer included.
             draft = invoice_draft(connection, invoice, "")
             customer_id = _ledger_customer_id(connection, invoice.customer, adapter)
             fencing.before_write()
-            found = adapter.push_invoice(replace(draft, customer_id=customer_id))
+            found = adapter.push_invoice(replace(draft, customer_id=customer_id), looked_up=True)
     except DocumentHeld as stopped:
         return _hold_document(record, stopped)
     except CustomerNotPushed as exc:
@@ -730,10 +732,13 @@ def push_invoices(
     steps, which adapters make harmless. Mappings are read once per call, and the chunk's
     invoices, lines, customers, records and customer links with one query each.
 
-    With ``helpers`` (it returns an adapter joined to ``adapter``), the look-ups of the next
-    invoices and the steps after the push of those created run in lanes beside this thread
-    (:mod:`portal.sync.lanes`), each lane in order; without, every call runs here, one after
-    the other. Either way the records are only written in this thread.
+    Only the invoices whose previous attempt's outcome is unknown are looked up, all of a chunk
+    with one call where the ledger takes several references (:meth:`LedgerAdapter.find_by_references`);
+    the others have never reached the ledger and are created without a look-up. With ``helpers``
+    (it returns an adapter joined to ``adapter``), that look-up and the steps after the push of
+    the invoices created run in lanes beside this thread (:mod:`portal.sync.lanes`), each lane in
+    order; without, every call runs here, one after the other. Either way the records are only
+    written in this thread.
 
     ``chunk_done(outcomes)`` is called just before each commit (what it changes on the session
     is committed with the outcomes); it returns False to stop after that chunk.
@@ -764,9 +769,7 @@ def push_invoices(
         session.expire_on_commit = expire
 
 
-#: Invoices whose look-ups may be under way ahead of the one being created (lanes only) ...
-LOOKAHEAD = 4
-#: ... and pushed invoices whose steps may be under way before this thread waits for the oldest.
+#: Pushed invoices whose steps may be under way before this thread waits for the oldest.
 STEPS_AHEAD = 4
 
 
@@ -847,6 +850,15 @@ class _Steps(NamedTuple):
         return last is None or last.done()
 
 
+class _Queued(NamedTuple):
+    """An invoice ready to be created with the chunk's next batch call: its record (pending) and its draft."""
+
+    invoice: Invoice
+    record: ExternalRecord
+    before: tuple[PdfState | None, FinalizeState | None]
+    draft: DocumentDraft
+
+
 class _Chunk:
     """One chunk of :func:`push_invoices`: one transaction, its calls in this thread and the lanes."""
 
@@ -865,14 +877,23 @@ class _Chunk:
         self.lanes = lanes
         self.outcomes: list[Outcome] = []
         self.started = time.monotonic()
-        #: Look-ups under way, by invoice id, and the invoices still to look up.
-        self.lookups: dict[int, Future] = {}
-        #: When each look-up was started (time.monotonic()), to repeat one older than a lapse of the lease.
-        self.looked_at: dict[int, float] = {}
-        self.to_look_up: deque[Invoice] = deque()
+        #: Invoices whose previous attempt's outcome is unknown: only these are looked up.
+        self.unknown: set[int] = set()
+        #: The look-up of the chunk's unknown invoices made ahead (one call where the ledger takes
+        #: several references), the numbers it covers, and when it started (time.monotonic()), to
+        #: look again once the lease lapsed since.
+        self.lookup: Future | None = None
+        self.looked_up: set[str] = set()
+        self.looked_at = 0.0
         #: Pushed invoices whose steps are under way, oldest first.
         self.steps: deque[_Steps] = deque()
         self.duplicates: dict[int, str] = {}
+        #: Invoices created together, this many per call, where the ledger takes batches (QuickBooks: 30;
+        #: at most the app's PUSH_BATCH_SIZE).
+        most = adapter.capabilities.batch_size or 1
+        self.batch_size = min(most, current_app.config.get("PUSH_BATCH_SIZE") or most)
+        #: Invoices waiting for that call, in due order.
+        self.queued: list[_Queued] = []
 
     def push(self, ids: list[int], loaded: list) -> bool:
         """Push the invoices with these ids; return whether to go on with the next chunk.
@@ -882,7 +903,7 @@ class _Chunk:
         connection = self.connection
         invoices = _load_chunk(ids)
         # Step 1 for the whole chunk: every record pending (attempt + 1), one commit.
-        records = _chunk_records(connection, invoices)
+        records, self.unknown = _chunk_records(connection, invoices)
         loaded += [*invoices, *records.values(), *{invoice.customer for invoice in invoices}]
         links = _customer_links(connection, {invoice.customer_id for invoice in invoices})
         creates = customers.customer_mode(connection) != "link_only"
@@ -893,16 +914,18 @@ class _Chunk:
         due = [invoice for invoice in due if invoice.id not in self.duplicates]
         self.started = time.monotonic()
 
-        if self.lanes.threaded:
-            # Look-ups go ahead, except of a number twice in the chunk: looked up at its turn, when
-            # the first one may be created.
-            numbers = [invoice.number for invoice in due]
-            self.to_look_up.extend(invoice for invoice in due if numbers.count(invoice.number) == 1)
+        # The invoices whose last attempt's outcome is unknown are looked up ahead, together,
+        # except a number twice in the chunk: looked up at its turn, when the first one may be created.
+        numbers = [invoice.number for invoice in due]
+        ahead = [i.number for i in due if i.id in self.unknown and numbers.count(i.number) == 1]
+        if ahead:
+            self.looked_up, self.looked_at = set(ahead), time.monotonic()
+            self.lookup = self.lanes.lookups.submit(self.lanes.lookup_adapter.find_by_references, "invoice", ahead)
         try:
             return self._push_all(invoices, records, links, creates)
         except BaseException:
-            for future in self.lookups.values():
-                future.cancel()  # look-ups not started are not needed any more
+            if self.lookup is not None:
+                self.lookup.cancel()  # not needed any more if not started
             raise
 
     def _push_all(
@@ -913,46 +936,128 @@ class _Chunk:
             for invoice in invoices:
                 record = records[invoice.id]
                 before = (record.pdf_state, record.finalize_state)
+                done: list[tuple[Invoice, ExternalRecord, tuple]] = [(invoice, record, before)]
                 try:
                     if record.state is RecordState.pending and invoice.id in self.duplicates:
                         _hold_duplicate(record, self.duplicates[invoice.id])
                     elif record.state is not RecordState.pushed:
                         looked = self._looked_up(invoice)
-                        _push_one(connection, invoice, self.adapter, self.resolver, record, looked, links, creates)
+                        # A first attempt waits for the chunk's next batch call where the ledger takes batches.
+                        batched = self.batch_size > 1 and invoice.id not in self.unknown
+                        draft = _push_one(
+                            connection, invoice, self.adapter, self.resolver, record, looked, links, creates, batched
+                        )
+                        if draft is not None:
+                            self.queued.append(_Queued(invoice, record, before, draft))
+                            done = []
                 except (LedgerError, fencing.LeaseLost) as exc:  # about the connection: keep what is done, stop
                     self._stop(exc)
-                order = step_order(connection, invoice, record) if record.state is RecordState.pushed else None
-                if order is None:
-                    self.outcomes.append((record, before))
-                else:
-                    self.steps.append(_Steps(record, before, order, *self._start_steps(order)))
-                stop = self._settle(keep=STEPS_AHEAD)
-                if stop is not None:
-                    self._stop(stop)
+                for settled in done:
+                    self._finish(*settled)
+                if len(self.queued) >= self.batch_size:
+                    self._create_queued()
                 if time.monotonic() - self.started >= CHUNK_SECONDS and not self._commit():
+                    self._create_queued()
                     self._settle(keep=0)
                     self._commit()
                     return False
+            self._create_queued()
         stop = self._settle(keep=0)
         if stop is not None:
             self._stop(stop)
         return self._commit()
 
-    def _looked_up(self, current: Invoice) -> Future:
-        """Return the look-up of ``current``, first starting those of the next invoices (up to :data:`LOOKAHEAD`)."""
-        while self.to_look_up and len(self.lookups) < LOOKAHEAD:
-            invoice = self.to_look_up.popleft()
-            self.lookups[invoice.id] = self._look_up(invoice)
-        ahead = self.lookups.pop(current.id, None)
-        started = self.looked_at.pop(current.id, None)
-        lease = fencing.current()
-        if ahead is not None and lease is not None and started is not None and not lease.fresh_since(started):
-            ahead = None  # the lease lapsed since that look-up: another run may have written since, look again
-        return ahead or self._look_up(current)
+    def _finish(self, invoice: Invoice, record: ExternalRecord, before: tuple) -> None:
+        """Start the steps after the push of an invoice settled now (or note its outcome), and apply those done."""
+        order = step_order(self.connection, invoice, record) if record.state is RecordState.pushed else None
+        if order is None:
+            self.outcomes.append((record, before))
+        else:
+            self.steps.append(_Steps(record, before, order, *self._start_steps(order)))
+        stop = self._settle(keep=STEPS_AHEAD)
+        if stop is not None:
+            self._stop(stop)
 
-    def _look_up(self, invoice: Invoice) -> Future:
-        self.looked_at[invoice.id] = time.monotonic()
-        return self.lanes.lookups.submit(self.lanes.lookup_adapter.find_by_reference, "invoice", invoice.number)
+    def _create_queued(self) -> None:
+        """Create the queued invoices in one call (a batch; the single create for one alone), then go on
+        with each as with any other invoice (its steps, its outcome).
+
+        Each one's outcome is set on its record as a create of its own would have set it: the
+        ledger's document (a number QuickBooks has already: the document there, checked like any
+        found one), its refusal, or an outage. An outage of the call as a whole is one outage: every
+        invoice of it stays pending and is deferred (its outcome is unknown: the next attempt looks
+        it up), or the run stops (:meth:`_stop`), once every invoice of the call has its outcome.
+        """
+        queued, self.queued = self.queued, []
+        if not queued:
+            return
+        try:
+            stop, unsettled = self._create(queued)
+        except fencing.LeaseLost as lost:  # nothing was sent
+            self._stop(lost)
+        for q in queued:
+            if q.record.id not in unsettled:
+                self._finish(q.invoice, q.record, q.before)
+        if stop is not None:
+            self._stop(stop)
+
+    def _create(self, queued: list[_Queued]) -> tuple[LedgerError | None, set[int]]:
+        """Make the call of :meth:`_create_queued` and set each invoice's outcome.
+
+        :return: the error that stops the run (None: none), and the ids of the records it left
+            pending without an outcome of this run (as the invoice whose create stops a run).
+        :raise LeaseLost: before the call, when a newer run took the connection over.
+        """
+        fencing.before_write()
+        answers: dict[str, PushResult | LedgerError] = {}
+        try:
+            if len(queued) == 1:
+                answers[str(queued[0].record.id)] = self.adapter.push_invoice(queued[0].draft, looked_up=True)
+            else:
+                operations = [
+                    BatchOperation(id=str(q.record.id), kind="invoice", action="create", payload=q.draft)
+                    for q in queued
+                ]
+                for item in self.adapter.batch(operations, looked_up=True):
+                    answers[item.id] = item.result if item.result is not None else item.error  # type: ignore[assignment]
+        except LedgerError as exc:
+            answers = dict.fromkeys((str(q.record.id) for q in queued), exc)
+        stop: LedgerError | None = None
+        unsettled: set[int] = set()
+        for q in queued:
+            answer = answers.get(str(q.record.id))
+            if isinstance(answer, PushResult):
+                _set_document(self.connection, q.record, q.invoice, answer)
+                continue
+            if answer is None:
+                answer = Unavailable("The ledger gave no answer for this invoice", outcome_unknown=True)
+            try:
+                _apply_error(self.connection, q.record, answer)
+            except LedgerError as exc:
+                stop = stop or exc
+                unsettled.add(q.record.id)
+            if isinstance(answer, Unavailable):
+                answer.counted = True  # one outage, whatever the number of invoices it met
+        return stop, unsettled
+
+    def _looked_up(self, current: Invoice) -> Future:
+        """Return what the ledger has under the reference of ``current`` (a future; None: nothing).
+
+        An invoice whose record shows no attempt of unknown outcome has never reached the
+        ledger: nothing is asked. The others are taken from the chunk's look-up made ahead, or
+        looked up now when that one failed, did not cover the invoice, or started before a lapse
+        of the lease (another run may have written since).
+        """
+        if current.id not in self.unknown:
+            return _settled(None)
+        ahead, lease = self.lookup, fencing.current()
+        fresh = lease is None or lease.fresh_since(self.looked_at)
+        if ahead is not None and current.number in self.looked_up and fresh:
+            try:
+                return _settled(ahead.result().get(current.number))
+            except LedgerError:
+                pass  # asked again for this invoice alone: its own error is its own
+        return self.lanes.lookups.submit(self.lanes.lookup_adapter.find_by_reference, "invoice", current.number)
 
     def _start_steps(self, order: StepOrder) -> tuple[Future | None, Future | None]:
         """Give the steps of one invoice to the steps lane; return the futures of the PDF and finalize calls.
@@ -1033,8 +1138,9 @@ def _load_chunk(ids: list[int]) -> list[Invoice]:
     return list(db.session.scalars(stmt))
 
 
-def _chunk_records(connection: Connection, invoices: list[Invoice]) -> dict[int, ExternalRecord]:
-    """Return the records of these invoices, each not pushed yet marked pending (step 1, not committed).
+def _chunk_records(connection: Connection, invoices: list[Invoice]) -> tuple[dict[int, ExternalRecord], set[int]]:
+    """Return the records of these invoices, each not pushed yet marked pending (step 1, not committed),
+    and the ids of the invoices whose previous attempt's outcome is unknown (:func:`_mark`).
 
     Missing records are inserted marked already (one INSERT … RETURNING), the others marked in place.
     """
@@ -1071,11 +1177,13 @@ def _chunk_records(connection: Connection, invoices: list[Invoice]) -> dict[int,
         else:
             found.update((record.local_id, record) for record in created)
             new = {record.local_id for record in created}
+    unknown: set[int] = set()
     for invoice in invoices:
         record = found[invoice.id]
-        if invoice.id not in new and record.state is not RecordState.pushed:
-            _mark(record, reference=invoice.number, payload=_document_payload(invoice))
-    return found
+        marked = invoice.id not in new and record.state is not RecordState.pushed
+        if marked and _mark(record, reference=invoice.number, payload=_document_payload(invoice)):
+            unknown.add(invoice.id)
+    return found, unknown
 
 
 def _mark(record: ExternalRecord, *, reference: str | None, payload: Any) -> bool:
@@ -1106,12 +1214,17 @@ def _push_one(
     looked_up: Future,
     links: dict[int, str],
     create_customers: bool,
-) -> None:
+    batched: bool = False,
+) -> DocumentDraft | None:
     """Steps 2 to 4 of one invoice of a chunk, its outcome set on ``record`` (not committed).
 
-    ``looked_up`` is the look-up of the invoice's reference in the ledger (its future): an
-    invoice already there, from an attempt whose outcome is unknown or from elsewhere, is
-    adopted; otherwise the invoice is created without looking again.
+    ``batched``: the invoice is not created here; its draft (customer included) is returned for
+    the chunk's next batch call, the record left pending. Otherwise None is returned.
+
+    ``looked_up`` is what the ledger has under the invoice's reference (its future; None when
+    nothing was found, or nothing asked because no earlier attempt can have reached the
+    ledger): an invoice there from an attempt whose outcome is unknown is adopted; otherwise
+    the invoice is created without looking again.
 
     :raise LedgerError: one of :data:`CONNECTION_ERRORS` (the record stays pending with the error).
     """
@@ -1129,29 +1242,43 @@ def _push_one(
                 with db.session.no_autoflush:
                     customer_id = _ledger_customer_id(connection, invoice.customer, adapter)
                 links[invoice.customer_id] = customer_id
+            if batched:
+                return replace(draft, customer_id=customer_id)
             fencing.before_write()
             found = adapter.push_invoice(replace(draft, customer_id=customer_id), looked_up=True)
     except DocumentHeld as held:
         record.transition(RecordState.needs_action, error_class=held.error_class.value, error_text=held.text)
-        return
+        return None
     except CustomerNotPushed as exc:
         record.transition(
             RecordState.needs_action,
             error_class=errors_catalog.ErrorClass.CUSTOMER_NOT_LINKED.value,
             error_text=str(exc),
         )
-        return
+        return None
     except LedgerError as exc:
-        error_class, text = explain(connection, exc)
-        if isinstance(exc, CONNECTION_ERRORS):
-            record.transition(RecordState.pending, error_class=error_class, error_text=text)
-            if deferral.defer(record, exc):
-                return
-            raise
-        state = RecordState.skipped if isinstance(exc, NotSupported) else RecordState.failed
-        record.transition(state, error_class=error_class, error_text=text)
-        return
+        _apply_error(connection, record, exc)
+        return None
     _set_document(connection, record, invoice, found)
+    return None
+
+
+def _apply_error(connection: Connection, record: ExternalRecord, error: LedgerError) -> None:
+    """Set a ledger error met by the create of a chunk's invoice on its record (not committed).
+
+    An error about the connection leaves the record pending with the error, deferred after an
+    outage of its own (:mod:`portal.sync.deferral`); a refusal fails (or skips) it.
+
+    :raise LedgerError: ``error`` when it is one of :data:`CONNECTION_ERRORS` and the run stops.
+    """
+    error_class, text = explain(connection, error)
+    if isinstance(error, CONNECTION_ERRORS):
+        record.transition(RecordState.pending, error_class=error_class, error_text=text)
+        if deferral.defer(record, error):
+            return
+        raise error
+    state = RecordState.skipped if isinstance(error, NotSupported) else RecordState.failed
+    record.transition(state, error_class=error_class, error_text=text)
 
 
 def push_credit_note(connection: Connection, note: CreditNote, adapter: LedgerAdapter | None = None) -> ExternalRecord:

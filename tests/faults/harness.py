@@ -48,8 +48,8 @@ MATRIX: list[dict] = []
 
 #: The ledger's id field of an invoice in the sandbox's ledger view.
 LEDGER_ID = {"exact-online": "InvoiceID", "quickbooks": "Id", "bexio": "id"}
-#: The path of an invoice creation (not of a search).
-INVOICE_PATH = {"exact-online": "/SalesInvoices$", "quickbooks": "/invoice$", "bexio": "/kb_invoice$"}
+#: The path of an invoice creation (not of a search); QuickBooks creates the invoices of a run in batch calls.
+INVOICE_PATH = {"exact-online": "/SalesInvoices$", "quickbooks": "/(invoice|batch)$", "bexio": "/kb_invoice$"}
 
 
 def ledger_index(sandbox: str, provider: str) -> dict[str, list[str]]:

@@ -24,6 +24,7 @@ from tests.portal.connections.conftest import BEXIO_MAIN, QBO_US
 from tests.portal.sync.rq_workers import records, run_outcome, wait_for
 
 from .harness import INVOICE_PATH, KILL_RUNS, MATRIX, RECOVERY_SECONDS, Pool, PrivateRedis, control
+from .worker import BATCH_SIZE
 
 
 def _conclude(case) -> None:
@@ -172,6 +173,13 @@ REVOKE = {
 
 def test_refresh_token_revoked_mid_run(make_case, app):
     case = make_case("grant revoked")
+    # QuickBooks creates the invoices a few per batch call (tests/faults/worker.py): each call takes
+    # as long as that many creates one by one would (the first latency that matches a request applies).
+    control(
+        case.sandbox,
+        "faults",
+        {"provider": "quickbooks", "kind": "latency", "ms": 150 * BATCH_SIZE, "path_pattern": "/batch$"},
+    )
     # Slow enough that a push still has most of its batch to do well after a poll saw it a quarter in.
     case.slow_down(ms=150)
     # Each connection loses its grant while its own push is under way (a quarter of its batch in).

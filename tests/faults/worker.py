@@ -37,11 +37,17 @@ def _break_connections(_signum, _frame) -> None:
     _opened.clear()
 
 
+#: Invoices one QuickBooks batch call creates in these workers: a case's twelve invoices take
+#: several calls, so that a fault (a revoked grant, a lost answer, a kill) can land between them.
+BATCH_SIZE = 3
+
+
 class FaultWorker(LedgerlinkWorker):
     """:class:`jobs.worker.LedgerlinkWorker` whose database connections a test can break with SIGUSR1."""
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
+        self.flask_app.config["PUSH_BATCH_SIZE"] = BATCH_SIZE
         with self.flask_app.app_context():
             event.listen(db.engine, "connect", _remember)
         signal.signal(signal.SIGUSR1, _break_connections)

@@ -87,6 +87,52 @@ def test_finalize_issues_once_and_returns_the_number(sandbox, bexio):
     assert _calls(seen, "POST", f"/kb_invoice/{invoice_id}/issue") == 1
 
 
+def test_an_invoice_this_adapter_created_is_issued_without_reading_it_first_any_other_is_read(sandbox, bexio):
+    from portal.integrations.base import get_adapter_class
+
+    adapter, seen = bexio
+    invoice_id = _push(adapter)
+    assert _calls(seen, "GET", f"/kb_invoice/{invoice_id}") == 0
+    number = adapter.finalize_invoice(invoice_id, send=False)
+    # The creation answered the number and the draft state: create and issue, nothing else.
+    assert _calls(seen, "GET", f"/kb_invoice/{invoice_id}") == 0
+    assert _calls(seen, "POST", f"/kb_invoice/{invoice_id}/issue") == 1
+    assert number == _invoice(sandbox, invoice_id)["document_nr"]
+    # Once more (a retry), and from another adapter (a later run): both read bexio's state first.
+    assert adapter.finalize_invoice(invoice_id, send=False) == number
+    other = get_adapter_class(B)(http=adapter.http, client_id="c", client_secret="s", tokens=adapter.tokens)
+    assert other.finalize_invoice(invoice_id, send=False) == number
+    assert _calls(seen, "GET", f"/kb_invoice/{invoice_id}") == 2
+    assert _calls(seen, "POST", f"/kb_invoice/{invoice_id}/issue") == 1
+
+
+def test_an_adapter_joined_to_the_creating_one_issues_and_sends_without_reading_first(sandbox, bexio):
+    from portal.integrations.base import get_adapter_class
+
+    adapter, seen = bexio
+    invoice_id = _push(adapter)
+    joined = get_adapter_class(B)(http=adapter.http, client_id=adapter.client_id, client_secret="x")
+    joined.share_state(adapter)
+    number = joined.finalize_invoice(invoice_id, send=True)
+    (mail,) = _mails(sandbox, invoice_id)
+    assert mail["to"] == "info@meier-treuhand.example" and mail["subject"] == f"Invoice {number}"
+    assert _calls(seen, "GET", f"/kb_invoice/{invoice_id}") == 0
+
+
+def test_several_references_are_looked_up_with_one_search(sandbox, bexio):
+    adapter, seen = bexio
+    references = [f"ll-{secrets.token_hex(4)}" for _ in range(3)]
+    ids = [_push(adapter, reference=r) for r in references[:2]]
+    before = _calls(seen, "POST", "/kb_invoice/search")
+
+    found = adapter.find_by_references("invoice", [*references, "seed-0001"])
+
+    assert _calls(seen, "POST", "/kb_invoice/search") == before + 1
+    assert {r: f.external_id for r, f in found.items() if r != "seed-0001"} == dict(zip(references, ids, strict=False))
+    assert found["seed-0001"] == adapter.find_by_reference("invoice", "seed-0001")
+    assert not any(f.created for f in found.values())
+
+
 def test_finalize_sends_to_the_contact_with_the_default_message_and_never_twice(sandbox, bexio):
     adapter, seen = bexio
     invoice_id = _push(adapter)

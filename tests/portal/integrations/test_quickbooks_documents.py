@@ -97,6 +97,40 @@ def test_credit_note_is_a_credit_memo_found_again_by_its_number(sandbox, connect
     assert len([m for m in entities(sandbox, QBO_REALM, "CreditMemo") if m["DocNumber"] == "CN-2026-0001"]) == 1
 
 
+def test_several_doc_numbers_are_looked_up_with_one_query_whatever_their_case(sandbox, connected):
+    adapter, seen = connected()
+    first = adapter.push_invoice(draft("LL-IN-1"), looked_up=True)
+    second = adapter.push_invoice(draft("LL-IN-2"), looked_up=True)
+    note = adapter.push_credit_note(draft("LL-IN-3"))
+    seen.clear()
+
+    found = adapter.find_by_references("invoice", ["LL-IN-1", "ll-in-2", "LL-IN-3", "LL-IN-1", "O'Brien-1"])
+
+    assert calls(seen, "/query") == 1
+    assert {r: (f.external_id, f.created) for r, f in found.items()} == {
+        "LL-IN-1": (first.external_id, False),
+        "ll-in-2": (second.external_id, False),
+    }
+    assert adapter.find_by_references("credit_note", ["LL-IN-3"])["LL-IN-3"].external_id == note.external_id
+
+
+def test_a_create_refused_for_its_own_doc_number_returns_the_invoice_there(sandbox, connected):
+    control(sandbox, "quickbooks/set_preferences", {"realm_id": QBO_REALM, "custom_txn_numbers": True})
+    adapter, seen = connected()
+    made = adapter.push_invoice(draft("LL-DUP-1"), looked_up=True)
+    seen.clear()
+
+    # Created without a look-up, as a first push is: QuickBooks refuses the number (6140).
+    again = adapter.push_invoice(draft("LL-DUP-1", reference="another-request"), looked_up=True)
+
+    assert (again.external_id, again.created) == (made.external_id, False)
+    assert [(r.method, r.url.split("?")[0].rsplit("/", 1)[-1], r.status) for r in seen] == [
+        ("POST", "invoice", 400),
+        ("GET", "query", 200),
+    ]
+    assert len([i for i in entities(sandbox, QBO_REALM, "Invoice") if i.get("DocNumber") == "LL-DUP-1"]) == 1
+
+
 @pytest.mark.faults
 def test_a_lost_answer_is_replayed_by_requestid_not_created_twice(sandbox, connected):
     adapter, seen = connected()
@@ -323,6 +357,28 @@ def test_batch_mixes_successes_and_typed_faults_in_one_call(sandbox, connected):
 
 
 @pytest.mark.faults
+def test_a_batch_of_new_invoices_is_one_call_and_a_taken_number_is_answered_with_its_invoice(sandbox, connected):
+    control(sandbox, "quickbooks/set_preferences", {"realm_id": QBO_REALM, "custom_txn_numbers": True})
+    adapter, seen = connected()
+    taken = adapter.push_invoice(draft("LB-1"), looked_up=True)
+    seen.clear()
+    operations = [BatchOperation(f"i{n}", "invoice", "create", draft(f"LB-{n}")) for n in (1, 2, 3)]
+
+    results = adapter.batch(operations, looked_up=True)
+
+    # No look-up before the call; the number QuickBooks refused (6140) is looked up after it.
+    assert [(r.method, r.url.split("?")[0].rsplit("/", 1)[-1]) for r in seen] == [("POST", "batch"), ("GET", "query")]
+    first, second, third = (r.result for r in results)
+    assert (first.external_id, first.created) == (taken.external_id, False)
+    assert second.created and third.created and second.external_number == "LB-2"
+    numbers = [i.get("DocNumber") for i in entities(sandbox, QBO_REALM, "Invoice")]
+    assert [numbers.count(f"LB-{n}") for n in (1, 2, 3)] == [1, 1, 1]
+    seen.clear()
+    # Created final, their numbers known: finalizing them (not sent) needs no call.
+    assert adapter.finalize_invoice(third.external_id, send=False) == "LB-3"
+    assert seen == []
+
+
 def test_batch_of_many_uses_thirty_per_call_and_skips_what_a_lost_answer_created(sandbox, connected):
     adapter, seen = connected()
     operations = [

@@ -90,7 +90,7 @@ def test_a_crash_before_the_chunk_commit_leaves_pending_records_that_the_next_ru
     _push(app, connection_id, ids[:1], chunk_size=4)  # links the customer
 
     class DiesAfterTwo:
-        """The real adapter; the process "dies" right after the ledger created the third invoice."""
+        """The real adapter; the process "dies" right after the ledger created the second invoice."""
 
         def __init__(self, adapter):
             self.adapter, self.created = adapter, 0
@@ -104,6 +104,11 @@ def test_a_crash_before_the_chunk_commit_leaves_pending_records_that_the_next_ru
             if self.created == 2:
                 raise Crash
             return result
+
+        def batch(self, operations, **options):
+            """QuickBooks creates the chunk's invoices with one call: the process dies once it is answered."""
+            self.adapter.batch(operations, **options)
+            raise Crash
 
     with pytest.raises(Crash):
         _push(app, connection_id, ids[1:], chunk_size=4, adapter_wrapper=DiesAfterTwo)
@@ -173,3 +178,28 @@ def test_a_chunk_reads_mappings_once_and_each_table_once(app, sandbox, connect, 
         return [s.split("\n")[0][:60] for s in statements if s.lstrip().startswith(("SELECT", "INSERT"))]
 
     assert reads(big) == reads(small)
+
+
+@pytest.mark.faults
+def test_a_quickbooks_batch_whose_answer_is_lost_counts_once_and_its_invoices_are_adopted_not_created_twice(
+    app, sandbox, connect, make_invoice
+):
+    from tests.portal.sync.conftest import fault
+    from tests.portal.sync.test_pipeline import run_push
+
+    connection_id = connect("quickbooks")
+    make_invoice()
+    run_push(app, connection_id)  # the customer first
+    invoices = [make_invoice() for _ in range(5)]
+    # QuickBooks creates the five with one batch call, then the answer is lost.
+    fault(sandbox, provider="quickbooks", kind="timeout_after_commit", mode="504", path_pattern="/batch$", count=1)
+
+    status, counts, message = run_push(app, connection_id)
+
+    # One outage: the five wait with unknown outcomes, and the run's pass over them at its end
+    # looks them up (one query) and adopts what the ledger has.
+    assert status == "succeeded" and counts["pushed"] == 5, (counts, message)
+    records = _records(app, connection_id)
+    for invoice_id, number in invoices:
+        [document] = ledger_documents(sandbox, "quickbooks", number)
+        assert records[invoice_id] == ("pushed", 2, document["Id"]), number

@@ -222,12 +222,16 @@ def test_a_push_with_lanes_pushes_each_invoice_once_and_does_its_steps(app, sand
     invoices = [make_invoice() for _ in range(7)]
     ids = [invoice_id for invoice_id, _ in invoices]
 
-    threads: dict[str, set[str]] = {"find_by_reference": set(), "finalize_invoice": set()}
+    threads: dict[str, set[str]] = {"find_by_reference": set(), "find_by_references": set(), "finalize_invoice": set()}
 
     class Watched(Wrapper):
         def find_by_reference(self, *args):
             threads["find_by_reference"].add(threading.current_thread().name)
             return self.adapter.find_by_reference(*args)
+
+        def find_by_references(self, *args):
+            threads["find_by_references"].add(threading.current_thread().name)
+            return self.adapter.find_by_references(*args)
 
         def finalize_invoice(self, *args, **options):
             threads["finalize_invoice"].add(threading.current_thread().name)
@@ -246,8 +250,67 @@ def test_a_push_with_lanes_pushes_each_invoice_once_and_does_its_steps(app, sand
     assert sorted(seen) == sorted(ids) and len(seen) == len(set(seen))
     # QuickBooks invoices are final when created, and their numbers known then: nothing to call.
     finalized_in = set() if provider == "quickbooks" else {"ledgerlink-push-steps"}
-    assert threads == {"find_by_reference": {"ledgerlink-push-lookups"}, "finalize_invoice": finalized_in}
+    # Never pushed before: nothing to look up.
+    assert threads == {"find_by_reference": set(), "find_by_references": set(), "finalize_invoice": finalized_in}
     assert len({records[i].external_id for i in ids}) == len(ids)
+
+
+class Crash(BaseException):
+    """Stands for the process dying: no handler of the push sees it."""
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_after_a_crash_the_chunks_unknown_invoices_are_looked_up_together_in_the_lookups_lane(
+    app, sandbox, connect, make_invoice, provider
+):
+    connection_id = connect(provider)
+    _push(app, connection_id, [make_invoice()[0]], lanes=False)  # links the customer
+    invoices = [make_invoice() for _ in range(5)]
+    ids = [invoice_id for invoice_id, _ in invoices]
+
+    class DiesAfterThree(Wrapper):
+        """The process "dies" right after the ledger created the third invoice (QuickBooks: all five), before the
+        chunk's commit."""
+
+        created = 0
+
+        def push_invoice(self, draft, **options):
+            result = self.adapter.push_invoice(draft, **options)
+            DiesAfterThree.created += 1
+            if DiesAfterThree.created == 3:
+                raise Crash
+            return result
+
+        def batch(self, operations, **options):
+            """QuickBooks creates the five with one call: the process dies once it is answered."""
+            self.adapter.batch(operations, **options)
+            raise Crash
+
+    with pytest.raises(Crash):
+        _push(app, connection_id, ids, wrap_main=DiesAfterThree)
+    records = _records(app, connection_id)
+    assert [(records[i].state.value, records[i].attempts) for i in ids] == [("pending", 1)] * 5
+    lookups: list[tuple[str, tuple[str, ...]]] = []
+
+    class Watched(Wrapper):
+        def find_by_reference(self, kind, reference):
+            lookups.append((threading.current_thread().name, (reference,)))
+            return self.adapter.find_by_reference(kind, reference)
+
+        def find_by_references(self, kind, references):
+            lookups.append((threading.current_thread().name, tuple(references)))
+            return self.adapter.find_by_references(kind, references)
+
+    _push(app, connection_id, ids, wrap_helper=Watched)
+
+    # One look-up of the chunk's five numbers, in the look-ups lane, before any create.
+    assert lookups == [("ledgerlink-push-lookups", tuple(number for _, number in invoices))]
+    records = _records(app, connection_id)
+    for invoice_id, number in invoices:
+        [document] = ledger_documents(sandbox, provider, number)
+        record = records[invoice_id]
+        assert (record.state.value, record.attempts) == ("pushed", 2), number
+        assert record.external_id == str(document.get("InvoiceID") or document.get("Id") or document.get("id"))
 
 
 def test_exact_numbers_invoices_in_the_order_they_were_created(app, sandbox, connect, make_invoice):
@@ -304,6 +367,13 @@ def test_a_step_limited_by_the_ledger_stops_the_later_steps_until_the_next_run(
             if len(created) == len(invoices):
                 all_created.set()
             return result
+
+        def batch(self, operations, **options):  # QuickBooks: the four with one call
+            results = self.adapter.batch(operations, **options)
+            created.extend(op.payload.number for op in operations)
+            if len(created) == len(invoices):
+                all_created.set()
+            return results
 
     class LimitedOnSecondFinalize(Wrapper):
         def finalize_invoice(self, external_id, **options):

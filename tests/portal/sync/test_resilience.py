@@ -262,7 +262,7 @@ def test_an_outage_of_one_record_defers_it_and_the_run_goes_on_with_the_others(
     run_push(app, connection_id)  # the customer first: the outage below hits an invoice
     more = [ingest_invoice(app, api, org_unit)[1] for _ in range(4)]
     # One invoice's create meets a 503 each time (also when the run goes over it at its end); the others go through.
-    from portal.integrations.base import Unavailable
+    from portal.integrations.base import BatchItemResult, Unavailable
 
     cls = adapter_class("quickbooks")
     original = cls.push_invoice
@@ -273,7 +273,17 @@ def test_an_outage_of_one_record_defers_it_and_the_run_goes_on_with_the_others(
             raise Unavailable(provider="quickbooks", status=503, provider_text="Service Unavailable")
         return original(self, draft, **kwargs)
 
+    original_batch = cls.batch
+
+    def batch(self, operations, **kwargs):
+        """The four new invoices go in one batch call, whose answer for the unlucky one is an outage of its own."""
+        theirs = [op for op in operations if op.payload.number != unlucky]
+        answered = original_batch(self, theirs, **kwargs) if theirs else []
+        outage = Unavailable(provider="quickbooks", status=503, provider_text="Service Unavailable")
+        return answered + [BatchItemResult(op.id, error=outage) for op in operations if op not in theirs]
+
     monkeypatch.setattr(cls, "push_invoice", push_invoice)
+    monkeypatch.setattr(cls, "batch", batch)
 
     status, counts, message = run_push(app, connection_id)
 
