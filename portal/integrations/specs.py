@@ -138,6 +138,10 @@ class Capabilities:
     credit_notes: bool
     #: Maximum operations per batch call, or None when the provider has no batch endpoint.
     batch_size: int | None
+    #: Ledger calls a new invoice costs when the SaaS sends it (create and the steps after it; a batch
+    #: call counted per invoice in it), as tests/portal/sync/test_calls_per_document.py measures.
+    #: Backlog estimates use it until the operation log has measured a connection's own figure.
+    calls_per_invoice: float
     pkce: bool
     send_invoice: bool
     pdf_attachment: bool
@@ -259,6 +263,7 @@ EXACT_ONLINE_SPEC = ProviderSpec(
     capabilities=Capabilities(
         credit_notes=True,
         batch_size=None,
+        calls_per_invoice=4.0,
         pkce=False,
         send_invoice=True,
         pdf_attachment=True,
@@ -340,6 +345,7 @@ QUICKBOOKS_SPEC = ProviderSpec(
     capabilities=Capabilities(
         credit_notes=True,
         batch_size=30,
+        calls_per_invoice=1 / 30,
         pkce=False,
         send_invoice=True,
         pdf_attachment=True,
@@ -433,6 +439,7 @@ BEXIO_SPEC = ProviderSpec(
         # No public kb_credit_voucher API (bexio.md §3.6).
         credit_notes=False,
         batch_size=None,
+        calls_per_invoice=2.0,
         pkce=True,
         send_invoice=True,
         pdf_attachment=False,

@@ -9,7 +9,7 @@ people watching want three numbers: how many wait, how fast they go, and when th
 - **Rate**: measured — the documents the connection's pushes confirmed in the last
   :data:`WINDOW` per minute of pushing; with too few to measure, the **floor** stands in: the
   ledger's per-minute quota divided by the calls a document costs (measured from the operation
-  log over the same window, else the provider's usual count).
+  log over the same window, else the provider's ``calls_per_invoice``).
 - **When the last lands**: now plus waiting ÷ rate; where the ledger also has a daily budget
   (Exact Online: 5,000 calls a day per division) and the rest needs more calls than the day has
   left, the documents past it go after the budget resets, and the page says so.
@@ -43,9 +43,6 @@ from .push import due_credit_note_count, due_invoice_count
 WINDOW = timedelta(minutes=15)
 #: Fewer confirmed documents than this in the window: the floor stands in for the measured rate.
 MEASURED_FROM = 3
-#: Calls a document costs where nothing was measured yet (a look-up, the create, a step after it).
-USUAL_CALLS = {specs.EXACT_ONLINE: 5.0}
-DEFAULT_CALLS = 2.0
 _DOCUMENTS = (RecordKind.invoice, RecordKind.credit_note)
 
 
@@ -119,8 +116,8 @@ def of(connection: Connection, now: datetime | None = None) -> Backlog:
         or 0
     )
     spec = specs.get_spec(connection.provider)
-    per_call = calls / count if count and calls else USUAL_CALLS.get(connection.provider, DEFAULT_CALLS)
-    floor = spec.quotas.per_minute / max(per_call, 1.0)
+    per_call = calls / count if count and calls else spec.capabilities.calls_per_invoice
+    floor = spec.quotas.per_minute / max(per_call, 0.01)
     rate, measured = floor, False
     if count >= MEASURED_FROM and first is not None:
         first_at = first if first.tzinfo else first.replace(tzinfo=UTC)

@@ -74,7 +74,7 @@ def test_what_exceeds_the_daily_budget_lands_after_the_reset(app, sandbox, conne
     now = datetime(2026, 12, 7, 22, 0, tzinfo=UTC)
     midnight = datetime(2026, 12, 8, tzinfo=UTC)
     with app.app_context():
-        # 4,990 of Exact's 5,000 calls of the day are spent: 10 calls are 2 invoices at 5 calls each.
+        # 4,990 of Exact's 5,000 calls of the day are spent: 10 calls are 2 invoices at 4 calls each.
         queue.connection.hset(
             limiter.window_key("exact-online", "3010001", "day"),
             mapping={"used": 4990, "limit": 5000, "reset": int(midnight.timestamp() * 1000)},
@@ -83,8 +83,9 @@ def test_what_exceeds_the_daily_budget_lands_after_the_reset(app, sandbox, conne
 
     assert (late.waiting, late.fit_today, late.daily_reset) == (5, 2, midnight)
     assert (late.day_used, late.day_limit) == (4990, 5000)
-    # The 3 left go after midnight at the quota's pace (12 a minute at 5 calls each).
-    assert late.eta == midnight + timedelta(minutes=3 / 12)
+    # The 3 left go after midnight at the quota's pace (15 a minute at 4 calls each).
+    assert late.calls_per_document == 4.0
+    assert late.eta == midnight + timedelta(minutes=3 / 15)
     assert "Today's daily budget takes 2 more; the rest go after it resets at 00:00 UTC." in late.text
 
 
