@@ -113,13 +113,16 @@ def refresh_reference(connection: Connection) -> dict[str, int]:
         fetched[kind] = [row_from_item(connection.provider, kind, item) for item in items]
     now = datetime.now(UTC)
     cached = reference_data(connection)
+    changed = set(cached) != set(fetched)
     for kind, rows in fetched.items():
         entry = cached.get(kind) or ReferenceData(connection_id=connection.id, kind=kind)
+        changed = changed or entry.items != rows
         entry.items, entry.fetched_at = rows, now
         db.session.add(entry)
     for kind in set(cached) - set(fetched):
         db.session.delete(cached[kind])  # e.g. classes after class tracking was turned off
-    release_mapping_holds(connection)  # a code's rate as the ledger has it now decides the holds
+    if changed:
+        release_mapping_holds(connection)  # a code's rate as the ledger has it now decides the holds
     return {kind: len(rows) for kind, rows in fetched.items()}
 
 

@@ -95,6 +95,13 @@ def test_a_record_held_for_its_tax_rate_is_not_due_until_the_rate_is_mapped(app,
             assert result.enqueued == [] and result.already_queued == [] and result.not_due == 1
         assert db.session.scalar(db.select(db.func.count(SyncRun.id))) == runs
         assert queue.state.queues["sync"].get_job_ids() == []
+        # Reading the ledger's reference data again changes nothing there: the hold stays.
+        from portal.mappings import services as mappings
+        from portal.models import Connection
+
+        mappings.refresh_reference(db.session.get_one(Connection, connection_id))
+        db.session.commit()
+        assert db.session.get_one(ExternalRecord, record.id).state is RecordState.needs_action
 
     # A person maps the rate: the record is due again, and the tick's push takes it into the ledger.
     assert map_rates(flow, connection_id, **{field("9"): "1"}).status_code == 302
