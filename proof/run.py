@@ -106,7 +106,7 @@ def run_bench(title: str, script: str, args: list[str]) -> dict:
 def _quotable(line: str) -> bool:
     """Say whether a benchmark output line is a result (a summary, ratio or table row)."""
     lowered = line.lower()
-    words = ("summary", "ratio", "inv/s", "x fewer", "p95", "mb", "per second", "|", "held by reason")
+    words = ("summary", "ratio", "throughput", "inv/s", "x fewer", "p95", "mb", "per second", "|", "held by reason")
     return any(word in lowered for word in words)
 
 
