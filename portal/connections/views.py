@@ -212,12 +212,17 @@ def show_connection(connection_id: int):
         confirm_form=ConfirmForm(),
         events=events,
         name=services.provider_name(connection.provider),
+        backlog=_backlog(connection),
         **_gate_context(connection),
     )
 
 
 def _gate_context(connection: Connection, go_live_form: GoLiveForm | None = None) -> dict:
-    """Return what the status banner, the checklist and the sync box of the connection page show."""
+    """Return what the status banner, the checklist and the sync box of the connection page show.
+
+    The sync box's backlog (:func:`_backlog`) is not here: the checklist, which polls while a first
+    data run goes, does not show it.
+    """
     live = connection.is_live
     return {
         "checklist": onboarding.checklist(connection) if live else None,
@@ -228,8 +233,12 @@ def _gate_context(connection: Connection, go_live_form: GoLiveForm | None = None
         "pull_run": onboarding.latest_run(connection, SyncRunKind.payment_poll) if live else None,
         "payments_mode": payments.mode(connection),
         "pushes_automatically": schedule.pushes_automatically(connection),
-        "backlog": backlog.of(connection) if live and connection.went_live else None,
     }
+
+
+def _backlog(connection: Connection) -> backlog.Backlog | None:
+    """Return what the sync box says of the waiting documents (only a live connection past go-live has them)."""
+    return backlog.of(connection) if connection.is_live and connection.went_live else None
 
 
 @bp.get("/connections/<int:connection_id>/checklist")
@@ -295,6 +304,7 @@ def _sync_box(connection: Connection, status: int = 200, message: str | None = N
                 connection=connection,
                 message=message,
                 level=level,
+                backlog=_backlog(connection),
                 **_gate_context(connection),
             ),
             status,

@@ -7,18 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from tests.portal.sync.conftest import ledger_documents
-
-
-def _push(app, connection_id: int) -> None:
-    from jobs.sync import push_connection
-    from portal.extensions import db
-    from portal.models import SyncRun, SyncRunKind
-
-    with app.app_context():
-        run = SyncRun(kind=SyncRunKind.incremental, queue="sync", parameters={"connection_id": connection_id})
-        db.session.add(run)
-        db.session.commit()
-        push_connection(run.id)
+from tests.portal.sync.test_pipeline import run_push
 
 
 def _backlog(app, connection_id: int, now: datetime | None = None):
@@ -45,7 +34,7 @@ def test_before_any_push_the_quota_sets_the_pace_and_after_pushes_the_measured_o
     assert before.eta == now + timedelta(minutes=4 / (per_minute / 2))
     assert f"4 invoice(s) and credit note(s) wait, expected at about {per_minute / 2:.1f} a minute" in before.text
 
-    _push(app, connection_id)
+    assert run_push(app, connection_id)[0] == "succeeded"
     assert all(len(ledger_documents(sandbox, "bexio", number)) == 1 for number in numbers)
     for _ in range(3):
         make_invoice()

@@ -15,26 +15,12 @@ import pytest
 
 from tests.portal.sync.conftest import ledger_documents
 from tests.portal.sync.rq_workers import sandbox_get, sandbox_post
+from tests.portal.sync.test_pipeline import run_push
 
 #: Invoices pushed by the measured run.
 N = 10
 #: A ledger id in a path.
 _ID = re.compile(r"/\d+(?=/|$)")
-
-
-def _run_job(app, connection_id: int) -> tuple[str, dict, str | None]:
-    from jobs.sync import push_connection
-    from portal.extensions import db
-    from portal.models import SyncRun, SyncRunKind
-
-    with app.app_context():
-        run = SyncRun(kind=SyncRunKind.incremental, queue="sync", parameters={"connection_id": connection_id})
-        db.session.add(run)
-        db.session.commit()
-        push_connection(run.id)
-        db.session.expire_all()
-        run = db.session.get_one(SyncRun, run.id)
-        return run.status.value, dict(run.counts or {}), run.message
 
 
 def _served(sandbox: str, provider: str) -> int:
@@ -91,13 +77,13 @@ def test_one_run_pushes_each_new_invoice_with_the_fewest_calls(
     if ledger_sends:
         set_settings(app, connection_id, sending_method="ledger", auto_send=True)
     make_invoice()
-    status, counts, message = _run_job(app, connection_id)  # the customer goes in with the first invoice
+    status, counts, message = run_push(app, connection_id)  # the customer goes in with the first invoice
     assert (status, counts.get("pushed")) == ("succeeded", 1), message
     numbers = [make_invoice()[1] for _ in range(N)]
     sandbox_post(sandbox, "quotas", {})  # the counters start from zero
     logged_after = _last_log_id(app)
 
-    status, counts, message = _run_job(app, connection_id)
+    status, counts, message = run_push(app, connection_id)
 
     assert (status, counts.get("pushed")) == ("succeeded", N), message
     for number in numbers:
@@ -113,11 +99,11 @@ def test_the_app_can_make_quickbooks_batch_calls_smaller(app, sandbox, connect, 
     monkeypatch.setitem(app.config, "PUSH_BATCH_SIZE", 4)
     connection_id = connect("quickbooks")
     make_invoice()
-    _run_job(app, connection_id)  # the customer goes in with the first invoice
+    run_push(app, connection_id)  # the customer goes in with the first invoice
     numbers = [make_invoice()[1] for _ in range(N)]
     logged_after = _last_log_id(app)
 
-    status, counts, message = _run_job(app, connection_id)
+    status, counts, message = run_push(app, connection_id)
 
     assert (status, counts.get("pushed")) == ("succeeded", N), message
     for number in numbers:
@@ -168,7 +154,7 @@ def test_invoices_whose_outcome_is_unknown_are_looked_up_with_one_call_and_adopt
 ):
     connection_id = connect(provider)
     invoices = [make_invoice() for _ in range(3)]
-    status, counts, message = _run_job(app, connection_id)  # these three (and the customer) go in
+    status, counts, message = run_push(app, connection_id)  # these three (and the customer) go in
     assert counts.get("pushed") == 3, message
     invoices += [make_invoice() for _ in range(N - 3)]
     # A run took all ten, created the first three and died before its commit.
@@ -176,7 +162,7 @@ def test_invoices_whose_outcome_is_unknown_are_looked_up_with_one_call_and_adopt
     sandbox_post(sandbox, "quotas", {})
     logged_after = _last_log_id(app)
 
-    status, counts, message = _run_job(app, connection_id)
+    status, counts, message = run_push(app, connection_id)
 
     assert (status, counts.get("pushed")) == ("succeeded", N), (counts, message)
     for _, number in invoices:
